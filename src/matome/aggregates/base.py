@@ -1,0 +1,59 @@
+"""Immutable aggregates rebuilt by pure projector functions (eventsourcing's protocol style).
+
+An aggregate module declares ``APPLIERS``: for each event class, a pure function
+``(state | None, event) -> state``.  Appliers never read a clock, draw an id, validate or do
+I/O — all of that happened in the command that decided the event — so replaying old events
+always rebuilds the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+from uuid import UUID, uuid5
+
+from matome.events.base import DomainEvent
+
+__all__ = ["NAMESPACE", "AggregateState", "Projector", "make_projector", "stream_id"]
+
+#: Namespace of matome's deterministic stream ids (uuid5 of a kind and a natural key).
+NAMESPACE = UUID("5f6c1a8e-3c0b-4f55-9a57-6d6174f6d65e")
+
+
+def stream_id(kind: str, key: str) -> UUID:
+    """The stream id of an aggregate with a natural key: the same key always names one stream."""
+    return uuid5(NAMESPACE, f"{kind}:{key}")
+
+
+class AggregateState(Protocol):
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def last_at(self) -> datetime: ...
+
+
+S = TypeVar("S")
+Applier = Callable[[Any, Any], Any]
+Projector = Callable[[S | None, Iterable[Any]], S | None]
+
+
+def make_projector(appliers: dict[type[DomainEvent], Applier]) -> Projector[Any]:
+    """A projector function for ``Repository.get(projector_func=...)``."""
+
+    def project(state: Any, events: Iterable[Any]) -> Any:
+        for event in events:
+            try:
+                apply = appliers[type(event)]
+            except KeyError:
+                raise TypeError(
+                    f"{type(event).__name__} does not belong to this aggregate"
+                ) from None
+            state = apply(state, event)
+        return state
+
+    return project

@@ -1,0 +1,252 @@
+"""matome's exceptions: one class per error code of the interchange contract.
+
+Every refusal the engine makes is a :class:`MatomeError` subclass whose ``code`` is the
+contract's error code (INTERCHANGE.md, "Results").  A refused command writes nothing, with the
+single exception documented on :class:`WrongPassword`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ERROR_PRECEDENCE",
+    "ConsentRequired",
+    "DuplicateError",
+    "GoodsNotOffered",
+    "IdempotencyConflict",
+    "InvalidInput",
+    "LimitExceeded",
+    "LimitSumExceeded",
+    "LineAuthFailed",
+    "LineRegulated",
+    "LockedOut",
+    "MatomeError",
+    "MonthClosed",
+    "NotAllowedOnline",
+    "NotCancellable",
+    "RefundExceedsCharge",
+    "RegistrationClosed",
+    "RegistrationLimitExceeded",
+    "TooManyPassports",
+    "UnknownLine",
+    "UnknownPassport",
+    "UnknownProvider",
+    "UnknownReceipt",
+    "UnknownService",
+    "WrongPassword",
+]
+
+
+class MatomeError(Exception):
+    """Base of every refusal.  ``code`` is the contract's error code; ``message`` says why."""
+
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_json(self) -> dict[str, str]:
+        """The contract's ``error`` object: ``{"code": ..., "message": ...}``."""
+        return {"code": self.code, "message": self.message}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class InvalidInput(MatomeError):
+    """Malformed input: a bad format, a missing or unknown field, a naive time, ..."""
+
+    code = "invalid_input"
+
+
+class IdempotencyConflict(MatomeError):
+    """The idempotency key was already bound by an accepted command with another body."""
+
+    code = "idempotency_conflict"
+
+
+class MonthClosed(MatomeError):
+    """The command's business time falls in a month whose bills were issued (DOMAIN.md §7)."""
+
+    code = "month_closed"
+
+
+class UnknownLine(MatomeError):
+    """No such access line (or its collect-on-behalf service has ended for good)."""
+
+    code = "unknown_line"
+
+
+class UnknownPassport(MatomeError):
+    """No such Passport ID, or it was deleted."""
+
+    code = "unknown_passport"
+
+
+class UnknownProvider(MatomeError):
+    """No such provider."""
+
+    code = "unknown_provider"
+
+
+class UnknownService(MatomeError):
+    """The provider does not list that service."""
+
+    code = "unknown_service"
+
+
+class UnknownReceipt(MatomeError):
+    """No purchase has that receipt number."""
+
+    code = "unknown_receipt"
+
+
+class DuplicateError(MatomeError):
+    """The thing exists already (a line, an ID, a provider, a service, an active subscription)."""
+
+    code = "duplicate"
+
+
+class LineRegulated(MatomeError):
+    """The line is regulated [利用規制]: no purchase, no new Passport ID (DOMAIN.md §5)."""
+
+    code = "line_regulated"
+
+
+class LockedOut(MatomeError):
+    """The Passport ID's password is disabled after too many wrong entries (DOMAIN.md §10)."""
+
+    code = "locked_out"
+
+
+class WrongPassword(MatomeError):
+    """The password did not match.
+
+    The one refusal that leaves something behind: the failed attempt is recorded so that
+    consecutive failures can lock the ID (DOMAIN.md §10, INTERCHANGE.md "Results").
+    """
+
+    code = "wrong_password"
+
+
+class LineAuthFailed(MatomeError):
+    """Line authentication [回線認証] is on and the purchase did not come from the owning line."""
+
+    code = "line_auth_failed"
+
+
+class NotAllowedOnline(MatomeError):
+    """Lifting a regulation needs a written application [書面] (DOMAIN.md §5)."""
+
+    code = "not_allowed_online"
+
+
+class ConsentRequired(MatomeError):
+    """Line-information notification settings need the customer's explicit consent (§9)."""
+
+    code = "consent_required"
+
+
+class RegistrationClosed(MatomeError):
+    """Self-service registration and detail changes ended on 2024-12-01 (DOMAIN.md §2)."""
+
+    code = "registration_closed"
+
+
+class TooManyPassports(MatomeError):
+    """A line holds at most five Passport IDs (DOMAIN.md §1)."""
+
+    code = "too_many_passports"
+
+
+class RegistrationLimitExceeded(MatomeError):
+    """The limit given at registration is above the registration maximum (5,000 yen)."""
+
+    code = "registration_limit_exceeded"
+
+
+class LimitSumExceeded(MatomeError):
+    """The per-ID limits would add up to more than the line's cap (DOMAIN.md §3)."""
+
+    code = "limit_sum_exceeded"
+
+
+class LimitExceeded(MatomeError):
+    """The purchase would take the ID's spend this month above its limit (DOMAIN.md §3)."""
+
+    code = "limit_exceeded"
+
+
+class NotCancellable(MatomeError):
+    """Only an active monthly-flat subscription can be cancelled (DOMAIN.md §4)."""
+
+    code = "not_cancellable"
+
+
+class RefundExceedsCharge(MatomeError):
+    """Refunds of one purchase may never add up to more than its price (DOMAIN.md §4)."""
+
+    code = "refund_exceeds_charge"
+
+
+class GoodsNotOffered(MatomeError):
+    """Physical goods are sold only on NTT East lines, from 2012-06-05 (DOMAIN.md §1).
+
+    An addition to the contract's list of codes (the contract allows additions).
+    """
+
+    code = "goods_not_offered"
+
+
+#: The contract's order of precedence: when several refusals apply, the first is reported.
+#: Codes on one line of the contract share a rank.
+ERROR_PRECEDENCE: tuple[tuple[str, ...], ...] = (
+    ("invalid_input",),
+    ("idempotency_conflict",),
+    ("month_closed",),
+    ("unknown_line", "unknown_passport", "unknown_provider", "unknown_service", "unknown_receipt"),
+    ("duplicate",),
+    ("line_regulated",),
+    ("locked_out",),
+    ("wrong_password",),
+    ("line_auth_failed",),
+    ("goods_not_offered",),
+    ("not_allowed_online", "consent_required"),
+    ("registration_closed",),
+    ("too_many_passports",),
+    ("registration_limit_exceeded",),
+    ("limit_sum_exceeded",),
+    ("limit_exceeded",),
+    ("not_cancellable", "refund_exceeds_charge"),
+)
+
+ERROR_CLASSES: dict[str, type[MatomeError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidInput,
+        IdempotencyConflict,
+        MonthClosed,
+        UnknownLine,
+        UnknownPassport,
+        UnknownProvider,
+        UnknownService,
+        UnknownReceipt,
+        DuplicateError,
+        LineRegulated,
+        LockedOut,
+        WrongPassword,
+        LineAuthFailed,
+        NotAllowedOnline,
+        ConsentRequired,
+        RegistrationClosed,
+        TooManyPassports,
+        RegistrationLimitExceeded,
+        LimitSumExceeded,
+        LimitExceeded,
+        NotCancellable,
+        RefundExceedsCharge,
+        GoodsNotOffered,
+    )
+}

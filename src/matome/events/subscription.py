@@ -1,0 +1,53 @@
+"""Events of the subscription / purchase aggregate (one stream per receipt number)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import attrs
+
+from matome.events.base import DomainEvent, topic
+from matome.values import CustomerId, PassportId, Pricing, ProviderCode, ServiceCode, Yen
+
+__all__ = ["CancelReason", "Cancelled", "Purchased", "Refunded"]
+
+
+class CancelReason(StrEnum):
+    """What cancelled a monthly subscription."""
+
+    CUSTOMER = "customer"
+    REGULATION = "regulation"  # §5: regulation cancels every subscription of the line
+    PASSPORT_DELETED = "passport_deleted"  # §2
+    LINE_CHANGE = "line_change"  # §6
+
+
+@topic("matome.subscription.Purchased")
+@attrs.frozen(kw_only=True)
+class Purchased(DomainEvent):
+    """One purchase of one service by one Passport ID, with the price in force at that time."""
+
+    receipt: str
+    passport_id: PassportId
+    customer_id: CustomerId
+    provider: ProviderCode
+    service: ServiceCode
+    service_name: str
+    pricing: Pricing
+    price: Yen
+
+
+@topic("matome.subscription.Cancelled")
+@attrs.frozen(kw_only=True)
+class Cancelled(DomainEvent):
+    """A monthly-flat subscription ended at ``at`` (charging rules of §4 decide the months)."""
+
+    reason: CancelReason
+
+
+@topic("matome.subscription.Refunded")
+@attrs.frozen(kw_only=True)
+class Refunded(DomainEvent):
+    """A provider's refund, charged negatively in the month of ``at`` (§4, never a rewrite)."""
+
+    amount: Yen
+    reason: str

@@ -1,0 +1,513 @@
+"""Value types: validated at the edge, immutable, comparable.
+
+Every format rule of DOMAIN.md §1 lives here.  A value that exists is valid: constructing one
+from bad input raises :class:`~matome.errors.InvalidInput` with a message that names the rule.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+
+from matome.errors import InvalidInput
+
+__all__ = [
+    "TOKYO",
+    "AccessKey",
+    "Applicant",
+    "BillingAccount",
+    "BillingChangeReason",
+    "ChangeKind",
+    "Consolidated",
+    "CustomerId",
+    "CustomerNumber",
+    "Email",
+    "Goods",
+    "LiftChannel",
+    "LineKind",
+    "Operator",
+    "PassportId",
+    "Password",
+    "PhoneBill",
+    "Pricing",
+    "ProviderCode",
+    "ServiceCode",
+    "YearMonth",
+    "Yen",
+    "require_aware",
+    "tokyo_date",
+]
+
+#: Asia/Tokyo.  Japan has kept UTC+9 without daylight saving since 1951, so a fixed offset is
+#: exact for every date a bill can have, and needs no tz database on the host.
+TOKYO = timezone(timedelta(hours=9), "JST")
+
+
+def require_aware(at: datetime, what: str = "at") -> datetime:
+    """Return ``at`` if it carries a UTC offset; a naive time is ``invalid_input``."""
+    if not isinstance(at, datetime):
+        raise InvalidInput(f"{what} must be a datetime, got {type(at).__name__}")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidInput(f"{what} must carry a UTC offset (e.g. +09:00); got naive {at}")
+    return at
+
+
+def tokyo_date(at: datetime) -> date:
+    """The calendar date of ``at`` in Asia/Tokyo (billing days and months are Tokyo's)."""
+    return require_aware(at).astimezone(TOKYO).date()
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string, got {type(value).__name__}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Identifiers (DOMAIN.md §1, "Identifier formats")
+
+_CUSTOMER_CAF = re.compile(r"CAF[0-9]{10}")
+_CUSTOMER_COP = re.compile(r"COP[0-9]{8}")
+_ACCESS_KEY = re.compile(r"[A-Za-z0-9]{8}")
+_PASSPORT_ID = re.compile(r"[A-Za-z0-9._@-]{4,60}")
+_PASSWORD = re.compile(r"[A-Za-z0-9]{4,10}")
+_BILLING_NUMBER = re.compile(r"00[0-9]{8}")
+_PHONE = re.compile(r"0[0-9]{1,4}-?[0-9]{1,4}-?[0-9]{3,4}")
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def _check_customer_id(_: object, __: attrs.Attribute[str], value: str) -> None:
+    _text(value, "customer ID")
+    if not (_CUSTOMER_CAF.fullmatch(value) or _CUSTOMER_COP.fullmatch(value)):
+        raise InvalidInput(
+            f"customer ID {value!r} is not 'CAF' + 10 digits or 'COP' + 8 digits "
+            "(upper-case ASCII, no spaces or full-width characters)"
+        )
+
+
+@attrs.frozen(order=True)
+class CustomerId:
+    """Customer ID [お客さまID] naming an access line: ``CAF`` + 10 digits, or ``COP`` + 8.
+
+    ``COP`` IDs exist at NTT East only; that is checked where the operator is known
+    (:meth:`Operator.accepts`).
+    """
+
+    value: str = attrs.field(validator=_check_customer_id)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _check_passport_id(_: object, __: attrs.Attribute[str], value: str) -> None:
+    _text(value, "Passport ID")
+    if not _PASSPORT_ID.fullmatch(value):
+        raise InvalidInput(
+            f"Passport ID {value!r} must be 4–60 ASCII letters, digits or '-', '_', '.', '@'"
+        )
+
+
+@attrs.frozen(order=True)
+class PassportId:
+    """FLET'S Passport ID [フレッツ・パスポートID]; case-sensitive, unique system-wide."""
+
+    value: str = attrs.field(validator=_check_passport_id)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _check_code(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    _text(value, attribute.name)
+    if not _CODE.fullmatch(value):
+        raise InvalidInput(
+            f"code {value!r} must be 1–32 ASCII letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+@attrs.frozen(order=True)
+class ProviderCode:
+    """A provider's code [サービス提供事業者]."""
+
+    value: str = attrs.field(validator=_check_code)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(order=True)
+class ServiceCode:
+    """A service's or item's code within its provider."""
+
+    value: str = attrs.field(validator=_check_code)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class _Secret:
+    """A secret given in clear text: never printed, compared only by the credential module."""
+
+    __slots__ = ("_value",)
+    pattern: ClassVar[re.Pattern[str]]
+    rule: ClassVar[str]
+
+    def __init__(self, value: str) -> None:
+        _text(value, type(self).__name__)
+        if not self.pattern.fullmatch(value):
+            # The message states the rule, never the value: secrets are not echoed.
+            raise InvalidInput(f"{self.rule}")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The clear text, for hashing and verification only."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._value == self._value  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._value))
+
+
+class Password(_Secret):
+    """A Passport ID password: 4–10 ASCII alphanumerics, case-sensitive (DOMAIN.md §1)."""
+
+    __slots__ = ()
+    pattern = _PASSWORD
+    rule = "password must be 4–10 ASCII letters or digits"
+
+
+class AccessKey(_Secret):
+    """A line's access key [アクセスキー]: 8 ASCII alphanumerics (DOMAIN.md §1)."""
+
+    __slots__ = ()
+    pattern = _ACCESS_KEY
+    rule = "access key must be 8 ASCII letters or digits"
+
+
+def _check_email(_: object, __: attrs.Attribute[str], value: str) -> None:
+    _text(value, "email")
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        raise InvalidInput(f"email {value!r} is not an address like name@example.jp")
+
+
+@attrs.frozen
+class Email:
+    """An e-mail address (personal data: kept out of hashed event content)."""
+
+    value: str = attrs.field(validator=_check_email)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _check_phone(_: object, __: attrs.Attribute[str], value: str) -> None:
+    _text(value, "phone number")
+    digits = value.replace("-", "")
+    if not _PHONE.fullmatch(value) or not 10 <= len(digits) <= 11:
+        raise InvalidInput(
+            f"phone number {value!r} must be a Japanese number of 10–11 digits, "
+            "hyphens allowed (e.g. 06-1234-5678)"
+        )
+
+
+def _check_name(_: object, __: attrs.Attribute[str], value: str) -> None:
+    _text(value, "name")
+    if not value.strip() or len(value) > 100:
+        raise InvalidInput("name must be 1–100 characters and not blank")
+
+
+def _check_bool(_: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{attribute.name} must be true or false")
+
+
+@attrs.frozen
+class Applicant:
+    """Who applied for a Passport ID (personal data)."""
+
+    name: str = attrs.field(validator=_check_name)
+    phone: str = attrs.field(validator=_check_phone)
+    contract_holder: bool = attrs.field(validator=_check_bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Money and months
+
+
+def _check_yen(_: object, __: attrs.Attribute[int], value: int) -> None:
+    # bool is an int subclass: True yen is a bug, not a price.
+    if type(value) is not int:
+        raise InvalidInput(f"money must be whole yen (an integer), got {value!r}")
+
+
+@attrs.frozen(order=True)
+class Yen:
+    """Whole yen, tax included [税込].  Never a float; may be negative (a refund's charge)."""
+
+    amount: int = attrs.field(validator=_check_yen)
+
+    ZERO: ClassVar[Yen]
+
+    def __add__(self, other: Yen) -> Yen:
+        return Yen(self.amount + other.amount)
+
+    def __sub__(self, other: Yen) -> Yen:
+        return Yen(self.amount - other.amount)
+
+    def __neg__(self) -> Yen:
+        return Yen(-self.amount)
+
+    def __mul__(self, n: int) -> Yen:
+        return Yen(self.amount * n)
+
+    def __str__(self) -> str:
+        return f"¥{self.amount:,}"
+
+    @classmethod
+    def non_negative(cls, value: object, what: str) -> Yen:
+        """``value`` as yen, refusing negatives and non-integers with a message naming ``what``."""
+        if type(value) is not int:
+            raise InvalidInput(f"{what} must be whole yen (an integer), got {value!r}")
+        if value < 0:
+            raise InvalidInput(f"{what} must not be negative, got {value}")
+        return cls(value)
+
+
+Yen.ZERO = Yen(0)
+
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+
+
+@attrs.frozen(order=True)
+class YearMonth:
+    """A billing month: a calendar month in Asia/Tokyo (DOMAIN.md §4)."""
+
+    year: int
+    month: int = attrs.field()
+
+    @month.validator
+    def _check(self, _: attrs.Attribute[int], value: int) -> None:
+        if not 1 <= value <= 12 or not 1 <= self.year <= 9999:
+            raise InvalidInput(f"month {self.year:04d}-{value:02d} does not exist")
+
+    @classmethod
+    def parse(cls, text: object) -> YearMonth:
+        """Parse ``YYYY-MM``."""
+        m = _MONTH.fullmatch(_text(text, "month"))
+        if m is None:
+            raise InvalidInput(f"month {text!r} must be YYYY-MM")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    @classmethod
+    def of(cls, at: datetime) -> YearMonth:
+        """The Tokyo billing month that instant ``at`` falls in."""
+        d = tokyo_date(at)
+        return cls(d.year, d.month)
+
+    def next(self) -> YearMonth:
+        return YearMonth(self.year + self.month // 12, self.month % 12 + 1)
+
+    def previous(self) -> YearMonth:
+        return YearMonth(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
+    def start(self) -> datetime:
+        """The first instant of the month in Tokyo."""
+        return datetime(self.year, self.month, 1, tzinfo=TOKYO)
+
+    def end(self) -> datetime:
+        """The first instant after the month (exclusive end)."""
+        return self.next().start()
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Enumerations of the contract
+
+
+class Operator(StrEnum):
+    """NTT West or NTT East."""
+
+    WEST = "west"
+    EAST = "east"
+
+    def accepts(self, customer_id: CustomerId) -> bool:
+        """West uses ``CAF`` IDs only; East uses ``CAF`` and ``COP`` (DOMAIN.md §1)."""
+        return self is Operator.EAST or customer_id.value.startswith("CAF")
+
+    def other(self) -> Operator:
+        return Operator.EAST if self is Operator.WEST else Operator.WEST
+
+
+class LineKind(StrEnum):
+    """The access-line kinds that may hold Passport IDs (DOMAIN.md §1, "Line kinds")."""
+
+    HIKARI_NEXT = "hikari_next"
+    HIKARI_LIGHT = "hikari_light"
+    HIKARI_LIGHT_PLUS = "hikari_light_plus"
+    B_FLETS = "b_flets"
+    FLETS_ADSL = "flets_adsl"
+
+    def offered_by(self, operator: Operator) -> bool:
+        """NTT West sells Hikari Next and Hikari Light only; East sells all five."""
+        return operator is Operator.EAST or self in (LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT)
+
+
+class Pricing(StrEnum):
+    """Pricing type [料金タイプ]: monthly flat [月額定額] or per purchase [都度課金]."""
+
+    MONTHLY = "monthly"
+    PER_PURCHASE = "per_purchase"
+
+
+class Goods(StrEnum):
+    """What a provider sells: information services, or (East, 2012-06-05 on) physical goods."""
+
+    INFORMATION = "information"
+    PHYSICAL = "physical"
+
+
+class ChangeKind(StrEnum):
+    """Line changes [異動] of the continuity table (DOMAIN.md §6)."""
+
+    RELOCATION = "relocation"  # 設置場所変更
+    ITEM_CHANGE = "item_change"  # 品目変更
+    MENU_CHANGE = "menu_change"  # メニュー変更 (Hikari Next ⇄ Hikari Light)
+    CANCELLATION = "cancellation"  # 解約
+    TRANSFER = "transfer"  # 譲渡・継承
+    RENAME = "rename"  # 改称
+    AREA_MOVE = "area_move"  # West ⇄ East
+    COLLABO_CONVERSION = "collabo_conversion"  # 転用
+
+
+class BillingChangeReason(StrEnum):
+    """Changes of the billing number that keep the service (DOMAIN.md §6)."""
+
+    RENUMBERING = "renumbering"
+    BILLING_PHONE_CHANGE = "billing_phone_change"
+    CUSTOMER_NUMBER = "customer_number"
+    WIDE_AREA_CONSOLIDATED = "wide_area_consolidated"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class LiftChannel(StrEnum):
+    """How a lift of regulation was applied for: only ``written`` is accepted (DOMAIN.md §5)."""
+
+    WRITTEN = "written"
+    ONLINE = "online"
+
+
+def parse_enum(enum: type[E], value: object, what: str) -> E:
+    """``value`` as a member of ``enum``, or ``invalid_input`` listing the allowed values."""
+    try:
+        return enum(_text(value, what))
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise InvalidInput(f"{what} {value!r} is not one of: {allowed}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Billing accounts [請求先]
+
+
+def _check_cycle_day(_: object, __: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or not 1 <= value <= 28:
+        raise InvalidInput(f"cycle_start_day must be a day 1–28, got {value!r}")
+
+
+@attrs.frozen
+class PhoneBill:
+    """Paid with the phone bill of ``number``; the phone period starts on ``cycle_start_day``."""
+
+    number: str = attrs.field(validator=_check_phone)
+    cycle_start_day: int = attrs.field(validator=_check_cycle_day)
+    method: ClassVar[str] = "phone_bill"
+
+
+def _check_billing_number(_: object, __: attrs.Attribute[str], value: str) -> None:
+    _text(value, "billing number")
+    if not _BILLING_NUMBER.fullmatch(value):
+        raise InvalidInput(f"billing number {value!r} must be '00' followed by 8 digits")
+
+
+@attrs.frozen
+class CustomerNumber:
+    """Paid by a "00" 10-digit customer number [請求先お客さま番号]."""
+
+    number: str = attrs.field(validator=_check_billing_number)
+    method: ClassVar[str] = "customer_number"
+
+
+@attrs.frozen
+class Consolidated:
+    """Consolidated billing [おまとめ請求]: billed with the representative line's account."""
+
+    representative: CustomerId
+    method: ClassVar[str] = "consolidated"
+
+
+BillingAccount = PhoneBill | CustomerNumber | Consolidated
+
+BILLING_METHODS: dict[str, type[PhoneBill] | type[CustomerNumber] | type[Consolidated]] = {
+    "phone_bill": PhoneBill,
+    "customer_number": CustomerNumber,
+    "consolidated": Consolidated,
+}
+
+
+def billing_to_json(billing: BillingAccount) -> dict[str, Any]:
+    """The contract's JSON form of a billing account."""
+    if isinstance(billing, PhoneBill):
+        return {
+            "method": "phone_bill",
+            "number": billing.number,
+            "cycle_start_day": billing.cycle_start_day,
+        }
+    if isinstance(billing, CustomerNumber):
+        return {"method": "customer_number", "number": billing.number}
+    return {"method": "consolidated", "representative": billing.representative.value}
+
+
+def billing_from_json(data: object) -> BillingAccount:
+    """Parse the contract's billing object; any deviation is ``invalid_input``."""
+    if not isinstance(data, dict):
+        raise InvalidInput("billing must be an object with a 'method'")
+    method = data.get("method")
+    fields = {k: v for k, v in data.items() if k != "method"}
+    if method == "phone_bill":
+        _exact_keys(fields, {"number", "cycle_start_day"}, "phone_bill billing")
+        return PhoneBill(number=fields["number"], cycle_start_day=fields["cycle_start_day"])
+    if method == "customer_number":
+        _exact_keys(fields, {"number"}, "customer_number billing")
+        return CustomerNumber(number=fields["number"])
+    if method == "consolidated":
+        _exact_keys(fields, {"representative"}, "consolidated billing")
+        return Consolidated(representative=CustomerId(fields["representative"]))
+    raise InvalidInput(
+        f"billing method {method!r} is not one of: phone_bill, customer_number, consolidated"
+    )
+
+
+def _exact_keys(fields: dict[str, Any], expected: set[str], what: str) -> None:
+    extra = sorted(set(fields) - expected)
+    missing = sorted(expected - set(fields))
+    if extra:
+        raise InvalidInput(f"{what} has unknown field(s): {', '.join(extra)}")
+    if missing:
+        raise InvalidInput(f"{what} is missing field(s): {', '.join(missing)}")
