@@ -72,10 +72,6 @@ def _value(cls: Callable[[Any], V]) -> Callable[[Any], V]:
     return convert
 
 
-def _optional(conv: Callable[[Any], V]) -> Callable[[Any], V | None]:
-    return lambda v: None if v is None else conv(v)
-
-
 def _yen(what: str) -> Callable[[Any], Yen]:
     return lambda v: Yen.non_negative(v.amount if isinstance(v, Yen) else v, what)
 
@@ -147,6 +143,133 @@ def _receipt(v: Any) -> str:
     return v
 
 
+# Named converters: the attrs mypy plugin only understands named functions.
+
+
+def _to_access_key(v: Any) -> AccessKey:
+    return _value(AccessKey)(v)
+
+
+def _to_amount_yen(v: Any) -> Yen:
+    return _yen("amount")(v)
+
+
+def _to_change_changekind(v: Any) -> ChangeKind:
+    return _enum(ChangeKind, "change")(v)
+
+
+def _to_channel_label(v: Any) -> str:
+    return _label("channel", 40)(v)
+
+
+def _to_channel_liftchannel(v: Any) -> LiftChannel:
+    return _enum(LiftChannel, "channel")(v)
+
+
+def _to_consent_flag(v: Any) -> bool:
+    return _flag("consent")(v)
+
+
+def _to_contact_label(v: Any) -> str:
+    return _label("contact")(v)
+
+
+def _to_customer_id(v: Any) -> CustomerId:
+    return _value(CustomerId)(v)
+
+
+def _to_email(v: Any) -> Email:
+    return _value(Email)(v)
+
+
+def _to_goods_goods(v: Any) -> Goods:
+    return _enum(Goods, "goods")(v)
+
+
+def _to_kind_linekind(v: Any) -> LineKind:
+    return _enum(LineKind, "kind")(v)
+
+
+def _to_limit_yen(v: Any) -> Yen:
+    return _yen("limit")(v)
+
+
+def _to_line_auth_flag(v: Any) -> bool:
+    return _flag("line_auth")(v)
+
+
+def _to_line_limit_yen(v: Any) -> Yen:
+    return _yen("line_limit")(v)
+
+
+def _to_name_label(v: Any) -> str:
+    return _label("name")(v)
+
+
+def _to_notify_flag(v: Any) -> bool:
+    return _flag("notify")(v)
+
+
+def _to_operator_operator(v: Any) -> Operator:
+    return _enum(Operator, "operator")(v)
+
+
+def _to_passport_id(v: Any) -> PassportId:
+    return _value(PassportId)(v)
+
+
+def _to_password(v: Any) -> Password:
+    return _value(Password)(v)
+
+
+def _to_price_yen(v: Any) -> Yen:
+    return _yen("price")(v)
+
+
+def _to_pricing_pricing(v: Any) -> Pricing:
+    return _enum(Pricing, "pricing")(v)
+
+
+def _to_provider(v: Any) -> ProviderCode:
+    return _value(ProviderCode)(v)
+
+
+def _to_reason_billingchangereason(v: Any) -> BillingChangeReason:
+    return _enum(BillingChangeReason, "reason")(v)
+
+
+def _to_reason_label(v: Any) -> str:
+    return _label("reason")(v)
+
+
+def _to_service(v: Any) -> ServiceCode:
+    return _value(ServiceCode)(v)
+
+
+def _to_optional_customer_id(v: Any) -> CustomerId | None:
+    return None if v is None else _to_customer_id(v)
+
+
+def _to_optional_new_kind(v: Any) -> LineKind | None:
+    return None if v is None else parse_enum(LineKind, v, "new_kind")
+
+
+def _to_optional_provider(v: Any) -> ProviderCode | None:
+    return None if v is None else _to_provider(v)
+
+
+def _to_optional_password(v: Any) -> Password | None:
+    return None if v is None else _to_password(v)
+
+
+def _to_optional_email(v: Any) -> Email | None:
+    return None if v is None else _to_email(v)
+
+
+def _to_month(v: Any) -> YearMonth:
+    return v if isinstance(v, YearMonth) else YearMonth.parse(v)
+
+
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -180,27 +303,27 @@ def _command(name: str) -> Callable[[C], C]:
 @attrs.frozen(kw_only=True)
 class OpenLine(Command):
     SECRETS = ("access_key",)
-    customer_id: CustomerId = attrs.field(converter=_value(CustomerId))
-    operator: Operator = attrs.field(converter=_enum(Operator, "operator"))
-    kind: LineKind = attrs.field(converter=_enum(LineKind, "kind"))
-    access_key: AccessKey = attrs.field(converter=_value(AccessKey))
-    line_limit: Yen = attrs.field(converter=_yen("line_limit"))
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    operator: Operator = attrs.field(converter=_to_operator_operator)
+    kind: LineKind = attrs.field(converter=_to_kind_linekind)
+    access_key: AccessKey = attrs.field(converter=_to_access_key)
+    line_limit: Yen = attrs.field(converter=_to_line_limit_yen)
     billing: BillingAccount = attrs.field(converter=_billing)
 
 
 @_command("change_line_limit")
 @attrs.frozen(kw_only=True)
 class ChangeLineLimit(Command):
-    customer_id: CustomerId = attrs.field(converter=_value(CustomerId))
-    line_limit: Yen = attrs.field(converter=_yen("line_limit"))
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    line_limit: Yen = attrs.field(converter=_to_line_limit_yen)
 
 
 @_command("change_billing")
 @attrs.frozen(kw_only=True)
 class ChangeBilling(Command):
-    customer_id: CustomerId = attrs.field(converter=_value(CustomerId))
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
     billing: BillingAccount = attrs.field(converter=_billing)
-    reason: BillingChangeReason = attrs.field(converter=_enum(BillingChangeReason, "reason"))
+    reason: BillingChangeReason = attrs.field(converter=_to_reason_billingchangereason)
 
     def __attrs_post_init__(self) -> None:
         # §6: each reason names the kind of account it leads to.
@@ -212,7 +335,7 @@ class ChangeBilling(Command):
         }[self.reason]
         if not isinstance(self.billing, expected):
             raise InvalidInput(
-                f"reason {self.reason.value!r} needs a {expected.method} billing account, "
+                f"reason {self.reason.value!r} needs a {expected.method} billing account, "  # type: ignore[attr-defined]
                 f"not {self.billing.method}"
             )
 
@@ -220,88 +343,84 @@ class ChangeBilling(Command):
 @_command("change_line")
 @attrs.frozen(kw_only=True)
 class ChangeLine(Command):
-    customer_id: CustomerId = attrs.field(converter=_value(CustomerId))
-    change: ChangeKind = attrs.field(converter=_enum(ChangeKind, "change"))
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    change: ChangeKind = attrs.field(converter=_to_change_changekind)
     new_customer_id: CustomerId | None = attrs.field(
-        default=None, converter=_optional(_value(CustomerId))
+        default=None, converter=_to_optional_customer_id
     )
-    new_kind: LineKind | None = attrs.field(
-        default=None, converter=_optional(_enum(LineKind, "new_kind"))
-    )
+    new_kind: LineKind | None = attrs.field(default=None, converter=_to_optional_new_kind)
 
 
 @_command("regulate_line")
 @attrs.frozen(kw_only=True)
 class RegulateLine(Command):
-    customer_id: CustomerId = attrs.field(converter=_value(CustomerId))
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
 
 
 @_command("lift_regulation")
 @attrs.frozen(kw_only=True)
 class LiftRegulation(Command):
-    customer_id: CustomerId = attrs.field(converter=_value(CustomerId))
-    channel: LiftChannel = attrs.field(converter=_enum(LiftChannel, "channel"))
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    channel: LiftChannel = attrs.field(converter=_to_channel_liftchannel)
 
 
 @_command("set_notification")
 @attrs.frozen(kw_only=True)
 class SetNotification(Command):
-    customer_id: CustomerId = attrs.field(converter=_value(CustomerId))
-    provider: ProviderCode = attrs.field(converter=_value(ProviderCode))
-    notify: bool = attrs.field(converter=_flag("notify"))
-    consent: bool = attrs.field(converter=_flag("consent"))
-    channel: str = attrs.field(converter=_label("channel", 40))
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    provider: ProviderCode = attrs.field(converter=_to_provider)
+    notify: bool = attrs.field(converter=_to_notify_flag)
+    consent: bool = attrs.field(converter=_to_consent_flag)
+    channel: str = attrs.field(converter=_to_channel_label)
 
 
 @_command("register_provider")
 @attrs.frozen(kw_only=True)
 class RegisterProvider(Command):
-    provider: ProviderCode = attrs.field(converter=_value(ProviderCode))
-    name: str = attrs.field(converter=_label("name"))
-    contact: str = attrs.field(converter=_label("contact"))
-    goods: Goods = attrs.field(converter=_enum(Goods, "goods"))
+    provider: ProviderCode = attrs.field(converter=_to_provider)
+    name: str = attrs.field(converter=_to_name_label)
+    contact: str = attrs.field(converter=_to_contact_label)
+    goods: Goods = attrs.field(converter=_to_goods_goods)
 
 
 @_command("list_service")
 @attrs.frozen(kw_only=True)
 class ListService(Command):
-    provider: ProviderCode = attrs.field(converter=_value(ProviderCode))
-    service: ServiceCode = attrs.field(converter=_value(ServiceCode))
-    name: str = attrs.field(converter=_label("name"))
-    pricing: Pricing = attrs.field(converter=_enum(Pricing, "pricing"))
-    price: Yen = attrs.field(converter=_yen("price"))
+    provider: ProviderCode = attrs.field(converter=_to_provider)
+    service: ServiceCode = attrs.field(converter=_to_service)
+    name: str = attrs.field(converter=_to_name_label)
+    pricing: Pricing = attrs.field(converter=_to_pricing_pricing)
+    price: Yen = attrs.field(converter=_to_price_yen)
 
 
 @_command("register_passport")
 @attrs.frozen(kw_only=True)
 class RegisterPassport(Command):
     SECRETS = ("password",)
-    customer_id: CustomerId = attrs.field(converter=_value(CustomerId))
-    passport_id: PassportId = attrs.field(converter=_value(PassportId))
-    password: Password = attrs.field(converter=_value(Password))
-    email: Email = attrs.field(converter=_value(Email))
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    password: Password = attrs.field(converter=_to_password)
+    email: Email = attrs.field(converter=_to_email)
     applicant: Applicant = attrs.field(converter=_applicant)
-    limit: Yen = attrs.field(converter=_yen("limit"))
-    line_auth: bool = attrs.field(converter=_flag("line_auth"))
-    via_provider: ProviderCode | None = attrs.field(
-        default=None, converter=_optional(_value(ProviderCode))
-    )
+    limit: Yen = attrs.field(converter=_to_limit_yen)
+    line_auth: bool = attrs.field(converter=_to_line_auth_flag)
+    via_provider: ProviderCode | None = attrs.field(default=None, converter=_to_optional_provider)
 
 
 @_command("change_passport_limit")
 @attrs.frozen(kw_only=True)
 class ChangePassportLimit(Command):
-    passport_id: PassportId = attrs.field(converter=_value(PassportId))
-    limit: Yen = attrs.field(converter=_yen("limit"))
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    limit: Yen = attrs.field(converter=_to_limit_yen)
 
 
 @_command("change_passport_details")
 @attrs.frozen(kw_only=True)
 class ChangePassportDetails(Command):
     SECRETS = ("password",)
-    passport_id: PassportId = attrs.field(converter=_value(PassportId))
-    password: Password | None = attrs.field(default=None, converter=_optional(_value(Password)))
-    email: Email | None = attrs.field(default=None, converter=_optional(_value(Email)))
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    password: Password | None = attrs.field(default=None, converter=_to_optional_password)
+    email: Email | None = attrs.field(default=None, converter=_to_optional_email)
 
     def __attrs_post_init__(self) -> None:
         if self.password is None and self.email is None:
@@ -311,19 +430,19 @@ class ChangePassportDetails(Command):
 @_command("delete_passport")
 @attrs.frozen(kw_only=True)
 class DeletePassport(Command):
-    passport_id: PassportId = attrs.field(converter=_value(PassportId))
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
 
 
 @_command("purchase")
 @attrs.frozen(kw_only=True)
 class Purchase(Command):
     SECRETS = ("password",)
-    passport_id: PassportId = attrs.field(converter=_value(PassportId))
-    password: Password = attrs.field(converter=_value(Password))
-    provider: ProviderCode = attrs.field(converter=_value(ProviderCode))
-    service: ServiceCode = attrs.field(converter=_value(ServiceCode))
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    password: Password = attrs.field(converter=_to_password)
+    provider: ProviderCode = attrs.field(converter=_to_provider)
+    service: ServiceCode = attrs.field(converter=_to_service)
     presented_line: CustomerId | None = attrs.field(
-        default=None, converter=_optional(_value(CustomerId))
+        default=None, converter=_to_optional_customer_id
     )
 
 
@@ -337,8 +456,8 @@ class Cancel(Command):
 @attrs.frozen(kw_only=True)
 class Refund(Command):
     receipt: str = attrs.field(converter=_receipt)
-    amount: Yen = attrs.field(converter=_yen("amount"))
-    reason: str = attrs.field(converter=_label("reason"))
+    amount: Yen = attrs.field(converter=_to_amount_yen)
+    reason: str = attrs.field(converter=_to_reason_label)
 
     def __attrs_post_init__(self) -> None:
         if self.amount.amount == 0:
@@ -348,9 +467,7 @@ class Refund(Command):
 @_command("issue_bills")
 @attrs.frozen(kw_only=True)
 class IssueBills(Command):
-    month: YearMonth = attrs.field(
-        converter=lambda v: v if isinstance(v, YearMonth) else YearMonth.parse(v)
-    )
+    month: YearMonth = attrs.field(converter=_to_month)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,6 +546,8 @@ class DeletionResult(Result):
 class IssueResult(Result):
     month: YearMonth
     closed: tuple[YearMonth, ...] = ()
+    #: Bills issued by this run (a repeated run completes an interrupted one).
+    issued: int = 0
 
 
 # ---------------------------------------------------------------------------------------------

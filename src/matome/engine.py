@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid5
@@ -68,6 +68,7 @@ from matome.errors import (
     UnknownService,
     WrongPassword,
 )
+from matome.events import bill as bill_ev
 from matome.events import catalog as catalog_ev
 from matome.events import ledger as ledger_ev
 from matome.events import line as line_ev
@@ -75,6 +76,10 @@ from matome.events import passport as passport_ev
 from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
 from matome.policy import DEFAULT_POLICY, Policy
+from matome.projections.documents import Documents, bill_digest
+from matome.projections.fees import DEFAULT_SCHEDULE, FeePeriod
+from matome.projections.runner import Progress, Projection
+from matome.projections.viewstore import open_view_store
 from matome.store import store_env
 from matome.values import (
     ChangeKind,
@@ -215,9 +220,16 @@ class Engine(Application[UUID]):
         hash_iterations: int = DEFAULT_ITERATIONS,
         cache_size: int = 200_000,
         max_attempts: int = 200,
+        fee_schedule: Sequence[FeePeriod] = DEFAULT_SCHEDULE,
     ) -> None:
-        super().__init__(env=dict(env) if env is not None else None)
+        self.store_settings = (
+            dict(env) if env is not None else {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        )
+        super().__init__(env=self.store_settings)
         self.policy = policy
+        self.fee_schedule: tuple[FeePeriod, ...] = tuple(fee_schedule)
+        self._views: tuple[Projection, Documents] | None = None
+        self._views_lock = threading.Lock()
         self.hasher = Hasher(hash_iterations)
         self.max_attempts = max_attempts
         self._cache = _StateCache(self, cache_size)
@@ -248,9 +260,15 @@ class Engine(Application[UUID]):
         *,
         policy: Policy = DEFAULT_POLICY,
         hash_iterations: int = DEFAULT_ITERATIONS,
+        fee_schedule: Sequence[FeePeriod] = DEFAULT_SCHEDULE,
     ) -> Engine:
         """An engine on the store named by ``db`` (see :func:`matome.store.store_env`)."""
-        return cls(store_env(db), policy=policy, hash_iterations=hash_iterations)
+        return cls(
+            store_env(db),
+            policy=policy,
+            hash_iterations=hash_iterations,
+            fee_schedule=fee_schedule,
+        )
 
     def construct_mapper(self) -> Mapper[UUID]:
         # The cattrs converter owns the wire format; eventsourcing's cipher and compressor
@@ -283,6 +301,11 @@ class Engine(Application[UUID]):
                         self._save(uow.security_events, uow)
                     raise
                 self._save(uow.events, uow)
+                if isinstance(command, cmd.IssueBills) and isinstance(result, cmd.IssueResult):
+                    # Runs also when the month was closed already: an interrupted billing run
+                    # is completed by issuing the same month again.
+                    issued = self._billing_run(command.month, command.at)
+                    result = attrs.evolve(result, issued=issued)
                 return result
             except IntegrityError:
                 # Someone else wrote to a stream we decided against: decide again on fresh
@@ -882,7 +905,120 @@ class Engine(Application[UUID]):
         return cmd.IssueResult(month=c.month, closed=(c.month,))
 
     # -----------------------------------------------------------------------------------------
-    # Queries of aggregate state (documents come from the projections)
+    # The billing run and the documents (from the projections)
+
+    def _billing_run(self, through: YearMonth, at: datetime) -> int:
+        """Issue every bill of a closed month up to ``through`` not issued yet; return how many.
+
+        Each bill is a ``BillIssued`` event on its own (line, month) stream, so a bill is issued
+        once however often (or by however many workers) the run is repeated.
+        """
+        projection, documents = self.views
+        projection.catch_up()
+        month = documents.first_charge_month()
+        issued = 0
+        now = datetime.now(UTC)
+        while month is not None and month <= through:
+            done = documents.issued_bills(month)
+            by_line: dict[str, list[dict[str, Any]]] = {}
+            for charge in documents.charges(month):
+                by_line.setdefault(charge["customer_id"], []).append(charge)
+            events = []
+            for customer_id in sorted(set(by_line) - done):
+                document = documents.compose_bill(
+                    customer_id, month, by_line[customer_id], "issued"
+                )
+                events.append(
+                    bill_ev.BillIssued(
+                        originator_id=bill_id(customer_id, month),
+                        originator_version=1,
+                        timestamp=now,
+                        at=at,
+                        customer_id=CustomerId(customer_id),
+                        month=month,
+                        document=document,
+                        digest=bill_digest(document),
+                    )
+                )
+            for start in range(0, len(events), 500):
+                chunk = events[start : start + 500]
+                try:
+                    self.save(*chunk)
+                    issued += len(chunk)
+                except IntegrityError:
+                    # Another run issued some of these meanwhile: issue the rest one by one.
+                    for event in chunk:
+                        try:
+                            self.save(event)
+                            issued += 1
+                        except IntegrityError:
+                            pass
+            month = month.next()
+        projection.catch_up()
+        return issued
+
+    @property
+    def views(self) -> tuple[Projection, Documents]:
+        """The billing projection and its documents (created on first use)."""
+        with self._views_lock:
+            if self._views is None:
+                projection = Projection(self, open_view_store(self.store_settings))
+                self._views = (projection, Documents(projection, self.policy, self.fee_schedule))
+            return self._views
+
+    def _documents(self) -> Documents:
+        projection, documents = self.views
+        projection.catch_up()
+        return documents
+
+    def bill(self, customer_id: CustomerId | str, month: YearMonth | str) -> dict[str, Any]:
+        """The bill document of one line for one month (INTERCHANGE.md, "Bill")."""
+        return self._documents().bill(_cid(customer_id), _month(month))
+
+    def statement(
+        self,
+        customer_id: CustomerId | str,
+        month: YearMonth | str,
+        *,
+        passport_id: PassportId | str | None = None,
+        page: int = 1,
+        per_page: int = 50,
+    ) -> dict[str, Any]:
+        """The usage statement [ご利用明細] of a line for a month, paged (§7)."""
+        pid = None if passport_id is None else str(passport_id)
+        return self._documents().statement(
+            _cid(customer_id), _month(month), pid, page=page, per_page=per_page
+        )
+
+    def provider_contacts(self, customer_id: CustomerId | str) -> list[dict[str, str]]:
+        """The providers a line has bought from, with contacts [お問合せ先一覧] (§7)."""
+        return self._documents().provider_contacts(_cid(customer_id))
+
+    def provider_totals(self, month: YearMonth | str) -> list[dict[str, Any]]:
+        """Per-provider totals for a month across all lines."""
+        return self._documents().provider_totals(_month(month))
+
+    def settlement(self, month: YearMonth | str) -> list[dict[str, Any]]:
+        """Settlement to providers for a month: gross, lines, average, fee, net (§8)."""
+        return self._documents().settlement(_month(month))
+
+    def continuity(self, customer_id: CustomerId | str | None = None) -> list[dict[str, Any]]:
+        """The line-move continuity table (§6)."""
+        cid = None if customer_id is None else _cid(customer_id)
+        return self._documents().continuity(cid)
+
+    def rebuild_views(self, progress: Progress | None = None) -> int:
+        """Drop the read models and replay the whole log into them."""
+        projection, _ = self.views
+        return projection.rebuild(progress)
+
+    def close(self) -> None:
+        if self._views is not None:
+            self._views[0].store.close()
+        super().close()
+
+    # -----------------------------------------------------------------------------------------
+    # Queries of aggregate state
 
     def line(self, customer_id: CustomerId | str) -> AccessLine | None:
         """The line's current state, or ``None``."""
@@ -1209,6 +1345,19 @@ class Engine(Application[UUID]):
     ) -> cmd.IssueResult:
         """Close a billing month (and every month before it) once it has ended (§7)."""
         return self._run(cmd.IssueBills(at=at, key=key, month=month), cmd.IssueResult)
+
+
+def bill_id(customer_id: str, month: YearMonth) -> UUID:
+    """The stream of one issued bill."""
+    return uuid5(NAMESPACE, f"bill:{customer_id}:{month}")
+
+
+def _cid(value: CustomerId | str) -> str:
+    return value.value if isinstance(value, CustomerId) else CustomerId(value).value
+
+
+def _month(value: YearMonth | str) -> YearMonth:
+    return value if isinstance(value, YearMonth) else YearMonth.parse(value)
 
 
 def _receipt_number(passport_id: PassportId, n: int) -> str:

@@ -175,7 +175,11 @@ class _Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._value == self._value  # type: ignore[attr-defined]
+        return (
+            isinstance(other, _Secret)
+            and type(other) is type(self)
+            and (other._value == self._value)
+        )
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._value))

@@ -63,7 +63,7 @@ def _structure_uuid(value: Any, _: type[Any]) -> UUID:
     return value if isinstance(value, UUID) else UUID(value)
 
 
-def _refuse_secret(value: Any, _: type[Any]) -> Any:
+def _refuse_secret(value: Any, _: type[Any] | None = None) -> Any:
     raise TypeError("secrets are never serialised")
 
 
@@ -83,7 +83,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Yen, lambda v, _: Yen(v))
     conv.register_unstructure_hook(YearMonth, str)
     conv.register_structure_hook(YearMonth, lambda v, _: YearMonth.parse(v))
-    conv.register_unstructure_hook(BillingAccount, billing_to_json)  # type: ignore[arg-type]
+    conv.register_unstructure_hook(BillingAccount, billing_to_json)
     conv.register_structure_hook(BillingAccount, lambda v, _: billing_from_json(v))
     for secret in (Password, AccessKey):
         conv.register_unstructure_hook(secret, _refuse_secret)

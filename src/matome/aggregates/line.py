@@ -12,6 +12,7 @@ import attrs
 
 from matome.aggregates.base import make_projector, stream_id
 from matome.events import line as ev
+from matome.events.base import DomainEvent
 from matome.values import (
     BillingAccount,
     CustomerId,
@@ -64,7 +65,7 @@ class AccessLine:
         return Yen(sum(limit.amount for limit in self.passports.values()))
 
 
-def _step(state: AccessLine, event: ev.DomainEvent, **changes: Any) -> AccessLine:
+def _step(state: AccessLine, event: DomainEvent, **changes: Any) -> AccessLine:
     return attrs.evolve(state, version=event.originator_version, last_at=event.at, **changes)
 
 

@@ -13,6 +13,7 @@ import attrs
 from matome.aggregates.base import make_projector, stream_id
 from matome.charging import charged_in
 from matome.events import passport as ev
+from matome.events.base import DomainEvent
 from matome.values import (
     CustomerId,
     Email,
@@ -109,7 +110,7 @@ class Passport:
         return Yen(total)
 
 
-def _step(state: Passport, event: ev.DomainEvent, **changes: Any) -> Passport:
+def _step(state: Passport, event: DomainEvent, **changes: Any) -> Passport:
     return attrs.evolve(state, version=event.originator_version, last_at=event.at, **changes)
 
 

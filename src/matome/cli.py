@@ -1,0 +1,356 @@
+"""``matome`` — the command line of the interchange contract (INTERCHANGE.md, "Command line").
+
+Entry points stay thin: parsing arguments, calling the engine, printing.  ``--json`` output is
+the contract; without it, tables for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from matome.commands import parse_command
+from matome.engine import Engine
+from matome.errors import InvalidInput, MatomeError
+from matome.tables import bill_table, table
+
+__all__ = ["main", "run_log"]
+
+
+def _lines(stream: TextIO) -> Iterator[tuple[int, str]]:
+    for number, text in enumerate(stream, start=1):
+        stripped = text.strip()
+        if stripped and not stripped.startswith("#"):
+            yield number, stripped
+
+
+def apply_line(engine: Engine, number: int, text: str) -> dict[str, Any]:
+    """Apply one command-log line; return its contract result object."""
+    try:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidInput(f"not valid JSON: {e.msg} at column {e.colno}") from None
+        result = engine.execute(parse_command(obj))
+    except MatomeError as e:
+        return {"line": number, "ok": False, "error": e.to_json()}
+    return {"line": number, "ok": True, **result.to_json()}
+
+
+class _Progress:
+    """Events/s and ETA on a terminal's stderr; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int | None, what: str, stream: TextIO = sys.stderr) -> None:
+        self.total = total
+        self.what = what
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.done = 0
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and now - self.last >= 0.5:
+            self.last = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.done / elapsed
+        text = f"\r{self.what}: {self.done:,}"
+        if self.total:
+            eta = (self.total - self.done) / rate if rate else 0.0
+            text += f"/{self.total:,} ({100 * self.done / self.total:.0f}%)  ETA {eta:,.0f}s"
+        text += f"  {rate:,.0f}/s "
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+
+
+def run_log(engine: Engine, stream: TextIO, out: TextIO, total: int | None = None) -> int:
+    """Apply a command log, printing one JSON result per command; return how many were refused."""
+    refused = 0
+    progress = _Progress(total, "commands")
+    for number, text in _lines(stream):
+        result = apply_line(engine, number, text)
+        refused += not result["ok"]
+        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        progress.step()
+    progress.close()
+    return refused
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    path = args.log
+    try:
+        if path == "-":
+            source: TextIO = sys.stdin
+            total = None
+        else:
+            source = Path(path).open(encoding="utf-8")  # noqa: SIM115 - closed below
+            total = sum(1 for _ in _lines(source))
+            source.seek(0)
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"matome run: cannot read {path}: {e}", file=sys.stderr)
+        return 2
+    engine = _engine(args)
+    try:
+        run_log(engine, source, sys.stdout, total)
+    except UnicodeDecodeError as e:
+        print(f"matome run: {path} is not UTF-8: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if source is not sys.stdin:
+            source.close()
+        engine.close()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from matome.demo import run_demo
+
+    engine = _engine(args)
+    try:
+        return run_demo(engine, sys.stdout, as_json=args.json)
+    finally:
+        engine.close()
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    return Engine.open(args.db)
+
+
+def _document(args: argparse.Namespace, build: Any, render: Any) -> int:
+    """Print a document: the contract's JSON with ``--json``, a table otherwise; exit 1 with the
+    error when it does not exist (INTERCHANGE.md, "Command line")."""
+    engine = _engine(args)
+    try:
+        document = build(engine)
+    except MatomeError as e:
+        if args.json:
+            print(json.dumps({"error": e.to_json()}, ensure_ascii=False))
+        else:
+            print(f"matome {args.command}: {e.code}: {e.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps(document, ensure_ascii=False))
+    else:
+        print(render(document))
+    return 0
+
+
+def _cmd_bill(args: argparse.Namespace) -> int:
+    return _document(args, lambda e: e.bill(args.customer_id, args.month), bill_table)
+
+
+def _cmd_statement(args: argparse.Namespace) -> int:
+    def render(doc: dict[str, Any]) -> str:
+        head = (
+            f"Usage statement {doc['customer_id']}  {doc['month']}  page {doc['page']} "
+            f"({len(doc['rows'])} of {doc['total']} rows)"
+        )
+        body = table(
+            ["receipt", "passport", "provider", "unit price", "qty", "amount", "started"],
+            [
+                [
+                    r["receipt"],
+                    r["passport_id"],
+                    r["provider_name"],
+                    r["unit_price"],
+                    r["quantity"],
+                    r["amount"],
+                    r["started_on"],
+                ]
+                for r in doc["rows"]
+            ],
+        )
+        return f"{head}\n{body}"
+
+    return _document(
+        args,
+        lambda e: e.statement(
+            args.customer_id,
+            args.month,
+            passport_id=args.passport,
+            page=args.page,
+            per_page=args.per_page,
+        ),
+        render,
+    )
+
+
+def _cmd_providers(args: argparse.Namespace) -> int:
+    return _document(
+        args,
+        lambda e: e.provider_totals(args.month),
+        lambda doc: table(
+            ["provider", "lines", "amount"], [[r["provider"], r["lines"], r["amount"]] for r in doc]
+        ),
+    )
+
+
+def _cmd_contacts(args: argparse.Namespace) -> int:
+    return _document(
+        args,
+        lambda e: e.provider_contacts(args.customer_id),
+        lambda doc: table(
+            ["provider", "name", "contact"], [[r["provider"], r["name"], r["contact"]] for r in doc]
+        ),
+    )
+
+
+def _cmd_settle(args: argparse.Namespace) -> int:
+    return _document(
+        args,
+        lambda e: e.settlement(args.month),
+        lambda doc: table(
+            ["provider", "gross", "lines", "average/line", "fee", "net"],
+            [
+                [r["provider"], r["gross"], r["lines"], r["average_per_line"], r["fee"], r["net"]]
+                for r in doc
+            ],
+        ),
+    )
+
+
+def _cmd_continuity(args: argparse.Namespace) -> int:
+    return _document(
+        args,
+        lambda e: e.continuity(args.customer_id),
+        lambda doc: table(
+            ["customer ID", "at", "change", "new ID", "kept", "cancelled", "deleted"],
+            [
+                [
+                    r["customer_id"],
+                    r["at"],
+                    r["change"],
+                    r["new_customer_id"],
+                    r["kept"],
+                    r["cancelled"],
+                    r["deleted"],
+                ]
+                for r in doc
+            ],
+        ),
+    )
+
+
+def _cmd_rebuild(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    progress = _Progress(None, "rebuild (log positions)")
+    try:
+        start = time.monotonic()
+
+        def report(done: int, total: int) -> None:
+            progress.total = total
+            progress.step(done - progress.done)
+
+        processed = engine.rebuild_views(report)
+        progress.close()
+        elapsed = time.monotonic() - start
+    finally:
+        engine.close()
+    summary = {"positions": processed, "seconds": round(elapsed, 3)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"rebuilt the views from {processed:,} log positions in {elapsed:.1f}s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="matome",
+        description="Event-sourced billing for FLET'S collect-on-behalf payments.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db",
+        default=None,
+        help="store: an SQLite file path (default matome.sqlite, or $MATOME_DB), "
+        ":memory:, or a postgresql:// URL",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", parents=[common], help="apply a command log (JSON Lines); print one result each"
+    )
+    run.add_argument("log", help="the command log file, or - for standard input")
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser(
+        "demo", parents=[common], help="build a small realistic history and print its bills"
+    )
+    demo.add_argument("--json", action="store_true", help="print the contract's JSON")
+    demo.set_defaults(func=_cmd_demo)
+
+    doc = argparse.ArgumentParser(add_help=False, parents=[common])
+    doc.add_argument("--json", action="store_true", help="print the contract's JSON document")
+
+    bill = sub.add_parser("bill", parents=[doc], help="the bill of one line for one month")
+    bill.add_argument("customer_id")
+    bill.add_argument("month", help="YYYY-MM")
+    bill.set_defaults(func=_cmd_bill)
+
+    statement = sub.add_parser("statement", parents=[doc], help="the usage statement")
+    statement.add_argument("customer_id")
+    statement.add_argument("month", help="YYYY-MM")
+    statement.add_argument("--passport", default=None, help="only this Passport ID")
+    statement.add_argument("--page", type=int, default=1)
+    statement.add_argument("--per-page", type=int, default=50)
+    statement.set_defaults(func=_cmd_statement)
+
+    providers = sub.add_parser("providers", parents=[doc], help="provider totals for a month")
+    providers.add_argument("month", help="YYYY-MM")
+    providers.set_defaults(func=_cmd_providers)
+
+    contacts = sub.add_parser(
+        "contacts", parents=[doc], help="providers a line bought from, with contacts"
+    )
+    contacts.add_argument("customer_id")
+    contacts.set_defaults(func=_cmd_contacts)
+
+    settle = sub.add_parser("settle", parents=[doc], help="settlement to providers for a month")
+    settle.add_argument("month", help="YYYY-MM")
+    settle.set_defaults(func=_cmd_settle)
+
+    continuity = sub.add_parser("continuity", parents=[doc], help="the continuity table")
+    continuity.add_argument("customer_id", nargs="?", default=None)
+    continuity.set_defaults(func=_cmd_continuity)
+
+    rebuild = sub.add_parser("rebuild", parents=[doc], help="drop and replay the read models")
+    rebuild.set_defaults(func=_cmd_rebuild)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``matome`` console script."""
+    if hasattr(signal, "SIGPIPE"):
+        # ``matome bill ... | head`` should stop quietly, not with a traceback.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except MatomeError as e:  # e.g. a malformed --db
+        print(f"matome: {e.message}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

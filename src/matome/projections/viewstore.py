@@ -1,0 +1,220 @@
+"""Where read models live: SQL tables beside the events, one schema for every store.
+
+* SQLite store → the same database file (its own tables, its own connection);
+* in-memory store → an in-memory SQLite database (the same SQL, nothing kept);
+* PostgreSQL store → the same database and schema.
+
+Each view update is written in one transaction together with the view's tracking position, so
+a batch of events is applied exactly once: a crash before the commit leaves both unchanged, and
+the next catch-up starts again from the tracked position.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+__all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
+
+#: Bump when the view tables change: a store at another version is rebuilt from the log.
+SCHEMA_VERSION = 1
+
+_TABLES = (
+    "lines",
+    "billing",
+    "providers",
+    "passports",
+    "subs",
+    "refunds",
+    "continuity",
+    "bills",
+    "calendar",
+)
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS mv_lines (
+        customer_id TEXT PRIMARY KEY, stream TEXT NOT NULL UNIQUE, operator TEXT NOT NULL,
+        kind TEXT NOT NULL, opened_at TEXT NOT NULL, predecessor TEXT, successor TEXT,
+        ended_at TEXT)""",
+    """CREATE TABLE IF NOT EXISTS mv_billing (
+        customer_id TEXT NOT NULL, version INTEGER NOT NULL, at TEXT NOT NULL,
+        billing TEXT NOT NULL, PRIMARY KEY (customer_id, version))""",
+    """CREATE TABLE IF NOT EXISTS mv_providers (
+        provider TEXT PRIMARY KEY, name TEXT NOT NULL, contact TEXT NOT NULL,
+        goods TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS mv_passports (
+        passport_id TEXT PRIMARY KEY, stream TEXT NOT NULL UNIQUE, customer_id TEXT NOT NULL,
+        registered_at TEXT NOT NULL, deleted_at TEXT)""",
+    """CREATE TABLE IF NOT EXISTS mv_subs (
+        receipt TEXT PRIMARY KEY, stream TEXT NOT NULL UNIQUE, customer_id TEXT NOT NULL,
+        passport_id TEXT NOT NULL, provider TEXT NOT NULL, service TEXT NOT NULL,
+        service_name TEXT NOT NULL, pricing TEXT NOT NULL, price BIGINT NOT NULL,
+        purchased_at TEXT NOT NULL, purchased_month TEXT NOT NULL, cancelled_at TEXT,
+        cancelled_month TEXT, cancel_reason TEXT, cancel_version INTEGER)""",
+    "CREATE INDEX IF NOT EXISTS mv_subs_line ON mv_subs (customer_id, purchased_month)",
+    "CREATE INDEX IF NOT EXISTS mv_subs_month ON mv_subs (purchased_month)",
+    """CREATE TABLE IF NOT EXISTS mv_refunds (
+        receipt TEXT NOT NULL, version INTEGER NOT NULL, at TEXT NOT NULL, month TEXT NOT NULL,
+        amount BIGINT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (receipt, version))""",
+    "CREATE INDEX IF NOT EXISTS mv_refunds_month ON mv_refunds (month)",
+    """CREATE TABLE IF NOT EXISTS mv_continuity (
+        customer_id TEXT NOT NULL, version INTEGER NOT NULL, at TEXT NOT NULL,
+        change TEXT NOT NULL, new_customer_id TEXT, kept INTEGER NOT NULL,
+        cancelled TEXT NOT NULL, deleted TEXT NOT NULL, PRIMARY KEY (customer_id, version))""",
+    """CREATE TABLE IF NOT EXISTS mv_bills (
+        customer_id TEXT NOT NULL, month TEXT NOT NULL, document TEXT NOT NULL,
+        digest TEXT NOT NULL, PRIMARY KEY (customer_id, month))""",
+    """CREATE TABLE IF NOT EXISTS mv_calendar (
+        id INTEGER PRIMARY KEY, closed_through TEXT NOT NULL)""",
+)
+
+_TRACKING_DDL = """CREATE TABLE IF NOT EXISTS mv_tracking (
+    view TEXT PRIMARY KEY, position BIGINT NOT NULL, schema_version INTEGER NOT NULL)"""
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class ViewStore:
+    """A connection to the view tables with a transaction helper.
+
+    SQL is written with ``?`` placeholders; the PostgreSQL store rewrites them to ``%s``.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Cursor]:
+        raise NotImplementedError
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    def create(self) -> None:
+        """Create the tables (idempotent)."""
+        with self.transaction(write=True) as cur:
+            cur.execute(self.sql(_TRACKING_DDL))
+            for ddl in _DDL:
+                cur.execute(self.sql(ddl))
+
+    def drop_views(self, cur: Cursor) -> None:
+        for table in _TABLES:
+            cur.execute(f"DROP TABLE IF EXISTS mv_{table}")
+        for ddl in _DDL:
+            cur.execute(self.sql(ddl))
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SQLiteViewStore(ViewStore):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        # Autocommit mode: transactions are begun explicitly (BEGIN IMMEDIATE for writers, so
+        # two catch-ups never interleave their reads of the tracking position).
+        self._conn = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        if path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _PgCursor:
+    """A psycopg cursor that accepts ``?`` placeholders."""
+
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cur.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any:
+        return self._cur.executemany(sql.replace("?", "%s"), params)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        rows: list[Any] = self._cur.fetchall()
+        return rows
+
+
+class PostgresViewStore(ViewStore):
+    dialect = "postgres"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__()
+        import psycopg
+
+        self._conn = psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"],
+            password=env.get("POSTGRES_PASSWORD") or None,
+            autocommit=False,
+        )
+        schema = env.get("POSTGRES_SCHEMA")
+        if schema:
+            from psycopg import sql
+
+            self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            self._conn.commit()
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY")
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Cursor]:
+        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+            yield _PgCursor(cur)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def open_view_store(env: dict[str, str]) -> ViewStore:
+    """The view store beside the event store that ``env`` configures."""
+    module = env.get("PERSISTENCE_MODULE", "eventsourcing.popo")
+    if module == "eventsourcing.sqlite":
+        store: ViewStore = SQLiteViewStore(env["SQLITE_DBNAME"])
+    elif module == "eventsourcing.postgres":
+        store = PostgresViewStore(env)
+    else:
+        store = SQLiteViewStore(":memory:")
+    store.create()
+    return store
