@@ -13,23 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from matome.engine import Engine
 from matome.policy import DEFAULT_POLICY, Policy
+from matome.testing import profiles
 
-settings.register_profile(
-    "ci",
-    max_examples=60,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("dev", max_examples=200, deadline=None)
-settings.register_profile(
-    "deep", max_examples=5_000, deadline=None, suppress_health_check=list(HealthCheck)
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# The profiles (ci, dev, deep) are matome.testing.profiles', loaded by the matome pytest plugin.
+profiles.load()
 
 PG_URL = os.environ.get("MATOME_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("MATOME_REQUIRE_POSTGRES") == "1"
