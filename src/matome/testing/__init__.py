@@ -1,0 +1,7 @@
+"""matome's property-based testing kit: strategies, a reference model and a state machine.
+
+``from matome.testing import strategies as mst`` gives Hypothesis strategies for every value
+type (valid and invalid), single commands and realistic command logs;
+:class:`matome.testing.model.ReferenceModel` is an independent implementation of the rules;
+:mod:`matome.testing.machine` drives the engine and the model side by side.
+"""
