@@ -40,6 +40,7 @@ from matome.values import (
     billing_from_json,
     parse_enum,
     require_aware,
+    require_text,
 )
 
 __all__ = [
@@ -89,7 +90,7 @@ def _label(what: str, max_len: int = 200) -> Callable[[Any], str]:
     def convert(v: Any) -> str:
         if not isinstance(v, str) or not v.strip() or len(v) > max_len:
             raise InvalidInput(f"{what} must be a non-blank string of at most {max_len} characters")
-        return v
+        return require_text(v, what)
 
     return convert
 
@@ -134,7 +135,7 @@ def _key(v: Any) -> str | None:
         return None
     if not isinstance(v, str) or not 1 <= len(v) <= 200:
         raise InvalidInput("key must be a string of 1–200 characters")
-    return v
+    return require_text(v, "key")
 
 
 def _receipt(v: Any) -> str:
@@ -270,6 +271,11 @@ def _to_month(v: Any) -> YearMonth:
     return v if isinstance(v, YearMonth) else YearMonth.parse(v)
 
 
+def _not_own_representative(customer_id: CustomerId, billing: BillingAccount) -> None:
+    if isinstance(billing, Consolidated) and billing.representative == customer_id:
+        raise InvalidInput("a line cannot be its own consolidated-billing representative")
+
+
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -310,6 +316,9 @@ class OpenLine(Command):
     line_limit: Yen = attrs.field(converter=_to_line_limit_yen)
     billing: BillingAccount = attrs.field(converter=_billing)
 
+    def __attrs_post_init__(self) -> None:
+        _not_own_representative(self.customer_id, self.billing)
+
 
 @_command("change_line_limit")
 @attrs.frozen(kw_only=True)
@@ -326,6 +335,7 @@ class ChangeBilling(Command):
     reason: BillingChangeReason = attrs.field(converter=_to_reason_billingchangereason)
 
     def __attrs_post_init__(self) -> None:
+        _not_own_representative(self.customer_id, self.billing)
         # §6: each reason names the kind of account it leads to.
         expected = {
             BillingChangeReason.RENUMBERING: PhoneBill,
@@ -546,8 +556,6 @@ class DeletionResult(Result):
 class IssueResult(Result):
     month: YearMonth
     closed: tuple[YearMonth, ...] = ()
-    #: Bills issued by this run (a repeated run completes an interrupted one).
-    issued: int = 0
 
 
 # ---------------------------------------------------------------------------------------------

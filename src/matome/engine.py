@@ -24,7 +24,7 @@ from uuid import UUID, uuid5
 
 import attrs
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 
 from matome import commands as cmd
 from matome.aggregates.base import NAMESPACE
@@ -80,6 +80,7 @@ from matome.projections.documents import Documents, bill_digest
 from matome.projections.fees import DEFAULT_SCHEDULE, FeePeriod
 from matome.projections.runner import Progress, Projection
 from matome.projections.viewstore import open_view_store
+from matome.recorders import POPORecorder
 from matome.store import store_env
 from matome.values import (
     ChangeKind,
@@ -110,10 +111,13 @@ class EngineBusy(MatomeError):
 
 
 class _StateCache:
-    """Immutable aggregate states by stream id, brought up to date from the store on each read.
+    """Immutable aggregate states by stream id (and streams known not to exist).
 
     eventsourcing's own repository cache fast-forwards *mutable* aggregates in place; matome's
     aggregates are immutable, so this small LRU keeps the newest state it has seen instead.
+    :meth:`get` brings a state up to date from the store; :meth:`peek` answers from memory
+    only — commands use it on their first, optimistic attempt, because whatever they decided
+    against is checked again when they save (see :mod:`matome.recorders`).
     """
 
     def __init__(self, app: Engine, maxsize: int) -> None:
@@ -122,37 +126,65 @@ class _StateCache:
         self._states: OrderedDict[UUID, Any] = OrderedDict()
         self._lock = threading.Lock()
 
+    def peek(self, stream: UUID) -> tuple[bool, Any]:
+        """``(known, state)`` from memory; ``state`` is ``None`` for a stream known absent."""
+        with self._lock:
+            cached = self._states.get(stream, _UNKNOWN)
+        if cached is _UNKNOWN:
+            return False, None
+        return True, None if cached is _ABSENT else cached
+
     def get(self, stream: UUID, projector: Callable[[Any, Iterable[Any]], Any]) -> Any:
         with self._lock:
             cached = self._states.get(stream)
+        if cached is _ABSENT:
+            cached = None
         version = cached.version if cached is not None else None
         state = projector(cached, self._app.events.get(stream, gt=version))
-        if state is not None and state is not cached:
+        if state is None:
+            self._remember(stream, _ABSENT)
+        elif state is not cached:
             self.put(state)
         return state
 
     def put(self, state: Any) -> None:
         with self._lock:
             held = self._states.get(state.id)
-            if held is None or held.version < state.version:
-                self._states[state.id] = state
-                self._states.move_to_end(state.id)
-                while len(self._states) > self._maxsize:
-                    self._states.popitem(last=False)
+            if held is None or held is _ABSENT or held.version < state.version:
+                self._store(state.id, state)
+
+    def _remember(self, stream: UUID, value: Any) -> None:
+        with self._lock:
+            held = self._states.get(stream)
+            if held is None or held is _ABSENT:
+                self._store(stream, value)
+
+    def _store(self, stream: UUID, value: Any) -> None:
+        self._states[stream] = value
+        self._states.move_to_end(stream)
+        while len(self._states) > self._maxsize:
+            self._states.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
             self._states.clear()
 
 
+_ABSENT = object()
+_UNKNOWN = object()
+
+
 class _UnitOfWork:
     """The aggregates one command decided against and the events it emitted."""
 
-    def __init__(self, engine: Engine, at: datetime) -> None:
+    def __init__(self, engine: Engine, at: datetime, *, fresh: bool) -> None:
         self.engine = engine
         self.at = at
+        self.fresh = fresh
         self.now = datetime.now(UTC)
         self.states: dict[UUID, Any] = {}
+        #: The version of every stream decided against, as it was read (0: did not exist).
+        self.read: dict[UUID, int] = {}
         self.events: list[DomainEvent] = []
         #: Events kept even when the command is refused (a counted wrong password, §10).
         self.security_events: list[DomainEvent] = []
@@ -167,7 +199,10 @@ class _UnitOfWork:
     ) -> Any:
         if stream in self.states:
             return self.states[stream]
-        state = self.engine._cache.get(stream, projector)
+        known, state = (False, None) if self.fresh else self.engine._cache.peek(stream)
+        if not known:
+            state = self.engine._cache.get(stream, projector)
+        self.read[stream] = state.version if state is not None else 0
         if chronological and state is not None and state.last_at > self.at:
             # A line's history is chronological: deciding at ``at`` against a state that
             # already knows later events would judge the past by the future.
@@ -198,8 +233,14 @@ class _UnitOfWork:
         )
         new_state = projector(state, [event])
         self.states[stream] = new_state
+        self.read.setdefault(stream, event.originator_version - 1)
         (self.security_events if security else self.events).append(event)
         return new_state
+
+    def read_only(self, events: list[DomainEvent]) -> dict[UUID, int]:
+        """Streams decided against but not written by ``events``, with the versions read."""
+        written = {e.originator_id for e in events}
+        return {s: v for s, v in self.read.items() if s not in written}
 
 
 class Engine(Application[UUID]):
@@ -270,6 +311,12 @@ class Engine(Application[UUID]):
             fee_schedule=fee_schedule,
         )
 
+    def construct_recorder(self) -> ApplicationRecorder:
+        # The in-memory factory takes no recorder topic: give it matome's recorder directly.
+        if self.store_settings.get("PERSISTENCE_MODULE") == "eventsourcing.popo":
+            return POPORecorder()
+        return super().construct_recorder()
+
     def construct_mapper(self) -> Mapper[UUID]:
         # The cattrs converter owns the wire format; eventsourcing's cipher and compressor
         # settings still apply to the bytes.
@@ -279,10 +326,17 @@ class Engine(Application[UUID]):
     # Running commands
 
     def execute(self, command: cmd.Command) -> cmd.Result:
-        """Decide and record one command; return its result or raise its refusal."""
+        """Decide and record one command; return its result or raise its refusal.
+
+        The first attempt decides against cached state; the save then checks that every stream
+        decided against is unchanged (written streams by eventsourcing's version check, read
+        streams by :mod:`matome.recorders`).  A conflict — or a refusal, which saves nothing
+        that could be checked — is decided again against fresh state from the store.
+        """
         handler = self._handlers[type(command)]
+        fresh = False
         for attempt in range(self.max_attempts):
-            uow = _UnitOfWork(self, command.at)
+            uow = _UnitOfWork(self, command.at, fresh=fresh)
             try:
                 try:
                     if command.key is not None:
@@ -297,26 +351,31 @@ class Engine(Application[UUID]):
                     if command.key is not None:
                         self._bind_key(uow, command, result)
                 except MatomeError:
+                    if not fresh:
+                        fresh = True  # confirm the refusal against the store itself
+                        continue
                     if uow.security_events:
                         self._save(uow.security_events, uow)
                     raise
                 self._save(uow.events, uow)
-                if isinstance(command, cmd.IssueBills) and isinstance(result, cmd.IssueResult):
+                if isinstance(command, cmd.IssueBills):
                     # Runs also when the month was closed already: an interrupted billing run
-                    # is completed by issuing the same month again.
-                    issued = self._billing_run(command.month, command.at)
-                    result = attrs.evolve(result, issued=issued)
+                    # is completed by issuing the same month again.  (How many bills a run
+                    # issued is not part of the result: a keyed retry must answer the same.)
+                    self.run_billing(command.month, command.at)
                 return result
             except IntegrityError:
                 # Someone else wrote to a stream we decided against: decide again on fresh
                 # state, after a short random pause so racing writers spread out.
-                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
+                if fresh:
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
+                fresh = True
         raise EngineBusy(f"{command.NAME}: gave up after {self.max_attempts} conflicting attempts")
 
     def _save(self, events: list[DomainEvent], uow: _UnitOfWork) -> None:
         if not events:
             return
-        self.save(*events)
+        self.save(*events, read_versions=uow.read_only(events))
         for event in events:
             self._cache.put(uow.states[event.originator_id])
 
@@ -441,12 +500,11 @@ class Engine(Application[UUID]):
             raise UnknownReceipt(f"no purchase has receipt {receipt}")
         return sub
 
-    def _check_billing(self, uow: _UnitOfWork, line_cid: CustomerId, billing: Any) -> None:
+    def _check_billing(self, uow: _UnitOfWork, billing: Any) -> None:
+        # (A line naming itself is refused by the command itself, as invalid_input.)
         if not isinstance(billing, Consolidated):
             return
         rep_id = billing.representative
-        if rep_id == line_cid:
-            raise InvalidInput("a line cannot be its own consolidated-billing representative")
         rep = self._load_line(uow, rep_id, chronological=False)
         if rep is None or rep.ended:
             raise UnknownLine(f"no access line {rep_id} to be the billing representative")
@@ -484,9 +542,11 @@ class Engine(Application[UUID]):
             raise InvalidInput(f"NTT West customer IDs start with CAF, not {c.customer_id}")
         if not c.kind.offered_by(c.operator):
             raise InvalidInput(f"NTT {c.operator.value} does not offer {c.kind.value} lines")
+        # The representative's checks come first: invalid_input and unknown_line outrank
+        # duplicate in the contract's order.
+        self._check_billing(uow, c.billing)
         if self._load_line(uow, c.customer_id) is not None:
             raise DuplicateError(f"line {c.customer_id} exists already")
-        self._check_billing(uow, c.customer_id, c.billing)
         uow.emit(
             None,
             line_id(c.customer_id),
@@ -512,8 +572,8 @@ class Engine(Application[UUID]):
         return cmd.Done()
 
     def _change_billing(self, uow: _UnitOfWork, c: cmd.ChangeBilling) -> cmd.Done:
+        self._check_billing(uow, c.billing)
         line = self._active_line(uow, c.customer_id)
-        self._check_billing(uow, c.customer_id, c.billing)
         uow.emit(
             line, line.id, project_line, line_ev.BillingChanged, billing=c.billing, reason=c.reason
         )
@@ -907,7 +967,7 @@ class Engine(Application[UUID]):
     # -----------------------------------------------------------------------------------------
     # The billing run and the documents (from the projections)
 
-    def _billing_run(self, through: YearMonth, at: datetime) -> int:
+    def run_billing(self, through: YearMonth, at: datetime) -> int:
         """Issue every bill of a closed month up to ``through`` not issued yet; return how many.
 
         Each bill is a ``BillIssued`` event on its own (line, month) stream, so a bill is issued

@@ -32,6 +32,7 @@ def store_env(db: str | None = None) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": db,
+        "APPLICATION_RECORDER_TOPIC": "matome.recorders:SQLiteRecorder",
         # Writers queue for the database lock rather than fail at once.
         "SQLITE_LOCK_TIMEOUT": "30",
     }
@@ -43,6 +44,7 @@ def _postgres_env(url: str) -> dict[str, str]:
     dbname = unquote(parts.path.lstrip("/")) or "postgres"
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "matome.recorders_postgres:PostgresRecorder",
         "POSTGRES_DBNAME": dbname,
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),

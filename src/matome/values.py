@@ -67,6 +67,17 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+def require_text(value: str, what: str) -> str:
+    """``value`` if it is storable Unicode text (no lone surrogates, no NUL characters)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid Unicode text") from None
+    if "\x00" in value:
+        raise InvalidInput(f"{what} must not contain NUL characters")
+    return value
+
+
 # ---------------------------------------------------------------------------------------------
 # Identifiers (DOMAIN.md §1, "Identifier formats")
 
@@ -228,7 +239,7 @@ def _check_phone(_: object, __: attrs.Attribute[str], value: str) -> None:
 
 
 def _check_name(_: object, __: attrs.Attribute[str], value: str) -> None:
-    _text(value, "name")
+    require_text(_text(value, "name"), "name")
     if not value.strip() or len(value) > 100:
         raise InvalidInput("name must be 1–100 characters and not blank")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -67,9 +68,30 @@ def _refuse_secret(value: Any, _: type[Any] | None = None) -> Any:
     raise TypeError("secrets are never serialised")
 
 
+def _exact(kind: type[Any]) -> Any:
+    # Stored JSON is read strictly: a corrupted "false" must not load as True, nor 2.7 as 2.
+    def structure(value: Any, _: type[Any]) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {value!r}")
+        return value
+
+    return structure
+
+
+def _structure_enum(value: Any, enum: type[StrEnum]) -> StrEnum:
+    if type(value) is not str:
+        raise TypeError(f"expected a {enum.__name__} value, got {value!r}")
+    return enum(value)
+
+
 def make_converter() -> cattrs.Converter:
     """Build the converter (exposed so tests can check it is the only one)."""
     conv = cattrs.Converter()
+    conv.register_structure_hook(bool, _exact(bool))
+    conv.register_structure_hook(int, _exact(int))
+    conv.register_structure_hook(str, _exact(str))
+    # Enums are str subclasses: the more specific hook wins for them.
+    conv.register_structure_hook(StrEnum, _structure_enum)
     conv.register_unstructure_hook(datetime, lambda dt: dt.isoformat())
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(date, lambda d: d.isoformat())

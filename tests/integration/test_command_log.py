@@ -56,36 +56,161 @@ def buy(pid: str, at: str, service: str, provider: str = "A", **kw: Any) -> dict
 # "$name" in a receipt field refers to the receipt answered by the purchase labelled "name".
 LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
     # Providers and catalog
-    ({"command": "register_provider", "at": t("01-01"), "provider": "A", "name": "A Co.",
-      "contact": "0120-1", "goods": "information"}, True, None),
-    ({"command": "register_provider", "at": t("01-01"), "provider": "A", "name": "A again",
-      "contact": "0120-1", "goods": "information"}, "duplicate", None),
-    ({"command": "register_provider", "at": t("01-01"), "provider": "G", "name": "Goods Co.",
-      "contact": "0120-9", "goods": "physical"}, True, None),
-    ({"command": "list_service", "at": t("01-01"), "provider": "A", "service": "news",
-      "name": "news", "pricing": "monthly", "price": 300}, True, None),
-    ({"command": "list_service", "at": t("01-01"), "provider": "A", "service": "movie",
-      "name": "movie", "pricing": "per_purchase", "price": 400}, True, None),
-    ({"command": "list_service", "at": t("01-01"), "provider": "G", "service": "box",
-      "name": "box", "pricing": "per_purchase", "price": 100}, True, None),
-    ({"command": "list_service", "at": t("01-01"), "provider": "Z", "service": "x",
-      "name": "x", "pricing": "monthly", "price": 1}, "unknown_provider", None),
+    (
+        {
+            "command": "register_provider",
+            "at": t("01-01"),
+            "provider": "A",
+            "name": "A Co.",
+            "contact": "0120-1",
+            "goods": "information",
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "register_provider",
+            "at": t("01-01"),
+            "provider": "A",
+            "name": "A again",
+            "contact": "0120-1",
+            "goods": "information",
+        },
+        "duplicate",
+        None,
+    ),
+    (
+        {
+            "command": "register_provider",
+            "at": t("01-01"),
+            "provider": "G",
+            "name": "Goods Co.",
+            "contact": "0120-9",
+            "goods": "physical",
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "list_service",
+            "at": t("01-01"),
+            "provider": "A",
+            "service": "news",
+            "name": "news",
+            "pricing": "monthly",
+            "price": 300,
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "list_service",
+            "at": t("01-01"),
+            "provider": "A",
+            "service": "movie",
+            "name": "movie",
+            "pricing": "per_purchase",
+            "price": 400,
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "list_service",
+            "at": t("01-01"),
+            "provider": "G",
+            "service": "box",
+            "name": "box",
+            "pricing": "per_purchase",
+            "price": 100,
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "list_service",
+            "at": t("01-01"),
+            "provider": "Z",
+            "service": "x",
+            "name": "x",
+            "pricing": "monthly",
+            "price": 1,
+        },
+        "unknown_provider",
+        None,
+    ),
     # Lines
-    ({"command": "open_line", "at": t("01-02"), "customer_id": LINE, "operator": "west",
-      "kind": "hikari_next", "access_key": "abcd1234", "line_limit": 3000,
-      "billing": {"method": "customer_number", "number": "0012345678"}}, True, None),
-    ({"command": "open_line", "at": t("01-02"), "customer_id": LINE2, "operator": "west",
-      "kind": "hikari_light", "access_key": "abcd1234", "line_limit": 2000,
-      "billing": {"method": "consolidated", "representative": LINE}}, True, None),
-    ({"command": "open_line", "at": t("01-02"), "customer_id": EAST, "operator": "east",
-      "kind": "b_flets", "access_key": "abcd1234", "line_limit": 5000,
-      "billing": {"method": "phone_bill", "number": "03-1234-5678", "cycle_start_day": 6}},
-     True, None),
-    ({"command": "open_line", "at": t("01-02"), "customer_id": "COP12345679",
-      "operator": "west", "kind": "hikari_next", "access_key": "abcd1234", "line_limit": 1,
-      "billing": {"method": "customer_number", "number": "0012345678"}}, "invalid_input", None),
-    ({"command": "change_line_limit", "at": t("01-02"), "customer_id": "CAF9999999999",
-      "line_limit": 1}, "unknown_line", None),
+    (
+        {
+            "command": "open_line",
+            "at": t("01-02"),
+            "customer_id": LINE,
+            "operator": "west",
+            "kind": "hikari_next",
+            "access_key": "abcd1234",
+            "line_limit": 3000,
+            "billing": {"method": "customer_number", "number": "0012345678"},
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "open_line",
+            "at": t("01-02"),
+            "customer_id": LINE2,
+            "operator": "west",
+            "kind": "hikari_light",
+            "access_key": "abcd1234",
+            "line_limit": 2000,
+            "billing": {"method": "consolidated", "representative": LINE},
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "open_line",
+            "at": t("01-02"),
+            "customer_id": EAST,
+            "operator": "east",
+            "kind": "b_flets",
+            "access_key": "abcd1234",
+            "line_limit": 5000,
+            "billing": {"method": "phone_bill", "number": "03-1234-5678", "cycle_start_day": 6},
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "open_line",
+            "at": t("01-02"),
+            "customer_id": "COP12345679",
+            "operator": "west",
+            "kind": "hikari_next",
+            "access_key": "abcd1234",
+            "line_limit": 1,
+            "billing": {"method": "customer_number", "number": "0012345678"},
+        },
+        "invalid_input",
+        None,
+    ),
+    (
+        {
+            "command": "change_line_limit",
+            "at": t("01-02"),
+            "customer_id": "CAF9999999999",
+            "line_limit": 1,
+        },
+        "unknown_line",
+        None,
+    ),
     # Passports
     (passport("alice", t("01-03")), True, None),
     (passport("alice", t("01-03")), "duplicate", None),
@@ -96,23 +221,78 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
     (passport("cid2", t("01-03"), limit=400), True, None),
     (passport("cid3", t("01-03"), limit=100), True, None),
     (passport("cid4", t("01-03"), limit=100), "too_many_passports", None),
-    ({"command": "change_line_limit", "at": t("01-04"), "customer_id": LINE,
-      "line_limit": 1000}, "limit_sum_exceeded", None),
-    ({"command": "change_line_limit", "at": t("01-04"), "customer_id": LINE,
-      "line_limit": 4000}, True, None),
-    ({"command": "change_passport_limit", "at": t("01-04"), "passport_id": "alice",
-      "limit": 9000}, "limit_sum_exceeded", None),
-    ({"command": "change_passport_limit", "at": t("01-04"), "passport_id": "alice",
-      "limit": 800}, True, None),
-    ({"command": "change_passport_limit", "at": t("01-04"), "passport_id": "nobody",
-      "limit": 1}, "unknown_passport", None),
-    ({"command": "change_passport_details", "at": t("01-04"), "passport_id": "alice",
-      "email": "alice2@example.jp"}, True, None),
+    (
+        {"command": "change_line_limit", "at": t("01-04"), "customer_id": LINE, "line_limit": 1000},
+        "limit_sum_exceeded",
+        None,
+    ),
+    (
+        {"command": "change_line_limit", "at": t("01-04"), "customer_id": LINE, "line_limit": 4000},
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "change_passport_limit",
+            "at": t("01-04"),
+            "passport_id": "alice",
+            "limit": 9000,
+        },
+        "limit_sum_exceeded",
+        None,
+    ),
+    (
+        {
+            "command": "change_passport_limit",
+            "at": t("01-04"),
+            "passport_id": "alice",
+            "limit": 800,
+        },
+        True,
+        None,
+    ),
+    (
+        {"command": "change_passport_limit", "at": t("01-04"), "passport_id": "nobody", "limit": 1},
+        "unknown_passport",
+        None,
+    ),
+    (
+        {
+            "command": "change_passport_details",
+            "at": t("01-04"),
+            "passport_id": "alice",
+            "email": "alice2@example.jp",
+        },
+        True,
+        None,
+    ),
     # Notification settings and line authentication (§9)
-    ({"command": "set_notification", "at": t("01-05"), "customer_id": LINE, "provider": "A",
-      "notify": True, "consent": False, "channel": "web"}, "consent_required", None),
-    ({"command": "set_notification", "at": t("01-05"), "customer_id": LINE, "provider": "A",
-      "notify": True, "consent": True, "channel": "web"}, True, None),
+    (
+        {
+            "command": "set_notification",
+            "at": t("01-05"),
+            "customer_id": LINE,
+            "provider": "A",
+            "notify": True,
+            "consent": False,
+            "channel": "web",
+        },
+        "consent_required",
+        None,
+    ),
+    (
+        {
+            "command": "set_notification",
+            "at": t("01-05"),
+            "customer_id": LINE,
+            "provider": "A",
+            "notify": True,
+            "consent": True,
+            "channel": "web",
+        },
+        True,
+        None,
+    ),
     (buy("bobby", t("01-06"), "movie"), "line_auth_failed", None),
     (buy("bobby", t("01-06"), "movie", presented_line=LINE), True, "bobby-movie"),
     # Purchases, limits, duplicates (§3, §4)
@@ -128,58 +308,136 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
     # Cancel and refund (§4)
     ({"command": "cancel", "at": t("01-12"), "receipt": "$movie"}, "not_cancellable", None),
     ({"command": "cancel", "at": t("01-12"), "receipt": "R0000"}, "unknown_receipt", None),
-    ({"command": "refund", "at": t("01-12"), "receipt": "$movie", "amount": 500,
-      "reason": "broken"}, "refund_exceeds_charge", None),
-    ({"command": "refund", "at": t("01-12"), "receipt": "$movie", "amount": 400,
-      "reason": "broken"}, True, None),
+    (
+        {
+            "command": "refund",
+            "at": t("01-12"),
+            "receipt": "$movie",
+            "amount": 500,
+            "reason": "broken",
+        },
+        "refund_exceeds_charge",
+        None,
+    ),
+    (
+        {
+            "command": "refund",
+            "at": t("01-12"),
+            "receipt": "$movie",
+            "amount": 400,
+            "reason": "broken",
+        },
+        True,
+        None,
+    ),
     ({"command": "cancel", "at": t("01-13"), "receipt": "$news"}, True, None),
     ({"command": "cancel", "at": t("01-13"), "receipt": "$news"}, "not_cancellable", None),
     # Billing changes and regulation (§5, §6)
-    ({"command": "change_billing", "at": t("01-14"), "customer_id": LINE,
-      "billing": {"method": "phone_bill", "number": "06-1111-2222", "cycle_start_day": 6},
-      "reason": "billing_phone_change"}, True, None),
+    (
+        {
+            "command": "change_billing",
+            "at": t("01-14"),
+            "customer_id": LINE,
+            "billing": {"method": "phone_bill", "number": "06-1111-2222", "cycle_start_day": 6},
+            "reason": "billing_phone_change",
+        },
+        True,
+        None,
+    ),
     ({"command": "regulate_line", "at": t("01-15"), "customer_id": LINE}, True, None),
     ({"command": "regulate_line", "at": t("01-15"), "customer_id": LINE}, True, None),
     (buy("cid1", t("01-16"), "movie"), "line_regulated", None),
     ({**buy("cid1", t("01-16"), "movie"), "password": "wrong1"}, "line_regulated", None),
     (passport("late", t("01-16"), limit=1), "line_regulated", None),
-    ({"command": "lift_regulation", "at": t("01-17"), "customer_id": LINE,
-      "channel": "online"}, "not_allowed_online", None),
-    ({"command": "lift_regulation", "at": t("01-17"), "customer_id": LINE,
-      "channel": "written"}, True, None),
+    (
+        {"command": "lift_regulation", "at": t("01-17"), "customer_id": LINE, "channel": "online"},
+        "not_allowed_online",
+        None,
+    ),
+    (
+        {"command": "lift_regulation", "at": t("01-17"), "customer_id": LINE, "channel": "written"},
+        True,
+        None,
+    ),
     # Lockout after ten wrong passwords (§10)
-    *[({**buy("cid2", t("01-18", f"10:00:{i:02d}"), "movie"), "password": "wrong1"},
-       "wrong_password", None) for i in range(10)],
+    *[
+        (
+            {**buy("cid2", t("01-18", f"10:00:{i:02d}"), "movie"), "password": "wrong1"},
+            "wrong_password",
+            None,
+        )
+        for i in range(10)
+    ],
     (buy("cid2", t("01-18", "11:00:00"), "movie"), "locked_out", None),
-    ({"command": "change_passport_details", "at": t("01-18", "12:00:00"),
-      "passport_id": "cid2", "password": "newpw1"}, True, None),
+    (
+        {
+            "command": "change_passport_details",
+            "at": t("01-18", "12:00:00"),
+            "passport_id": "cid2",
+            "password": "newpw1",
+        },
+        True,
+        None,
+    ),
     ({**buy("cid2", t("01-18", "13:00:00"), "movie"), "password": "newpw1"}, True, None),
     # Deletion and line changes (§2, §6)
     ({"command": "delete_passport", "at": t("01-19"), "passport_id": "cid3"}, True, None),
-    ({"command": "delete_passport", "at": t("01-19"), "passport_id": "cid3"},
-     "unknown_passport", None),
-    ({"command": "change_line", "at": t("01-20"), "customer_id": LINE, "change": "rename"},
-     True, None),
-    ({"command": "change_line", "at": t("01-21"), "customer_id": LINE2,
-      "change": "menu_change", "new_kind": "hikari_next"}, True, None),
-    ({"command": "change_line", "at": t("01-22"), "customer_id": EAST,
-      "change": "cancellation"}, True, None),
-    ({"command": "change_line_limit", "at": t("01-23"), "customer_id": EAST,
-      "line_limit": 1}, "unknown_line", None),
+    (
+        {"command": "delete_passport", "at": t("01-19"), "passport_id": "cid3"},
+        "unknown_passport",
+        None,
+    ),
+    (
+        {"command": "change_line", "at": t("01-20"), "customer_id": LINE, "change": "rename"},
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "change_line",
+            "at": t("01-21"),
+            "customer_id": LINE2,
+            "change": "menu_change",
+            "new_kind": "hikari_next",
+        },
+        True,
+        None,
+    ),
+    (
+        {"command": "change_line", "at": t("01-22"), "customer_id": EAST, "change": "cancellation"},
+        True,
+        None,
+    ),
+    (
+        {"command": "change_line_limit", "at": t("01-23"), "customer_id": EAST, "line_limit": 1},
+        "unknown_line",
+        None,
+    ),
     # Registration cut-off (§2): West lines can no longer register from 2024-12-01.
     (passport("tooLate", "2024-12-01T00:00:00+09:00", limit=1), "registration_closed", None),
     # Closing months (§7)
     ({"command": "issue_bills", "at": t("01-31"), "month": "2024-01"}, "invalid_input", None),
-    ({"command": "issue_bills", "at": "2024-02-01T00:00:00+09:00", "month": "2024-01"},
-     True, None),
-    ({"command": "issue_bills", "at": "2024-02-01T00:00:00+09:00", "month": "2024-01"},
-     True, None),
+    ({"command": "issue_bills", "at": "2024-02-01T00:00:00+09:00", "month": "2024-01"}, True, None),
+    ({"command": "issue_bills", "at": "2024-02-01T00:00:00+09:00", "month": "2024-01"}, True, None),
     (buy("nobody", t("01-25"), "movie"), "month_closed", None),
     # Malformed input
-    ({"command": "purchase", "at": "2024-02-02T10:00:00", "passport_id": "alice",
-      "password": "pass1", "provider": "A", "service": "movie"}, "invalid_input", None),
-    ({"command": "cancel", "at": t("02-02"), "receipt": "$news", "extra": 1},
-     "invalid_input", None),
+    (
+        {
+            "command": "purchase",
+            "at": "2024-02-02T10:00:00",
+            "passport_id": "alice",
+            "password": "pass1",
+            "provider": "A",
+            "service": "movie",
+        },
+        "invalid_input",
+        None,
+    ),
+    (
+        {"command": "cancel", "at": t("02-02"), "receipt": "$news", "extra": 1},
+        "invalid_input",
+        None,
+    ),
     ({"command": "teleport", "at": t("02-02")}, "invalid_input", None),
 ]
 
@@ -240,7 +498,8 @@ def test_matome_run_answers_every_command_as_the_contract_says(
 
     assert len(results) == len(LOG)
     numbers = [r["line"] for r in results]
-    assert numbers == sorted(numbers) and numbers[0] == 3  # comment and blank line skipped
+    assert numbers == sorted(numbers)
+    assert numbers[0] == 3  # the comment and the blank line are skipped
     for (command, want, _), got in zip(LOG, results, strict=True):
         if want is True:
             assert got["ok"] is True, (command, got)
@@ -248,8 +507,11 @@ def test_matome_run_answers_every_command_as_the_contract_says(
             assert got["ok"] is False, (command, got)
             assert got["error"]["code"] == want, (command, got)
             assert got["error"]["message"]
-    purchases = [g for (c, w, _), g in zip(LOG, results, strict=True)
-                 if c["command"] == "purchase" and w is True]
+    purchases = [
+        g
+        for (c, w, _), g in zip(LOG, results, strict=True)
+        if c["command"] == "purchase" and w is True
+    ]
     assert all(g["receipt"].startswith("R") for g in purchases)
     # The idempotent retry answered the first result again.
     news = [g for (c, w, _), g in zip(LOG, results, strict=True) if c.get("key") == "k-news"]

@@ -13,6 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from fractions import Fraction
 from typing import Any
 
 import attrs
@@ -22,7 +23,7 @@ from matome.errors import InvalidInput, UnknownLine
 from matome.policy import Policy
 from matome.projections.fees import DEFAULT_SCHEDULE, FeePeriod, fee_for
 from matome.projections.runner import Projection, utc_text
-from matome.values import TOKYO, CustomerId, PassportId, YearMonth, tokyo_date
+from matome.values import TOKYO, PassportId, YearMonth, tokyo_date
 from matome.wire import dumps
 
 __all__ = ["LABEL", "Documents", "bill_digest"]
@@ -367,13 +368,12 @@ class Documents:
         for total in self.provider_totals(month):
             gross, lines = total["amount"], total["lines"]
             fee, average = fee_for(self.schedule, month, gross, lines)
-            cents = average.numerator * 100 // average.denominator
             out.append(
                 {
                     "provider": total["provider"],
                     "gross": gross,
                     "lines": lines,
-                    "average_per_line": f"{cents // 100}.{cents % 100:02d}",
+                    "average_per_line": _two_places(average),
                     "fee": fee,
                     "net": gross - fee,
                 }
@@ -381,7 +381,9 @@ class Documents:
         return out
 
     def continuity(self, customer_id: str | None = None) -> list[dict[str, Any]]:
-        """The line-move continuity table (§6): every line change applied."""
+        """The line-move continuity table (§6): every line change applied (of one line)."""
+        if customer_id is not None:
+            self._line(customer_id)
         sql = (
             "SELECT customer_id, at, change, new_customer_id, kept, cancelled, deleted "
             "FROM mv_continuity"
@@ -426,5 +428,8 @@ class Documents:
         return {r[0] for r in rows}
 
 
-def check_customer_id(text: str) -> str:
-    return CustomerId(text).value
+def _two_places(value: Fraction) -> str:
+    """``value`` as a decimal string with two places, truncated toward zero (never a float)."""
+    cents = abs(value.numerator) * 100 // value.denominator
+    sign = "-" if value < 0 and cents else ""
+    return f"{sign}{cents // 100}.{cents % 100:02d}"

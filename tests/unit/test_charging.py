@@ -1,0 +1,156 @@
+"""The charging rules of DOMAIN.md §4 as pure functions of business times (``matome.charging``).
+
+Monthly flat: charged every month from the purchase month to the cancellation month, both
+included, with no pro-rating; a cancellation on the 1st (Tokyo) is not charged for that month,
+unless the purchase was made on that same 1st.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from matome.charging import charged_in, first_charged_month, last_charged_month
+from matome.values import YearMonth
+
+
+def t(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+N = YearMonth(2025, 1)
+N1 = N.next()
+N2 = N1.next()
+AROUND = [N.previous(), N, N1, N2, N2.next()]
+
+
+def charged_months(purchased: str, cancelled: str | None) -> list[YearMonth]:
+    return [m for m in AROUND if charged_in(t(purchased), t(cancelled) if cancelled else None, m)]
+
+
+# The six patterns of the §4 table (single subscription; patterns 4 and 5 also re-buy, which the
+# once-per-month rule of the engine handles: see test_rules_purchases).
+
+
+def test_pattern_1_purchase_in_n_cancel_in_n_plus_2_charges_n_n1_n2() -> None:
+    """§4 pattern 1: purchase in N, cancel in N+2 → N, N+1, N+2."""
+    months = charged_months("2025-01-15T10:00:00+09:00", "2025-03-20T10:00:00+09:00")
+    assert months == [N, N1, N2]
+
+
+def test_pattern_2_purchase_in_n_cancel_in_n_plus_1_charges_n_n1() -> None:
+    """§4 pattern 2: purchase in N, cancel in N+1 → N, N+1."""
+    assert charged_months("2025-01-15T10:00:00+09:00", "2025-02-10T10:00:00+09:00") == [N, N1]
+
+
+def test_pattern_3_purchase_and_cancel_in_n_charges_n_only() -> None:
+    """§4 pattern 3: purchase and cancel in N → N."""
+    assert charged_months("2025-01-15T10:00:00+09:00", "2025-01-15T10:05:00+09:00") == [N]
+
+
+def test_pattern_4_purchase_in_n1_cancel_in_n2_charges_n1_n2() -> None:
+    """§4 pattern 4 (first subscription): purchase in N+1, cancel in N+2 → N+1, N+2."""
+    assert charged_months("2025-02-03T10:00:00+09:00", "2025-03-25T10:00:00+09:00") == [N1, N2]
+    # ... and the one bought again in N+2 (still active) is charged from N+2.
+    assert charged_months("2025-03-26T10:00:00+09:00", None) == [N2, N2.next()]
+
+
+def test_pattern_5_reads_as_pattern_4() -> None:
+    """§4 pattern 5 repeats pattern 4's cells: the same case, the same months."""
+    assert charged_months("2025-02-28T23:59:59+09:00", "2025-03-31T23:59:59+09:00") == [N1, N2]
+
+
+def test_pattern_6_cancellation_on_the_first_is_not_charged_for_that_month() -> None:
+    """§4 pattern 6: purchase in N, cancel on the 1st of N+1 → N only."""
+    assert charged_months("2025-01-15T10:00:00+09:00", "2025-02-01T10:00:00+09:00") == [N]
+    assert last_charged_month(t("2025-01-15T10:00:00+09:00"), t("2025-02-01T10:00:00+09:00")) == N
+
+
+def test_cancellation_on_the_first_at_the_last_second_of_the_day_is_still_the_first() -> None:
+    """§4: "on the 1st" is the whole Tokyo day, to 23:59:59."""
+    assert charged_months("2025-01-15T10:00:00+09:00", "2025-02-01T23:59:59+09:00") == [N]
+
+
+def test_cancellation_on_the_second_is_charged_for_that_month() -> None:
+    """§4: only the 1st is exempt; from the 2nd the cancellation month is charged (no pro-rata)."""
+    assert charged_months("2025-01-15T10:00:00+09:00", "2025-02-02T00:00:00+09:00") == [N, N1]
+
+
+def test_purchase_and_cancel_on_the_same_first_is_charged_for_that_month() -> None:
+    """§4, the exception to the exception: the 1st that is the purchase month is charged."""
+    assert charged_months("2025-02-01T09:00:00+09:00", "2025-02-01T18:00:00+09:00") == [N1]
+    assert last_charged_month(t("2025-02-01T09:00:00+09:00"), t("2025-02-01T18:00:00+09:00")) == N1
+
+
+def test_purchase_on_a_first_and_cancel_on_the_next_first_charges_the_purchase_month_only() -> None:
+    """§4: the exception only covers the *same* 1st; the next month's 1st is not charged."""
+    assert charged_months("2025-01-01T09:00:00+09:00", "2025-02-01T09:00:00+09:00") == [N]
+
+
+def test_an_active_subscription_is_charged_every_month_from_its_purchase() -> None:
+    """§4: charged every month from the purchase month while it is not cancelled."""
+    assert charged_months("2025-01-31T23:59:59+09:00", None) == [N, N1, N2, N2.next()]
+    assert last_charged_month(t("2025-01-31T23:59:59+09:00"), None) is None
+
+
+def test_no_pro_rating_a_purchase_on_the_last_day_is_charged_the_full_month() -> None:
+    """§4: no pro-rating: the purchase month is charged in full even on its last second."""
+    assert first_charged_month(t("2025-01-31T23:59:59+09:00")) == N
+    assert charged_months("2025-01-31T23:59:59+09:00", "2025-01-31T23:59:59+09:00") == [N]
+
+
+# Tokyo-midnight edges with times given in UTC (or another offset).
+
+
+def test_cancellation_at_0030_jst_on_the_first_given_in_utc_is_a_first_of_month_cancel() -> None:
+    """§4: the 1st is Tokyo's: 2025-01-31T15:30Z is 00:30 on 1 Feb in Tokyo."""
+    purchased, cancelled = t("2024-12-20T10:00:00+09:00"), t("2025-01-31T15:30:00+00:00")
+    assert last_charged_month(purchased, cancelled) == N
+    assert [m for m in AROUND if charged_in(purchased, cancelled, m)] == [N.previous(), N]
+
+
+def test_cancellation_at_2359_jst_on_the_last_day_given_in_utc_is_in_that_month() -> None:
+    """§4: 2025-01-31T14:59:59Z is still 31 Jan in Tokyo: January is the last month."""
+    assert last_charged_month(t("2024-12-20T10:00:00+09:00"), t("2025-01-31T14:59:59+00:00")) == N
+
+
+def test_new_year_midnight_in_utc_cancellation_is_on_the_first_of_january() -> None:
+    """§4: 2024-12-31T15:30Z is 00:30 on 1 Jan 2025 in Tokyo: January is not charged."""
+    purchased = t("2024-11-10T10:00:00+09:00")
+    cancelled = t("2024-12-31T15:30:00+00:00")
+    assert last_charged_month(purchased, cancelled) == YearMonth(2024, 12)
+    assert not charged_in(purchased, cancelled, N)
+
+
+def test_purchase_at_0030_jst_on_the_first_given_in_utc_belongs_to_that_month() -> None:
+    """§4: a purchase at 2025-01-31T15:30Z is a purchase on 1 Feb (Tokyo), not in January."""
+    purchased = t("2025-01-31T15:30:00+00:00")
+    assert first_charged_month(purchased) == N1
+    assert not charged_in(purchased, None, N)
+
+
+def test_same_first_exception_holds_when_the_times_are_given_in_utc() -> None:
+    """§4: purchase and cancel on the same Tokyo 1st, both written in UTC (the UTC dates
+    differ: 31 Jan and 1 Feb) → February is charged, January is not."""
+    purchased = t("2025-01-31T15:30:00+00:00")  # 2025-02-01 00:30 JST
+    cancelled = t("2025-02-01T05:00:00+00:00")  # 2025-02-01 14:00 JST
+    assert last_charged_month(purchased, cancelled) == N1
+    assert [m for m in AROUND if charged_in(purchased, cancelled, m)] == [N1]
+
+
+def test_same_first_exception_does_not_apply_to_a_purchase_the_tokyo_evening_before() -> None:
+    """§4: 2025-01-31T14:30Z is 23:30 on 31 Jan in Tokyo, so the 1 Feb cancellation is exempt."""
+    purchased = t("2025-01-31T14:30:00+00:00")
+    cancelled = t("2025-01-31T15:30:00+00:00")
+    assert last_charged_month(purchased, cancelled) == N
+    assert [m for m in AROUND if charged_in(purchased, cancelled, m)] == [N]
+
+
+@pytest.mark.parametrize(
+    "cancelled",
+    ["2025-02-01T00:00:00+09:00", "2025-01-31T15:00:00+00:00", "2025-01-31T10:00:00-05:00"],
+)
+def test_tokyo_midnight_starting_the_first_is_on_the_first_in_every_offset(cancelled: str) -> None:
+    """§4: the same instant (00:00 JST on 1 Feb) in three offsets gives the same answer."""
+    assert last_charged_month(t("2025-01-10T10:00:00+09:00"), t(cancelled)) == N
