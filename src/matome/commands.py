@@ -318,6 +318,10 @@ class OpenLine(Command):
 
     def __attrs_post_init__(self) -> None:
         _not_own_representative(self.customer_id, self.billing)
+        if not self.operator.accepts(self.customer_id):
+            raise InvalidInput(f"NTT West customer IDs start with CAF, not {self.customer_id}")
+        if not self.kind.offered_by(self.operator):
+            raise InvalidInput(f"NTT {self.operator.value} does not offer {self.kind.value} lines")
 
 
 @_command("change_line_limit")
@@ -359,6 +363,24 @@ class ChangeLine(Command):
         default=None, converter=_to_optional_customer_id
     )
     new_kind: LineKind | None = attrs.field(default=None, converter=_to_optional_new_kind)
+
+    def __attrs_post_init__(self) -> None:
+        # §6's table, as far as it needs no state.
+        no_new_id = (
+            ChangeKind.CANCELLATION,
+            ChangeKind.AREA_MOVE,
+            ChangeKind.COLLABO_CONVERSION,
+            ChangeKind.RENAME,
+        )
+        if self.new_customer_id is not None and self.change in no_new_id:
+            raise InvalidInput(f"a {self.change.value} takes no new_customer_id")
+        if self.new_kind is not None and self.change not in (
+            ChangeKind.MENU_CHANGE,
+            ChangeKind.ITEM_CHANGE,
+        ):
+            raise InvalidInput(f"a {self.change.value} takes no new_kind")
+        if self.change is ChangeKind.MENU_CHANGE and self.new_kind is None:
+            raise InvalidInput("a menu_change needs new_kind (hikari_next ⇄ hikari_light)")
 
 
 @_command("regulate_line")

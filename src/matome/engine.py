@@ -23,8 +23,8 @@ from typing import Any, TypeVar, cast
 from uuid import UUID, uuid5
 
 import attrs
-from eventsourcing.application import Application
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, Recording
 
 from matome import commands as cmd
 from matome.aggregates.base import NAMESPACE
@@ -185,6 +185,8 @@ class _UnitOfWork:
         self.states: dict[UUID, Any] = {}
         #: The version of every stream decided against, as it was read (0: did not exist).
         self.read: dict[UUID, int] = {}
+        #: The first time-order violation met while loading (see :meth:`load`).
+        self.late: InvalidInput | None = None
         self.events: list[DomainEvent] = []
         #: Events kept even when the command is refused (a counted wrong password, §10).
         self.security_events: list[DomainEvent] = []
@@ -203,10 +205,12 @@ class _UnitOfWork:
         if not known:
             state = self.engine._cache.get(stream, projector)
         self.read[stream] = state.version if state is not None else 0
-        if chronological and state is not None and state.last_at > self.at:
+        if chronological and state is not None and state.last_at > self.at and self.late is None:
             # A line's history is chronological: deciding at ``at`` against a state that
-            # already knows later events would judge the past by the future.
-            raise InvalidInput(
+            # already knows later events would judge the past by the future.  The refusal is
+            # kept, not raised: it is invalid_input, which outranks whatever else the handler
+            # finds (handlers load everything they decide against before refusing anything).
+            self.late = InvalidInput(
                 f"business time {self.at.isoformat()} is before the latest event of {name} "
                 f"({state.last_at.isoformat()}); commands on a line must come in time order"
             )
@@ -311,6 +315,21 @@ class Engine(Application[UUID]):
             fee_schedule=fee_schedule,
         )
 
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Record events in one transaction (eventsourcing's ``Application.save``).
+
+        The library tests every object against a runtime-checkable protocol, which costs more
+        than the insert itself; matome's own events are known to satisfy it and skip that test.
+        """
+        if not all(isinstance(obj, DomainEvent) for obj in objs):
+            return super().save(*objs, **kwargs)
+        processing = ProcessingEvent[UUID]()
+        processing.events.extend(objs)
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._notify(recordings)
+        return recordings
+
     def construct_recorder(self) -> ApplicationRecorder:
         # The in-memory factory takes no recorder topic: give it matome's recorder directly.
         if self.store_settings.get("PERSISTENCE_MODULE") == "eventsourcing.popo":
@@ -344,10 +363,16 @@ class Engine(Application[UUID]):
                             key_id(command.key), project_key, "key", chronological=False
                         )
                         if record is not None:
-                            return self._replay(command, record)
+                            return self._replay(uow, handler, command, record)
+                    closed = None
                     if not isinstance(command, cmd.IssueBills):
-                        self._check_month_open(uow, command.at)
-                    result = handler(uow, command)
+                        closed = self._closed_month(uow, command.at)
+                    try:
+                        result = handler(uow, command)
+                    except MatomeError as refusal:
+                        raise self._first_refusal(uow, refusal, closed) from None
+                    if uow.late is not None or closed is not None:
+                        raise self._first_refusal(uow, None, closed)
                     if command.key is not None:
                         self._bind_key(uow, command, result)
                 except MatomeError:
@@ -379,16 +404,32 @@ class Engine(Application[UUID]):
         for event in events:
             self._cache.put(uow.states[event.originator_id])
 
-    def _check_month_open(self, uow: _UnitOfWork, at: datetime) -> None:
+    @staticmethod
+    def _first_refusal(
+        uow: _UnitOfWork, refusal: MatomeError | None, closed: MonthClosed | None
+    ) -> MatomeError:
+        """The refusal to report, by the contract's precedence: invalid_input (including a
+        command out of time order), then month_closed, then what the handler found."""
+        if isinstance(refusal, InvalidInput):
+            return refusal
+        first = uow.late or closed or refusal
+        assert first is not None
+        if first is not refusal:
+            uow.security_events.clear()  # a wrong password is not counted then
+        return first
+
+    def _closed_month(self, uow: _UnitOfWork, at: datetime) -> MonthClosed | None:
+        """The ``month_closed`` refusal if ``at`` falls in a closed month (§7), else None."""
         calendar: Calendar | None = uow.load(
             CALENDAR_ID, project_calendar, "calendar", chronological=False
         )
         month = YearMonth.of(at)
         if calendar is not None and calendar.is_closed(month):
-            raise MonthClosed(
+            return MonthClosed(
                 f"{month} is closed (bills issued through {calendar.closed_through}); "
                 "a command dated in it cannot change them"
             )
+        return None
 
     # Idempotency keys (INTERCHANGE.md, "Command log")
 
@@ -428,7 +469,28 @@ class Engine(Application[UUID]):
             result=result.to_json(),
         )
 
-    def _replay(self, command: cmd.Command, record: KeyRecord) -> cmd.Result:
+    def _replay(
+        self,
+        uow: _UnitOfWork,
+        handler: Callable[[_UnitOfWork, Any], cmd.Result],
+        command: cmd.Command,
+        record: KeyRecord,
+    ) -> cmd.Result:
+        try:
+            return self._answer_again(command, record)
+        except IdempotencyConflict as conflict:
+            # invalid_input outranks idempotency_conflict: decide (without saving) to see
+            # whether the command is out of time order or otherwise invalid against the state.
+            try:
+                handler(uow, command)
+            except InvalidInput as invalid:
+                raise invalid from None
+            except MatomeError:
+                pass
+            uow.security_events.clear()
+            raise uow.late or conflict from None
+
+    def _answer_again(self, command: cmd.Command, record: KeyRecord) -> cmd.Result:
         secrets = self._secrets(command)
         same = (
             record.command == command.NAME
@@ -454,7 +516,9 @@ class Engine(Application[UUID]):
         return line
 
     def _active_line(self, uow: _UnitOfWork, customer_id: CustomerId) -> AccessLine:
-        line = self._load_line(uow, customer_id)
+        return self._require_line(self._load_line(uow, customer_id), customer_id)
+
+    def _require_line(self, line: AccessLine | None, customer_id: CustomerId) -> AccessLine:
         if line is None:
             raise UnknownLine(f"no access line {customer_id}")
         if line.ended:
@@ -531,6 +595,16 @@ class Engine(Application[UUID]):
             cancelled.append(receipt)
         return passport, cancelled
 
+    def _passport_and_line(
+        self, uow: _UnitOfWork, passport_id: PassportId
+    ) -> tuple[Passport, AccessLine]:
+        """A current Passport ID and its line, both loaded before either is refused."""
+        passport = self._load_passport(uow, passport_id)
+        line = None if passport is None else self._load_line(uow, passport.customer_id)
+        if passport is None or passport.deleted:
+            raise UnknownPassport(f"no Passport ID {passport_id!s}")
+        return passport, self._require_line(line, passport.customer_id)
+
     def _line_passports(self, uow: _UnitOfWork, line: AccessLine) -> list[Passport]:
         return [self._active_passport(uow, pid) for pid in sorted(line.passports)]
 
@@ -538,14 +612,11 @@ class Engine(Application[UUID]):
     # Handlers: decide, in the contract's order of precedence, then emit
 
     def _open_line(self, uow: _UnitOfWork, c: cmd.OpenLine) -> cmd.LineResult:
-        if not c.operator.accepts(c.customer_id):
-            raise InvalidInput(f"NTT West customer IDs start with CAF, not {c.customer_id}")
-        if not c.kind.offered_by(c.operator):
-            raise InvalidInput(f"NTT {c.operator.value} does not offer {c.kind.value} lines")
+        existing = self._load_line(uow, c.customer_id)
         # The representative's checks come first: invalid_input and unknown_line outrank
         # duplicate in the contract's order.
         self._check_billing(uow, c.billing)
-        if self._load_line(uow, c.customer_id) is not None:
+        if existing is not None:
             raise DuplicateError(f"line {c.customer_id} exists already")
         uow.emit(
             None,
@@ -572,8 +643,9 @@ class Engine(Application[UUID]):
         return cmd.Done()
 
     def _change_billing(self, uow: _UnitOfWork, c: cmd.ChangeBilling) -> cmd.Done:
+        loaded = self._load_line(uow, c.customer_id)
         self._check_billing(uow, c.billing)
-        line = self._active_line(uow, c.customer_id)
+        line = self._require_line(loaded, c.customer_id)
         uow.emit(
             line, line.id, project_line, line_ev.BillingChanged, billing=c.billing, reason=c.reason
         )
@@ -582,16 +654,16 @@ class Engine(Application[UUID]):
     def _change_line(self, uow: _UnitOfWork, c: cmd.ChangeLine) -> cmd.LineChangeResult:
         terminal = {ChangeKind.CANCELLATION, ChangeKind.AREA_MOVE, ChangeKind.COLLABO_CONVERSION}
         renumbered = c.new_customer_id is not None and c.new_customer_id != c.customer_id
-        if c.new_customer_id is not None and c.change in terminal | {ChangeKind.RENAME}:
-            raise InvalidInput(f"a {c.change.value} takes no new_customer_id")
-        if c.new_kind is not None and c.change not in (
-            ChangeKind.MENU_CHANGE,
-            ChangeKind.ITEM_CHANGE,
-        ):
-            raise InvalidInput(f"a {c.change.value} takes no new_kind")
-        if c.change is ChangeKind.MENU_CHANGE and c.new_kind is None:
-            raise InvalidInput("a menu_change needs new_kind (hikari_next ⇄ hikari_light)")
+        kept = c.change is ChangeKind.RENAME or (
+            c.change in (ChangeKind.RELOCATION, ChangeKind.ITEM_CHANGE) and not renumbered
+        )
         line = self._active_line(uow, c.customer_id)
+        # Everything the change would end is decided against too: load it before refusing.
+        passports = [] if kept else self._line_passports(uow, line)
+        for passport in passports:
+            for receipt in passport.holdings:
+                if passport.holdings[receipt].active:
+                    self._subscription(uow, receipt)
         if c.new_customer_id is not None and not line.operator.accepts(c.new_customer_id):
             raise InvalidInput(f"NTT West customer IDs start with CAF, not {c.new_customer_id}")
         if c.change is ChangeKind.MENU_CHANGE:
@@ -608,14 +680,11 @@ class Engine(Application[UUID]):
             if self._load_line(uow, c.new_customer_id, chronological=False) is not None:
                 raise DuplicateError(f"line {c.new_customer_id} exists already")
         # §6, the continuity table.
-        kept = c.change is ChangeKind.RENAME or (
-            c.change in (ChangeKind.RELOCATION, ChangeKind.ITEM_CHANGE) and not renumbered
-        )
         ended = c.change in terminal or renumbered
         cancelled: list[str] = []
         deleted: list[PassportId] = []
         if not kept:
-            for passport in self._line_passports(uow, line):
+            for passport in passports:
                 passport, receipts = self._cancel_all(
                     uow, passport, sub_ev.CancelReason.LINE_CHANGE
                 )
@@ -729,10 +798,12 @@ class Engine(Application[UUID]):
         return cmd.Done()
 
     def _register_passport(self, uow: _UnitOfWork, c: cmd.RegisterPassport) -> cmd.PassportResult:
-        line = self._active_line(uow, c.customer_id)
+        loaded = self._load_line(uow, c.customer_id)
+        existing = self._load_passport(uow, c.passport_id)
+        line = self._require_line(loaded, c.customer_id)
         if c.via_provider is not None:
             self._provider(uow, c.via_provider)
-        if self._load_passport(uow, c.passport_id) is not None:
+        if existing is not None:
             # Passport IDs are never reused, even after deletion: an ID names one history.
             raise DuplicateError(f"Passport ID {c.passport_id!s} exists already")
         if line.regulated:
@@ -784,8 +855,7 @@ class Engine(Application[UUID]):
         return cmd.PassportResult(passport_id=c.passport_id, status="in_use")
 
     def _change_passport_limit(self, uow: _UnitOfWork, c: cmd.ChangePassportLimit) -> cmd.Done:
-        passport = self._active_passport(uow, c.passport_id)
-        line = self._active_line(uow, passport.customer_id)
+        passport, line = self._passport_and_line(uow, c.passport_id)
         total = line.limit_sum - passport.limit + c.limit
         if total > line.line_limit:
             raise LimitSumExceeded(
@@ -820,8 +890,7 @@ class Engine(Application[UUID]):
         return cmd.Done()
 
     def _delete_passport(self, uow: _UnitOfWork, c: cmd.DeletePassport) -> cmd.DeletionResult:
-        passport = self._active_passport(uow, c.passport_id)
-        line = self._active_line(uow, passport.customer_id)
+        passport, line = self._passport_and_line(uow, c.passport_id)
         passport, cancelled = self._cancel_all(uow, passport, sub_ev.CancelReason.PASSPORT_DELETED)
         uow.emit(
             passport,
@@ -834,10 +903,9 @@ class Engine(Application[UUID]):
         return cmd.DeletionResult(cancelled=tuple(cancelled))
 
     def _purchase(self, uow: _UnitOfWork, c: cmd.Purchase) -> cmd.PurchaseResult:
-        passport = self._active_passport(uow, c.passport_id)
+        passport, line = self._passport_and_line(uow, c.passport_id)
         provider = self._provider(uow, c.provider)
         listing = self._listing(uow, provider, c.service)
-        line = self._active_line(uow, passport.customer_id)
         monthly = listing.pricing is Pricing.MONTHLY
         if monthly and passport.active_holding(c.provider, c.service) is not None:
             raise DuplicateError(
@@ -1102,6 +1170,28 @@ class Engine(Application[UUID]):
         p = code if isinstance(code, ProviderCode) else ProviderCode(code)
         state: Provider | None = self._cache.get(provider_id(p), project_provider)
         return state
+
+    def usage_status(self, customer_id: CustomerId | str) -> dict[str, Any]:
+        """The line's Passport IDs as the service page lists them (DOMAIN.md §2).
+
+        Each current ID with its status — ``in_use`` [利用中], or ``regulated`` [規制中] while
+        the line is regulated — and limit; deleted IDs are gone from the list, and a line with
+        no IDs shows ``not_used`` [未利用].  (Registration takes effect at once in matome, so
+        ``registering`` [登録中] is never shown.)
+        """
+        line = self.line(customer_id)
+        if line is None:
+            raise UnknownLine(f"no access line {customer_id}")
+        status = "regulated" if line.regulated else "in_use"
+        passports = [
+            {"passport_id": pid.value, "status": status, "limit": limit.amount}
+            for pid, limit in sorted(line.passports.items())
+        ]
+        return {
+            "customer_id": line.customer_id.value,
+            "status": "not_used" if not passports else status,
+            "passports": passports,
+        }
 
     def closed_through(self) -> YearMonth | None:
         """The latest closed billing month, if any."""

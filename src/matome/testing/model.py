@@ -1,0 +1,914 @@
+"""A reference model of matome's business rules, written apart from the engine.
+
+The model answers two questions for a history of commands, and nothing else:
+
+* is each command accepted or refused, and with which error code (INTERCHANGE.md, "Results" and
+  its order of precedence), and
+* what is each line charged in each month (DOMAIN.md §4 and §7, the bill's rows and subtotal).
+
+It is deliberately plain: a few dataclasses in dicts, no events, no projections, no storage.
+Charges are never stored; a bill is recomputed from the purchases, cancellations and refunds each
+time it is asked for.  Where DOMAIN.md is silent the model follows docs/design.md.
+
+A refusal is found by *collecting* every refusal that applies to a command and reporting the
+first in the contract's order (:data:`matome.errors.ERROR_PRECEDENCE`), so the model does not
+depend on the order in which the checks happen to be written.
+
+Readings the model takes where neither document spells the detail out:
+
+* Time order (design.md): a line, a Passport ID (also a deleted one) and a subscription each
+  remember the business time of the latest thing that happened to it; a command dated before
+  that, on anything it decides against, is ``invalid_input``.  A purchase decides against its ID
+  and the ID's line; a cancel against the subscription and its ID; a refund against the
+  subscription; a cancel-all (regulation, deletion, a line change that ends the service)
+  against every ID concerned and their active subscriptions.  Refused commands and no-ops
+  (regulating a regulated line, lifting an unregulated one) leave no time behind, except a
+  counted wrong password.
+* A wrong password is counted only when ``wrong_password`` is the answer (§10): a refusal that
+  outranks it (``line_regulated``, ``duplicate``, ``month_closed``, ...) counts nothing.
+  ``locked`` means ``failures >= lockout_after``; a new password (not an e-mail change) and an
+  accepted purchase reset the count.
+* Providers and services exist from their business time on; a consolidated-billing
+  representative is checked as currently recorded.
+* A line change that ends the service on the same customer ID keeps the line's notification
+  settings (only regulation is not carried); a continuation under a new ID starts with none.
+* :meth:`ReferenceModel.months` runs from the month of the earliest business time of any
+  command given to :meth:`~ReferenceModel.apply` (accepted or not) through the latest.
+
+The model must not import the engine or its internals (aggregates, charging, projections,
+events, wire).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from matome import commands as cmd
+from matome.errors import ERROR_PRECEDENCE, UnknownLine
+from matome.policy import DEFAULT_POLICY, Policy
+from matome.values import (
+    BillingAccount,
+    ChangeKind,
+    Consolidated,
+    CustomerId,
+    Goods,
+    LiftChannel,
+    LineKind,
+    Operator,
+    Pricing,
+    YearMonth,
+    tokyo_date,
+)
+
+__all__ = ["ModelResult", "ReferenceModel", "receipt_number"]
+
+#: Namespace of derived receipt numbers (docs/design.md, "Receipt numbers are derived").
+RECEIPT_NAMESPACE = uuid.UUID("5f6c1a8e-3c0b-4f55-9a57-6d6174f6d65e")
+
+_RANK: dict[str, int] = {
+    code: rank for rank, codes in enumerate(ERROR_PRECEDENCE) for code in codes
+}
+
+#: §1 line kinds: NTT West offers two, NTT East all five.
+_WEST_KINDS = {LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT}
+#: §6: a menu change goes between these two.
+_MENU_KINDS = {LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT}
+#: §6 / design: changes that end the line record for good.
+_TERMINAL = {ChangeKind.CANCELLATION, ChangeKind.AREA_MOVE, ChangeKind.COLLABO_CONVERSION}
+
+
+def receipt_number(passport_id: str, n: int) -> str:
+    """The receipt number of the ``n``-th accepted purchase (from 1) of a Passport ID."""
+    return "R" + uuid.uuid5(RECEIPT_NAMESPACE, f"receipt:{passport_id}#{n}").hex[:20].upper()
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """The model's answer to one command: accepted (``code`` None) or refused with ``code``."""
+
+    ok: bool
+    code: str | None
+    data: dict[str, Any]
+    message: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# State: plain records
+
+
+@dataclass
+class Line:
+    """An access line (§1) and the collect-on-behalf settings hung off it."""
+
+    customer_id: str
+    operator: Operator
+    kind: LineKind
+    cap: int
+    billing: BillingAccount
+    last_at: datetime
+    regulated: bool = False
+    ended: bool = False
+    notify: dict[str, bool] = field(default_factory=dict)
+    passports: list[str] = field(default_factory=list)  # IDs not deleted
+
+
+@dataclass
+class Passport:
+    """A Passport ID (§2); kept after deletion so that its ID is never reused (design.md)."""
+
+    passport_id: str
+    customer_id: str
+    password: str
+    limit: int
+    line_auth: bool
+    last_at: datetime
+    deleted: bool = False
+    failures: int = 0
+    purchases: int = 0
+
+
+@dataclass
+class Sub:
+    """One purchase [申込] of one service by one Passport ID, with what happened to it since."""
+
+    seq: int
+    receipt: str
+    passport_id: str
+    customer_id: str
+    provider: str
+    service: str
+    monthly: bool
+    price: int
+    bought_at: datetime
+    last_at: datetime
+    cancelled_at: datetime | None = None
+    refunds: list[tuple[datetime, int]] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """A monthly subscription that has not been cancelled (only those can be cancelled)."""
+        return self.monthly and self.cancelled_at is None
+
+    def first_month(self) -> YearMonth:
+        return YearMonth.of(self.bought_at)
+
+    def last_month(self) -> YearMonth | None:
+        """The last month a monthly subscription is charged; None while it is active (§4).
+
+        Charged through the month of cancellation, except when cancelled on the 1st (Tokyo) of a
+        month: then that month is not charged, unless the purchase was made that same day.
+        """
+        if self.cancelled_at is None:
+            return None
+        day = tokyo_date(self.cancelled_at)
+        month = YearMonth.of(self.cancelled_at)
+        if day.day == 1 and day != tokyo_date(self.bought_at):
+            return month.previous()
+        return month
+
+    def charged_in(self, month: YearMonth) -> bool:
+        """Whether this purchase (before the once-per-month rule) is charged in ``month``."""
+        if not self.monthly:
+            return self.first_month() == month
+        last = self.last_month()
+        return self.first_month() <= month and (last is None or month <= last)
+
+
+@dataclass
+class Service:
+    name: str
+    monthly: bool
+    price: int
+    listed_at: datetime
+
+
+@dataclass
+class Provider:
+    goods: Goods
+    registered_at: datetime
+    services: dict[str, Service] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Collecting refusals
+
+
+class _Checks:
+    """The refusals that apply to one command; the contract reports the first by precedence."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+        self.found: list[tuple[str, str]] = []
+        #: The Passport ID whose password was wrong: counted only if that is the answer (§10).
+        self.wrong_password: Passport | None = None
+
+    def add(self, code: str, why: str) -> None:
+        self.found.append((code, why))
+
+    def check(self, ok: bool, code: str, why: str) -> None:
+        if not ok:
+            self.add(code, why)
+
+    def in_time(self, last_at: datetime, what: str) -> None:
+        """design.md: business time is chronological per line, Passport ID and subscription."""
+        self.check(
+            last_at <= self.at, "invalid_input", f"{what} has a later event; time order broken"
+        )
+
+    def first(self) -> tuple[str, str] | None:
+        if not self.found:
+            return None
+        return min(self.found, key=lambda f: _RANK[f[0]])
+
+
+#: What a handler answers when all checks pass: a function that applies the command.
+Commit = Callable[[], dict[str, Any]]
+
+
+class ReferenceModel:
+    """Replays commands one at a time; answers results and bills (see the module docstring)."""
+
+    def __init__(self, policy: Policy = DEFAULT_POLICY) -> None:
+        self.policy = policy
+        self._lines: dict[str, Line] = {}
+        self._passports: dict[str, Passport] = {}
+        self._subs: dict[str, Sub] = {}
+        self._providers: dict[str, Provider] = {}
+        self._keys: dict[str, tuple[cmd.Command, ModelResult]] = {}
+        self._closed: YearMonth | None = None
+        self._first: YearMonth | None = None
+        self._last: YearMonth | None = None
+
+    # -----------------------------------------------------------------------------------------
+    # Queries
+
+    def lines(self) -> list[str]:
+        """Every customer ID ever opened (also continuations and ended lines), sorted."""
+        return sorted(self._lines)
+
+    def months(self) -> list[YearMonth]:
+        """The months from the first command's business time through the latest seen."""
+        if self._first is None or self._last is None:
+            return []
+        out: list[YearMonth] = []
+        month = self._first
+        while month <= self._last:
+            out.append(month)
+            month = month.next()
+        return out
+
+    def closed_through(self) -> YearMonth | None:
+        """The latest closed month (closing a month closes all months before it, design.md)."""
+        return self._closed
+
+    def bill(self, customer_id: str, month: YearMonth) -> dict[str, Any]:
+        """The bill of one line for one month (§7, INTERCHANGE.md "Bill of one line").
+
+        One row per provider with any charge that month, amount = sum of its charges; rows
+        sorted by provider code; subtotal = sum of rows.  Every line ever opened has bills,
+        also after its service ended.
+        """
+        if customer_id not in self._lines:
+            raise UnknownLine(f"no access line {customer_id}")
+        subs = [s for s in self._subs.values() if s.customer_id == customer_id]
+        charges = self._charges(subs, month, refunds=True)
+        rows: dict[str, int] = {}
+        for charge in charges:
+            rows[charge["provider"]] = rows.get(charge["provider"], 0) + charge["amount"]
+        return {
+            "customer_id": customer_id,
+            "month": str(month),
+            "rows": [{"provider": p, "amount": a} for p, a in sorted(rows.items())],
+            "subtotal": sum(rows.values()),
+            "charges": charges,
+        }
+
+    def _charges(
+        self, subs: Iterable[Sub], month: YearMonth, *, refunds: bool
+    ) -> list[dict[str, Any]]:
+        """§4: what ``subs`` charge in ``month`` (refunds negative, in the month recorded).
+
+        A monthly service is charged at most once per (Passport ID, service, month) when the
+        policy says so (patterns 4 and 5); the earliest purchase carries the charge.
+        """
+        out: list[dict[str, Any]] = []
+        carried: set[tuple[str, str, str]] = set()
+        for s in sorted(subs, key=lambda s: s.seq):
+            if s.charged_in(month):
+                once = (s.passport_id, s.provider, s.service)
+                if not (s.monthly and self.policy.monthly_once_per_month and once in carried):
+                    carried.add(once)
+                    out.append(_charge(s, s.price, "charge"))
+            if refunds:
+                out.extend(
+                    _charge(s, -amount, "refund")
+                    for at, amount in s.refunds
+                    if YearMonth.of(at) == month
+                )
+        return out
+
+    def _spend(self, passport_id: str, month: YearMonth) -> int:
+        """§3: what the ID is charged in ``month``; refunds do not give limit back."""
+        subs = [s for s in self._subs.values() if s.passport_id == passport_id]
+        return sum(c["amount"] for c in self._charges(subs, month, refunds=False))
+
+    # -----------------------------------------------------------------------------------------
+    # Commands
+
+    def apply(self, command: cmd.Command) -> ModelResult:
+        """Decide one (already validated) command and apply it if accepted."""
+        month = YearMonth.of(command.at)
+        self._first = month if self._first is None else min(self._first, month)
+        self._last = month if self._last is None else max(self._last, month)
+
+        checks = _Checks(command.at)
+        # INTERCHANGE.md: the same key with the same body answers the first result again
+        # (attrs equality compares every field, secrets by value and ``at`` as an instant).
+        if command.key is not None and command.key in self._keys:
+            first, result = self._keys[command.key]
+            if type(first) is type(command) and first == command:
+                return result
+            checks.add("idempotency_conflict", f"key {command.key!r} was used for another body")
+        # §7 / design.md: issue_bills is exempt from month_closed.
+        if (
+            not isinstance(command, cmd.IssueBills)
+            and self._closed is not None
+            and month <= self._closed
+        ):
+            checks.add("month_closed", f"{month} is closed")
+
+        commit = self._decide(command, checks)
+        refusal = checks.first()
+        if refusal is not None:
+            code, why = refusal
+            if code == "wrong_password" and checks.wrong_password is not None:
+                self._count_wrong_password(checks.wrong_password, command.at)
+            return ModelResult(False, code, {}, why)
+        assert commit is not None, "a handler passed every check without a commit"
+        result = ModelResult(True, None, commit())
+        if command.key is not None:
+            self._keys[command.key] = (command, result)
+        return result
+
+    def _count_wrong_password(self, passport: Passport, at: datetime) -> None:
+        """§10 / design.md: the one refusal that changes state; 10 in a row lock the ID."""
+        passport.failures += 1
+        passport.last_at = at
+
+    def _decide(self, c: cmd.Command, k: _Checks) -> Commit | None:
+        match c:
+            case cmd.OpenLine():
+                return self._open_line(c, k)
+            case cmd.ChangeLineLimit():
+                return self._change_line_limit(c, k)
+            case cmd.ChangeBilling():
+                return self._change_billing(c, k)
+            case cmd.ChangeLine():
+                return self._change_line(c, k)
+            case cmd.RegulateLine():
+                return self._regulate(c, k)
+            case cmd.LiftRegulation():
+                return self._lift(c, k)
+            case cmd.SetNotification():
+                return self._set_notification(c, k)
+            case cmd.RegisterProvider():
+                return self._register_provider(c, k)
+            case cmd.ListService():
+                return self._list_service(c, k)
+            case cmd.RegisterPassport():
+                return self._register_passport(c, k)
+            case cmd.ChangePassportLimit():
+                return self._change_passport_limit(c, k)
+            case cmd.ChangePassportDetails():
+                return self._change_passport_details(c, k)
+            case cmd.DeletePassport():
+                return self._delete_passport(c, k)
+            case cmd.Purchase():
+                return self._purchase(c, k)
+            case cmd.Cancel():
+                return self._cancel(c, k)
+            case cmd.Refund():
+                return self._refund(c, k)
+            case cmd.IssueBills():
+                return self._issue_bills(c, k)
+        raise TypeError(f"the model does not know {type(c).__name__}")
+
+    # Lookups that add the contract's unknown_* refusals ---------------------------------------
+
+    def _line(self, customer_id: CustomerId, k: _Checks) -> Line | None:
+        """The line, if it exists and its service has not ended for good (else unknown_line)."""
+        line = self._lines.get(customer_id.value)
+        if line is not None:
+            k.in_time(line.last_at, f"line {customer_id}")
+        if line is None or line.ended:
+            k.add("unknown_line", f"no access line {customer_id}")
+            return None
+        return line
+
+    def _passport(self, passport_id: str, k: _Checks) -> Passport | None:
+        """The Passport ID if not deleted (else unknown_passport); time order counts either way."""
+        p = self._passports.get(passport_id)
+        if p is not None:
+            k.in_time(p.last_at, f"Passport ID {passport_id}")
+        if p is None or p.deleted:
+            k.add("unknown_passport", f"no Passport ID {passport_id}")
+            return None
+        return p
+
+    def _provider(self, code: str, k: _Checks) -> Provider | None:
+        """A provider registered at or before the command's business time."""
+        p = self._providers.get(code)
+        if p is None or p.registered_at > k.at:
+            k.add("unknown_provider", f"no provider {code}")
+            return None
+        return p
+
+    def _service(
+        self, provider: str, service: str, k: _Checks
+    ) -> tuple[Provider | None, Service | None]:
+        """The provider and its service, both as of the command's business time."""
+        p = self._provider(provider, k)
+        s = None if p is None else p.services.get(service)
+        if p is not None and (s is None or s.listed_at > k.at):
+            k.add("unknown_service", f"{provider} lists no {service}")
+            return p, None
+        return p, s
+
+    def _check_billing(self, billing: BillingAccount, k: _Checks) -> None:
+        """design.md: a consolidated line's representative exists and is not consolidated.
+
+        (A line naming itself is refused when the command is built, as invalid_input.)
+        """
+        if not isinstance(billing, Consolidated):
+            return
+        rep_id = billing.representative.value
+        rep = self._lines.get(rep_id)
+        if rep is None or rep.ended:
+            k.add("unknown_line", f"no representative line {rep_id}")
+        elif isinstance(rep.billing, Consolidated):
+            k.add("invalid_input", f"representative {rep_id} is consolidated itself")
+
+    def _holdings(self, passport: Passport, k: _Checks) -> list[Sub]:
+        """The active monthly subscriptions of an ID, for a cancel-all.
+
+        A cancel-all decides against the ID and each of those subscriptions: none of them may
+        have a later event (design.md, time order).
+        """
+        k.in_time(passport.last_at, f"Passport ID {passport.passport_id}")
+        subs = [s for s in self._subs.values() if s.passport_id == passport.passport_id]
+        active = sorted((s for s in subs if s.active), key=lambda s: s.receipt)
+        for s in active:
+            k.in_time(s.last_at, f"receipt {s.receipt}")
+        return active
+
+    def _cancel_subs(self, passport: Passport, subs: list[Sub], at: datetime) -> list[str]:
+        for s in subs:
+            s.cancelled_at = at
+            s.last_at = at
+        if subs:
+            passport.last_at = at
+        return [s.receipt for s in subs]
+
+    # Lines (§1, §3, §5, §6, §9) ---------------------------------------------------------------
+
+    def _open_line(self, c: cmd.OpenLine, k: _Checks) -> Commit | None:
+        cid = c.customer_id.value
+        if c.operator is Operator.WEST and not cid.startswith("CAF"):
+            k.add("invalid_input", "NTT West customer IDs are CAF + 10 digits")
+        if c.operator is Operator.WEST and c.kind not in _WEST_KINDS:
+            k.add("invalid_input", f"NTT West does not offer {c.kind.value}")
+        old = self._lines.get(cid)
+        if old is not None:
+            k.in_time(old.last_at, f"line {cid}")
+            k.add("duplicate", f"line {cid} exists")
+        self._check_billing(c.billing, k)
+
+        def commit() -> dict[str, Any]:
+            self._lines[cid] = Line(cid, c.operator, c.kind, c.line_limit.amount, c.billing, c.at)
+            return {"customer_id": cid}
+
+        return commit
+
+    def _limit_sum(self, line: Line, without: str | None = None) -> int:
+        return sum(self._passports[p].limit for p in line.passports if p != without)
+
+    def _change_line_limit(self, c: cmd.ChangeLineLimit, k: _Checks) -> Commit | None:
+        line = self._line(c.customer_id, k)
+        if line is None:
+            return None
+        k.check(
+            self._limit_sum(line) <= c.line_limit.amount,
+            "limit_sum_exceeded",
+            "the IDs' limits add up to more than the new cap",
+        )
+
+        def commit() -> dict[str, Any]:
+            line.cap = c.line_limit.amount
+            line.last_at = c.at
+            return {}
+
+        return commit
+
+    def _change_billing(self, c: cmd.ChangeBilling, k: _Checks) -> Commit | None:
+        line = self._line(c.customer_id, k)
+        self._check_billing(c.billing, k)
+        if line is None:
+            return None
+
+        def commit() -> dict[str, Any]:
+            line.billing = c.billing
+            line.last_at = c.at
+            return {}
+
+        return commit
+
+    def _change_line(self, c: cmd.ChangeLine, k: _Checks) -> Commit | None:
+        """§6 continuity table, as decided in design.md "Line changes"."""
+        new_cid = c.new_customer_id.value if c.new_customer_id is not None else None
+        if new_cid is not None and c.change in _TERMINAL | {ChangeKind.RENAME}:
+            k.add("invalid_input", f"a {c.change.value} takes no new customer ID")
+        if c.new_kind is not None and c.change not in (
+            ChangeKind.MENU_CHANGE,
+            ChangeKind.ITEM_CHANGE,
+        ):
+            k.add("invalid_input", f"a {c.change.value} takes no new kind")
+        if c.change is ChangeKind.MENU_CHANGE and c.new_kind is None:
+            k.add("invalid_input", "a menu change needs the new kind")
+        line = self._line(c.customer_id, k)
+        renumbered = new_cid is not None and new_cid != c.customer_id.value
+        if renumbered and new_cid in self._lines:
+            k.add("duplicate", f"line {new_cid} exists")
+        if line is None:
+            return None
+        if line.operator is Operator.WEST and new_cid is not None and not new_cid.startswith("CAF"):
+            k.add("invalid_input", "NTT West customer IDs are CAF + 10 digits")
+        if c.new_kind is not None and line.operator is Operator.WEST:
+            k.check(c.new_kind in _WEST_KINDS, "invalid_input", "NTT West lacks that kind")
+        if c.change is ChangeKind.MENU_CHANGE and not (
+            line.kind in _MENU_KINDS and c.new_kind in _MENU_KINDS and c.new_kind != line.kind
+        ):
+            k.add("invalid_input", "a menu change goes between Hikari Next and Hikari Light")
+
+        kept = c.change is ChangeKind.RENAME or (
+            c.change in (ChangeKind.RELOCATION, ChangeKind.ITEM_CHANGE) and not renumbered
+        )
+        ends_record = c.change in _TERMINAL or renumbered
+        affected: list[tuple[Passport, list[Sub]]] = []
+        if not kept:
+            for pid in sorted(line.passports):
+                p = self._passports[pid]
+                affected.append((p, self._holdings(p, k)))
+
+        def commit() -> dict[str, Any]:
+            cancelled: list[str] = []
+            deleted: list[str] = []
+            for p, subs in affected:
+                cancelled += self._cancel_subs(p, subs, c.at)
+                p.deleted = True
+                p.last_at = c.at
+                deleted.append(p.passport_id)
+            line.last_at = c.at
+            if not kept:
+                line.passports = []
+                line.regulated = False  # the customer starts afresh (design.md)
+            if c.new_kind is not None:
+                line.kind = c.new_kind
+            if ends_record:
+                line.ended = True
+            if renumbered:
+                assert new_cid is not None
+                self._lines[new_cid] = Line(
+                    new_cid, line.operator, line.kind, line.cap, line.billing, c.at
+                )
+            return {
+                "kept": kept,
+                "new_customer_id": new_cid if renumbered else None,
+                "cancelled": sorted(cancelled),
+                "deleted": deleted,
+            }
+
+        return commit
+
+    def _regulate(self, c: cmd.RegulateLine, k: _Checks) -> Commit | None:
+        """§5: regulation cancels every subscription of every ID on the line at its instant."""
+        line = self._line(c.customer_id, k)
+        if line is None:
+            return None
+        if line.regulated:
+            return lambda: {"regulated": True, "cancelled": []}  # accepted, changes nothing
+        affected = [
+            (self._passports[p], self._holdings(self._passports[p], k)) for p in line.passports
+        ]
+
+        def commit() -> dict[str, Any]:
+            cancelled: list[str] = []
+            for p, subs in affected:
+                cancelled += self._cancel_subs(p, subs, c.at)
+            line.regulated = True
+            line.last_at = c.at
+            return {"regulated": True, "cancelled": sorted(cancelled)}
+
+        return commit
+
+    def _lift(self, c: cmd.LiftRegulation, k: _Checks) -> Commit | None:
+        """§5: lifting needs a written application; it revives nothing."""
+        line = self._line(c.customer_id, k)
+        k.check(c.channel is not LiftChannel.ONLINE, "not_allowed_online", "lift in writing")
+        if line is None:
+            return None
+
+        def commit() -> dict[str, Any]:
+            if line.regulated:
+                line.regulated = False
+                line.last_at = c.at
+            return {"regulated": False}
+
+        return commit
+
+    def _set_notification(self, c: cmd.SetNotification, k: _Checks) -> Commit | None:
+        """§9: per provider, with the customer's explicit consent."""
+        line = self._line(c.customer_id, k)
+        self._provider(c.provider.value, k)
+        k.check(c.consent, "consent_required", "notification settings need consent")
+        if line is None:
+            return None
+
+        def commit() -> dict[str, Any]:
+            line.notify[c.provider.value] = c.notify
+            line.last_at = c.at
+            return {}
+
+        return commit
+
+    # Catalog ----------------------------------------------------------------------------------
+
+    def _register_provider(self, c: cmd.RegisterProvider, k: _Checks) -> Commit | None:
+        code = c.provider.value
+        k.check(code not in self._providers, "duplicate", f"provider {code} exists")
+
+        def commit() -> dict[str, Any]:
+            self._providers[code] = Provider(c.goods, c.at)
+            return {}
+
+        return commit
+
+    def _list_service(self, c: cmd.ListService, k: _Checks) -> Commit | None:
+        """design.md: services are listed once; a price change is a new service code."""
+        p = self._provider(c.provider.value, k)
+        if p is None:
+            return None
+        code = c.service.value
+        k.check(code not in p.services, "duplicate", f"{c.provider} lists {code} already")
+
+        def commit() -> dict[str, Any]:
+            monthly = c.pricing is Pricing.MONTHLY
+            p.services[code] = Service(c.name, monthly, c.price.amount, c.at)
+            return {}
+
+        return commit
+
+    # Passport IDs (§2, §3, §10) -----------------------------------------------------------------
+
+    def _register_passport(self, c: cmd.RegisterPassport, k: _Checks) -> Commit | None:
+        pid = c.passport_id.value
+        line = self._line(c.customer_id, k)
+        if c.via_provider is not None:
+            self._provider(c.via_provider.value, k)
+        old = self._passports.get(pid)
+        if old is not None:  # IDs are never reused, even after deletion (design.md)
+            k.in_time(old.last_at, f"Passport ID {pid}")
+            k.add("duplicate", f"Passport ID {pid} exists or existed")
+        limit = c.limit.amount
+        k.check(
+            limit <= self.policy.registration_max_limit.amount,
+            "registration_limit_exceeded",
+            "the limit at registration is at most 5,000 yen",
+        )
+        if line is None:
+            return None
+        k.check(not line.regulated, "line_regulated", "no new ID on a regulated line")
+        by_provider_east = c.via_provider is not None and line.operator is Operator.EAST
+        k.check(
+            c.at < self.policy.registration_cutoff or by_provider_east,
+            "registration_closed",
+            "self-service registration ended on 2024-12-01",
+        )
+        k.check(
+            len(line.passports) < self.policy.max_passports,
+            "too_many_passports",
+            "a line holds at most 5 IDs",
+        )
+        k.check(
+            self._limit_sum(line) + limit <= line.cap,
+            "limit_sum_exceeded",
+            "the IDs' limits would exceed the line's cap",
+        )
+
+        def commit() -> dict[str, Any]:
+            self._passports[pid] = Passport(
+                pid, line.customer_id, c.password.reveal(), limit, c.line_auth, c.at
+            )
+            line.passports.append(pid)
+            line.last_at = c.at
+            return {"passport_id": pid, "status": "in_use"}
+
+        return commit
+
+    def _owning_line(self, p: Passport, k: _Checks) -> Line | None:
+        return self._line(CustomerId(p.customer_id), k)
+
+    def _change_passport_limit(self, c: cmd.ChangePassportLimit, k: _Checks) -> Commit | None:
+        """§3: any limit, as long as the sum stays within the cap (design.md: no 5,000 max)."""
+        p = self._passport(c.passport_id.value, k)
+        line = None if p is None else self._owning_line(p, k)
+        if p is None or line is None:
+            return None
+        k.check(
+            self._limit_sum(line, without=p.passport_id) + c.limit.amount <= line.cap,
+            "limit_sum_exceeded",
+            "the IDs' limits would exceed the line's cap",
+        )
+
+        def commit() -> dict[str, Any]:
+            p.limit = c.limit.amount
+            p.last_at = line.last_at = c.at
+            return {}
+
+        return commit
+
+    def _change_passport_details(self, c: cmd.ChangePassportDetails, k: _Checks) -> Commit | None:
+        """§2: view-only from the cut-off; a new password unlocks a locked ID (design.md)."""
+        p = self._passport(c.passport_id.value, k)
+        k.check(
+            c.at < self.policy.registration_cutoff,
+            "registration_closed",
+            "registration details are view-only from 2024-12-01",
+        )
+        if p is None:
+            return None
+
+        def commit() -> dict[str, Any]:
+            if c.password is not None:
+                p.password = c.password.reveal()
+                p.failures = 0
+            p.last_at = c.at
+            return {}
+
+        return commit
+
+    def _delete_passport(self, c: cmd.DeletePassport, k: _Checks) -> Commit | None:
+        """§2: deleting an ID cancels its monthly subscriptions at the deletion instant."""
+        p = self._passport(c.passport_id.value, k)
+        line = None if p is None else self._owning_line(p, k)
+        if p is None or line is None:
+            return None
+        subs = self._holdings(p, k)
+
+        def commit() -> dict[str, Any]:
+            cancelled = self._cancel_subs(p, subs, c.at)
+            p.deleted = True
+            p.last_at = line.last_at = c.at
+            line.passports.remove(p.passport_id)
+            return {"cancelled": sorted(cancelled)}
+
+        return commit
+
+    # Purchases, cancellations, refunds (§3, §4, §9) -------------------------------------------
+
+    def _purchase(self, c: cmd.Purchase, k: _Checks) -> Commit | None:
+        p = self._passport(c.passport_id.value, k)
+        provider_code, service_code = c.provider.value, c.service.value
+        provider, service = self._service(provider_code, service_code, k)
+        line = None if p is None else self._owning_line(p, k)
+        if p is None or line is None:
+            return None
+        if service is not None and service.monthly:
+            k.check(
+                not any(
+                    s.active and (s.provider, s.service) == (provider_code, service_code)
+                    for s in self._subs.values()
+                    if s.passport_id == p.passport_id
+                ),
+                "duplicate",
+                "the ID holds this monthly service already",
+            )
+        k.check(not line.regulated, "line_regulated", "no purchase on a regulated line")
+        locked = p.failures >= self.policy.lockout_after
+        k.check(not locked, "locked_out", "too many wrong passwords")
+        if c.password.reveal() != p.password:
+            k.add("wrong_password", "wrong password")
+            k.wrong_password = p
+        if p.line_auth:
+            k.check(
+                c.presented_line is not None
+                and c.presented_line.value == line.customer_id
+                and line.notify.get(provider_code, False),
+                "line_auth_failed",
+                "line authentication: present the owning line, notified to the provider",
+            )
+        if provider is not None and provider.goods is Goods.PHYSICAL:
+            k.check(
+                line.operator is Operator.EAST and c.at >= self.policy.physical_goods_from,
+                "goods_not_offered",
+                "physical goods: NTT East lines only, from 2012-06-05",
+            )
+        if service is None:
+            return None
+
+        month = YearMonth.of(c.at)
+        spend = self._spend(p.passport_id, month)
+        already = any(
+            s.passport_id == p.passport_id
+            and (s.provider, s.service) == (provider_code, service_code)
+            and s.monthly
+            and s.charged_in(month)
+            for s in self._subs.values()
+        )
+        # Patterns 4 and 5: re-buying a monthly service already charged this month adds nothing.
+        free = service.monthly and already and self.policy.monthly_once_per_month
+        adds = 0 if free else service.price
+        k.check(spend + adds <= p.limit, "limit_exceeded", f"spent {spend}, adds {adds}")
+
+        def commit() -> dict[str, Any]:
+            p.purchases += 1
+            p.failures = 0
+            p.last_at = c.at
+            receipt = receipt_number(p.passport_id, p.purchases)
+            self._subs[receipt] = Sub(
+                seq=len(self._subs),
+                receipt=receipt,
+                passport_id=p.passport_id,
+                customer_id=line.customer_id,
+                provider=provider_code,
+                service=service_code,
+                monthly=service.monthly,
+                price=service.price,
+                bought_at=c.at,
+                last_at=c.at,
+            )
+            return {"receipt": receipt, "price": service.price, "charged": adds}
+
+        return commit
+
+    def _cancel(self, c: cmd.Cancel, k: _Checks) -> Commit | None:
+        """§4: only an active monthly subscription can be cancelled."""
+        s = self._subs.get(c.receipt)
+        if s is None:
+            k.add("unknown_receipt", f"no receipt {c.receipt}")
+            return None
+        k.in_time(s.last_at, f"receipt {c.receipt}")
+        p = self._passports[s.passport_id]
+        k.in_time(p.last_at, f"Passport ID {p.passport_id}")
+        k.check(s.active, "not_cancellable", "not an active monthly subscription")
+
+        def commit() -> dict[str, Any]:
+            self._cancel_subs(p, [s], c.at)
+            last = s.last_month()
+            return {"receipt": s.receipt, "last_charged_month": None if last is None else str(last)}
+
+        return commit
+
+    def _refund(self, c: cmd.Refund, k: _Checks) -> Commit | None:
+        """§4 / design.md: refunds add up to at most the price; charged in the month recorded."""
+        s = self._subs.get(c.receipt)
+        if s is None:
+            k.add("unknown_receipt", f"no receipt {c.receipt}")
+            return None
+        k.in_time(s.last_at, f"receipt {c.receipt}")
+        total = sum(a for _, a in s.refunds) + c.amount.amount
+        k.check(total <= s.price, "refund_exceeds_charge", f"refunds would total {total}")
+
+        def commit() -> dict[str, Any]:
+            s.refunds.append((c.at, c.amount.amount))
+            s.last_at = c.at
+            return {"receipt": s.receipt, "refunded_total": total}
+
+        return commit
+
+    # Closing months (§7) ------------------------------------------------------------------------
+
+    def _issue_bills(self, c: cmd.IssueBills, k: _Checks) -> Commit | None:
+        k.check(c.at >= c.month.end(), "invalid_input", f"{c.month} has not ended")
+
+        def commit() -> dict[str, Any]:
+            if self._closed is not None and c.month <= self._closed:
+                return {"month": str(c.month), "closed": []}
+            self._closed = c.month
+            return {"month": str(c.month), "closed": [str(c.month)]}
+
+        return commit
+
+
+def _charge(s: Sub, amount: int, kind: str) -> dict[str, Any]:
+    return {
+        "receipt": s.receipt,
+        "passport_id": s.passport_id,
+        "provider": s.provider,
+        "service": s.service,
+        "amount": amount,
+        "kind": kind,
+    }
