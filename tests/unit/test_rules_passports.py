@@ -419,17 +419,28 @@ def test_deletion_writes_the_cancellations_and_the_deletion_together(engine: Eng
 def test_usage_status_lists_current_ids_and_shows_not_used_without_ids(engine: Engine) -> None:
     """DOMAIN.md §2: statuses in use / regulated; deleted IDs are gone; no IDs → not used."""
     engine.open_line(
-        at="2024-01-02T10:00:00+09:00", customer_id="CAF0000000009", operator="west",
-        kind="hikari_next", access_key="abcd1234", line_limit=5000,
+        at="2024-01-02T10:00:00+09:00",
+        customer_id="CAF0000000009",
+        operator="west",
+        kind="hikari_next",
+        access_key="abcd1234",
+        line_limit=5000,
         billing={"method": "customer_number", "number": "0012345678"},
     )
     assert engine.usage_status("CAF0000000009") == {
-        "customer_id": "CAF0000000009", "status": "not_used", "passports": []
+        "customer_id": "CAF0000000009",
+        "status": "not_used",
+        "passports": [],
     }
     for pid in ("keep.me", "drop.me"):
         engine.register_passport(
-            at="2024-01-03T10:00:00+09:00", customer_id="CAF0000000009", passport_id=pid,
-            password="pass1", email="a@example.jp", limit=1000, line_auth=False,
+            at="2024-01-03T10:00:00+09:00",
+            customer_id="CAF0000000009",
+            passport_id=pid,
+            password="pass1",
+            email="a@example.jp",
+            limit=1000,
+            line_auth=False,
             applicant={"name": "A", "phone": "06-1234-5678", "contract_holder": True},
         )
     engine.delete_passport(at="2024-01-04T10:00:00+09:00", passport_id="drop.me")
@@ -437,6 +448,4 @@ def test_usage_status_lists_current_ids_and_shows_not_used_without_ids(engine: E
     assert status["status"] == "in_use"
     assert status["passports"] == [{"passport_id": "keep.me", "status": "in_use", "limit": 1000}]
     engine.regulate_line(at="2024-01-05T10:00:00+09:00", customer_id="CAF0000000009")
-    assert [p["status"] for p in engine.usage_status("CAF0000000009")["passports"]] == [
-        "regulated"
-    ]
+    assert [p["status"] for p in engine.usage_status("CAF0000000009")["passports"]] == ["regulated"]
