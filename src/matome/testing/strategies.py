@@ -37,8 +37,13 @@ __all__ = [
     "invalid_billing_numbers",
     "invalid_commands",
     "invalid_customer_ids",
+    "invalid_cycle_days",
+    "invalid_emails",
+    "invalid_months",
     "invalid_passport_ids",
     "invalid_passwords",
+    "invalid_phones",
+    "invalid_yen",
     "passport_ids",
     "passwords",
     "provider_codes",
@@ -129,6 +134,24 @@ def invalid_billing_numbers() -> st.SearchStrategy[str]:
     )
 
 
+def invalid_emails() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.text(string.ascii_lowercase, min_size=1, max_size=10),  # no @
+        st.text(string.ascii_lowercase, min_size=1, max_size=10).map(lambda s: s + "@"),
+        st.text(string.ascii_lowercase, min_size=1, max_size=10).map(lambda s: f"{s}@host"),
+        st.text(string.ascii_lowercase, min_size=1, max_size=10).map(lambda s: f"{s} @x.jp"),
+    )
+
+
+def invalid_phones() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.text(_DIGITS, min_size=1, max_size=9),
+        st.text(_DIGITS, min_size=12, max_size=15),
+        st.text(_DIGITS, min_size=9, max_size=10).map(lambda d: "1" + d),  # not 0-led
+        st.text(_DIGITS, min_size=4, max_size=4).map(lambda d: f"06-{d}-abcd"),
+    )
+
+
 def emails() -> st.SearchStrategy[str]:
     local = st.text(string.ascii_lowercase + _DIGITS + "._", min_size=1, max_size=12)
     return st.builds(
@@ -170,6 +193,29 @@ def service_codes() -> st.SearchStrategy[str]:
 def yen(min_value: int = 0, max_value: int = 100_000) -> st.SearchStrategy[int]:
     """Whole yen as the JSON integer of the contract."""
     return st.integers(min_value, max_value)
+
+
+def invalid_yen() -> st.SearchStrategy[Any]:
+    """What money is not: floats, negative amounts (for prices and limits), booleans, text."""
+    return st.one_of(
+        st.floats(allow_nan=False).filter(lambda f: not f.is_integer()),
+        st.integers(max_value=-1),
+        st.booleans(),
+        st.integers(0, 10_000).map(str),
+    )
+
+
+def invalid_months() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.integers(13, 99).map(lambda m: f"2024-{m:02d}"),
+        st.just("2024-00"),
+        st.integers(1, 12).map(lambda m: f"2024/{m:02d}"),
+        st.integers(1, 12).map(lambda m: f"24-{m}"),
+    )
+
+
+def invalid_cycle_days() -> st.SearchStrategy[Any]:
+    return st.one_of(st.integers(max_value=0), st.integers(min_value=29), st.just("6"))
 
 
 def year_months(min_year: int = 2011, max_year: int = 2026) -> st.SearchStrategy[YearMonth]:
