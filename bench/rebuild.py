@@ -70,7 +70,7 @@ from matome.aggregates.passport import Passport, passport_id_stream, project_pas
 from matome.aggregates.subscription import Subscription, project_subscription, subscription_id
 from matome.charging import charged_in
 from matome.credentials import Hasher
-from matome.engine import Engine, _receipt_number
+from matome.engine import Engine, receipt_number
 from matome.events import catalog as catalog_ev
 from matome.events import line as line_ev
 from matome.events import passport as passport_ev
@@ -342,7 +342,7 @@ class LogGenerator:
             if passport.spend(month, once_per_month=True) + adds > passport.limit:
                 continue
             line = self.lines[line_id(passport.customer_id)]
-            receipt = _receipt_number(passport.passport_id, passport.purchases + 1)
+            receipt = receipt_number(passport.passport_id, passport.purchases + 1)
             purchased = sub_ev.Purchased(
                 originator_id=subscription_id(receipt),
                 originator_version=1,

@@ -98,7 +98,7 @@ from matome.values import (
 )
 from matome.wire import EventMapper, converter, dumps
 
-__all__ = ["Engine", "EngineBusy"]
+__all__ = ["Engine", "EngineBusy", "receipt_number"]
 
 S = TypeVar("S")
 R = TypeVar("R", bound=cmd.Result)
@@ -960,7 +960,7 @@ class Engine(Application[UUID]):
                 f"Passport ID {c.passport_id!s} has spent {spend} of its {passport.limit} limit "
                 f"in {month}; this purchase adds {adds}"
             )
-        receipt = _receipt_number(c.passport_id, passport.purchases + 1)
+        receipt = receipt_number(c.passport_id, passport.purchases + 1)
         uow.emit(
             None,
             subscription_id(receipt),
@@ -1510,13 +1510,14 @@ def _month(value: YearMonth | str) -> YearMonth:
     return value if isinstance(value, YearMonth) else YearMonth.parse(value)
 
 
-def _receipt_number(passport_id: PassportId, n: int) -> str:
+def receipt_number(passport_id: PassportId | str, n: int) -> str:
     """The receipt number [申込受付番号] of the ``n``-th purchase of a Passport ID.
 
     Derived, not drawn: the same history always yields the same receipts, on any store, and two
     racing purchases on one ID compute the same number (only one of them can be saved).
     """
-    return "R" + uuid5(NAMESPACE, f"receipt:{passport_id.value}#{n}").hex[:20].upper()
+    pid = passport_id.value if isinstance(passport_id, PassportId) else passport_id
+    return "R" + uuid5(NAMESPACE, f"receipt:{pid}#{n}").hex[:20].upper()
 
 
 _RESULT_TYPES: dict[type[cmd.Command], type[cmd.Result]] = {

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from matome.errors import InvalidInput
 
-__all__ = ["DEFAULT_DB", "MEMORY", "describe_store", "store_env"]
+__all__ = ["DEFAULT_DB", "MEMORY", "store_env"]
 
 #: The default store: an SQLite file in the working directory.
 DEFAULT_DB = "matome.sqlite"
@@ -58,14 +58,3 @@ def _postgres_env(url: str) -> dict[str, str]:
     if "schema" in query:
         env["POSTGRES_SCHEMA"] = query["schema"][0]
     return env
-
-
-def describe_store(db: str | None = None) -> str:
-    """A printable name of the store with any password masked (secrets are never shown)."""
-    db = db or os.environ.get("MATOME_DB") or DEFAULT_DB
-    if db.startswith(("postgresql://", "postgres://")):
-        parts = urlsplit(db)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
-            return parts._replace(netloc=netloc).geturl()
-    return db

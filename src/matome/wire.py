@@ -14,7 +14,6 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-import attrs
 import cattrs
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 
@@ -190,8 +189,3 @@ class EventMapper(Mapper[UUID]):
                 f"v{stored_event.originator_version} does not load: {e}"
             )
             raise MapperDeserialisationError(msg) from e
-
-
-def is_value_type(cls: type[Any]) -> bool:
-    """True for the attrs value types the converter knows (used by round-trip tests)."""
-    return attrs.has(cls)

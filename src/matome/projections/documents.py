@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from fractions import Fraction
 from typing import Any
@@ -408,13 +408,6 @@ class Documents:
                     "deleted": json.loads(r[6]),
                 }
             )
-        return out
-
-    def lines_with_charges(self, months: Iterable[YearMonth]) -> dict[YearMonth, list[str]]:
-        """For each month, the lines that have at least one charge (for the billing run)."""
-        out: dict[YearMonth, list[str]] = {}
-        for month in months:
-            out[month] = sorted({c["customer_id"] for c in self.charges(month)})
         return out
 
     def first_charge_month(self) -> YearMonth | None:

@@ -18,7 +18,6 @@ chunk itself or from one query per chunk instead of one per event.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -596,7 +595,3 @@ class Projection:
             rows = self.query(f"SELECT * FROM mv_{table}")
             out[table] = sorted(tuple(r) for r in rows)
         return out
-
-
-def loads_json(text: str) -> Any:
-    return json.loads(text)

@@ -33,6 +33,7 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from matome.charging import last_charged_month
 from matome.commands import parse_command
 from matome.engine import Engine
 from matome.errors import MatomeError
@@ -572,8 +573,6 @@ class BillingMachine(RuleBasedStateMachine):
                 continue
             sub = self.engine.subscription(charge["receipt"])
             if sub is not None and sub.cancelled_at is not None:
-                from matome.charging import last_charged_month
-
                 last = last_charged_month(sub.purchased_at, sub.cancelled_at)
                 if last is None or month > last:
                     raise Disagreement(f"{charge['receipt']} charged in {month} after {last}")

@@ -17,11 +17,11 @@ import string
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid5
 
 from hypothesis import strategies as st
 
 from matome.commands import COMMANDS, Command, parse_command
+from matome.engine import receipt_number
 from matome.values import TOKYO, YearMonth
 
 __all__ = [
@@ -402,12 +402,10 @@ def _command_json(name: str) -> st.SearchStrategy[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------
 # Realistic command logs
 
-_NAMESPACE = UUID("5f6c1a8e-3c0b-4f55-9a57-6d6174f6d65e")
-
 
 def predicted_receipt(passport_id: str, n: int) -> str:
     """The receipt number the engine gives the ``n``-th accepted purchase of an ID."""
-    return "R" + uuid5(_NAMESPACE, f"receipt:{passport_id}#{n}").hex[:20].upper()
+    return receipt_number(passport_id, n)
 
 
 _ACTIONS = (
