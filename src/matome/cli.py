@@ -18,7 +18,15 @@ from typing import Any, TextIO
 from matome.commands import parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput, MatomeError
-from matome.tables import bill_table, table
+from matome.tables import (
+    bill_table,
+    contacts_table,
+    continuity_table,
+    provider_totals_table,
+    settlement_table,
+    statement_table,
+)
+from matome.wire import to_json
 
 __all__ = ["main", "run_log"]
 
@@ -147,7 +155,7 @@ def _document(args: argparse.Namespace, build: Any, render: Any) -> int:
     finally:
         engine.close()
     if args.json:
-        print(json.dumps(document, ensure_ascii=False))
+        print(json.dumps(to_json(document), ensure_ascii=False))
     else:
         print(render(document))
     return 0
@@ -158,28 +166,6 @@ def _cmd_bill(args: argparse.Namespace) -> int:
 
 
 def _cmd_statement(args: argparse.Namespace) -> int:
-    def render(doc: dict[str, Any]) -> str:
-        head = (
-            f"Usage statement {doc['customer_id']}  {doc['month']}  page {doc['page']} "
-            f"({len(doc['rows'])} of {doc['total']} rows)"
-        )
-        body = table(
-            ["receipt", "passport", "provider", "unit price", "qty", "amount", "started"],
-            [
-                [
-                    r["receipt"],
-                    r["passport_id"],
-                    r["provider_name"],
-                    r["unit_price"],
-                    r["quantity"],
-                    r["amount"],
-                    r["started_on"],
-                ]
-                for r in doc["rows"]
-            ],
-        )
-        return f"{head}\n{body}"
-
     return _document(
         args,
         lambda e: e.statement(
@@ -189,64 +175,24 @@ def _cmd_statement(args: argparse.Namespace) -> int:
             page=args.page,
             per_page=args.per_page,
         ),
-        render,
+        statement_table,
     )
 
 
 def _cmd_providers(args: argparse.Namespace) -> int:
-    return _document(
-        args,
-        lambda e: e.provider_totals(args.month),
-        lambda doc: table(
-            ["provider", "lines", "amount"], [[r["provider"], r["lines"], r["amount"]] for r in doc]
-        ),
-    )
+    return _document(args, lambda e: e.provider_totals(args.month), provider_totals_table)
 
 
 def _cmd_contacts(args: argparse.Namespace) -> int:
-    return _document(
-        args,
-        lambda e: e.provider_contacts(args.customer_id),
-        lambda doc: table(
-            ["provider", "name", "contact"], [[r["provider"], r["name"], r["contact"]] for r in doc]
-        ),
-    )
+    return _document(args, lambda e: e.provider_contacts(args.customer_id), contacts_table)
 
 
 def _cmd_settle(args: argparse.Namespace) -> int:
-    return _document(
-        args,
-        lambda e: e.settlement(args.month),
-        lambda doc: table(
-            ["provider", "gross", "lines", "average/line", "fee", "net"],
-            [
-                [r["provider"], r["gross"], r["lines"], r["average_per_line"], r["fee"], r["net"]]
-                for r in doc
-            ],
-        ),
-    )
+    return _document(args, lambda e: e.settlement(args.month), settlement_table)
 
 
 def _cmd_continuity(args: argparse.Namespace) -> int:
-    return _document(
-        args,
-        lambda e: e.continuity(args.customer_id),
-        lambda doc: table(
-            ["customer ID", "at", "change", "new ID", "kept", "cancelled", "deleted"],
-            [
-                [
-                    r["customer_id"],
-                    r["at"],
-                    r["change"],
-                    r["new_customer_id"],
-                    r["kept"],
-                    r["cancelled"],
-                    r["deleted"],
-                ]
-                for r in doc
-            ],
-        ),
-    )
+    return _document(args, lambda e: e.continuity(args.customer_id), continuity_table)
 
 
 def _cmd_rebuild(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 import attrs
 
@@ -42,11 +42,13 @@ from matome.values import (
     require_aware,
     require_text,
 )
+from matome.wire import to_json
 
 __all__ = [
     "COMMANDS",
     "CancelResult",
     "Command",
+    "DeletionResult",
     "Done",
     "IssueResult",
     "LineChangeResult",
@@ -102,7 +104,7 @@ def _enum(enum: type[E], what: str) -> Callable[[Any], E]:
     return lambda v: parse_enum(enum, v, what)
 
 
-def _at(v: Any) -> datetime:
+def _at(v: datetime | str) -> datetime:
     if isinstance(v, str):
         try:
             v = datetime.fromisoformat(v)
@@ -111,13 +113,13 @@ def _at(v: Any) -> datetime:
     return require_aware(v, "at")
 
 
-def _billing(v: Any) -> BillingAccount:
+def _billing(v: BillingAccount | Mapping[str, Any]) -> BillingAccount:
     if isinstance(v, PhoneBill | CustomerNumber | Consolidated):
         return v
     return billing_from_json(v)
 
 
-def _applicant(v: Any) -> Applicant:
+def _applicant(v: Applicant | Mapping[str, Any]) -> Applicant:
     if isinstance(v, Applicant):
         return v
     if not isinstance(v, dict):
@@ -130,7 +132,7 @@ def _applicant(v: Any) -> Applicant:
     return Applicant(name=v["name"], phone=v["phone"], contract_holder=v["contract_holder"])
 
 
-def _key(v: Any) -> str | None:
+def _key(v: str | None) -> str | None:
     if v is None:
         return None
     if not isinstance(v, str) or not 1 <= len(v) <= 200:
@@ -138,7 +140,7 @@ def _key(v: Any) -> str | None:
     return require_text(v, "key")
 
 
-def _receipt(v: Any) -> str:
+def _receipt(v: str) -> str:
     if not isinstance(v, str) or not 1 <= len(v) <= 64:
         raise InvalidInput("receipt must be a receipt number string")
     return v
@@ -147,359 +149,133 @@ def _receipt(v: Any) -> str:
 # Named converters: the attrs mypy plugin only understands named functions.
 
 
-def _to_access_key(v: Any) -> AccessKey:
+def _to_access_key(v: AccessKey | str) -> AccessKey:
     return _value(AccessKey)(v)
 
 
-def _to_amount_yen(v: Any) -> Yen:
+def _to_amount_yen(v: Yen | int) -> Yen:
     return _yen("amount")(v)
 
 
-def _to_change_changekind(v: Any) -> ChangeKind:
+def _to_change_changekind(v: ChangeKind | str) -> ChangeKind:
     return _enum(ChangeKind, "change")(v)
 
 
-def _to_channel_label(v: Any) -> str:
+def _to_channel_label(v: str) -> str:
     return _label("channel", 40)(v)
 
 
-def _to_channel_liftchannel(v: Any) -> LiftChannel:
+def _to_channel_liftchannel(v: LiftChannel | str) -> LiftChannel:
     return _enum(LiftChannel, "channel")(v)
 
 
-def _to_consent_flag(v: Any) -> bool:
+def _to_consent_flag(v: bool) -> bool:
     return _flag("consent")(v)
 
 
-def _to_contact_label(v: Any) -> str:
+def _to_contact_label(v: str) -> str:
     return _label("contact")(v)
 
 
-def _to_customer_id(v: Any) -> CustomerId:
+def _to_customer_id(v: CustomerId | str) -> CustomerId:
     return _value(CustomerId)(v)
 
 
-def _to_email(v: Any) -> Email:
+def _to_email(v: Email | str) -> Email:
     return _value(Email)(v)
 
 
-def _to_goods_goods(v: Any) -> Goods:
+def _to_goods_goods(v: Goods | str) -> Goods:
     return _enum(Goods, "goods")(v)
 
 
-def _to_kind_linekind(v: Any) -> LineKind:
+def _to_kind_linekind(v: LineKind | str) -> LineKind:
     return _enum(LineKind, "kind")(v)
 
 
-def _to_limit_yen(v: Any) -> Yen:
+def _to_limit_yen(v: Yen | int) -> Yen:
     return _yen("limit")(v)
 
 
-def _to_line_auth_flag(v: Any) -> bool:
+def _to_line_auth_flag(v: bool) -> bool:
     return _flag("line_auth")(v)
 
 
-def _to_line_limit_yen(v: Any) -> Yen:
+def _to_line_limit_yen(v: Yen | int) -> Yen:
     return _yen("line_limit")(v)
 
 
-def _to_name_label(v: Any) -> str:
+def _to_name_label(v: str) -> str:
     return _label("name")(v)
 
 
-def _to_notify_flag(v: Any) -> bool:
+def _to_notify_flag(v: bool) -> bool:
     return _flag("notify")(v)
 
 
-def _to_operator_operator(v: Any) -> Operator:
+def _to_operator_operator(v: Operator | str) -> Operator:
     return _enum(Operator, "operator")(v)
 
 
-def _to_passport_id(v: Any) -> PassportId:
+def _to_passport_id(v: PassportId | str) -> PassportId:
     return _value(PassportId)(v)
 
 
-def _to_password(v: Any) -> Password:
+def _to_password(v: Password | str) -> Password:
     return _value(Password)(v)
 
 
-def _to_price_yen(v: Any) -> Yen:
+def _to_price_yen(v: Yen | int) -> Yen:
     return _yen("price")(v)
 
 
-def _to_pricing_pricing(v: Any) -> Pricing:
+def _to_pricing_pricing(v: Pricing | str) -> Pricing:
     return _enum(Pricing, "pricing")(v)
 
 
-def _to_provider(v: Any) -> ProviderCode:
+def _to_provider(v: ProviderCode | str) -> ProviderCode:
     return _value(ProviderCode)(v)
 
 
-def _to_reason_billingchangereason(v: Any) -> BillingChangeReason:
+def _to_reason_billingchangereason(v: BillingChangeReason | str) -> BillingChangeReason:
     return _enum(BillingChangeReason, "reason")(v)
 
 
-def _to_reason_label(v: Any) -> str:
+def _to_reason_label(v: str) -> str:
     return _label("reason")(v)
 
 
-def _to_service(v: Any) -> ServiceCode:
+def _to_service(v: ServiceCode | str) -> ServiceCode:
     return _value(ServiceCode)(v)
 
 
-def _to_optional_customer_id(v: Any) -> CustomerId | None:
+def _to_optional_customer_id(v: CustomerId | str | None) -> CustomerId | None:
     return None if v is None else _to_customer_id(v)
 
 
-def _to_optional_new_kind(v: Any) -> LineKind | None:
+def _to_optional_new_kind(v: LineKind | str | None) -> LineKind | None:
     return None if v is None else parse_enum(LineKind, v, "new_kind")
 
 
-def _to_optional_provider(v: Any) -> ProviderCode | None:
+def _to_optional_provider(v: ProviderCode | str | None) -> ProviderCode | None:
     return None if v is None else _to_provider(v)
 
 
-def _to_optional_password(v: Any) -> Password | None:
+def _to_optional_password(v: Password | str | None) -> Password | None:
     return None if v is None else _to_password(v)
 
 
-def _to_optional_email(v: Any) -> Email | None:
+def _to_optional_email(v: Email | str | None) -> Email | None:
     return None if v is None else _to_email(v)
 
 
-def _to_month(v: Any) -> YearMonth:
+def _to_month(v: YearMonth | str) -> YearMonth:
     return v if isinstance(v, YearMonth) else YearMonth.parse(v)
 
 
 def _not_own_representative(customer_id: CustomerId, billing: BillingAccount) -> None:
     if isinstance(billing, Consolidated) and billing.representative == customer_id:
         raise InvalidInput("a line cannot be its own consolidated-billing representative")
-
-
-# ---------------------------------------------------------------------------------------------
-# Commands
-
-
-@attrs.frozen(kw_only=True)
-class Command:
-    """Base of every command: business time ``at`` and an optional idempotency ``key``."""
-
-    NAME: ClassVar[str] = ""
-    #: Fields holding secrets: left out of idempotency digests and never echoed.
-    SECRETS: ClassVar[tuple[str, ...]] = ()
-
-    at: datetime = attrs.field(converter=_at)
-    key: str | None = attrs.field(default=None, converter=_key)
-
-
-COMMANDS: dict[str, type[Command]] = {}
-C = TypeVar("C", bound=type[Command])
-
-
-def _command(name: str) -> Callable[[C], C]:
-    def register(cls: C) -> C:
-        cls.NAME = name
-        COMMANDS[name] = cls
-        return cls
-
-    return register
-
-
-@_command("open_line")
-@attrs.frozen(kw_only=True)
-class OpenLine(Command):
-    SECRETS = ("access_key",)
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    operator: Operator = attrs.field(converter=_to_operator_operator)
-    kind: LineKind = attrs.field(converter=_to_kind_linekind)
-    access_key: AccessKey = attrs.field(converter=_to_access_key)
-    line_limit: Yen = attrs.field(converter=_to_line_limit_yen)
-    billing: BillingAccount = attrs.field(converter=_billing)
-
-    def __attrs_post_init__(self) -> None:
-        _not_own_representative(self.customer_id, self.billing)
-        if not self.operator.accepts(self.customer_id):
-            raise InvalidInput(f"NTT West customer IDs start with CAF, not {self.customer_id}")
-        if not self.kind.offered_by(self.operator):
-            raise InvalidInput(f"NTT {self.operator.value} does not offer {self.kind.value} lines")
-
-
-@_command("change_line_limit")
-@attrs.frozen(kw_only=True)
-class ChangeLineLimit(Command):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    line_limit: Yen = attrs.field(converter=_to_line_limit_yen)
-
-
-@_command("change_billing")
-@attrs.frozen(kw_only=True)
-class ChangeBilling(Command):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    billing: BillingAccount = attrs.field(converter=_billing)
-    reason: BillingChangeReason = attrs.field(converter=_to_reason_billingchangereason)
-
-    def __attrs_post_init__(self) -> None:
-        _not_own_representative(self.customer_id, self.billing)
-        # §6: each reason names the kind of account it leads to.
-        expected = {
-            BillingChangeReason.RENUMBERING: PhoneBill,
-            BillingChangeReason.BILLING_PHONE_CHANGE: PhoneBill,
-            BillingChangeReason.CUSTOMER_NUMBER: CustomerNumber,
-            BillingChangeReason.WIDE_AREA_CONSOLIDATED: Consolidated,
-        }[self.reason]
-        if not isinstance(self.billing, expected):
-            raise InvalidInput(
-                f"reason {self.reason.value!r} needs a {expected.method} billing account, "  # type: ignore[attr-defined]
-                f"not {self.billing.method}"
-            )
-
-
-@_command("change_line")
-@attrs.frozen(kw_only=True)
-class ChangeLine(Command):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    change: ChangeKind = attrs.field(converter=_to_change_changekind)
-    new_customer_id: CustomerId | None = attrs.field(
-        default=None, converter=_to_optional_customer_id
-    )
-    new_kind: LineKind | None = attrs.field(default=None, converter=_to_optional_new_kind)
-
-    def __attrs_post_init__(self) -> None:
-        # §6's table, as far as it needs no state.
-        no_new_id = (
-            ChangeKind.CANCELLATION,
-            ChangeKind.AREA_MOVE,
-            ChangeKind.COLLABO_CONVERSION,
-            ChangeKind.RENAME,
-        )
-        if self.new_customer_id is not None and self.change in no_new_id:
-            raise InvalidInput(f"a {self.change.value} takes no new_customer_id")
-        if self.new_kind is not None and self.change not in (
-            ChangeKind.MENU_CHANGE,
-            ChangeKind.ITEM_CHANGE,
-        ):
-            raise InvalidInput(f"a {self.change.value} takes no new_kind")
-        if self.change is ChangeKind.MENU_CHANGE and self.new_kind is None:
-            raise InvalidInput("a menu_change needs new_kind (hikari_next ⇄ hikari_light)")
-
-
-@_command("regulate_line")
-@attrs.frozen(kw_only=True)
-class RegulateLine(Command):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-
-
-@_command("lift_regulation")
-@attrs.frozen(kw_only=True)
-class LiftRegulation(Command):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    channel: LiftChannel = attrs.field(converter=_to_channel_liftchannel)
-
-
-@_command("set_notification")
-@attrs.frozen(kw_only=True)
-class SetNotification(Command):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    provider: ProviderCode = attrs.field(converter=_to_provider)
-    notify: bool = attrs.field(converter=_to_notify_flag)
-    consent: bool = attrs.field(converter=_to_consent_flag)
-    channel: str = attrs.field(converter=_to_channel_label)
-
-
-@_command("register_provider")
-@attrs.frozen(kw_only=True)
-class RegisterProvider(Command):
-    provider: ProviderCode = attrs.field(converter=_to_provider)
-    name: str = attrs.field(converter=_to_name_label)
-    contact: str = attrs.field(converter=_to_contact_label)
-    goods: Goods = attrs.field(converter=_to_goods_goods)
-
-
-@_command("list_service")
-@attrs.frozen(kw_only=True)
-class ListService(Command):
-    provider: ProviderCode = attrs.field(converter=_to_provider)
-    service: ServiceCode = attrs.field(converter=_to_service)
-    name: str = attrs.field(converter=_to_name_label)
-    pricing: Pricing = attrs.field(converter=_to_pricing_pricing)
-    price: Yen = attrs.field(converter=_to_price_yen)
-
-
-@_command("register_passport")
-@attrs.frozen(kw_only=True)
-class RegisterPassport(Command):
-    SECRETS = ("password",)
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    password: Password = attrs.field(converter=_to_password)
-    email: Email = attrs.field(converter=_to_email)
-    applicant: Applicant = attrs.field(converter=_applicant)
-    limit: Yen = attrs.field(converter=_to_limit_yen)
-    line_auth: bool = attrs.field(converter=_to_line_auth_flag)
-    via_provider: ProviderCode | None = attrs.field(default=None, converter=_to_optional_provider)
-
-
-@_command("change_passport_limit")
-@attrs.frozen(kw_only=True)
-class ChangePassportLimit(Command):
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    limit: Yen = attrs.field(converter=_to_limit_yen)
-
-
-@_command("change_passport_details")
-@attrs.frozen(kw_only=True)
-class ChangePassportDetails(Command):
-    SECRETS = ("password",)
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    password: Password | None = attrs.field(default=None, converter=_to_optional_password)
-    email: Email | None = attrs.field(default=None, converter=_to_optional_email)
-
-    def __attrs_post_init__(self) -> None:
-        if self.password is None and self.email is None:
-            raise InvalidInput("change_passport_details needs a new password, email, or both")
-
-
-@_command("delete_passport")
-@attrs.frozen(kw_only=True)
-class DeletePassport(Command):
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-
-
-@_command("purchase")
-@attrs.frozen(kw_only=True)
-class Purchase(Command):
-    SECRETS = ("password",)
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    password: Password = attrs.field(converter=_to_password)
-    provider: ProviderCode = attrs.field(converter=_to_provider)
-    service: ServiceCode = attrs.field(converter=_to_service)
-    presented_line: CustomerId | None = attrs.field(
-        default=None, converter=_to_optional_customer_id
-    )
-
-
-@_command("cancel")
-@attrs.frozen(kw_only=True)
-class Cancel(Command):
-    receipt: str = attrs.field(converter=_receipt)
-
-
-@_command("refund")
-@attrs.frozen(kw_only=True)
-class Refund(Command):
-    receipt: str = attrs.field(converter=_receipt)
-    amount: Yen = attrs.field(converter=_to_amount_yen)
-    reason: str = attrs.field(converter=_to_reason_label)
-
-    def __attrs_post_init__(self) -> None:
-        if self.amount.amount == 0:
-            raise InvalidInput("refund amount must be at least 1 yen")
-
-
-@_command("issue_bills")
-@attrs.frozen(kw_only=True)
-class IssueBills(Command):
-    month: YearMonth = attrs.field(converter=_to_month)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,9 +287,7 @@ class Result:
     """Base of command results; :meth:`to_json` gives the contract's data fields."""
 
     def to_json(self) -> dict[str, Any]:
-        from matome.wire import converter
-
-        data: dict[str, Any] = converter.unstructure(self)
+        data: dict[str, Any] = to_json(self)
         return data
 
 
@@ -581,10 +355,252 @@ class IssueResult(Result):
 
 
 # ---------------------------------------------------------------------------------------------
+# Commands
+
+
+R = TypeVar("R", bound=Result)
+
+
+@attrs.frozen(kw_only=True)
+class Command(Generic[R]):
+    """Base of every command: business time ``at`` and an optional idempotency ``key``.
+
+    A command class names the type of its result (``class Purchase(Command[PurchaseResult])``),
+    so ``Engine.execute(Purchase(...))`` is typed, and a result answered again for a key is
+    read back as that type.
+    """
+
+    NAME: ClassVar[str] = ""
+    #: The result type (from the class's ``Command[...]`` base).
+    RESULT: ClassVar[type[Result]] = Result
+    #: Fields holding secrets: left out of idempotency digests and never echoed.
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+
+    at: datetime = attrs.field(converter=_at)
+    key: str | None = attrs.field(default=None, converter=_key)
+
+
+COMMANDS: dict[str, type[Command[Any]]] = {}
+C = TypeVar("C", bound=type[Command[Any]])
+
+
+def _command(name: str) -> Callable[[C], C]:
+    """Register a command class under its contract name; its result type is read from its
+    ``Command[...]`` base."""
+
+    def register(cls: C) -> C:
+        cls.NAME = name
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is Command:
+                (cls.RESULT,) = get_args(base)
+        COMMANDS[name] = cls
+        return cls
+
+    return register
+
+
+@_command("open_line")
+@attrs.frozen(kw_only=True)
+class OpenLine(Command[LineResult]):
+    SECRETS = ("access_key",)
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    operator: Operator = attrs.field(converter=_to_operator_operator)
+    kind: LineKind = attrs.field(converter=_to_kind_linekind)
+    access_key: AccessKey = attrs.field(converter=_to_access_key)
+    line_limit: Yen = attrs.field(converter=_to_line_limit_yen)
+    billing: BillingAccount = attrs.field(converter=_billing)
+
+    def __attrs_post_init__(self) -> None:
+        _not_own_representative(self.customer_id, self.billing)
+        if not self.operator.accepts(self.customer_id):
+            raise InvalidInput(f"NTT West customer IDs start with CAF, not {self.customer_id}")
+        if not self.kind.offered_by(self.operator):
+            raise InvalidInput(f"NTT {self.operator.value} does not offer {self.kind.value} lines")
+
+
+@_command("change_line_limit")
+@attrs.frozen(kw_only=True)
+class ChangeLineLimit(Command[Done]):
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    line_limit: Yen = attrs.field(converter=_to_line_limit_yen)
+
+
+@_command("change_billing")
+@attrs.frozen(kw_only=True)
+class ChangeBilling(Command[Done]):
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    billing: BillingAccount = attrs.field(converter=_billing)
+    reason: BillingChangeReason = attrs.field(converter=_to_reason_billingchangereason)
+
+    def __attrs_post_init__(self) -> None:
+        _not_own_representative(self.customer_id, self.billing)
+        # §6: each reason names the kind of account it leads to.
+        expected = {
+            BillingChangeReason.RENUMBERING: PhoneBill,
+            BillingChangeReason.BILLING_PHONE_CHANGE: PhoneBill,
+            BillingChangeReason.CUSTOMER_NUMBER: CustomerNumber,
+            BillingChangeReason.WIDE_AREA_CONSOLIDATED: Consolidated,
+        }[self.reason]
+        if not isinstance(self.billing, expected):
+            raise InvalidInput(
+                f"reason {self.reason.value!r} needs a {expected.method} billing account, "  # type: ignore[attr-defined]
+                f"not {self.billing.method}"
+            )
+
+
+@_command("change_line")
+@attrs.frozen(kw_only=True)
+class ChangeLine(Command[LineChangeResult]):
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    change: ChangeKind = attrs.field(converter=_to_change_changekind)
+    new_customer_id: CustomerId | None = attrs.field(
+        default=None, converter=_to_optional_customer_id
+    )
+    new_kind: LineKind | None = attrs.field(default=None, converter=_to_optional_new_kind)
+
+    def __attrs_post_init__(self) -> None:
+        # §6's table, as far as it needs no state.
+        no_new_id = (
+            ChangeKind.CANCELLATION,
+            ChangeKind.AREA_MOVE,
+            ChangeKind.COLLABO_CONVERSION,
+            ChangeKind.RENAME,
+        )
+        if self.new_customer_id is not None and self.change in no_new_id:
+            raise InvalidInput(f"a {self.change.value} takes no new_customer_id")
+        if self.new_kind is not None and self.change not in (
+            ChangeKind.MENU_CHANGE,
+            ChangeKind.ITEM_CHANGE,
+        ):
+            raise InvalidInput(f"a {self.change.value} takes no new_kind")
+        if self.change is ChangeKind.MENU_CHANGE and self.new_kind is None:
+            raise InvalidInput("a menu_change needs new_kind (hikari_next ⇄ hikari_light)")
+
+
+@_command("regulate_line")
+@attrs.frozen(kw_only=True)
+class RegulateLine(Command[RegulationResult]):
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+
+
+@_command("lift_regulation")
+@attrs.frozen(kw_only=True)
+class LiftRegulation(Command[RegulationResult]):
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    channel: LiftChannel = attrs.field(converter=_to_channel_liftchannel)
+
+
+@_command("set_notification")
+@attrs.frozen(kw_only=True)
+class SetNotification(Command[Done]):
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    provider: ProviderCode = attrs.field(converter=_to_provider)
+    notify: bool = attrs.field(converter=_to_notify_flag)
+    consent: bool = attrs.field(converter=_to_consent_flag)
+    channel: str = attrs.field(converter=_to_channel_label)
+
+
+@_command("register_provider")
+@attrs.frozen(kw_only=True)
+class RegisterProvider(Command[Done]):
+    provider: ProviderCode = attrs.field(converter=_to_provider)
+    name: str = attrs.field(converter=_to_name_label)
+    contact: str = attrs.field(converter=_to_contact_label)
+    goods: Goods = attrs.field(converter=_to_goods_goods)
+
+
+@_command("list_service")
+@attrs.frozen(kw_only=True)
+class ListService(Command[Done]):
+    provider: ProviderCode = attrs.field(converter=_to_provider)
+    service: ServiceCode = attrs.field(converter=_to_service)
+    name: str = attrs.field(converter=_to_name_label)
+    pricing: Pricing = attrs.field(converter=_to_pricing_pricing)
+    price: Yen = attrs.field(converter=_to_price_yen)
+
+
+@_command("register_passport")
+@attrs.frozen(kw_only=True)
+class RegisterPassport(Command[PassportResult]):
+    SECRETS = ("password",)
+    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    password: Password = attrs.field(converter=_to_password)
+    email: Email = attrs.field(converter=_to_email)
+    applicant: Applicant = attrs.field(converter=_applicant)
+    limit: Yen = attrs.field(converter=_to_limit_yen)
+    line_auth: bool = attrs.field(converter=_to_line_auth_flag)
+    via_provider: ProviderCode | None = attrs.field(default=None, converter=_to_optional_provider)
+
+
+@_command("change_passport_limit")
+@attrs.frozen(kw_only=True)
+class ChangePassportLimit(Command[Done]):
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    limit: Yen = attrs.field(converter=_to_limit_yen)
+
+
+@_command("change_passport_details")
+@attrs.frozen(kw_only=True)
+class ChangePassportDetails(Command[Done]):
+    SECRETS = ("password",)
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    password: Password | None = attrs.field(default=None, converter=_to_optional_password)
+    email: Email | None = attrs.field(default=None, converter=_to_optional_email)
+
+    def __attrs_post_init__(self) -> None:
+        if self.password is None and self.email is None:
+            raise InvalidInput("change_passport_details needs a new password, email, or both")
+
+
+@_command("delete_passport")
+@attrs.frozen(kw_only=True)
+class DeletePassport(Command[DeletionResult]):
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+
+
+@_command("purchase")
+@attrs.frozen(kw_only=True)
+class Purchase(Command[PurchaseResult]):
+    SECRETS = ("password",)
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    password: Password = attrs.field(converter=_to_password)
+    provider: ProviderCode = attrs.field(converter=_to_provider)
+    service: ServiceCode = attrs.field(converter=_to_service)
+    presented_line: CustomerId | None = attrs.field(
+        default=None, converter=_to_optional_customer_id
+    )
+
+
+@_command("cancel")
+@attrs.frozen(kw_only=True)
+class Cancel(Command[CancelResult]):
+    receipt: str = attrs.field(converter=_receipt)
+
+
+@_command("refund")
+@attrs.frozen(kw_only=True)
+class Refund(Command[RefundResult]):
+    receipt: str = attrs.field(converter=_receipt)
+    amount: Yen = attrs.field(converter=_to_amount_yen)
+    reason: str = attrs.field(converter=_to_reason_label)
+
+    def __attrs_post_init__(self) -> None:
+        if self.amount.amount == 0:
+            raise InvalidInput("refund amount must be at least 1 yen")
+
+
+@_command("issue_bills")
+@attrs.frozen(kw_only=True)
+class IssueBills(Command[IssueResult]):
+    month: YearMonth = attrs.field(converter=_to_month)
+
+
+# ---------------------------------------------------------------------------------------------
 # JSON command log
 
 
-def parse_command(obj: Mapping[str, Any]) -> Command:
+def parse_command(obj: Mapping[str, Any]) -> Command[Any]:
     """A command from one JSON object of a command log; anything off is ``invalid_input``."""
     if not isinstance(obj, Mapping):
         raise InvalidInput("a command must be a JSON object")

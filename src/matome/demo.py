@@ -13,6 +13,7 @@ from matome.commands import parse_command
 from matome.engine import Engine
 from matome.errors import MatomeError
 from matome.tables import bill_table
+from matome.wire import to_json
 
 __all__ = ["DEMO_LINES", "DEMO_LOG", "run_demo"]
 
@@ -201,7 +202,7 @@ def run_demo(engine: Engine, out: TextIO, *, as_json: bool = False) -> int:
     ]
     if as_json:
         for bill in bills:
-            out.write(json.dumps(bill, ensure_ascii=False) + "\n")
+            out.write(json.dumps(to_json(bill), ensure_ascii=False) + "\n")
     else:
         out.write(f"matome demo: {len(DEMO_LOG)} commands applied to the store\n\n")
         for bill in bills:

@@ -10,9 +10,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ERROR_CLASSES",
     "ERROR_PRECEDENCE",
+    "REFUSAL_ORDER",
+    "Busy",
     "ConsentRequired",
     "DuplicateError",
+    "FeeNotConfigured",
     "GoodsNotOffered",
     "IdempotencyConflict",
     "InvalidInput",
@@ -35,6 +39,8 @@ __all__ = [
     "UnknownReceipt",
     "UnknownService",
     "WrongPassword",
+    "first_refusal",
+    "rank",
 ]
 
 
@@ -200,9 +206,23 @@ class GoodsNotOffered(MatomeError):
     code = "goods_not_offered"
 
 
-#: The contract's order of precedence: when several refusals apply, the first is reported.
-#: Codes on one line of the contract share a rank.
-ERROR_PRECEDENCE: tuple[tuple[str, ...], ...] = (
+class FeeNotConfigured(MatomeError):
+    """The fee schedule needs an amount nobody has configured (an addition to the contract)."""
+
+    code = "fee_not_configured"
+
+
+class Busy(MatomeError):
+    """A command lost the optimistic-concurrency race too many times in a row; retry it."""
+
+    code = "busy"
+
+
+#: The contract's order of precedence (INTERCHANGE.md, "Results"): when several refusals apply
+#: to one command, the first in this table is reported.  Codes on one line share a rank.  This
+#: table *is* the order: the deciders collect every refusal that applies and report the first
+#: by :func:`rank`, so the order never depends on the order in which checks are written.
+REFUSAL_ORDER: tuple[tuple[str, ...], ...] = (
     ("invalid_input",),
     ("idempotency_conflict",),
     ("month_closed",),
@@ -221,6 +241,25 @@ ERROR_PRECEDENCE: tuple[tuple[str, ...], ...] = (
     ("limit_exceeded",),
     ("not_cancellable", "refund_exceeds_charge"),
 )
+
+#: The name the reference model and older code know the table by.
+ERROR_PRECEDENCE = REFUSAL_ORDER
+
+_RANK: dict[str, int] = {code: r for r, codes in enumerate(REFUSAL_ORDER) for code in codes}
+
+
+def rank(code: str) -> int:
+    """The rank of an error code in :data:`REFUSAL_ORDER` (lower is reported first); codes
+    that are not command refusals (``busy``, ``fee_not_configured``) rank after all of them."""
+    return _RANK.get(code, len(REFUSAL_ORDER))
+
+
+def first_refusal(refusals: list[MatomeError]) -> MatomeError | None:
+    """The refusal to report among several: the first by rank; among equals, the first found."""
+    if not refusals:
+        return None
+    return min(refusals, key=lambda e: rank(e.code))
+
 
 ERROR_CLASSES: dict[str, type[MatomeError]] = {
     cls.code: cls

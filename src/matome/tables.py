@@ -6,7 +6,26 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["bill_table", "table", "width"]
+from matome.documents import (
+    Bill,
+    Contact,
+    ContinuityRow,
+    ProviderTotal,
+    SettlementLine,
+    Statement,
+)
+from matome.values import Consolidated
+
+__all__ = [
+    "bill_table",
+    "contacts_table",
+    "continuity_table",
+    "provider_totals_table",
+    "settlement_table",
+    "statement_table",
+    "table",
+    "width",
+]
 
 
 def width(text: str) -> int:
@@ -28,7 +47,7 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value) or "-"
-    return str(value)
+    return str(value)  # value types print their text (CustomerId, PassportId, dates, ...)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -50,31 +69,93 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def bill_table(bill: dict[str, Any]) -> str:
+def bill_table(bill: Bill) -> str:
     """A bill as a person reads it: heading, one row per provider, subtotal, then charges."""
-    account = bill["billing_account"]
-    payer = account.get("number") or f"via {account.get('representative')}"
+    account = bill.billing_account
+    payer = f"via {account.representative}" if isinstance(account, Consolidated) else account.number
     head = (
-        f"Bill {bill['customer_id']}  {bill['month']}  [{bill['status']}]  "
-        f"issue date {bill['issue_date']}  billed to {account['method']} {payer}"
+        f"Bill {bill.customer_id}  {bill.month}  [{bill.status.value}]  "
+        f"issue date {bill.issue_date}  billed to {account.method} {payer}"
     )
     rows = table(
         ["provider", "name", "label", "amount"],
-        [[r["provider"], r["provider_name"], r["label"], r["amount"]] for r in bill["rows"]],
+        [[r.provider, r.provider_name, r.label, r.amount.amount] for r in bill.rows],
     )
     charges = table(
         ["receipt", "passport", "provider", "service", "pricing", "started", "amount"],
         [
             [
-                c["receipt"],
-                c["passport_id"],
-                c["provider"],
-                c["service"],
-                c["pricing"],
-                c["started_on"],
-                c["amount"],
+                c.receipt,
+                c.passport_id,
+                c.provider,
+                c.service,
+                c.pricing.value,
+                c.started_on,
+                c.amount.amount,
             ]
-            for c in bill["charges"]
+            for c in bill.charges
         ],
     )
-    return f"{head}\n{rows}\nsubtotal: {bill['subtotal']:,} yen\n\ncharges:\n{charges}"
+    return f"{head}\n{rows}\nsubtotal: {bill.subtotal.amount:,} yen\n\ncharges:\n{charges}"
+
+
+def statement_table(doc: Statement) -> str:
+    """A page of the usage statement [ご利用明細]."""
+    head = (
+        f"Usage statement {doc.customer_id}  {doc.month}  page {doc.page} "
+        f"({len(doc.rows)} of {doc.total} rows)"
+    )
+    body = table(
+        ["receipt", "passport", "provider", "unit price", "qty", "amount", "started"],
+        [
+            [
+                r.receipt,
+                r.passport_id,
+                r.provider_name,
+                r.unit_price.amount,
+                r.quantity,
+                r.amount.amount,
+                r.started_on,
+            ]
+            for r in doc.rows
+        ],
+    )
+    return f"{head}\n{body}"
+
+
+def provider_totals_table(doc: Sequence[ProviderTotal]) -> str:
+    return table(
+        ["provider", "lines", "amount"], [[r.provider, r.lines, r.amount.amount] for r in doc]
+    )
+
+
+def contacts_table(doc: Sequence[Contact]) -> str:
+    return table(["provider", "name", "contact"], [[r.provider, r.name, r.contact] for r in doc])
+
+
+def settlement_table(doc: Sequence[SettlementLine]) -> str:
+    return table(
+        ["provider", "gross", "lines", "average/line", "fee", "net"],
+        [
+            [r.provider, r.gross.amount, r.lines, r.average_per_line, r.fee.amount, r.net.amount]
+            for r in doc
+        ],
+    )
+
+
+def continuity_table(doc: Sequence[ContinuityRow]) -> str:
+    return table(
+        ["customer ID", "at", "change", "new ID", "kept", "cancelled", "deleted"],
+        [
+            [
+                r.customer_id,
+                r.at.isoformat(),
+                r.change.value,
+                r.new_customer_id,
+                r.kept,
+                list(r.cancelled),
+                list(r.deleted),
+            ]
+            for r in doc
+        ],
+    )

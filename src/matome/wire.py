@@ -1,9 +1,9 @@
 """The one wire format: a single cattrs ``Converter`` owns how events and documents become JSON.
 
-It is wired into eventsourcing through :class:`EventMapper`, a custom ``Mapper`` that
-unstructures events on save and *structures* them on load, so every attrs validator runs again
-when history is read back (the default Mapper rebuilds objects without running validators, see
-``shared/notes/eventsourcing.md``).
+Events are stored through it (:mod:`matome.application.eventstore` wires it into
+eventsourcing as a custom ``Mapper`` that *structures* events on load, so every attrs validator
+runs again when history is read back), documents are printed through it (:func:`to_json`), and
+command results are answered through it.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import cattrs
-from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
+from cattrs.gen import make_dict_unstructure_fn, override
 
+from matome.documents import Charge, Statement
 from matome.errors import InvalidInput
-from matome.events.base import EVENT_TOPICS, DomainEvent
 from matome.values import (
     AccessKey,
     BillingAccount,
@@ -35,7 +35,7 @@ from matome.values import (
     require_aware,
 )
 
-__all__ = ["EventMapper", "converter", "dumps", "event_from_json", "event_to_json", "loads"]
+__all__ = ["converter", "dumps", "from_json", "loads", "to_json"]
 
 _TEXT_TYPES: tuple[type[Any], ...] = (CustomerId, PassportId, ProviderCode, ServiceCode, Email)
 
@@ -109,6 +109,15 @@ def make_converter() -> cattrs.Converter:
     for secret in (Password, AccessKey):
         conv.register_unstructure_hook(secret, _refuse_secret)
         conv.register_structure_hook(secret, _refuse_secret)
+    # Optional members the contract shows only when present: a refund's reason, a statement's
+    # Passport ID filter.
+    conv.register_unstructure_hook(
+        Charge, make_dict_unstructure_fn(Charge, conv, reason=override(omit_if_default=True))
+    )
+    conv.register_unstructure_hook(
+        Statement,
+        make_dict_unstructure_fn(Statement, conv, passport_id=override(omit_if_default=True)),
+    )
     return conv
 
 
@@ -125,67 +134,15 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text)
 
 
-_ENVELOPE = ("originator_id", "originator_version")
+T = TypeVar("T")
 
 
-def event_to_json(event: DomainEvent) -> dict[str, Any]:
-    """An event's stored state (without the stream position, which the store keeps)."""
-    state: dict[str, Any] = converter.unstructure(event)
-    for name in _ENVELOPE:
-        del state[name]
-    return state
+def to_json(value: Any) -> Any:
+    """The contract's JSON form (plain dicts, lists, str, int, bool, None) of a document,
+    result or any value the converter knows."""
+    return converter.unstructure(value)
 
 
-def event_from_json(
-    topic: str, state: dict[str, Any], originator_id: UUID, originator_version: int
-) -> DomainEvent:
-    """Rebuild and validate an event from its stored state."""
-    cls = EVENT_TOPICS[topic]
-    state = dict(state, originator_id=originator_id, originator_version=originator_version)
-    return converter.structure(state, cls)
-
-
-class EventMapper(Mapper[UUID]):
-    """eventsourcing ``Mapper`` whose (de)serialisation is the cattrs converter's.
-
-    Compression and encryption at rest still come from eventsourcing's ``COMPRESSOR_TOPIC``
-    and ``CIPHER_TOPIC`` settings, applied to the JSON bytes.
-    """
-
-    def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        if not isinstance(domain_event, DomainEvent) or not domain_event.TOPIC:
-            raise TypeError(f"not a registered matome event: {domain_event!r}")
-        data = dumps(event_to_json(domain_event)).encode()
-        if self.compressor:
-            data = self.compressor.compress(data)
-        if self.cipher:
-            data = self.cipher.encrypt(data)
-        return StoredEvent(
-            originator_id=domain_event.originator_id,
-            originator_version=domain_event.originator_version,
-            topic=domain_event.TOPIC,
-            state=data,
-        )
-
-    def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        data = stored_event.state
-        try:
-            if self.cipher:
-                data = self.cipher.decrypt(data)
-            if self.compressor:
-                data = self.compressor.decompress(data)
-            originator_id = stored_event.originator_id
-            if not isinstance(originator_id, UUID):
-                originator_id = UUID(str(originator_id))
-            return event_from_json(
-                stored_event.topic,
-                json.loads(data),
-                originator_id,
-                stored_event.originator_version,
-            )
-        except Exception as e:
-            msg = (
-                f"stored event {stored_event.topic!r} of {stored_event.originator_id} "
-                f"v{stored_event.originator_version} does not load: {e}"
-            )
-            raise MapperDeserialisationError(msg) from e
+def from_json(data: Any, cls: type[T]) -> T:
+    """A typed value from its JSON form, validated strictly."""
+    return converter.structure(data, cls)

@@ -24,10 +24,10 @@ import pytest
 from eventsourcing.persistence import Notification
 
 from matome.aggregates.passport import passport_id_stream, project_passport
+from matome.application.eventstore import MEMORY
 from matome.engine import Engine
 from matome.errors import LimitExceeded, LineRegulated, MonthClosed
 from matome.events import subscription as sub_ev
-from matome.store import MEMORY
 from matome.values import TOKYO, PassportId, YearMonth, Yen
 from tests.conftest import EngineFactory
 
@@ -272,7 +272,7 @@ def check_regulation_won(engine: Engine, accepted: Sequence[Any]) -> None:
     [
         pytest.param(True, id="passport-holds-monthly"),
         # Regulation writes nothing to an ID without subscriptions: the purchase is still
-        # refused because the line it read has changed (matome.recorders' read check).
+        # refused because the line it read has changed (matome.application.eventstore's read check).
         pytest.param(False, id="passport-holds-nothing"),
     ],
 )
@@ -288,18 +288,18 @@ def test_a_purchase_decided_before_a_regulation_and_saved_after_it_is_refused(
                 at=AT, passport_id="alice.a1", password=PASSWORD, provider=PROVIDER, service="mon1"
             )
         )
-    real_save = first.save
+    real_save = first.events.put
     interleaved: list[Any] = []
 
-    def save_after_regulation(*objs: Any, **kwargs: Any) -> Any:
+    def save_after_regulation(objs: list[Any], **kwargs: Any) -> Any:
         if not interleaved and any(
             getattr(o, "TOPIC", "") == "matome.subscription.Purchased" for o in objs
         ):
             # Engine 1 has decided the purchase against an unregulated line: regulate now.
             interleaved.append(second.regulate_line(at=AT, customer_id=LINE))
-        return real_save(*objs, **kwargs)
+        return real_save(objs, **kwargs)
 
-    monkeypatch.setattr(first, "save", save_after_regulation)
+    monkeypatch.setattr(first.events, "put", save_after_regulation)
     with contextlib.suppress(LineRegulated):
         accepted.append(
             first.purchase(
@@ -386,17 +386,17 @@ def test_a_purchase_decided_before_its_month_closes_and_saved_after_is_refused(
     two_engines: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = two_engines
-    real_save = first.save
+    real_save = first.events.put
     closed: list[Any] = []
 
-    def save_after_closing(*objs: Any, **kwargs: Any) -> Any:
+    def save_after_closing(objs: list[Any], **kwargs: Any) -> Any:
         if not closed and any(
             getattr(o, "TOPIC", "") == "matome.subscription.Purchased" for o in objs
         ):
             closed.append(second.issue_bills(at=MONTH.end(), month=MONTH))
-        return real_save(*objs, **kwargs)
+        return real_save(objs, **kwargs)
 
-    monkeypatch.setattr(first, "save", save_after_closing)
+    monkeypatch.setattr(first.events, "put", save_after_closing)
     with contextlib.suppress(MonthClosed):
         first.purchase(
             at=AT, passport_id="alice.a1", password=PASSWORD, provider=PROVIDER, service="item1"

@@ -24,11 +24,11 @@ import pytest
 from eventsourcing.persistence import MapperDeserialisationError, Notification, StoredEvent
 
 from matome.aggregates.passport import passport_id_stream
+from matome.application.eventstore import MEMORY
 from matome.engine import Engine
 from matome.errors import IdempotencyConflict, WrongPassword
 from matome.events import EVENT_TOPICS, DomainEvent
 from matome.events import passport as passport_ev
-from matome.store import MEMORY
 from matome.values import TOKYO, PassportId
 from tests.conftest import EngineFactory
 
@@ -179,7 +179,7 @@ def reopen(store_url: str, make_engine: EngineFactory) -> Reopen:
 
     def again(first: Engine) -> Engine:
         if is_memory(store_url):
-            first._cache.clear()
+            first.forget_cached_states()
             return first
         return make_engine()
 

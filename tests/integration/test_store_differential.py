@@ -18,6 +18,7 @@ from matome.engine import Engine
 from matome.errors import MatomeError
 from matome.testing import strategies as mst
 from matome.values import YearMonth
+from matome.wire import to_json
 from tests.conftest import TEST_ITERATIONS, _pg_dsn, require_postgres
 
 
@@ -32,17 +33,17 @@ def _documents(engine: Engine, log: list[dict[str, Any]]) -> dict[str, Any]:
     months.append(months[-1].next())
     lines = sorted({c["customer_id"] for c in log if c["command"] == "open_line"})
     lines += sorted({c["new_customer_id"] for c in log if c.get("new_customer_id")} - set(lines))
-    out: dict[str, Any] = {"continuity": engine.continuity()}
+    out: dict[str, Any] = {"continuity": to_json(engine.continuity())}
     for month in months:
-        out[f"providers {month}"] = engine.provider_totals(month)
-        out[f"settle {month}"] = answer(lambda m=month: engine.settlement(m))
+        out[f"providers {month}"] = to_json(engine.provider_totals(month))
+        out[f"settle {month}"] = answer(lambda m=month: to_json(engine.settlement(m)))
         for line in lines:
-            out[f"bill {line} {month}"] = answer(lambda c=line, m=month: engine.bill(c, m))
+            out[f"bill {line} {month}"] = answer(lambda c=line, m=month: to_json(engine.bill(c, m)))
             out[f"statement {line} {month}"] = answer(
-                lambda c=line, m=month: engine.statement(c, m, per_page=500)
+                lambda c=line, m=month: to_json(engine.statement(c, m, per_page=500))
             )
     for line in lines:
-        out[f"contacts {line}"] = answer(lambda c=line: engine.provider_contacts(c))
+        out[f"contacts {line}"] = answer(lambda c=line: to_json(engine.provider_contacts(c)))
     return out
 
 

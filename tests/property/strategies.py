@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Union
 from uuid import UUID
 
@@ -135,6 +135,7 @@ _BASE: dict[Any, st.SearchStrategy[Any]] = {
     bool: st.booleans(),
     str: texts,
     datetime: aware_datetimes,
+    date: st.dates(),
     type(None): st.none(),
     CustomerId: customer_ids,
     PassportId: passport_ids,
@@ -168,6 +169,9 @@ def for_type(tp: Any) -> st.SearchStrategy[Any]:
         return st.dictionaries(texts, for_type(args[1]), max_size=4)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return st.sampled_from(list(tp))
+    if isinstance(tp, type) and attrs.has(tp):
+        # A value made of other values (a typed document in an event): each field by its type.
+        return st.builds(tp, **{name: for_type(t) for name, t in field_types(tp).items()})
     raise LookupError(f"no strategy for field type {tp!r}: add one to tests/property/strategies")
 
 

@@ -17,6 +17,7 @@ from matome.commands import Command, parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput, MatomeError
 from matome.testing.model import ModelResult, ReferenceModel
+from matome.wire import to_json
 from tests.integration.test_command_log import LOG
 
 History = list[dict[str, Any]]
@@ -32,7 +33,7 @@ def engine() -> Iterator[Engine]:
     e.close()
 
 
-def _engine_apply(engine: Engine, command: Command) -> ModelResult:
+def _engine_apply(engine: Engine, command: Command[Any]) -> ModelResult:
     try:
         result = engine.execute(command)
     except MatomeError as e:
@@ -85,7 +86,7 @@ def compare_bills(engine: Engine, model: ReferenceModel) -> list[str]:
     problems: list[str] = []
     for cid in model.lines():
         for month in model.months():
-            got = engine.bill(cid, month)
+            got = to_json(engine.bill(cid, month))
             want = model.bill(cid, month)
             rows = [(r["provider"], r["amount"]) for r in got["rows"]]
             mrows = [(r["provider"], r["amount"]) for r in want["rows"]]

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matome import wire
+from matome.application import eventstore
 from matome.errors import InvalidInput
 from matome.events import EVENT_TOPICS, DomainEvent
 from matome.events.line import LineOpened
@@ -44,8 +45,8 @@ EVENT_CLASSES = s.event_classes()
 BY_TOPIC = [pytest.param(cls, id=cls.TOPIC) for cls in EVENT_CLASSES]
 
 
-def _mapper(compressed: bool = False) -> wire.EventMapper:
-    return wire.EventMapper(
+def _mapper(compressed: bool = False) -> eventstore.EventMapper:
+    return eventstore.EventMapper(
         transcoder=JSONTranscoder(), compressor=ZlibCompressor() if compressed else None
     )
 
@@ -70,10 +71,10 @@ def test_every_event_round_trips_through_its_json_state_and_the_event_mapper(
     cls: type[DomainEvent], data: st.DataObject
 ) -> None:
     event = data.draw(s.events(cls))
-    state = wire.event_to_json(event)
+    state = eventstore.event_to_json(event)
     assert "originator_id" not in state  # the stream position is the store's
     assert "originator_version" not in state
-    restored = wire.event_from_json(
+    restored = eventstore.event_from_json(
         cls.TOPIC, json.loads(wire.dumps(state)), event.originator_id, event.originator_version
     )
     assert restored == event

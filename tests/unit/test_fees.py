@@ -1,4 +1,4 @@
-"""Provider fees for settlement (DOMAIN.md §8): ``matome.projections.fees`` and
+"""Provider fees for settlement (DOMAIN.md §8): ``matome.fees`` and
 ``Engine.settlement``.
 
 NTT East's schedule: 2011 — 5% of the price, or 31.5 yen per access line where the provider's
@@ -16,7 +16,7 @@ import pytest
 
 from matome.engine import Engine
 from matome.errors import MatomeError
-from matome.projections.fees import (
+from matome.fees import (
     DEFAULT_SCHEDULE,
     FeeNotConfigured,
     FeePeriod,
@@ -29,6 +29,7 @@ from matome.projections.fees import (
     schedule_with_flat_fee,
 )
 from matome.values import YearMonth
+from matome.wire import to_json
 from tests.conftest import TEST_ITERATIONS
 
 CONFIGURED = schedule_with_flat_fee(50)
@@ -273,7 +274,7 @@ def default_engine() -> Iterator[Engine]:
 def test_engine_settlement_with_the_default_schedule(default_engine: Engine) -> None:
     """DOMAIN.md §8 via ``Engine.settlement``: 2024 usage, averages under 600 → 31.5 yen per
     line plus 10% tax; 600–900 → 5% plus 10% tax; net = gross − fee."""
-    assert default_engine.settlement("2024-01") == [
+    assert to_json(default_engine.settlement("2024-01")) == [
         # A: 1490 / 2 = 745 → 5% = 74.5, × 1.10 = 81.95 → 81
         {
             "provider": "A",
@@ -299,7 +300,7 @@ def test_engine_settlement_refuses_an_unconfigured_flat_fee(default_engine: Engi
     """DOMAIN.md §8 (Decision) via ``Engine.settlement``: February's A averages 965 yen per
     line (901–1,500): the default schedule cannot settle it."""
     with pytest.raises(FeeNotConfigured) as caught:
-        default_engine.settlement("2024-02")
+        to_json(default_engine.settlement("2024-02"))
     assert caught.value.code == "fee_not_configured"
 
 
@@ -309,7 +310,7 @@ def test_engine_settlement_with_a_configured_flat_fee() -> None:
     engine = _engine(fee_schedule=schedule_with_flat_fee(60))
     try:
         _history(engine)
-        february = engine.settlement("2024-02")
+        february = to_json(engine.settlement("2024-02"))
         # A: 525 + 440 + 440 + 525 = 1930 over 2 lines = 965 → 60 × 2 × 1.10 = 132
         # B: 300 / 1 → 31.5 × 1.10 = 34.65 → 34
         assert february == [
@@ -333,7 +334,7 @@ def test_engine_settlement_with_a_configured_flat_fee() -> None:
         default = _engine()
         try:
             _history(default)
-            assert engine.settlement("2024-01") == default.settlement("2024-01")
+            assert to_json(engine.settlement("2024-01")) == to_json(default.settlement("2024-01"))
         finally:
             default.close()
     finally:
@@ -373,17 +374,19 @@ def test_engine_settlement_average_is_a_two_place_decimal_rounded_down() -> None
             service="anime",
         )
         # March: B has line 1 (300) and line 3 (300); A has lines 1 and 2 (back 525 each)
-        assert [(s["provider"], s["average_per_line"]) for s in engine.settlement("2024-03")] == [
+        assert [
+            (s["provider"], s["average_per_line"]) for s in to_json(engine.settlement("2024-03"))
+        ] == [
             ("A", "525.00"),
             ("B", "300.00"),
         ]
         engine.refund(
             at="2024-03-03T10:00:00+09:00",
-            receipt=engine.bill("CAF0000000003", "2024-03")["charges"][0]["receipt"],
+            receipt=to_json(engine.bill("CAF0000000003", "2024-03"))["charges"][0]["receipt"],
             amount=1,
             reason="goodwill",
         )
-        [_, b] = engine.settlement("2024-03")
+        [_, b] = to_json(engine.settlement("2024-03"))
         assert b["gross"] == 599
         assert b["average_per_line"] == "299.50"
         assert isinstance(b["fee"], int)

@@ -21,6 +21,7 @@ from matome.errors import (
 )
 from matome.events.subscription import CancelReason
 from matome.values import CustomerId, LineKind, PassportId, Yen
+from matome.wire import to_json
 from tests.unit.helpers import (
     CID,
     CID2,
@@ -303,7 +304,7 @@ def test_the_continuity_table_records_every_applied_change(engine: Engine) -> No
     with refused(engine, InvalidInput):  # a refused change is not in the table
         engine.change_line(at="2024-03-01T00:00:00+09:00", customer_id=CID, change="menu_change")
     engine.change_line(at=AT, customer_id=CID, change="relocation", new_customer_id=NEW_CID)
-    rows = engine.continuity(CID)
+    rows = to_json(engine.continuity(CID))
     assert [(r["change"], r["kept"], r["new_customer_id"]) for r in rows] == [
         ("rename", True, None),
         ("relocation", False, NEW_CID),

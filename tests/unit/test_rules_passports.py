@@ -20,6 +20,7 @@ from matome.errors import (
 )
 from matome.events.subscription import CancelReason
 from matome.values import Email, PassportId, Yen
+from matome.wire import to_json
 from tests.unit.helpers import (
     CID,
     CID2,
@@ -427,7 +428,7 @@ def test_usage_status_lists_current_ids_and_shows_not_used_without_ids(engine: E
         line_limit=5000,
         billing={"method": "customer_number", "number": "0012345678"},
     )
-    assert engine.usage_status("CAF0000000009") == {
+    assert to_json(engine.usage_status("CAF0000000009")) == {
         "customer_id": "CAF0000000009",
         "status": "not_used",
         "passports": [],
@@ -444,8 +445,10 @@ def test_usage_status_lists_current_ids_and_shows_not_used_without_ids(engine: E
             applicant={"name": "A", "phone": "06-1234-5678", "contract_holder": True},
         )
     engine.delete_passport(at="2024-01-04T10:00:00+09:00", passport_id="drop.me")
-    status = engine.usage_status("CAF0000000009")
+    status = to_json(engine.usage_status("CAF0000000009"))
     assert status["status"] == "in_use"
     assert status["passports"] == [{"passport_id": "keep.me", "status": "in_use", "limit": 1000}]
     engine.regulate_line(at="2024-01-05T10:00:00+09:00", customer_id="CAF0000000009")
-    assert [p["status"] for p in engine.usage_status("CAF0000000009")["passports"]] == ["regulated"]
+    assert [p["status"] for p in to_json(engine.usage_status("CAF0000000009"))["passports"]] == [
+        "regulated"
+    ]

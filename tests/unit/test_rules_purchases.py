@@ -15,6 +15,7 @@ from matome.errors import (
 )
 from matome.events.subscription import CancelReason
 from matome.values import PassportId, Pricing, ProviderCode, ServiceCode, YearMonth, Yen
+from matome.wire import to_json
 from tests.unit.helpers import (
     CID,
     EAST_CID,
@@ -349,7 +350,7 @@ def test_information_services_are_sold_to_west_lines(engine: Engine) -> None:
 
 
 def _bill_amounts(engine: Engine, month: str, customer_id: str = CID) -> list[int]:
-    return [c["amount"] for c in engine.bill(customer_id, month)["charges"]]
+    return [c["amount"] for c in to_json(engine.bill(customer_id, month))["charges"]]
 
 
 def test_a_monthly_subscription_is_billed_every_month_from_purchase_to_cancellation(
@@ -411,4 +412,4 @@ def test_a_refund_is_charged_negatively_in_the_month_it_is_recorded(engine: Engi
     engine.refund(at="2024-03-05T10:00:00+09:00", receipt=receipt, amount=100, reason="x")
     assert _bill_amounts(engine, "2024-02") == [300]
     assert _bill_amounts(engine, "2024-03") == [-100]
-    assert engine.bill(CID, "2024-03")["subtotal"] == -100
+    assert to_json(engine.bill(CID, "2024-03"))["subtotal"] == -100

@@ -16,7 +16,14 @@ from uuid import UUID, uuid5
 
 from matome.events.base import DomainEvent
 
-__all__ = ["NAMESPACE", "AggregateState", "Projector", "make_projector", "stream_id"]
+__all__ = [
+    "NAMESPACE",
+    "AggregateState",
+    "Projector",
+    "make_projector",
+    "projector_of",
+    "stream_id",
+]
 
 #: Namespace of matome's deterministic stream ids (uuid5 of a kind and a natural key).
 NAMESPACE = UUID("5f6c1a8e-3c0b-4f55-9a57-6d6174f6d65e")
@@ -47,8 +54,18 @@ Applier = Callable[[Any, Any], Any]
 Projector = Callable[[S | None, Iterable[Any]], S | None]
 
 
+#: The projector of each event class's aggregate (filled by :func:`make_projector`).
+_PROJECTORS: dict[type[DomainEvent], Projector[Any]] = {}
+
+
+def projector_of(event_class: type[DomainEvent]) -> Projector[Any]:
+    """The projector of the aggregate whose stream ``event_class`` belongs to."""
+    return _PROJECTORS[event_class]
+
+
 def make_projector(appliers: dict[type[DomainEvent], Applier]) -> Projector[Any]:
-    """A projector function for ``Repository.get(projector_func=...)``."""
+    """A projector function for ``Repository.get(projector_func=...)``; it is also registered
+    as the projector of each of its event classes (:func:`projector_of`)."""
 
     def project(state: Any, events: Iterable[Any]) -> Any:
         for event in events:
@@ -61,4 +78,8 @@ def make_projector(appliers: dict[type[DomainEvent], Applier]) -> Projector[Any]
             state = apply(state, event)
         return state
 
+    for event_class in appliers:
+        if event_class in _PROJECTORS:
+            raise RuntimeError(f"{event_class.__name__} belongs to two aggregates")
+        _PROJECTORS[event_class] = project
     return project

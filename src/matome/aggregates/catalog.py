@@ -9,11 +9,23 @@ from uuid import UUID
 
 import attrs
 
+from matome import commands as cmd
 from matome.aggregates.base import make_projector, stream_id
+from matome.aggregates.decision import Decision
+from matome.errors import DuplicateError, UnknownProvider, UnknownService
 from matome.events import catalog as ev
 from matome.values import Goods, Pricing, ProviderCode, ServiceCode, Yen
 
-__all__ = ["Listing", "Provider", "project_provider", "provider_id"]
+__all__ = [
+    "Listing",
+    "Provider",
+    "decide_list_service",
+    "decide_register_provider",
+    "project_provider",
+    "provider_id",
+    "require_listing",
+    "require_provider",
+]
 
 
 def provider_id(code: ProviderCode) -> UUID:
@@ -67,3 +79,65 @@ project_provider = make_projector(
         ev.ServiceListed: _listed,
     }
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Deciders
+
+
+def require_provider(provider: Provider | None, code: ProviderCode, d: Decision) -> Provider | None:
+    """The provider as of the command's business time, else ``unknown_provider``.
+
+    The catalog is not a line's history: a command may name a provider registered later than
+    other commands, so no time order is imposed — only existence at the time.
+    """
+    if provider is None or provider.registered_at > d.at:
+        d.refuse(UnknownProvider(f"no provider {code}"))
+        return None
+    return provider
+
+
+def require_listing(provider: Provider, service: ServiceCode, d: Decision) -> Listing | None:
+    """The provider's service as of the command's business time, else ``unknown_service``."""
+    listing = provider.services.get(service)
+    if listing is None or listing.listed_at > d.at:
+        d.refuse(UnknownService(f"provider {provider.code} lists no service {service}"))
+        return None
+    return listing
+
+
+def decide_register_provider(
+    existing: Provider | None, c: cmd.RegisterProvider, d: Decision
+) -> cmd.Done | None:
+    """A provider joins the catalog once (``duplicate`` after)."""
+    d.require(existing is None, lambda: DuplicateError(f"provider {c.provider} exists already"))
+    if d.refused:
+        return None
+    d.create(
+        provider_id(c.provider),
+        ev.ProviderRegistered,
+        provider=c.provider,
+        name=c.name,
+        contact=c.contact,
+        goods=c.goods,
+    )
+    return cmd.Done()
+
+
+def decide_list_service(
+    provider: Provider | None, c: cmd.ListService, d: Decision
+) -> cmd.Done | None:
+    """A service is listed once with its pricing type and price; a new price is a new code."""
+    provider = require_provider(provider, c.provider, d)
+    if provider is None:
+        return None
+    d.require(
+        c.service not in provider.services,
+        lambda: DuplicateError(f"provider {c.provider} lists {c.service} already"),
+    )
+    if d.refused:
+        return None
+    d.emit(
+        provider, ev.ServiceListed, service=c.service, name=c.name, pricing=c.pricing, price=c.price
+    )
+    return cmd.Done()

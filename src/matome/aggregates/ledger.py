@@ -9,7 +9,10 @@ from uuid import UUID
 
 import attrs
 
+from matome import commands as cmd
 from matome.aggregates.base import make_projector, stream_id
+from matome.aggregates.decision import Decision
+from matome.errors import InvalidInput, MonthClosed
 from matome.events import ledger as ev
 from matome.values import YearMonth
 
@@ -17,6 +20,8 @@ __all__ = [
     "CALENDAR_ID",
     "Calendar",
     "KeyRecord",
+    "check_month_open",
+    "decide_issue_bills",
     "key_id",
     "project_calendar",
     "project_key",
@@ -80,3 +85,42 @@ project_key = make_projector(
         )
     }
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Deciders
+
+
+def check_month_open(calendar: Calendar | None, d: Decision) -> None:
+    """§7: after a month is closed, any command whose business time falls in it is refused
+    (``month_closed``) — it could change a bill already issued."""
+    month = YearMonth.of(d.at)
+    if calendar is not None and calendar.is_closed(month):
+        d.refuse(
+            MonthClosed(
+                f"{month} is closed (bills issued through {calendar.closed_through}); "
+                "a command dated in it cannot change them"
+            )
+        )
+
+
+def decide_issue_bills(
+    calendar: Calendar | None, c: cmd.IssueBills, d: Decision
+) -> cmd.IssueResult | None:
+    """Close a month once it has ended in Tokyo time, and every month before it (§7).
+
+    Closing a closed month again is accepted and changes nothing.
+    """
+    d.require(
+        c.at >= c.month.end(),
+        lambda: InvalidInput(f"{c.month} has not ended in Tokyo time at {c.at.isoformat()}"),
+    )
+    if d.refused:
+        return None
+    if calendar is not None and calendar.is_closed(c.month):
+        return cmd.IssueResult(month=c.month)
+    if calendar is None:
+        d.create(CALENDAR_ID, ev.MonthsClosed, through=c.month)
+    else:
+        d.emit(calendar, ev.MonthsClosed, through=c.month)
+    return cmd.IssueResult(month=c.month, closed=(c.month,))

@@ -5,25 +5,59 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import attrs
 
+from matome import commands as cmd
 from matome.aggregates.base import make_projector, stream_id
+from matome.aggregates.catalog import Provider, require_provider
+from matome.aggregates.decision import Decision
+from matome.aggregates.subscription import Holder, Subscription, cancel_holdings
+from matome.errors import (
+    ConsentRequired,
+    DuplicateError,
+    InvalidInput,
+    LimitSumExceeded,
+    NotAllowedOnline,
+    UnknownLine,
+    UnknownPassport,
+)
 from matome.events import line as ev
+from matome.events import passport as passport_ev
 from matome.events.base import DomainEvent
+from matome.events.subscription import CancelReason
 from matome.values import (
     BillingAccount,
+    ChangeKind,
+    Consolidated,
     CustomerId,
+    LiftChannel,
     LineKind,
     Operator,
     PassportId,
     ProviderCode,
     Yen,
+    tokyo_date,
 )
 
-__all__ = ["AccessLine", "line_id", "project_line"]
+__all__ = [
+    "AccessLine",
+    "LineChangeRule",
+    "check_billing",
+    "decide_change_billing",
+    "decide_change_line",
+    "decide_change_line_limit",
+    "decide_lift_regulation",
+    "decide_open_line",
+    "decide_regulate_line",
+    "decide_set_notification",
+    "line_change_rule",
+    "line_id",
+    "project_line",
+    "require_line",
+]
 
 
 def line_id(customer_id: CustomerId) -> UUID:
@@ -132,3 +166,329 @@ project_line = make_projector(
         ),
     }
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules of the line (DOMAIN.md §1, §3, §5, §6, §9)
+
+
+def require_line(
+    line: AccessLine | None, customer_id: CustomerId, d: Decision
+) -> AccessLine | None:
+    """``line`` if its collect-on-behalf service goes on, else ``unknown_line``; the command
+    decides against it (time order)."""
+    d.against(line, f"line {customer_id}")
+    if line is None:
+        d.refuse(UnknownLine(f"no access line {customer_id}"))
+        return None
+    if line.ended:
+        then = f"; it continues as {line.successor}" if line.successor else ""
+        ended = tokyo_date(line.ended_at) if line.ended_at else "?"
+        d.refuse(
+            UnknownLine(f"line {customer_id} left the collect-on-behalf service on {ended}{then}")
+        )
+        return None
+    return line
+
+
+def check_billing(billing: BillingAccount, representative: AccessLine | None, d: Decision) -> None:
+    """A consolidated line's representative [おまとめ請求] exists and is not consolidated itself.
+
+    (A line naming itself is refused when the command is built, as ``invalid_input``.)
+    ``representative`` is the line ``billing`` names, loaded by the caller.
+    """
+    if not isinstance(billing, Consolidated):
+        return
+    rep_id = billing.representative
+    if representative is None or representative.ended:
+        d.refuse(UnknownLine(f"no access line {rep_id} to be the billing representative"))
+    elif isinstance(representative.billing, Consolidated):
+        d.refuse(
+            InvalidInput(
+                f"representative {rep_id} is itself billed through "
+                f"{representative.billing.representative}"
+            )
+        )
+
+
+def decide_open_line(
+    existing: AccessLine | None,
+    representative: AccessLine | None,
+    c: cmd.OpenLine,
+    d: Decision,
+) -> cmd.LineResult | None:
+    """Open an access line for the service; its access key is kept only as a hash (§10)."""
+    d.against(existing, f"line {c.customer_id}")
+    check_billing(c.billing, representative, d)
+    d.require(existing is None, lambda: DuplicateError(f"line {c.customer_id} exists already"))
+    if d.refused:
+        return None
+    d.create(
+        line_id(c.customer_id),
+        ev.LineOpened,
+        customer_id=c.customer_id,
+        operator=c.operator,
+        kind=c.kind,
+        access_key_hash=d.credentials.hash(c.access_key.reveal()),
+        line_limit=c.line_limit,
+        billing=c.billing,
+    )
+    return cmd.LineResult(customer_id=c.customer_id)
+
+
+def decide_change_line_limit(
+    line: AccessLine | None, c: cmd.ChangeLineLimit, d: Decision
+) -> cmd.Done | None:
+    """§3: the cap may not go below the sum of the line's ID limits (refused, not clamped)."""
+    line = require_line(line, c.customer_id, d)
+    if line is None:
+        return None
+    limit_sum = line.limit_sum
+    d.require(
+        limit_sum <= c.line_limit,
+        lambda: LimitSumExceeded(
+            f"the line's Passport IDs have limits adding up to {limit_sum}; "
+            f"the cap cannot go below that (asked {c.line_limit})"
+        ),
+    )
+    if d.refused:
+        return None
+    d.emit(line, ev.LineLimitChanged, line_limit=c.line_limit)
+    return cmd.Done()
+
+
+def decide_change_billing(
+    line: AccessLine | None,
+    representative: AccessLine | None,
+    c: cmd.ChangeBilling,
+    d: Decision,
+) -> cmd.Done | None:
+    """§6: a change of the billing number keeps the service."""
+    line = require_line(line, c.customer_id, d)
+    check_billing(c.billing, representative, d)
+    if line is None or d.refused:
+        return None
+    d.emit(line, ev.BillingChanged, billing=c.billing, reason=c.reason)
+    return cmd.Done()
+
+
+@attrs.frozen
+class LineChangeRule:
+    """What a line change does, by the continuity table of DOMAIN.md §6.
+
+    ``kept``: the collect-on-behalf service continues (purchases continue, charges keep being
+    billed, regulation is carried over); otherwise every monthly subscription is cancelled and
+    every Passport ID deleted at the change's instant.  ``ends_record``: the line record
+    itself is finished — a terminal change (cancellation, area move, collabo conversion), or
+    the line continues under a new customer ID.
+    """
+
+    kept: bool
+    ends_record: bool
+    renumbered: bool
+
+
+#: §6: changes that end the line itself (the customer leaves, or moves to the other company).
+TERMINAL_CHANGES = frozenset(
+    {ChangeKind.CANCELLATION, ChangeKind.AREA_MOVE, ChangeKind.COLLABO_CONVERSION}
+)
+#: §6: changes that keep the service as long as the customer ID stays the same.
+KEPT_UNLESS_RENUMBERED = frozenset({ChangeKind.RELOCATION, ChangeKind.ITEM_CHANGE})
+
+
+def line_change_rule(
+    change: ChangeKind, customer_id: CustomerId, new_customer_id: CustomerId | None
+) -> LineChangeRule:
+    """§6's continuity table, the one place it is written."""
+    renumbered = new_customer_id is not None and new_customer_id != customer_id
+    kept = change is ChangeKind.RENAME or (change in KEPT_UNLESS_RENUMBERED and not renumbered)
+    return LineChangeRule(
+        kept=kept, ends_record=change in TERMINAL_CHANGES or renumbered, renumbered=renumbered
+    )
+
+
+class Passport(Holder, Protocol):
+    """What the line's rules need of its Passport IDs (a
+    :class:`~matome.aggregates.passport.Passport`; the line module does not import it, since
+    the Passport's own rules build on the line)."""
+
+    @property
+    def passport_id(self) -> PassportId: ...
+
+    @property
+    def deleted(self) -> bool: ...
+
+
+def _require_passports(
+    line: AccessLine, passports: Mapping[PassportId, Passport | None], d: Decision
+) -> list[Passport]:
+    """The line's current Passport IDs, each decided against (time order)."""
+    out = []
+    for pid in sorted(line.passports):
+        passport = passports.get(pid)
+        d.against(passport, f"Passport ID {pid}")
+        if passport is None or passport.deleted:
+            d.refuse(UnknownPassport(f"no Passport ID {pid!s}"))
+            continue
+        out.append(passport)
+    return out
+
+
+def _end_service(
+    passports: list[Passport],
+    subs: Mapping[str, Subscription | None],
+    reason: CancelReason,
+    d: Decision,
+    *,
+    delete: bool,
+) -> tuple[list[str], list[PassportId]]:
+    cancelled: list[str] = []
+    deleted: list[PassportId] = []
+    for passport in passports:
+        passport, receipts = cancel_holdings(passport, subs, reason, d)
+        cancelled += receipts
+        if delete and not d.refused:
+            d.emit(
+                passport,
+                passport_ev.PassportDeleted,
+                reason=passport_ev.DeletionReason.LINE_CHANGE,
+            )
+            deleted.append(passport.passport_id)
+    return cancelled, deleted
+
+
+_MENU_KINDS = frozenset({LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT})
+
+
+def decide_change_line(
+    line: AccessLine | None,
+    passports: Mapping[PassportId, Passport | None],
+    subs: Mapping[str, Subscription | None],
+    successor: AccessLine | None,
+    c: cmd.ChangeLine,
+    d: Decision,
+) -> cmd.LineChangeResult | None:
+    """Apply a line change [異動] by the continuity table (§6).
+
+    ``passports`` and ``subs`` are the line's IDs and their active subscriptions (everything a
+    change that ends the service would end); ``successor`` is the line already recorded under
+    ``new_customer_id``, if any.
+    """
+    rule = line_change_rule(c.change, c.customer_id, c.new_customer_id)
+    line = require_line(line, c.customer_id, d)
+    if line is None:
+        return None
+    ending = [] if rule.kept else _require_passports(line, passports, d)
+    if not rule.kept:
+        for passport in ending:
+            for receipt, holding in passport.holdings.items():
+                if holding.active:
+                    d.against(subs.get(receipt), f"receipt {receipt}")
+    if c.new_customer_id is not None and not line.operator.accepts(c.new_customer_id):
+        d.refuse(InvalidInput(f"NTT West customer IDs start with CAF, not {c.new_customer_id}"))
+    if c.change is ChangeKind.MENU_CHANGE and (
+        line.kind not in _MENU_KINDS or c.new_kind not in _MENU_KINDS or c.new_kind == line.kind
+    ):
+        d.refuse(
+            InvalidInput(
+                f"a menu change goes between hikari_next and hikari_light; the line is "
+                f"{line.kind.value}, asked {c.new_kind}"
+            )
+        )
+    if c.new_kind is not None and not c.new_kind.offered_by(line.operator):
+        d.refuse(InvalidInput(f"NTT {line.operator.value} does not offer {c.new_kind.value}"))
+    if rule.renumbered and successor is not None:
+        d.refuse(DuplicateError(f"line {c.new_customer_id} exists already"))
+    if d.refused:
+        return None
+    cancelled, deleted = (
+        ([], [])
+        if rule.kept
+        else _end_service(ending, subs, CancelReason.LINE_CHANGE, d, delete=True)
+    )
+    new_cid = c.new_customer_id if rule.renumbered else None
+    d.emit(
+        line,
+        ev.LineMoved,
+        change=c.change,
+        kept=rule.kept,
+        ended=rule.ends_record,
+        new_customer_id=new_cid,
+        new_kind=c.new_kind,
+        cancelled=tuple(cancelled),
+        deleted=tuple(deleted),
+    )
+    if new_cid is not None:
+        # The line carries on under its new customer ID; the service starts afresh there.
+        d.create(
+            line_id(new_cid),
+            ev.LineOpened,
+            customer_id=new_cid,
+            operator=line.operator,
+            kind=c.new_kind or line.kind,
+            access_key_hash=line.access_key_hash,
+            line_limit=line.line_limit,
+            billing=line.billing,
+            predecessor=line.customer_id,
+        )
+    return cmd.LineChangeResult(
+        kept=rule.kept, new_customer_id=new_cid, cancelled=tuple(cancelled), deleted=tuple(deleted)
+    )
+
+
+def decide_regulate_line(
+    line: AccessLine | None,
+    passports: Mapping[PassportId, Passport | None],
+    subs: Mapping[str, Subscription | None],
+    c: cmd.RegulateLine,
+    d: Decision,
+) -> cmd.RegulationResult | None:
+    """Regulate the line [利用規制] (§5): every subscription of every ID on it is cancelled at
+    the regulation instant; regulating a regulated line is accepted and changes nothing."""
+    line = require_line(line, c.customer_id, d)
+    if line is None:
+        return None
+    if line.regulated:
+        return cmd.RegulationResult(regulated=True)
+    affected = _require_passports(line, passports, d)
+    cancelled, _ = _end_service(affected, subs, CancelReason.REGULATION, d, delete=False)
+    if d.refused:
+        return None
+    d.emit(line, ev.Regulated, cancelled=tuple(cancelled))
+    return cmd.RegulationResult(regulated=True, cancelled=tuple(cancelled))
+
+
+def decide_lift_regulation(
+    line: AccessLine | None, c: cmd.LiftRegulation, d: Decision
+) -> cmd.RegulationResult | None:
+    """§5: lifting needs a written application [書面] and revives nothing; lifting a line that
+    is not regulated is accepted and changes nothing."""
+    line = require_line(line, c.customer_id, d)
+    d.require(
+        c.channel is not LiftChannel.ONLINE,
+        lambda: NotAllowedOnline("lifting a regulation needs a written application [書面]"),
+    )
+    if line is None or d.refused:
+        return None
+    if line.regulated:
+        d.emit(line, ev.RegulationLifted, channel=c.channel)
+    return cmd.RegulationResult(regulated=False)
+
+
+def decide_set_notification(
+    line: AccessLine | None,
+    provider: Provider | None,
+    c: cmd.SetNotification,
+    d: Decision,
+) -> cmd.Done | None:
+    """Line-information notification [回線情報通知] per provider, with explicit consent (§9)."""
+    line = require_line(line, c.customer_id, d)
+    require_provider(provider, c.provider, d)
+    d.require(
+        c.consent,
+        lambda: ConsentRequired("line-information notification needs the customer's consent"),
+    )
+    if line is None or d.refused:
+        return None
+    d.emit(line, ev.NotificationSet, provider=c.provider, notify=c.notify, channel=c.channel)
+    return cmd.Done()

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from uuid import UUID
+from typing import Protocol, TypeVar
+from uuid import UUID, uuid5
 
 import attrs
 
-from matome.aggregates.base import make_projector, stream_id
+from matome import commands as cmd
+from matome.aggregates.base import NAMESPACE, make_projector, stream_id
+from matome.aggregates.decision import Decision
+from matome.errors import NotCancellable, RefundExceedsCharge, UnknownReceipt
+from matome.events import passport as passport_ev
 from matome.events import subscription as ev
 from matome.values import CustomerId, PassportId, Pricing, ProviderCode, ServiceCode, Yen
 
-__all__ = ["Subscription", "project_subscription", "subscription_id"]
+__all__ = [
+    "Holder",
+    "Subscription",
+    "cancel_holdings",
+    "check_cancellable",
+    "decide_refund",
+    "project_subscription",
+    "receipt_number",
+    "require_subscription",
+    "subscription_id",
+]
 
 
 def subscription_id(receipt: str) -> UUID:
     return stream_id("subscription", receipt)
+
+
+def receipt_number(passport_id: PassportId | str, n: int) -> str:
+    """The receipt number [申込受付番号] of the ``n``-th purchase of a Passport ID.
+
+    Derived, not drawn: the same history always yields the same receipts, on any store, and two
+    racing purchases on one ID compute the same number (only one of them can be saved).
+    """
+    pid = passport_id.value if isinstance(passport_id, PassportId) else passport_id
+    return "R" + uuid5(NAMESPACE, f"receipt:{pid}#{n}").hex[:20].upper()
 
 
 @attrs.frozen(kw_only=True)
@@ -76,3 +102,96 @@ project_subscription = make_projector(
         ),
     }
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Deciders
+
+
+def require_subscription(
+    sub: Subscription | None, receipt: str, d: Decision
+) -> Subscription | None:
+    """``sub``, or ``unknown_receipt``; the command decides against it (time order)."""
+    d.against(sub, f"receipt {receipt}")
+    if sub is None:
+        d.refuse(UnknownReceipt(f"no purchase has receipt {receipt}"))
+    return sub
+
+
+def check_cancellable(sub: Subscription, d: Decision) -> bool:
+    """Only an active monthly-flat subscription can be cancelled (§4, ``not_cancellable``)."""
+    why = (
+        "is a per-purchase item" if sub.pricing is Pricing.PER_PURCHASE else "was cancelled already"
+    )
+    return d.require(sub.active, lambda: NotCancellable(f"receipt {sub.receipt} {why}"))
+
+
+class _Held(Protocol):
+    @property
+    def active(self) -> bool: ...
+
+
+class Holder(Protocol):
+    """What cancelling an ID's subscriptions needs of it (a :class:`~matome.aggregates.passport.
+    Passport`): its stream, and its holdings by receipt."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def last_at(self) -> datetime: ...
+
+    @property
+    def holdings(self) -> Mapping[str, _Held]: ...
+
+
+H = TypeVar("H", bound=Holder)
+
+
+def cancel_holdings(
+    passport: H,
+    subs: Mapping[str, Subscription | None],
+    reason: ev.CancelReason,
+    d: Decision,
+) -> tuple[H, list[str]]:
+    """Cancel every active monthly subscription of ``passport`` at the command's instant.
+
+    The cascade of §2 (deleting an ID), §5 (regulation) and §6 (a line change that ends the
+    service).  ``subs`` are the ID's active holdings' subscriptions, loaded by the caller; the
+    command decides against each of them (time order).
+    """
+    cancelled: list[str] = []
+    for receipt in sorted(r for r, h in passport.holdings.items() if h.active):
+        sub = require_subscription(subs.get(receipt), receipt, d)
+        if d.refused or sub is None:
+            continue
+        if sub.active:
+            d.emit(sub, ev.Cancelled, reason=reason)
+        passport = d.emit(passport, passport_ev.HoldingEnded, receipt=receipt)
+        cancelled.append(receipt)
+    return passport, cancelled
+
+
+def decide_refund(sub: Subscription | None, c: cmd.Refund, d: Decision) -> cmd.RefundResult | None:
+    """A provider's refund of a purchase, charged negatively in the month recorded (§4).
+
+    Refunds of one purchase add up to at most its price (``refund_exceeds_charge``).
+    """
+    sub = require_subscription(sub, c.receipt, d)
+    if sub is None:
+        return None
+    total = sub.refunded + c.amount
+    price = sub.price
+    d.require(
+        total <= price,
+        lambda: RefundExceedsCharge(
+            f"refunds of {c.receipt} would add up to {total}, above its price {price}"
+        ),
+    )
+    if d.refused:
+        return None
+    d.emit(sub, ev.Refunded, amount=c.amount, reason=c.reason)
+    return cmd.RefundResult(receipt=c.receipt, refunded_total=total)

@@ -56,6 +56,10 @@ class DomainEvent:
     """Base of every matome event (see module docstring)."""
 
     TOPIC: ClassVar[str] = ""
+    #: The shape version of the event class.  A class whose stored shape changes raises it and
+    #: gains ``upcast_v<N>_v<N+1>(state)`` static methods that bring older stored states up to
+    #: date when they are read (eventsourcing's convention; events are never rewritten).
+    class_version: ClassVar[int] = 1
 
     originator_id: UUID
     originator_version: int

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from matome.charging import last_charged_month
 from matome.events import bill as bill_ev
@@ -32,12 +35,9 @@ from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
 from matome.projections.viewstore import SCHEMA_VERSION, Cursor, ViewStore
 from matome.values import billing_to_json, tokyo_date
-from matome.wire import dumps
+from matome.wire import dumps, to_json
 
-if TYPE_CHECKING:
-    from matome.engine import Engine
-
-__all__ = ["VIEW_NAME", "Progress", "Projection", "utc_text"]
+__all__ = ["VIEW_NAME", "EventLog", "Progress", "Projection", "utc_text"]
 
 VIEW_NAME = "billing"
 #: Events per transaction while catching up.  Large, because each transaction writes every
@@ -408,7 +408,7 @@ def _passport_deleted(cur: Cursor, e: passport_ev.PassportDeleted) -> None:
 def _bill_issued(cur: Cursor, e: bill_ev.BillIssued) -> None:
     cur.execute(
         _INSERT_BILL,
-        (e.customer_id.value, str(e.month), dumps(e.document), e.digest),
+        (e.customer_id.value, str(e.month), dumps(to_json(e.bill)), e.digest),
     )
 
 
@@ -434,11 +434,22 @@ HANDLERS: dict[type[DomainEvent], Callable[[Cursor, Any], None]] = {
 TOPICS = tuple(sorted(cls.TOPIC for cls in HANDLERS))
 
 
-class Projection:
-    """The billing read model of one engine's store."""
+class EventLog(Protocol):
+    """What a projection reads: the store's notification log and the mapper that decodes it
+    (an eventsourcing ``Application`` has both)."""
 
-    def __init__(self, engine: Engine, store: ViewStore) -> None:
-        self.engine = engine
+    @property
+    def recorder(self) -> ApplicationRecorder: ...
+
+    @property
+    def mapper(self) -> Mapper[UUID]: ...
+
+
+class Projection:
+    """The billing read model of one event store."""
+
+    def __init__(self, log: EventLog, store: ViewStore) -> None:
+        self.log = log
         self.store = store
         self._checked = False
 
@@ -479,7 +490,7 @@ class Projection:
         """Apply every event recorded so far that the views do not include; return how many."""
         if not self._checked:
             self._check_schema()
-        recorder = self.engine.recorder
+        recorder = self.log.recorder
         stop = recorder.max_notification_id() or 0
         done = 0
         total: int | None = None
@@ -507,8 +518,8 @@ class Projection:
         They are read, decoded and applied ``CHUNK`` at a time, so memory stays bounded
         however large the batch is.
         """
-        recorder = self.engine.recorder
-        to_event = self.engine.mapper.to_domain_event
+        recorder = self.log.recorder
+        to_event = self.log.mapper.to_domain_event
         writes = _BatchCursor(cur)
         handled, last = 0, position
         while handled < BATCH:

@@ -33,6 +33,7 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from matome.application.eventstore import event_to_json
 from matome.charging import last_charged_month
 from matome.commands import parse_command
 from matome.engine import Engine
@@ -42,7 +43,7 @@ from matome.policy import DEFAULT_POLICY, Policy
 from matome.testing.model import ReferenceModel
 from matome.testing.strategies import billing_accounts
 from matome.values import TOKYO, YearMonth
-from matome.wire import dumps, event_to_json
+from matome.wire import dumps, to_json
 
 __all__ = ["BillingMachine", "Disagreement"]
 
@@ -544,7 +545,7 @@ class BillingMachine(RuleBasedStateMachine):
         self.touched.clear()
 
     def _check_bill(self, line: str, month: YearMonth) -> None:
-        bill = self.engine.bill(line, month)
+        bill = to_json(self.engine.bill(line, month))
         expected = self.model.bill(line, month)
         got_rows = [(r["provider"], r["amount"]) for r in bill["rows"]]
         want_rows = [(r["provider"], r["amount"]) for r in expected["rows"]]
@@ -556,7 +557,7 @@ class BillingMachine(RuleBasedStateMachine):
         # §7: subtotal == sum of rows == sum of the statement's amounts.
         if sum(r["amount"] for r in bill["rows"]) != bill["subtotal"]:
             raise Disagreement(f"bill {line} {month}: rows do not add up to the subtotal")
-        statement = self.engine.statement(line, month, per_page=500)
+        statement = to_json(self.engine.statement(line, month, per_page=500))
         if sum(r["amount"] for r in statement["rows"]) != bill["subtotal"]:
             raise Disagreement(f"statement {line} {month} does not add up to the bill")
         # §4: a monthly service at most once per Passport ID per month, and never after the

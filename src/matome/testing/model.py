@@ -238,7 +238,7 @@ class ReferenceModel:
         self._passports: dict[str, Passport] = {}
         self._subs: dict[str, Sub] = {}
         self._providers: dict[str, Provider] = {}
-        self._keys: dict[str, tuple[cmd.Command, ModelResult]] = {}
+        self._keys: dict[str, tuple[cmd.Command[Any], ModelResult]] = {}
         self._closed: YearMonth | None = None
         self._first: YearMonth | None = None
         self._last: YearMonth | None = None
@@ -319,7 +319,7 @@ class ReferenceModel:
     # -----------------------------------------------------------------------------------------
     # Commands
 
-    def apply(self, command: cmd.Command) -> ModelResult:
+    def apply(self, command: cmd.Command[Any]) -> ModelResult:
         """Decide one (already validated) command and apply it if accepted."""
         month = YearMonth.of(command.at)
         self._first = month if self._first is None else min(self._first, month)
@@ -359,7 +359,7 @@ class ReferenceModel:
         passport.failures += 1
         passport.last_at = at
 
-    def _decide(self, c: cmd.Command, k: _Checks) -> Commit | None:
+    def _decide(self, c: cmd.Command[Any], k: _Checks) -> Commit | None:
         match c:
             case cmd.OpenLine():
                 return self._open_line(c, k)

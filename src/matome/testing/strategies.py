@@ -20,8 +20,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from matome.aggregates.subscription import receipt_number
 from matome.commands import COMMANDS, Command, parse_command
-from matome.engine import receipt_number
 from matome.values import TOKYO, YearMonth
 
 __all__ = [
@@ -267,7 +267,7 @@ def _iso(at: datetime, utc: bool) -> str:
 # Single commands (typed)
 
 
-def commands() -> st.SearchStrategy[Command]:
+def commands() -> st.SearchStrategy[Command[Any]]:
     """Any one valid command object, with independent (mostly unrelated) identifiers."""
     return st.one_of([_command_json(name).map(parse_command) for name in sorted(COMMANDS)])
 

@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import attrs
 
-from matome.errors import MatomeError
+from matome.errors import FeeNotConfigured
 from matome.values import YearMonth
 
 __all__ = [
@@ -35,12 +35,6 @@ __all__ = [
     "fee_for",
     "schedule_with_flat_fee",
 ]
-
-
-class FeeNotConfigured(MatomeError):
-    """The fee schedule needs an amount nobody has configured (an addition to the contract)."""
-
-    code = "fee_not_configured"
 
 
 @attrs.frozen

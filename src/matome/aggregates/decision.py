@@ -1,0 +1,173 @@
+"""How a decider records its decision: the events a command emits and the refusals that apply.
+
+A *decider* is a pure function beside the aggregate it decides on (``decide_purchase`` in
+:mod:`matome.aggregates.passport`, ...).  It reads the states it is given and the command, and
+records in a :class:`Decision`:
+
+* every refusal that applies, not only the first: the contract reports the first of them in
+  its order of precedence, which is data (:data:`matome.errors.REFUSAL_ORDER`), so the order
+  in which checks are written never decides what a customer is told;
+* the events to record if the command is accepted, each applied at once to the state it
+  changes (so a decider can emit several events on one stream);
+* *security* events, recorded even though the command is refused — a counted wrong password,
+  kept only when ``wrong_password`` is the refusal reported (DOMAIN.md §10).
+
+Deciders never read a clock, the store or a cache, and never draw randomness themselves: the
+business time, the recorded time, the policy and the credential checker come with the
+decision.  So a decider can be called, and tested, with nothing but states built in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from matome.aggregates.base import projector_of
+from matome.errors import InvalidInput, MatomeError, WrongPassword, first_refusal
+from matome.events.base import DomainEvent
+from matome.policy import Policy
+
+__all__ = ["Credentials", "Decision"]
+
+
+class Credentials(Protocol):
+    """Hashes new secrets and checks presented ones (:class:`matome.credentials.Hasher`)."""
+
+    def hash(self, secret: str) -> str: ...
+
+    def verify(self, secret: str, stored: str) -> bool: ...
+
+
+class _Stream(Protocol):
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def last_at(self) -> datetime: ...
+
+
+S = TypeVar("S", bound=_Stream)
+
+
+class Decision:
+    """One command's decision in progress (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        at: datetime,
+        recorded_at: datetime,
+        policy: Policy,
+        credentials: Credentials,
+    ) -> None:
+        self.at = at
+        self.recorded_at = recorded_at
+        self.policy = policy
+        self.credentials = credentials
+        self.events: list[DomainEvent] = []
+        self.security_events: list[DomainEvent] = []
+        self.refusals: list[MatomeError] = []
+        #: The latest state of every stream emitted on, after its events.
+        self.states: dict[UUID, Any] = {}
+        self.security_states: dict[UUID, Any] = {}
+
+    # Refusals
+
+    def refuse(self, error: MatomeError) -> None:
+        """Record a refusal that applies (the command will not be accepted)."""
+        self.refusals.append(error)
+
+    def require(self, ok: bool, error: Callable[[], MatomeError]) -> bool:
+        """Refuse with ``error()`` unless ``ok``; return ``ok``."""
+        if not ok:
+            self.refuse(error())
+        return ok
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.refusals)
+
+    def verdict(self) -> MatomeError | None:
+        """The refusal to report (the first by the contract's order), or ``None``."""
+        return first_refusal(self.refusals)
+
+    def counted_events(self) -> list[DomainEvent]:
+        """The security events to record with the verdict: a wrong password is counted only
+        when it is the refusal reported (DOMAIN.md §10)."""
+        return self.security_events if isinstance(self.verdict(), WrongPassword) else []
+
+    def against(self, state: _Stream | None, what: str) -> None:
+        """The command decides against ``state``: business time must not go back on it.
+
+        DOMAIN.md §7 (Decision): a command dated before the latest event of the line, Passport
+        ID or subscription it decides against is ``invalid_input`` — the past is never decided
+        again against a state that already knows the future.
+        """
+        if state is not None and state.last_at > self.at:
+            self.refuse(
+                InvalidInput(
+                    f"business time {self.at.isoformat()} is before the latest event of {what} "
+                    f"({state.last_at.isoformat()}); commands on a line must come in time order"
+                )
+            )
+
+    def against_all(self, states: Iterable[tuple[_Stream | None, str]]) -> None:
+        for state, what in states:
+            self.against(state, what)
+
+    # Events
+
+    def emit(self, state: S, event_class: type[DomainEvent], **fields: Any) -> S:
+        """Emit one event on ``state``'s stream and return the state after it."""
+        new_state: S = self._emit(state, state.id, event_class, fields, self.events)
+        return new_state
+
+    def create(self, stream: UUID, event_class: type[DomainEvent], **fields: Any) -> Any:
+        """Emit the first event of a new stream and return the new state."""
+        return self._emit(None, stream, event_class, fields, self.events)
+
+    def emit_security(self, state: S, event_class: type[DomainEvent], **fields: Any) -> S:
+        """Emit an event that is recorded even if the command is refused (see the module
+        docstring)."""
+        new_state: S = self._emit(state, state.id, event_class, fields, self.security_events)
+        return new_state
+
+    def _emit(
+        self,
+        state: Any,
+        stream: UUID,
+        event_class: type[DomainEvent],
+        fields: dict[str, Any],
+        into: list[DomainEvent],
+    ) -> Any:
+        event = self._event(state, stream, event_class, fields)
+        into.append(event)
+        new_state = projector_of(event_class)(state, [event])
+        (self.security_states if into is self.security_events else self.states)[stream] = new_state
+        return new_state
+
+    def _event(
+        self,
+        state: Any,
+        stream: UUID,
+        event_class: type[DomainEvent],
+        fields: dict[str, Any],
+    ) -> DomainEvent:
+        version = state.version if state is not None else 0
+        for earlier in reversed(self.events):
+            if earlier.originator_id == stream and earlier.originator_version > version:
+                # A programming error, not a refusal: the decider must continue from the
+                # state its previous emit returned.
+                raise RuntimeError(f"{event_class.__name__} was decided on a stale state")
+        return event_class(
+            originator_id=stream,
+            originator_version=version + 1,
+            timestamp=self.recorded_at,
+            at=self.at,
+            **fields,
+        )

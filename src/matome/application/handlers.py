@@ -1,0 +1,211 @@
+"""One handler per command: load what its decider decides against, then decide.
+
+A handler knows *which* states a command needs and where they live (streams named by natural
+keys); the decider beside the aggregate knows the *rules*.  Handlers are a few lines each and
+hold no rule.  :data:`HANDLERS` is the registry: adding a command means its command class, its
+decider, one entry here, and its tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from matome import commands as cmd
+from matome.aggregates import catalog, ledger, line, passport, subscription
+from matome.aggregates.decision import Decision
+from matome.aggregates.line import AccessLine
+from matome.aggregates.passport import Passport
+from matome.aggregates.subscription import Subscription
+from matome.application.uow import UnitOfWork
+from matome.values import BillingAccount, Consolidated, CustomerId, PassportId, ProviderCode
+
+__all__ = ["HANDLERS", "Handler", "load_calendar", "load_key"]
+
+Handler = Callable[[UnitOfWork, Any, Decision], cmd.Result | None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading by natural key
+
+
+def load_line(uow: UnitOfWork, customer_id: CustomerId) -> AccessLine | None:
+    state: AccessLine | None = uow.load(line.line_id(customer_id), line.project_line)
+    return state
+
+
+def load_passport(uow: UnitOfWork, passport_id: PassportId) -> Passport | None:
+    state: Passport | None = uow.load(
+        passport.passport_id_stream(passport_id), passport.project_passport
+    )
+    return state
+
+
+def load_subscription(uow: UnitOfWork, receipt: str) -> Subscription | None:
+    state: Subscription | None = uow.load(
+        subscription.subscription_id(receipt), subscription.project_subscription
+    )
+    return state
+
+
+def load_provider(uow: UnitOfWork, code: ProviderCode) -> catalog.Provider | None:
+    state: catalog.Provider | None = uow.load(catalog.provider_id(code), catalog.project_provider)
+    return state
+
+
+def load_calendar(uow: UnitOfWork) -> ledger.Calendar | None:
+    state: ledger.Calendar | None = uow.load(ledger.CALENDAR_ID, ledger.project_calendar)
+    return state
+
+
+def load_key(uow: UnitOfWork, key: str) -> ledger.KeyRecord | None:
+    state: ledger.KeyRecord | None = uow.load(ledger.key_id(key), ledger.project_key)
+    return state
+
+
+def load_representative(uow: UnitOfWork, billing: BillingAccount) -> AccessLine | None:
+    return load_line(uow, billing.representative) if isinstance(billing, Consolidated) else None
+
+
+def load_active_subs(uow: UnitOfWork, passports: Iterable[Passport | None]) -> dict[str, Any]:
+    """The subscriptions of the active holdings of ``passports`` (what a cascade cancels)."""
+    return {
+        receipt: load_subscription(uow, receipt)
+        for p in passports
+        if p is not None
+        for receipt, holding in p.holdings.items()
+        if holding.active
+    }
+
+
+def load_line_passports(uow: UnitOfWork, state: AccessLine) -> Mapping[PassportId, Any]:
+    return {pid: load_passport(uow, pid) for pid in state.passports}
+
+
+def _owner(uow: UnitOfWork, p: Passport | None) -> AccessLine | None:
+    return None if p is None else load_line(uow, p.customer_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers
+
+
+def _open_line(uow: UnitOfWork, c: cmd.OpenLine, d: Decision) -> cmd.Result | None:
+    return line.decide_open_line(
+        load_line(uow, c.customer_id), load_representative(uow, c.billing), c, d
+    )
+
+
+def _change_line_limit(uow: UnitOfWork, c: cmd.ChangeLineLimit, d: Decision) -> cmd.Result | None:
+    return line.decide_change_line_limit(load_line(uow, c.customer_id), c, d)
+
+
+def _change_billing(uow: UnitOfWork, c: cmd.ChangeBilling, d: Decision) -> cmd.Result | None:
+    return line.decide_change_billing(
+        load_line(uow, c.customer_id), load_representative(uow, c.billing), c, d
+    )
+
+
+def _change_line(uow: UnitOfWork, c: cmd.ChangeLine, d: Decision) -> cmd.Result | None:
+    state = load_line(uow, c.customer_id)
+    rule = line.line_change_rule(c.change, c.customer_id, c.new_customer_id)
+    passports = load_line_passports(uow, state) if state is not None and not rule.kept else {}
+    successor = (
+        load_line(uow, c.new_customer_id)
+        if rule.renumbered and c.new_customer_id is not None
+        else None
+    )
+    subs = load_active_subs(uow, passports.values())
+    return line.decide_change_line(state, passports, subs, successor, c, d)
+
+
+def _regulate_line(uow: UnitOfWork, c: cmd.RegulateLine, d: Decision) -> cmd.Result | None:
+    state = load_line(uow, c.customer_id)
+    passports = load_line_passports(uow, state) if state is not None and not state.regulated else {}
+    subs = load_active_subs(uow, passports.values())
+    return line.decide_regulate_line(state, passports, subs, c, d)
+
+
+def _lift_regulation(uow: UnitOfWork, c: cmd.LiftRegulation, d: Decision) -> cmd.Result | None:
+    return line.decide_lift_regulation(load_line(uow, c.customer_id), c, d)
+
+
+def _set_notification(uow: UnitOfWork, c: cmd.SetNotification, d: Decision) -> cmd.Result | None:
+    return line.decide_set_notification(
+        load_line(uow, c.customer_id), load_provider(uow, c.provider), c, d
+    )
+
+
+def _register_provider(uow: UnitOfWork, c: cmd.RegisterProvider, d: Decision) -> cmd.Result | None:
+    return catalog.decide_register_provider(load_provider(uow, c.provider), c, d)
+
+
+def _list_service(uow: UnitOfWork, c: cmd.ListService, d: Decision) -> cmd.Result | None:
+    return catalog.decide_list_service(load_provider(uow, c.provider), c, d)
+
+
+def _register_passport(uow: UnitOfWork, c: cmd.RegisterPassport, d: Decision) -> cmd.Result | None:
+    via = None if c.via_provider is None else load_provider(uow, c.via_provider)
+    return passport.decide_register_passport(
+        load_line(uow, c.customer_id), load_passport(uow, c.passport_id), via, c, d
+    )
+
+
+def _change_passport_limit(
+    uow: UnitOfWork, c: cmd.ChangePassportLimit, d: Decision
+) -> cmd.Result | None:
+    p = load_passport(uow, c.passport_id)
+    return passport.decide_change_passport_limit(p, _owner(uow, p), c, d)
+
+
+def _change_passport_details(
+    uow: UnitOfWork, c: cmd.ChangePassportDetails, d: Decision
+) -> cmd.Result | None:
+    return passport.decide_change_passport_details(load_passport(uow, c.passport_id), c, d)
+
+
+def _delete_passport(uow: UnitOfWork, c: cmd.DeletePassport, d: Decision) -> cmd.Result | None:
+    p = load_passport(uow, c.passport_id)
+    owner = _owner(uow, p)
+    return passport.decide_delete_passport(p, owner, load_active_subs(uow, [p]), c, d)
+
+
+def _purchase(uow: UnitOfWork, c: cmd.Purchase, d: Decision) -> cmd.Result | None:
+    p = load_passport(uow, c.passport_id)
+    return passport.decide_purchase(p, _owner(uow, p), load_provider(uow, c.provider), c, d)
+
+
+def _cancel(uow: UnitOfWork, c: cmd.Cancel, d: Decision) -> cmd.Result | None:
+    sub = load_subscription(uow, c.receipt)
+    p = None if sub is None else load_passport(uow, sub.passport_id)
+    return passport.decide_cancel(sub, p, c, d)
+
+
+def _refund(uow: UnitOfWork, c: cmd.Refund, d: Decision) -> cmd.Result | None:
+    return subscription.decide_refund(load_subscription(uow, c.receipt), c, d)
+
+
+def _issue_bills(uow: UnitOfWork, c: cmd.IssueBills, d: Decision) -> cmd.Result | None:
+    return ledger.decide_issue_bills(load_calendar(uow), c, d)
+
+
+#: The registry: every command of the contract and its handler.
+HANDLERS: dict[type[cmd.Command[Any]], Handler] = {
+    cmd.OpenLine: _open_line,
+    cmd.ChangeLineLimit: _change_line_limit,
+    cmd.ChangeBilling: _change_billing,
+    cmd.ChangeLine: _change_line,
+    cmd.RegulateLine: _regulate_line,
+    cmd.LiftRegulation: _lift_regulation,
+    cmd.SetNotification: _set_notification,
+    cmd.RegisterProvider: _register_provider,
+    cmd.ListService: _list_service,
+    cmd.RegisterPassport: _register_passport,
+    cmd.ChangePassportLimit: _change_passport_limit,
+    cmd.ChangePassportDetails: _change_passport_details,
+    cmd.DeletePassport: _delete_passport,
+    cmd.Purchase: _purchase,
+    cmd.Cancel: _cancel,
+    cmd.Refund: _refund,
+    cmd.IssueBills: _issue_bills,
+}

@@ -1,0 +1,85 @@
+"""Idempotency keys (INTERCHANGE.md, "Command log"): a command applied once per key.
+
+The same key with the same body is applied once and answers its first result again; the same
+key with another body is refused (``idempotency_conflict``).  A key is recorded as a
+``KeyBound`` event holding a digest of the command's body with its secrets left out, salted
+hashes of the secrets (so a retry must present the same ones), and the first result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from matome import commands as cmd
+from matome.aggregates.decision import Credentials, Decision
+from matome.aggregates.ledger import KeyRecord, key_id
+from matome.errors import IdempotencyConflict
+from matome.events import ledger as ledger_ev
+from matome.wire import converter, dumps
+
+__all__ = ["answer_again", "bind_key", "fingerprint"]
+
+
+def fingerprint(command: cmd.Command[Any]) -> str:
+    """SHA-256 of the command's canonical body: without its key, with each secret reduced to
+    "given or not", and times as UTC instants (the same instant written with another offset
+    is the same body)."""
+    body: dict[str, Any] = {"command": command.NAME}
+    for field in attrs.fields(type(command)):
+        value = getattr(command, field.name)
+        if field.name == "key":
+            continue
+        if field.name in command.SECRETS:
+            body[field.name] = value is not None
+        elif isinstance(value, datetime):
+            body[field.name] = value.astimezone(UTC).isoformat()
+        else:
+            body[field.name] = converter.unstructure(value)
+    return hashlib.sha256(dumps(body).encode()).hexdigest()
+
+
+def _secrets(command: cmd.Command[Any]) -> dict[str, str]:
+    return {
+        name: getattr(command, name).reveal()
+        for name in command.SECRETS
+        if getattr(command, name) is not None
+    }
+
+
+def answer_again(
+    record: KeyRecord, command: cmd.Command[Any], credentials: Credentials
+) -> cmd.Result | IdempotencyConflict:
+    """The first result if ``command`` is the body the key was bound to, else the conflict."""
+    secrets = _secrets(command)
+    same = (
+        record.command == command.NAME
+        and record.digest == fingerprint(command)
+        and set(secrets) == set(record.secrets)
+        and all(credentials.verify(v, record.secrets[n]) for n, v in secrets.items())
+    )
+    if not same:
+        return IdempotencyConflict(
+            f"key {command.key!r} was already used by an accepted {record.command} "
+            "with a different body"
+        )
+    result: cmd.Result = converter.structure(dict(record.result), type(command).RESULT)
+    return result
+
+
+def bind_key(command: cmd.Command[Any], result: cmd.Result, d: Decision) -> None:
+    """Bind the command's key to its body and first result (emitted with its events)."""
+    if command.key is None:
+        return
+    d.create(
+        key_id(command.key),
+        ledger_ev.KeyBound,
+        key=command.key,
+        command=command.NAME,
+        digest=fingerprint(command),
+        secrets={n: d.credentials.hash(v) for n, v in _secrets(command).items()},
+        result=result.to_json(),
+    )

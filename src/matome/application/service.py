@@ -1,0 +1,111 @@
+"""The command service: decides and records commands, one unit of work each.
+
+It orchestrates and holds no rule: for each command it loads what the command's handler asks
+for, lets the deciders decide (:mod:`matome.aggregates`), checks idempotency keys, and saves
+the events in one transaction with the versions of everything read.  A conflicting writer
+makes it decide again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from matome import commands as cmd
+from matome.aggregates import ledger
+from matome.aggregates.decision import Decision
+from matome.application import idempotency
+from matome.application.eventstore import EventStoreApplication
+from matome.application.handlers import HANDLERS, load_calendar, load_key
+from matome.application.uow import StateCache, UnitOfWork
+from matome.credentials import DEFAULT_ITERATIONS, Hasher
+from matome.errors import Busy
+from matome.events.base import DomainEvent
+from matome.policy import DEFAULT_POLICY, Policy
+
+__all__ = ["CommandService"]
+
+R = TypeVar("R", bound=cmd.Result)
+
+
+class CommandService:
+    """Decides and records the commands of the contract on one event store."""
+
+    def __init__(
+        self,
+        app: EventStoreApplication,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        hash_iterations: int = DEFAULT_ITERATIONS,
+        cache_size: int = 200_000,
+        max_attempts: int = 200,
+    ) -> None:
+        self.app = app
+        self.policy = policy
+        self.hasher = Hasher(hash_iterations)
+        self.max_attempts = max_attempts
+        self.cache = StateCache(app, cache_size)
+
+    def execute(self, command: cmd.Command[R]) -> R:
+        """Decide and record one command; return its result or raise its refusal.
+
+        The first attempt decides against cached state; the save then checks that every stream
+        decided against is unchanged (written streams by eventsourcing's version check, read
+        streams by matome's recorders).  A conflict — or a refusal, which saves nothing that
+        could be checked — is decided again against fresh state from the store.
+        """
+        handler = HANDLERS[type(command)]
+        fresh = False
+        for attempt in range(self.max_attempts):
+            uow = UnitOfWork(self.cache, fresh=fresh)
+            d = Decision(
+                at=command.at, recorded_at=uow.now, policy=self.policy, credentials=self.hasher
+            )
+            try:
+                if command.key is not None:
+                    record = load_key(uow, command.key)
+                    if record is not None:
+                        answer = idempotency.answer_again(record, command, self.hasher)
+                        if isinstance(answer, cmd.Result):
+                            return answer  # type: ignore[return-value]  # RESULT is R
+                        d.refuse(answer)
+                if not isinstance(command, cmd.IssueBills):
+                    # §7: issue_bills may name a closed month (closing again changes nothing).
+                    ledger.check_month_open(load_calendar(uow), d)
+                result = handler(uow, command, d)
+                refusal = d.verdict()
+                if refusal is not None:
+                    if not fresh:
+                        fresh = True  # confirm the refusal against the store itself
+                        continue
+                    counted = d.counted_events()
+                    if counted:
+                        self._save(counted, d.security_states, uow)
+                    raise refusal
+                if result is None:
+                    raise RuntimeError(f"{command.NAME}: the decider neither refused nor decided")
+                idempotency.bind_key(command, result, d)
+                self._save(d.events, d.states, uow)
+                return result  # type: ignore[return-value]  # the handler answers RESULT
+            except IntegrityError:
+                # Someone else wrote to a stream we decided against: decide again on fresh
+                # state, after a short random pause so racing writers spread out.
+                if fresh:
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
+                fresh = True
+        raise Busy(f"{command.NAME}: gave up after {self.max_attempts} conflicting attempts")
+
+    def _save(
+        self, events: Iterable[DomainEvent], states: Mapping[UUID, Any], uow: UnitOfWork
+    ) -> None:
+        events = list(events)
+        if not events:
+            return
+        written = {e.originator_id for e in events}
+        self.app.record(events, read_versions=uow.read_only(written))
+        uow.remember(states[s] for s in written)

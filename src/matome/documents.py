@@ -1,0 +1,425 @@
+"""The documents of the contract (INTERCHANGE.md, "Documents out") as typed values.
+
+Each document is a frozen attrs class built by a pure ``compose_*`` function from facts the
+caller gathered (from the views, or from the events of one line).  Only the one cattrs
+converter (:mod:`matome.wire`) turns them into the contract's JSON (:func:`matome.wire.to_json`),
+so a document's shape is written once, here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from enum import StrEnum
+from fractions import Fraction
+
+import attrs
+
+from matome.errors import InvalidInput
+from matome.fees import FeePeriod, fee_for
+from matome.values import (
+    BillingAccount,
+    ChangeKind,
+    Consolidated,
+    CustomerId,
+    CustomerNumber,
+    PassportId,
+    Pricing,
+    ProviderCode,
+    ServiceCode,
+    YearMonth,
+    Yen,
+)
+
+__all__ = [
+    "LABEL",
+    "Bill",
+    "BillRow",
+    "BillStatus",
+    "Charge",
+    "ChargeKind",
+    "Contact",
+    "ContinuityRow",
+    "LineCharge",
+    "PassportStatus",
+    "ProviderTotal",
+    "SettlementLine",
+    "Statement",
+    "StatementRow",
+    "UsageStatus",
+    "account_in_force",
+    "check_page",
+    "compose_bill",
+    "compose_provider_totals",
+    "compose_settlement",
+    "compose_statement",
+    "compose_usage_status",
+    "issue_date",
+    "sort_charges",
+]
+
+#: The bill row label of DOMAIN.md §7 [フレッツ・まとめて支払い料金].
+LABEL = "フレッツ・まとめて支払い料金"
+
+
+class BillStatus(StrEnum):
+    """A bill is a ``preview`` while its month is open and ``issued`` once it is closed (§7)."""
+
+    PREVIEW = "preview"
+    ISSUED = "issued"
+
+
+class ChargeKind(StrEnum):
+    """A charge, or a provider's refund charged negatively in the month it is recorded (§4)."""
+
+    CHARGE = "charge"
+    REFUND = "refund"
+
+
+@attrs.frozen(kw_only=True)
+class Charge:
+    """One charge of a bill (the contract's ``charges`` entry).
+
+    ``kind``, ``service_name``, ``sources`` (the events it came from, ``<receipt>@<version>``)
+    and a refund's ``reason`` are additions the contract allows.
+    """
+
+    receipt: str
+    passport_id: PassportId
+    provider: ProviderCode
+    service: ServiceCode
+    service_name: str
+    pricing: Pricing
+    unit_price: Yen
+    quantity: int
+    amount: Yen
+    started_on: date
+    kind: ChargeKind
+    sources: tuple[str, ...]
+    reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class LineCharge:
+    """A charge with the line it is billed to (charges across lines: totals, billing run)."""
+
+    customer_id: CustomerId
+    charge: Charge
+
+
+@attrs.frozen(kw_only=True)
+class BillRow:
+    """One row per provider under "collect-on-behalf services" [料金回収代行サービスご利用分]."""
+
+    provider: ProviderCode
+    provider_name: str
+    label: str
+    amount: Yen
+
+
+@attrs.frozen(kw_only=True)
+class Bill:
+    """The bill of one line for one month (INTERCHANGE.md, "Bill of one line for one month")."""
+
+    customer_id: CustomerId
+    month: YearMonth
+    billing_account: BillingAccount
+    issue_date: date
+    status: BillStatus
+    rows: tuple[BillRow, ...]
+    subtotal: Yen
+    charges: tuple[Charge, ...]
+
+
+@attrs.frozen(kw_only=True)
+class StatementRow:
+    """A row of the usage statement [ご利用明細] with the columns of DOMAIN.md §7."""
+
+    receipt: str
+    passport_id: PassportId
+    provider: ProviderCode
+    provider_name: str
+    service_name: str
+    unit_price: Yen
+    quantity: int
+    amount: Yen
+    started_on: date
+    kind: ChargeKind
+
+
+@attrs.frozen(kw_only=True)
+class Statement:
+    """The usage statement of a line for a month, one page of it (§7)."""
+
+    customer_id: CustomerId
+    month: YearMonth
+    total: int
+    page: int
+    per_page: int
+    rows: tuple[StatementRow, ...]
+    passport_id: PassportId | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Contact:
+    """A provider the line bought from, with its contact [お問合せ先一覧] (§7)."""
+
+    provider: ProviderCode
+    name: str
+    contact: str
+
+
+@attrs.frozen(kw_only=True)
+class ProviderTotal:
+    """One provider's billed amount for a month across every line, and how many lines."""
+
+    provider: ProviderCode
+    lines: int
+    amount: Yen
+
+
+@attrs.frozen(kw_only=True)
+class SettlementLine:
+    """What the carrier pays one provider for a month, less its fee (§8)."""
+
+    provider: ProviderCode
+    gross: Yen
+    lines: int
+    average_per_line: str
+    fee: Yen
+    net: Yen
+
+
+@attrs.frozen(kw_only=True)
+class ContinuityRow:
+    """One line change actually applied: a row of the line-move continuity table (§6)."""
+
+    customer_id: CustomerId
+    at: datetime
+    change: ChangeKind
+    new_customer_id: CustomerId | None
+    kept: bool
+    cancelled: tuple[str, ...]
+    deleted: tuple[PassportId, ...]
+
+
+@attrs.frozen(kw_only=True)
+class PassportStatus:
+    """One Passport ID as the service page lists it (§2)."""
+
+    passport_id: PassportId
+    status: str
+    limit: Yen
+
+
+@attrs.frozen(kw_only=True)
+class UsageStatus:
+    """The usage status of a line and its Passport IDs (§2)."""
+
+    customer_id: CustomerId
+    status: str
+    passports: tuple[PassportStatus, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# Composition
+
+
+def sort_charges(charges: Iterable[LineCharge]) -> list[LineCharge]:
+    """The order charges are listed in: by line, provider, start date, receipt, kind, sources."""
+    return sorted(
+        charges,
+        key=lambda c: (
+            c.customer_id.value,
+            c.charge.provider.value,
+            c.charge.started_on,
+            c.charge.receipt,
+            c.charge.kind.value,
+            c.charge.sources,
+        ),
+    )
+
+
+def account_in_force(
+    history: Sequence[tuple[datetime, int, BillingAccount]], month: YearMonth
+) -> BillingAccount:
+    """The billing account in force at the end of ``month`` (Decision of §7).
+
+    ``history`` is the line's accounts as ``(business time, stream version, account)``; a line
+    opened after the month is billed to its first account.
+    """
+    if not history:
+        raise ValueError("a line always has a billing account")
+    end = month.end()
+    before = [h for h in history if h[0] < end]
+    if not before:
+        return min(history, key=lambda h: h[1])[2]
+    return max(before, key=lambda h: (h[0], h[1]))[2]
+
+
+def issue_date(
+    customer_id: CustomerId,
+    month: YearMonth,
+    account_of: Callable[[CustomerId, YearMonth], BillingAccount],
+) -> date:
+    """When month M's bill is issued (§7): the 22nd of M+1 with the phone bill, the 17th of
+    M+1 with a "00" customer number; a consolidated line follows its representative (a cycle
+    of representatives falls back to the phone-bill schedule)."""
+    account = account_of(customer_id, month)
+    seen = {customer_id}
+    while isinstance(account, Consolidated):
+        representative = account.representative
+        if representative in seen:
+            break
+        seen.add(representative)
+        account = account_of(representative, month)
+    day = 17 if isinstance(account, CustomerNumber) else 22
+    following = month.next()
+    return date(following.year, following.month, day)
+
+
+def compose_bill(
+    *,
+    customer_id: CustomerId,
+    month: YearMonth,
+    billing_account: BillingAccount,
+    issue_date: date,
+    status: BillStatus,
+    charges: Sequence[Charge],
+    provider_names: Mapping[ProviderCode, str],
+) -> Bill:
+    """One row per provider with the sum of its charges, rows sorted by provider code, and the
+    subtotal the sum of the rows (§7; the guide's A 525 / B 600 example)."""
+    totals: dict[ProviderCode, int] = defaultdict(int)
+    for charge in charges:
+        totals[charge.provider] += charge.amount.amount
+    rows = tuple(
+        BillRow(
+            provider=code,
+            provider_name=provider_names.get(code, code.value),
+            label=LABEL,
+            amount=Yen(amount),
+        )
+        for code, amount in sorted(totals.items())
+    )
+    return Bill(
+        customer_id=customer_id,
+        month=month,
+        billing_account=billing_account,
+        issue_date=issue_date,
+        status=status,
+        rows=rows,
+        subtotal=Yen(sum(r.amount.amount for r in rows)),
+        charges=tuple(charges),
+    )
+
+
+def check_page(page: int, per_page: int) -> None:
+    """A statement page is a positive number; a page holds 1–500 rows."""
+    if type(page) is not int or page < 1:
+        raise InvalidInput(f"page must be a positive integer, got {page!r}")
+    if type(per_page) is not int or not 1 <= per_page <= 500:
+        raise InvalidInput(f"per_page must be 1–500, got {per_page!r}")
+
+
+def compose_statement(
+    bill: Bill,
+    provider_names: Mapping[ProviderCode, str],
+    passport_id: PassportId | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> Statement:
+    """The usage statement [ご利用明細] (§7): the bill's charges, optionally of one ID, paged."""
+    check_page(page, per_page)
+    rows = [
+        StatementRow(
+            receipt=c.receipt,
+            passport_id=c.passport_id,
+            provider=c.provider,
+            provider_name=provider_names.get(c.provider, c.provider.value),
+            service_name=c.service_name,
+            unit_price=c.unit_price,
+            quantity=c.quantity,
+            amount=c.amount,
+            started_on=c.started_on,
+            kind=c.kind,
+        )
+        for c in bill.charges
+        if passport_id is None or c.passport_id == passport_id
+    ]
+    start = (page - 1) * per_page
+    return Statement(
+        customer_id=bill.customer_id,
+        month=bill.month,
+        total=len(rows),
+        page=page,
+        per_page=per_page,
+        rows=tuple(rows[start : start + per_page]),
+        passport_id=passport_id,
+    )
+
+
+def compose_provider_totals(charges: Iterable[LineCharge]) -> list[ProviderTotal]:
+    """Per provider: the lines billed for it and the amount, across every line."""
+    amounts: dict[ProviderCode, int] = defaultdict(int)
+    lines: dict[ProviderCode, set[CustomerId]] = defaultdict(set)
+    for c in charges:
+        amounts[c.charge.provider] += c.charge.amount.amount
+        lines[c.charge.provider].add(c.customer_id)
+    return [
+        ProviderTotal(provider=code, lines=len(lines[code]), amount=Yen(amounts[code]))
+        for code in sorted(amounts)
+    ]
+
+
+def compose_settlement(
+    totals: Iterable[ProviderTotal], schedule: Sequence[FeePeriod], month: YearMonth
+) -> list[SettlementLine]:
+    """Per provider: gross, lines billed, average per line, fee and net (§8).
+
+    ``average_per_line`` is a decimal string with two places, rounded down (money is never a
+    float); the fee is computed from the exact average (:mod:`matome.fees`).
+    """
+    out = []
+    for total in totals:
+        gross, lines = total.amount.amount, total.lines
+        fee, average = fee_for(schedule, month, gross, lines)
+        out.append(
+            SettlementLine(
+                provider=total.provider,
+                gross=total.amount,
+                lines=lines,
+                average_per_line=_two_places(average),
+                fee=Yen(fee),
+                net=Yen(gross - fee),
+            )
+        )
+    return out
+
+
+def _two_places(value: Fraction) -> str:
+    """``value`` as a decimal string with two places, truncated toward zero (never a float)."""
+    cents = abs(value.numerator) * 100 // value.denominator
+    sign = "-" if value < 0 and cents else ""
+    return f"{sign}{cents // 100}.{cents % 100:02d}"
+
+
+def compose_usage_status(
+    customer_id: CustomerId, regulated: bool, passports: Mapping[PassportId, Yen]
+) -> UsageStatus:
+    """The line's Passport IDs as the service page lists them (DOMAIN.md §2).
+
+    Each current ID with its status — ``in_use`` [利用中], or ``regulated`` [規制中] while the
+    line is regulated — and limit; deleted IDs are gone from the list, and a line with no IDs
+    shows ``not_used`` [未利用].  (Registration takes effect at once in matome, so
+    ``registering`` [登録中] is never shown.)
+    """
+    status = "regulated" if regulated else "in_use"
+    listed = tuple(
+        PassportStatus(passport_id=pid, status=status, limit=limit)
+        for pid, limit in sorted(passports.items())
+    )
+    return UsageStatus(
+        customer_id=customer_id, status="not_used" if not listed else status, passports=listed
+    )
