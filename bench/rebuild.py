@@ -7,16 +7,17 @@ memory does not grow with the number of events** beyond the size of the views.
 
 What it does:
 
-1. **Generates** a seeded log fast, without going through the engine's commands, but *valid*:
-   every event is one of matome's own event classes, on the stream the engine would use
-   (``line_id``, ``passport_id_stream``, ``subscription_id``, ``provider_id``), at the next
-   version of that stream, and decided by the engine's own rules against states kept with
-   the engine's own projector functions (a purchase checks duplicate monthly holdings and the
-   Passport ID's spend against its limit; a line holds at most five IDs whose limits fit its
-   cap; receipts are numbered as the engine numbers them).  Events are saved 5,000 per
-   transaction with ``engine.events.put`` (what ``Engine.save`` does, less its bookkeeping).
-   A prefix of the log (``--small`` events) is copied aside so that the same log can be
-   measured at two sizes.
+1. **Generates** a seeded log fast, without going through ``Engine`` (no store read, unit of
+   work or production-strength hash per command), but by the engine's own rules: every group
+   of events is decided by the engine's deciders (``decide_open_line``,
+   ``decide_register_passport``, ``decide_purchase``, ``decide_cancel``, ``decide_refund``,
+   ``decide_change_billing``, ``decide_change_line``, and the catalog's) with a
+   :class:`~matome.aggregates.decision.Decision` at the generator's business time, against
+   states the generator keeps from ``d.states``; a command the decider refuses (a purchase of a
+   monthly service held already, or above the Passport ID's limit) is skipped.  Events are
+   saved 5,000 per transaction with ``engine.events.put`` (what the engine's save does, less
+   its unit of work and bookkeeping).  A prefix of the log (``--small`` events) is copied aside
+   so that the same log can be measured at two sizes.
 2. **Measures**, for each size, each phase in a fresh child process (so that its peak RSS is
    its own):
 
@@ -64,18 +65,31 @@ from uuid import UUID
 
 import attrs
 
-from matome.aggregates.catalog import provider_id
-from matome.aggregates.line import AccessLine, line_id, project_line
-from matome.aggregates.passport import Passport, passport_id_stream, project_passport
-from matome.aggregates.subscription import Subscription, project_subscription, subscription_id
+from matome import commands as cmd
+from matome.aggregates.catalog import Provider, decide_list_service, decide_register_provider
+from matome.aggregates.decision import Decision
+from matome.aggregates.line import (
+    AccessLine,
+    decide_change_billing,
+    decide_change_line,
+    decide_open_line,
+    line_id,
+)
+from matome.aggregates.passport import (
+    Passport,
+    decide_cancel,
+    decide_purchase,
+    decide_register_passport,
+    passport_id_stream,
+)
+from matome.aggregates.subscription import Subscription, decide_refund, subscription_id
 from matome.charging import charged_in
+from matome.commands import Result
 from matome.credentials import Hasher
-from matome.engine import Engine, receipt_number
-from matome.events import catalog as catalog_ev
-from matome.events import line as line_ev
-from matome.events import passport as passport_ev
+from matome.engine import Engine
 from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
+from matome.policy import DEFAULT_POLICY
 from matome.projections.runner import CHUNK, TOPICS
 from matome.values import (
     TOKYO,
@@ -86,7 +100,6 @@ from matome.values import (
     Consolidated,
     CustomerId,
     CustomerNumber,
-    Email,
     Goods,
     LineKind,
     Operator,
@@ -96,13 +109,13 @@ from matome.values import (
     ProviderCode,
     ServiceCode,
     YearMonth,
-    Yen,
 )
+from matome.wire import to_json
 
 #: Events per save (one transaction each).
 SAVE_BATCH = 5_000
 #: Bumped when the generator changes, so that ``--reuse`` does not reuse an older log.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 PASSWORD = "Pass1234"
 ACCESS_KEY = "Key12345"
@@ -123,30 +136,58 @@ VIEWS = ("lines", "billing", "providers", "passports", "subs", "refunds", "conti
 class _Listing:
     provider: ProviderCode
     service: ServiceCode
-    name: str
     pricing: Pricing
-    price: Yen
+
+
+class _Credentials:
+    """One ``Hasher(1)`` whose hash of each secret is computed once and reused.
+
+    Every synthetic secret is one of two constants, so every line and Passport ID stores the
+    same hash of it (a hash carries its own iteration count: the engine verifies them as
+    they are).  Verifying goes through the hasher, whose memo makes it cheap after the first.
+    """
+
+    def __init__(self) -> None:
+        self.hasher = Hasher(1)
+        self._hashes: dict[str, str] = {}
+
+    def hash(self, secret: str) -> str:
+        stored = self._hashes.get(secret)
+        if stored is None:
+            stored = self._hashes[secret] = self.hasher.hash(secret)
+        return stored
+
+    def verify(self, secret: str, stored: str) -> bool:
+        return self.hasher.verify(secret, stored)
 
 
 class LogGenerator:
-    """Seeded groups of events, each group what one command of the engine would save.
+    """Seeded groups of events, each decided by the engine's own deciders.
+
+    Each group is what one command of the engine would save (a new line and its Passport IDs,
+    or the catalog, are several commands of one instant): the generator draws a command, calls
+    its decider (``matome.aggregates``) with a :class:`Decision` at business time
+    :meth:`now`, against the states it keeps, and takes ``d.events`` and ``d.states`` when
+    nothing is refused.  A refused purchase (a monthly service held already, the ID's limit)
+    is skipped and another drawn.
 
     Per ~10 events: about three purchases (``Purchased`` + ``HoldingAdded``), a cancellation
     (``Cancelled`` + ``HoldingEnded``), half a refund, and new lines with their Passport IDs
     (``LineOpened``, ``Registered`` + ``PassportAttached``); rarely a ``BillingChanged`` or a
     ``LineMoved`` (relocation, item change).
+
+    Memory stays bounded: subscriptions are kept while active or among the ``RECENT`` latest
+    purchases (refunds are drawn from those), then forgotten.
     """
 
     def __init__(self, seed: int, target: int, *, providers: int = 24, keep: bool = False) -> None:
         self.rng = random.Random(seed)
         self.target = target
         self.emitted = 0
-        # One hash for every synthetic secret: verifying reads the iteration count from it.
-        hasher = Hasher(1)
-        self.password_hash = hasher.hash(PASSWORD)
-        self.access_key_hash = hasher.hash(ACCESS_KEY)
+        self.credentials = _Credentials()
         self.n_providers = providers
         self.listings: list[_Listing] = []
+        self.providers: dict[ProviderCode, Provider] = {}
         self.lines: dict[UUID, AccessLine] = {}
         self.line_streams: list[UUID] = []
         self.passports: dict[UUID, Passport] = {}
@@ -159,6 +200,8 @@ class LogGenerator:
         self.recent_set: set[UUID] = set()
         self.n_lines = 0
         self.n_passports = 0
+        #: Purchases the decider refused (and the generator skipped), by refusal code.
+        self.refused: dict[str, int] = {}
         #: Every event, when ``keep`` (for the coherence check at small sizes).
         self.kept: list[DomainEvent] | None = [] if keep else None
         self.counts: dict[str, int] = {}
@@ -186,6 +229,38 @@ class LogGenerator:
             if group:
                 yield self._emit(group)
 
+    # Deciding
+
+    def _decision(self) -> Decision:
+        at = self.now()
+        return Decision(at=at, recorded_at=at, policy=DEFAULT_POLICY, credentials=self.credentials)
+
+    def _accepted(self, d: Decision, result: Result | None) -> bool:
+        """Whether the decider accepted; if so, take the states it decided into."""
+        refusal = d.verdict()
+        if refusal is not None:
+            return False
+        if result is None:
+            raise RuntimeError("the decider neither refused nor decided")
+        for stream, state in d.states.items():
+            if isinstance(state, Subscription):
+                self.subs[stream] = state
+            elif isinstance(state, Passport):
+                self.passports[stream] = state
+            elif isinstance(state, AccessLine):
+                self.lines[stream] = state
+            elif isinstance(state, Provider):
+                self.providers[state.code] = state
+            else:
+                raise TypeError(f"unexpected state {type(state).__name__}")
+        return True
+
+    def _decided(self, d: Decision, result: Result | None, what: str) -> list[DomainEvent]:
+        """``d.events`` of a command the generator draws only when it must be accepted."""
+        if not self._accepted(d, result):
+            raise RuntimeError(f"the generator's {what} was refused: {d.verdict()!r}")
+        return d.events
+
     # Actions
 
     def _next_group(self) -> list[DomainEvent]:
@@ -209,42 +284,39 @@ class LogGenerator:
         events: list[DomainEvent] = []
         for p in range(1, self.n_providers + 1):
             code = ProviderCode(f"P{p:03d}")
-            stream = provider_id(code)
-            events.append(
-                catalog_ev.ProviderRegistered(
-                    originator_id=stream,
-                    originator_version=1,
-                    timestamp=at,
-                    at=at,
-                    provider=code,
-                    name=f"Provider {p} K.K.",
-                    contact=f"0120-{p:03d}-{p:03d}",
-                    goods=Goods.INFORMATION,
-                )
+            register = cmd.RegisterProvider(
+                at=at,
+                provider=code,
+                name=f"Provider {p} K.K.",
+                contact=f"0120-{p:03d}-{p:03d}",
+                goods=Goods.INFORMATION,
             )
+            d = self._decision()
+            result = decide_register_provider(self.providers.get(code), register, d)
+            events += self._decided(d, result, "provider")
             offers = [
                 ("m1", Pricing.MONTHLY, self.rng.choice((100, 300, 525, 980))),
                 ("m2", Pricing.MONTHLY, self.rng.choice((210, 315, 500))),
                 ("i1", Pricing.PER_PURCHASE, self.rng.choice((50, 100, 300))),
                 ("i2", Pricing.PER_PURCHASE, self.rng.choice((200, 400, 800))),
             ]
-            for version, (service, pricing, price) in enumerate(offers, start=2):
-                listing = _Listing(
-                    code, ServiceCode(service), f"{code.value} {service}", pricing, Yen(price)
-                )
-                self.listings.append(listing)
-                events.append(
-                    catalog_ev.ServiceListed(
-                        originator_id=stream,
-                        originator_version=version,
-                        timestamp=at,
+            for service, pricing, price in offers:
+                listing = _Listing(code, ServiceCode(service), pricing)
+                d = self._decision()
+                result = decide_list_service(
+                    self.providers[code],
+                    cmd.ListService(
                         at=at,
-                        service=listing.service,
-                        name=listing.name,
-                        pricing=listing.pricing,
-                        price=listing.price,
-                    )
+                        provider=code,
+                        service=service,
+                        name=f"{code.value} {service}",
+                        pricing=pricing,
+                        price=price,
+                    ),
+                    d,
                 )
+                events += self._decided(d, result, "listing")
+                self.listings.append(listing)
         return events
 
     def _billing(self) -> BillingAccount:
@@ -254,11 +326,19 @@ class LogGenerator:
             if not isinstance(rep.billing, Consolidated):
                 return Consolidated(representative=rep.customer_id)
         if r < 0.7:
-            return CustomerNumber(number=f"00{self.rng.randrange(10**8):08d}")
+            return self._customer_number()
         return PhoneBill(
             number=f"06-{self.rng.randrange(10**4):04d}-{self.rng.randrange(10**4):04d}",
             cycle_start_day=self.rng.randint(1, 28),
         )
+
+    def _customer_number(self) -> CustomerNumber:
+        return CustomerNumber(number=f"00{self.rng.randrange(10**8):08d}")
+
+    def _representative(self, billing: BillingAccount) -> AccessLine | None:
+        if not isinstance(billing, Consolidated):
+            return None
+        return self.lines.get(line_id(billing.representative))
 
     def _open_line(self) -> list[DomainEvent]:
         at = self.now()
@@ -270,56 +350,41 @@ class LogGenerator:
             cid = CustomerId(f"CAF{self.n_lines:010d}")
         kinds = [k for k in LineKind if k.offered_by(operator)]
         stream = line_id(cid)
-        opened = line_ev.LineOpened(
-            originator_id=stream,
-            originator_version=1,
-            timestamp=at,
+        open_line = cmd.OpenLine(
             at=at,
             customer_id=cid,
             operator=operator,
             kind=self.rng.choice(kinds),
-            access_key_hash=self.access_key_hash,
-            line_limit=Yen(self.rng.choice((10_000, 20_000, 30_000))),
+            access_key=ACCESS_KEY,
+            line_limit=self.rng.choice((10_000, 20_000, 30_000)),
             billing=self._billing(),
         )
-        events: list[DomainEvent] = [opened]
-        line = project_line(None, [opened])
-        assert line is not None
+        d = self._decision()
+        result = decide_open_line(
+            self.lines.get(stream), self._representative(open_line.billing), open_line, d
+        )
+        events = list(self._decided(d, result, "new line"))
         for _ in range(self.rng.choices((1, 2, 3), weights=(6, 3, 1))[0]):
-            limit = Yen(self.rng.choice((1_000, 2_000, 3_000, 5_000)))
-            if line.limit_sum + limit > line.line_limit or len(line.passports) >= 5:
-                break
-            self.n_passports += 1
-            pid = PassportId(f"fp{self.n_passports:07d}.user")
-            registered = passport_ev.Registered(
-                originator_id=passport_id_stream(pid),
-                originator_version=1,
-                timestamp=at,
+            limit = self.rng.choice((1_000, 2_000, 3_000, 5_000))
+            pid = PassportId(f"fp{self.n_passports + 1:07d}.user")
+            register = cmd.RegisterPassport(
                 at=at,
-                passport_id=pid,
                 customer_id=cid,
-                password_hash=self.password_hash,
-                email=Email(f"user{self.n_passports}@example.jp"),
+                passport_id=pid,
+                password=PASSWORD,
+                email=f"user{self.n_passports + 1}@example.jp",
                 applicant=Applicant(name="Yamada Taro", phone="06-1234-5678", contract_holder=True),
                 limit=limit,
                 line_auth=False,
             )
-            attached = line_ev.PassportAttached(
-                originator_id=stream,
-                originator_version=line.version + 1,
-                timestamp=at,
-                at=at,
-                passport_id=pid,
-                limit=limit,
-            )
-            passport = project_passport(None, [registered])
-            assert passport is not None
-            self.passports[passport.id] = passport
-            self.passport_streams.append(passport.id)
-            line = project_line(line, [attached])
-            assert line is not None
-            events += [registered, attached]
-        self.lines[stream] = line
+            d = self._decision()
+            existing = self.passports.get(passport_id_stream(pid))
+            registered = decide_register_passport(self.lines[stream], existing, None, register, d)
+            if not self._accepted(d, registered):
+                break  # the line's cap (or its five IDs) is reached
+            self.n_passports += 1
+            self.passport_streams.append(passport_id_stream(pid))
+            events += d.events
         self.line_streams.append(stream)
         return events
 
@@ -327,65 +392,37 @@ class LogGenerator:
         if not self.passport_streams:
             return []
         at = self.now()
-        month = YearMonth.of(at)
         for _ in range(4):
             passport = self.passports[self.rng.choice(self.passport_streams)]
             listing = self.rng.choice(self.listings)
-            monthly = listing.pricing is Pricing.MONTHLY
-            # The engine's checks (Engine._purchase), in its order.
-            if monthly and passport.active_holding(listing.provider, listing.service) is not None:
-                continue
-            if monthly and passport.monthly_charged(listing.provider, listing.service, month):
-                adds = Yen.ZERO
-            else:
-                adds = listing.price
-            if passport.spend(month, once_per_month=True) + adds > passport.limit:
-                continue
-            line = self.lines[line_id(passport.customer_id)]
-            receipt = receipt_number(passport.passport_id, passport.purchases + 1)
-            purchased = sub_ev.Purchased(
-                originator_id=subscription_id(receipt),
-                originator_version=1,
-                timestamp=at,
+            purchase = cmd.Purchase(
                 at=at,
-                receipt=receipt,
                 passport_id=passport.passport_id,
-                customer_id=line.customer_id,
+                password=PASSWORD,
                 provider=listing.provider,
                 service=listing.service,
-                service_name=listing.name,
-                pricing=listing.pricing,
-                price=listing.price,
             )
-            added = passport_ev.HoldingAdded(
-                originator_id=passport.id,
-                originator_version=passport.version + 1,
-                timestamp=at,
-                at=at,
-                receipt=receipt,
-                provider=listing.provider,
-                service=listing.service,
-                pricing=listing.pricing,
-                price=listing.price,
+            d = self._decision()
+            result = decide_purchase(
+                passport,
+                self.lines[line_id(passport.customer_id)],
+                self.providers[listing.provider],
+                purchase,
+                d,
             )
-            self._put_passport(project_passport(passport, [added]))
-            sub = project_subscription(None, [purchased])
-            assert sub is not None
-            self.subs[sub.id] = sub
-            if monthly:
-                self.active_at[sub.id] = len(self.active)
-                self.active.append(sub.id)
-            self._remember(sub.id)
-            return [purchased, added]
+            if not self._accepted(d, result):
+                refusal = d.verdict()
+                code = getattr(refusal, "code", type(refusal).__name__)
+                self.refused[code] = self.refused.get(code, 0) + 1
+                continue  # a monthly service held already, or the ID's limit: draw again
+            assert isinstance(result, cmd.PurchaseResult)
+            stream = subscription_id(result.receipt)
+            if listing.pricing is Pricing.MONTHLY:
+                self.active_at[stream] = len(self.active)
+                self.active.append(stream)
+            self._remember(stream)
+            return d.events
         return []
-
-    def _put_passport(self, passport: Passport | None) -> None:
-        assert passport is not None
-        self.passports[passport.id] = passport
-
-    def _put_sub(self, sub: Subscription | None) -> None:
-        assert sub is not None
-        self.subs[sub.id] = sub
 
     def _remember(self, stream: UUID) -> None:
         if len(self.recent) < RECENT:
@@ -402,7 +439,6 @@ class LogGenerator:
     def _cancel(self) -> list[DomainEvent]:
         if not self.active:
             return []
-        at = self.now()
         i = self.rng.randrange(len(self.active))
         stream = self.active[i]
         last = self.active.pop()
@@ -411,27 +447,17 @@ class LogGenerator:
             self.active_at[last] = i
         del self.active_at[stream]
         sub = self.subs[stream]
-        cancelled = sub_ev.Cancelled(
-            originator_id=stream,
-            originator_version=sub.version + 1,
-            timestamp=at,
-            at=at,
-            reason=sub_ev.CancelReason.CUSTOMER,
+        d = self._decision()
+        result = decide_cancel(
+            sub,
+            self.passports[passport_id_stream(sub.passport_id)],
+            cmd.Cancel(at=d.at, receipt=sub.receipt),
+            d,
         )
-        passport = self.passports[passport_id_stream(sub.passport_id)]
-        ended = passport_ev.HoldingEnded(
-            originator_id=passport.id,
-            originator_version=passport.version + 1,
-            timestamp=at,
-            at=at,
-            receipt=sub.receipt,
-        )
-        self._put_passport(project_passport(passport, [ended]))
-        if stream in self.recent_set:
-            self._put_sub(project_subscription(sub, [cancelled]))
-        else:
-            del self.subs[stream]
-        return [cancelled, ended]
+        events = self._decided(d, result, "cancellation")
+        if stream not in self.recent_set:
+            del self.subs[stream]  # neither active nor recent: forgotten
+        return events
 
     def _refund(self) -> list[DomainEvent]:
         if not self.recent:
@@ -441,55 +467,54 @@ class LogGenerator:
         left = sub.price.amount - sub.refunded.amount
         if left <= 0:
             return []
-        at = self.now()
-        refunded = sub_ev.Refunded(
-            originator_id=stream,
-            originator_version=sub.version + 1,
-            timestamp=at,
-            at=at,
-            amount=Yen(self.rng.randint(1, left)),
+        d = self._decision()
+        refund = cmd.Refund(
+            at=d.at,
+            receipt=sub.receipt,
+            amount=self.rng.randint(1, left),
             reason=self.rng.choice(("service outage", "goodwill", "double charge")),
         )
-        self._put_sub(project_subscription(sub, [refunded]))
-        return [refunded]
+        return self._decided(d, decide_refund(sub, refund, d), "refund")
 
     def _change_billing(self) -> list[DomainEvent]:
         line = self.lines[self.rng.choice(self.line_streams)]
-        at = self.now()
-        changed = line_ev.BillingChanged(
-            originator_id=line.id,
-            originator_version=line.version + 1,
-            timestamp=at,
-            at=at,
-            billing=CustomerNumber(number=f"00{self.rng.randrange(10**8):08d}"),
-            reason=self.rng.choice(list(BillingChangeReason)),
+        reason = self.rng.choice(list(BillingChangeReason))
+        billing: BillingAccount
+        if reason is BillingChangeReason.WIDE_AREA_CONSOLIDATED:
+            rep = self.lines[self.rng.choice(self.line_streams)]
+            if rep.id == line.id or isinstance(rep.billing, Consolidated):
+                reason, billing = BillingChangeReason.CUSTOMER_NUMBER, self._customer_number()
+            else:
+                billing = Consolidated(representative=rep.customer_id)
+        elif reason is BillingChangeReason.CUSTOMER_NUMBER:
+            billing = self._customer_number()
+        else:
+            billing = PhoneBill(
+                number=f"06-{self.rng.randrange(10**4):04d}-{self.rng.randrange(10**4):04d}",
+                cycle_start_day=self.rng.randint(1, 28),
+            )
+        d = self._decision()
+        change = cmd.ChangeBilling(
+            at=d.at, customer_id=line.customer_id, billing=billing, reason=reason
         )
-        self._put_line(project_line(line, [changed]))
-        return [changed]
+        result = decide_change_billing(line, self._representative(billing), change, d)
+        return self._decided(d, result, "billing change")
 
     def _move_line(self) -> list[DomainEvent]:
         line = self.lines[self.rng.choice(self.line_streams)]
-        at = self.now()
         if line.operator is Operator.EAST and self.rng.random() < 0.5:
-            change, new_kind = ChangeKind.ITEM_CHANGE, self.rng.choice(list(LineKind))
+            kinds = [k for k in LineKind if k.offered_by(line.operator)]
+            change, new_kind = ChangeKind.ITEM_CHANGE, self.rng.choice(kinds)
         else:
             change, new_kind = ChangeKind.RELOCATION, None
-        moved = line_ev.LineMoved(
-            originator_id=line.id,
-            originator_version=line.version + 1,
-            timestamp=at,
-            at=at,
-            change=change,
-            kept=True,
-            ended=False,
-            new_kind=new_kind,
+        d = self._decision()
+        move = cmd.ChangeLine(
+            at=d.at, customer_id=line.customer_id, change=change, new_kind=new_kind
         )
-        self._put_line(project_line(line, [moved]))
-        return [moved]
-
-    def _put_line(self, line: AccessLine | None) -> None:
-        assert line is not None
-        self.lines[line.id] = line
+        # A relocation or item change keeping the customer ID keeps the service (§6): no
+        # Passport ID or subscription is decided against.
+        result = decide_change_line(line, {}, {}, None, move, d)
+        return self._decided(d, result, "line change")
 
 
 def _remove_db(path: Path) -> None:
@@ -706,7 +731,7 @@ def check(db: Path, gen: LogGenerator) -> None:
         _copy_db(db, copy)  # the live commands below must not change the benchmark's log
         engine = Engine.open(str(copy))
         try:
-            bill = engine.bill(customer_id, month)
+            bill = to_json(engine.bill(customer_id, month))
             expected = _expected_bill(gen.kept, customer_id, month)
             _ensure(bill["subtotal"] == expected, f"bill {bill['subtotal']} != {expected}")
             _log(
@@ -735,7 +760,7 @@ def check(db: Path, gen: LogGenerator) -> None:
             active = gen.subs[gen.active[0]]
             engine.cancel(at=at, receipt=active.receipt)
             engine.refund(at=at, receipt=result.receipt, amount=1, reason="check")
-            after = engine.bill(customer_id, YearMonth.of(at))
+            after = to_json(engine.bill(customer_id, YearMonth.of(at)))
             _log(
                 f"check: live purchase {result.receipt}, cancel {active.receipt} and refund "
                 f"accepted; {customer_id} {YearMonth.of(at)} subtotal {after['subtotal']} — ok"
@@ -823,6 +848,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"generated {gen.emitted:,} events in {seconds:.1f}s ({gen.emitted / seconds:,.0f}/s): "
             f"{gen.n_lines:,} lines, {gen.n_passports:,} Passport IDs; "
             + ", ".join(f"{k} {v:,}" for k, v in sorted(gen.counts.items()))
+        )
+        _log(
+            "purchases refused by decide_purchase (skipped, another drawn): "
+            + (", ".join(f"{k} {v:,}" for k, v in sorted(gen.refused.items())) or "none")
         )
         _meta(db).write_text(json.dumps(meta))
         if args.check:
