@@ -9,29 +9,65 @@ bills are composed by :mod:`matome.documents` from the charges the views hold.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from matome.aggregates.base import NAMESPACE
+from matome.aggregates.catalog import provider_id
+from matome.aggregates.ledger import bill_id
+from matome.aggregates.line import line_id
+from matome.aggregates.subscription import subscription_id
 from matome.application.eventstore import EventStoreApplication
-from matome.documents import BillStatus, Charge
+from matome.documents import Bill, BillStatus, Charge, entry_in_force
 from matome.events.bill import BillIssued
 from matome.projections.documents import Documents, bill_digest
 from matome.projections.runner import Projection
 from matome.values import CustomerId, YearMonth
 
-__all__ = ["bill_id", "run_billing"]
+__all__ = ["bill_id", "bill_sources", "chain_hashes", "events_digest", "run_billing"]
+
+
+def bill_sources(bill: Bill, account_version: int) -> tuple[str, ...]:
+    """The events a bill is computed from, as ``<stream>@<version>``: its charges' purchases,
+    cancellations and refunds, the line event that set the billing account in force, and the
+    registration of each provider it names."""
+    refs = {f"{line_id(bill.customer_id)}@{account_version}"}
+    for charge in bill.charges:
+        for source in charge.sources:
+            receipt, _, version = source.rpartition("@")
+            refs.add(f"{subscription_id(receipt)}@{version}")
+    refs |= {f"{provider_id(row.provider)}@1" for row in bill.rows}
+    return tuple(sorted(refs))
+
+
+def _parse(ref: str) -> tuple[UUID, int]:
+    stream, _, version = ref.rpartition("@")
+    return UUID(stream), int(version)
+
+
+def chain_hashes(store: EventStoreApplication, sources: Iterable[str]) -> dict[str, str]:
+    """The chain hash of each event named in ``sources`` (an event written before matome 0.2
+    has none recorded: the hash of its stream's history up to it stands in)."""
+    keys = {ref: _parse(ref) for ref in sources}
+    recorded = store.matome_recorder.chain_hashes(list(keys.values()))
+    out = {}
+    for ref, key in keys.items():
+        found = recorded.get(key)
+        out[ref] = found if found is not None else store.fold(key[0], lte=key[1])
+    return out
+
+
+def events_digest(sources: Sequence[str], hashes: dict[str, str]) -> str:
+    """SHA-256 over the chain hashes of the events a bill was computed from, in order."""
+    lines = [f"{ref}:{hashes.get(ref, 'missing')}" for ref in sorted(sources)]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
 
 #: Bills recorded per transaction.
 _CHUNK = 500
-
-
-def bill_id(customer_id: CustomerId | str, month: YearMonth) -> UUID:
-    """The stream of one issued bill."""
-    cid = customer_id.value if isinstance(customer_id, CustomerId) else customer_id
-    return uuid5(NAMESPACE, f"bill:{cid}:{month}")
 
 
 def run_billing(
@@ -51,25 +87,31 @@ def run_billing(
         by_line: dict[CustomerId, list[Charge]] = {}
         for c in documents.charges(month):
             by_line.setdefault(c.customer_id, []).append(c.charge)
-        events = []
+        bills = []
         for customer_id in sorted(by_line, key=lambda c: c.value):
             if customer_id.value in done:
                 continue
             bill = documents.compose_bill(
                 customer_id, month, by_line[customer_id], BillStatus.ISSUED
             )
-            events.append(
-                BillIssued(
-                    originator_id=bill_id(customer_id, month),
-                    originator_version=1,
-                    timestamp=now,
-                    at=at,
-                    customer_id=customer_id,
-                    month=month,
-                    bill=bill,
-                    digest=bill_digest(bill),
-                )
+            account = entry_in_force(documents.billing_history(customer_id), month)
+            bills.append((bill, bill_sources(bill, account[1])))
+        hashes = chain_hashes(store, {ref for _, sources in bills for ref in sources})
+        events = [
+            BillIssued(
+                originator_id=bill_id(bill.customer_id, month),
+                originator_version=1,
+                timestamp=now,
+                at=at,
+                customer_id=bill.customer_id,
+                month=month,
+                bill=bill,
+                digest=bill_digest(bill),
+                sources=sources,
+                events_digest=events_digest(sources, hashes),
             )
+            for bill, sources in bills
+        ]
         for start in range(0, len(events), _CHUNK):
             chunk = events[start : start + _CHUNK]
             try:

@@ -13,42 +13,38 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
-from matome.commands import parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput, MatomeError
+from matome.interchange import apply_line
+from matome.report import audit_html
 from matome.tables import (
+    audit_table,
     bill_table,
     contacts_table,
     continuity_table,
     provider_totals_table,
     settlement_table,
     statement_table,
+    usage_status_table,
+    verification_table,
 )
 from matome.wire import to_json
 
-__all__ = ["main", "run_log"]
+__all__ = ["apply_line", "main", "run_log"]
 
 
-def _lines(stream: TextIO) -> Iterator[tuple[int, str]]:
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """The command lines of a log, numbered from 1: blank lines and ``#`` comments skipped.
+
+    Read as bytes: a line that is not UTF-8 is that line's ``invalid_input``, not the end of
+    the run.
+    """
     for number, text in enumerate(stream, start=1):
         stripped = text.strip()
-        if stripped and not stripped.startswith("#"):
+        if stripped and not stripped.startswith(b"#"):
             yield number, stripped
-
-
-def apply_line(engine: Engine, number: int, text: str) -> dict[str, Any]:
-    """Apply one command-log line; return its contract result object."""
-    try:
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InvalidInput(f"not valid JSON: {e.msg} at column {e.colno}") from None
-        result = engine.execute(parse_command(obj))
-    except MatomeError as e:
-        return {"line": number, "ok": False, "error": e.to_json()}
-    return {"line": number, "ok": True, **result.to_json()}
 
 
 class _Progress:
@@ -87,7 +83,7 @@ class _Progress:
             self.stream.write("\n")
 
 
-def run_log(engine: Engine, stream: TextIO, out: TextIO, total: int | None = None) -> int:
+def run_log(engine: Engine, stream: BinaryIO, out: TextIO, total: int | None = None) -> int:
     """Apply a command log, printing one JSON result per command; return how many were refused."""
     refused = 0
     progress = _Progress(total, "commands")
@@ -104,23 +100,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     path = args.log
     try:
         if path == "-":
-            source: TextIO = sys.stdin
+            source: BinaryIO = sys.stdin.buffer
             total = None
         else:
-            source = Path(path).open(encoding="utf-8")  # noqa: SIM115 - closed below
+            source = Path(path).open("rb")  # noqa: SIM115 - closed below
             total = sum(1 for _ in _lines(source))
             source.seek(0)
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         print(f"matome run: cannot read {path}: {e}", file=sys.stderr)
         return 2
     engine = _engine(args)
     try:
         run_log(engine, source, sys.stdout, total)
-    except UnicodeDecodeError as e:
-        print(f"matome run: {path} is not UTF-8: {e}", file=sys.stderr)
-        return 2
     finally:
-        if source is not sys.stdin:
+        if source is not sys.stdin.buffer:
             source.close()
         engine.close()
     return 0
@@ -193,6 +186,45 @@ def _cmd_settle(args: argparse.Namespace) -> int:
 
 def _cmd_continuity(args: argparse.Namespace) -> int:
     return _document(args, lambda e: e.continuity(args.customer_id), continuity_table)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    def build(e: Engine) -> Any:
+        audit = e.audit(
+            args.customer_id, args.month, as_of=args.as_of, recorded_as_of=args.recorded_as_of
+        )
+        if args.html:
+            try:
+                Path(args.html).write_text(audit_html(audit), encoding="utf-8")
+            except OSError as error:
+                raise InvalidInput(f"cannot write {args.html}: {error.strerror}") from None
+        return audit
+
+    return _document(args, build, audit_table)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    progress = _Progress(None, "verify (log positions)")
+
+    def report(done: int, total: int) -> None:
+        progress.total = total
+        progress.step(done - progress.done)
+
+    try:
+        result = engine.verify(report)
+        progress.close()
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps(to_json(result), ensure_ascii=False))
+    else:
+        print(verification_table(result))
+    return 0 if result.ok else 1
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    return _document(args, lambda e: e.usage_status(args.customer_id), usage_status_table)
 
 
 def _cmd_rebuild(args: argparse.Namespace) -> int:
@@ -277,6 +309,41 @@ def build_parser() -> argparse.ArgumentParser:
     continuity = sub.add_parser("continuity", parents=[doc], help="the continuity table")
     continuity.add_argument("customer_id", nargs="?", default=None)
     continuity.set_defaults(func=_cmd_continuity)
+
+    audit = sub.add_parser(
+        "audit",
+        parents=[doc],
+        help="explain a bill from the events behind it",
+        description="Rebuild one line's bill for one month from the line's own events and "
+        "explain every charge (and every month a subscription was not charged).",
+    )
+    audit.add_argument("customer_id")
+    audit.add_argument("month", help="YYYY-MM")
+    audit.add_argument(
+        "--as-of", default=None, help="business time to cut the history at (ISO-8601, offset)"
+    )
+    audit.add_argument(
+        "--recorded-as-of",
+        default=None,
+        help="recorded time: the history as the store knew it then (ISO-8601, offset)",
+    )
+    audit.add_argument(
+        "--html", default=None, metavar="FILE", help="also write a self-contained HTML report"
+    )
+    audit.set_defaults(func=_cmd_audit)
+
+    verify = sub.add_parser(
+        "verify",
+        parents=[doc],
+        help="check every hash chain and every issued bill; exit 1 on any break",
+    )
+    verify.set_defaults(func=_cmd_verify)
+
+    status = sub.add_parser(
+        "status", parents=[doc], help="the usage status of a line and its Passport IDs"
+    )
+    status.add_argument("customer_id")
+    status.set_defaults(func=_cmd_status)
 
     rebuild = sub.add_parser("rebuild", parents=[doc], help="drop and replay the read models")
     rebuild.set_defaults(func=_cmd_rebuild)

@@ -34,12 +34,15 @@ from matome.values import (
     PhoneBill,
     Pricing,
     ProviderCode,
+    ResetChannel,
     ServiceCode,
     YearMonth,
     Yen,
     billing_from_json,
     parse_enum,
     require_aware,
+    require_in_range,
+    require_month_in_range,
     require_text,
 )
 from matome.wire import to_json
@@ -110,7 +113,7 @@ def _at(v: datetime | str) -> datetime:
             v = datetime.fromisoformat(v)
         except ValueError:
             raise InvalidInput(f"at {v!r} is not an ISO-8601 time") from None
-    return require_aware(v, "at")
+    return require_in_range(require_aware(v, "at"), "at")
 
 
 def _billing(v: BillingAccount | Mapping[str, Any]) -> BillingAccount:
@@ -270,7 +273,35 @@ def _to_optional_email(v: Email | str | None) -> Email | None:
 
 
 def _to_month(v: YearMonth | str) -> YearMonth:
-    return v if isinstance(v, YearMonth) else YearMonth.parse(v)
+    return require_month_in_range(v if isinstance(v, YearMonth) else YearMonth.parse(v))
+
+
+def _to_effective_from(v: YearMonth | str) -> YearMonth:
+    month = v if isinstance(v, YearMonth) else YearMonth.parse(v)
+    return require_month_in_range(month, "effective_from")
+
+
+def _to_optional_access_key(v: AccessKey | str | None) -> AccessKey | None:
+    return None if v is None else _to_access_key(v)
+
+
+def _to_optional_line_auth(v: bool | None) -> bool | None:
+    return None if v is None else _to_line_auth_flag(v)
+
+
+def _to_channel_resetchannel(v: ResetChannel | str) -> ResetChannel:
+    return _enum(ResetChannel, "channel")(v)
+
+
+def _to_flat_fee_yen(v: Yen | int) -> Yen:
+    return _yen("flat_fee")(v)
+
+
+def _to_quantity(v: int) -> int:
+    # §4: a per-purchase item may be bought 1–99 at a time (the guide shows 600 yen × 10).
+    if type(v) is not int or not 1 <= v <= 99:
+        raise InvalidInput(f"quantity must be a whole number 1–99, got {v!r}")
+    return v
 
 
 def _not_own_representative(customer_id: CustomerId, billing: BillingAccount) -> None:
@@ -315,6 +346,8 @@ class PurchaseResult(Result):
     receipt: str
     price: Yen
     charged: Yen
+    #: Items bought (per-purchase items, §4); ``charged`` is ``price`` × ``quantity`` then.
+    quantity: int = 1
 
 
 @attrs.frozen(kw_only=True)
@@ -375,6 +408,9 @@ class Command(Generic[R]):
     RESULT: ClassVar[type[Result]] = Result
     #: Fields holding secrets: left out of idempotency digests and never echoed.
     SECRETS: ClassVar[tuple[str, ...]] = ()
+    #: The credential the command is authenticated by, if any (DOMAIN.md §2, "Who may do
+    #: what"): ``password`` (the Passport ID holder) or ``access_key`` (the line holder).
+    CREDENTIAL: ClassVar[str | None] = None
 
     at: datetime = attrs.field(converter=_at)
     key: str | None = attrs.field(default=None, converter=_key)
@@ -382,6 +418,10 @@ class Command(Generic[R]):
 
 COMMANDS: dict[str, type[Command[Any]]] = {}
 C = TypeVar("C", bound=type[Command[Any]])
+
+#: Field metadata: added by contract 2 (an idempotency digest leaves it out at its default, so
+#: a key bound by a contract-1 command still matches the same body).
+SINCE_2 = {"since": 2}
 
 
 def _command(name: str) -> Callable[[C], C]:
@@ -459,19 +499,10 @@ class ChangeLine(Command[LineChangeResult]):
     new_kind: LineKind | None = attrs.field(default=None, converter=_to_optional_new_kind)
 
     def __attrs_post_init__(self) -> None:
-        # §6's table, as far as it needs no state.
-        no_new_id = (
-            ChangeKind.CANCELLATION,
-            ChangeKind.AREA_MOVE,
-            ChangeKind.COLLABO_CONVERSION,
-            ChangeKind.RENAME,
-        )
-        if self.new_customer_id is not None and self.change in no_new_id:
+        # §6's table (ChangeKind), as far as it needs no state.
+        if self.new_customer_id is not None and not self.change.takes_new_customer_id:
             raise InvalidInput(f"a {self.change.value} takes no new_customer_id")
-        if self.new_kind is not None and self.change not in (
-            ChangeKind.MENU_CHANGE,
-            ChangeKind.ITEM_CHANGE,
-        ):
+        if self.new_kind is not None and not self.change.takes_new_kind:
             raise InvalidInput(f"a {self.change.value} takes no new_kind")
         if self.change is ChangeKind.MENU_CHANGE and self.new_kind is None:
             raise InvalidInput("a menu_change needs new_kind (hikari_next ⇄ hikari_light)")
@@ -493,7 +524,13 @@ class LiftRegulation(Command[RegulationResult]):
 @_command("set_notification")
 @attrs.frozen(kw_only=True)
 class SetNotification(Command[Done]):
+    """Set line-information notification [回線情報通知] for one provider, with the customer's
+    consent (§9); the line holder's command, with the line's access key."""
+
+    SECRETS = ("access_key",)
+    CREDENTIAL = "access_key"
     customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    access_key: AccessKey = attrs.field(converter=_to_access_key)
     provider: ProviderCode = attrs.field(converter=_to_provider)
     notify: bool = attrs.field(converter=_to_notify_flag)
     consent: bool = attrs.field(converter=_to_consent_flag)
@@ -522,7 +559,11 @@ class ListService(Command[Done]):
 @_command("register_passport")
 @attrs.frozen(kw_only=True)
 class RegisterPassport(Command[PassportResult]):
-    SECRETS = ("password",)
+    """Register a Passport ID on a line (§2): the line holder's command, with the line's access
+    key — or a provider's on the customer's behalf (``via_provider``, no access key needed)."""
+
+    SECRETS = ("password", "access_key")
+    CREDENTIAL = "access_key"
     customer_id: CustomerId = attrs.field(converter=_to_customer_id)
     passport_id: PassportId = attrs.field(converter=_to_passport_id)
     password: Password = attrs.field(converter=_to_password)
@@ -531,38 +572,84 @@ class RegisterPassport(Command[PassportResult]):
     limit: Yen = attrs.field(converter=_to_limit_yen)
     line_auth: bool = attrs.field(converter=_to_line_auth_flag)
     via_provider: ProviderCode | None = attrs.field(default=None, converter=_to_optional_provider)
+    access_key: AccessKey | None = attrs.field(default=None, converter=_to_optional_access_key)
+
+    def __attrs_post_init__(self) -> None:
+        if self.access_key is None and self.via_provider is None:
+            raise InvalidInput("register_passport needs the line's access_key (or via_provider)")
 
 
 @_command("change_passport_limit")
 @attrs.frozen(kw_only=True)
 class ChangePassportLimit(Command[Done]):
+    """Change a Passport ID's monthly limit (§3): the line holder's command, with the access
+    key of the ID's line."""
+
+    SECRETS = ("access_key",)
+    CREDENTIAL = "access_key"
     passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    access_key: AccessKey = attrs.field(converter=_to_access_key)
     limit: Yen = attrs.field(converter=_to_limit_yen)
 
 
 @_command("change_passport_details")
 @attrs.frozen(kw_only=True)
 class ChangePassportDetails(Command[Done]):
-    SECRETS = ("password",)
+    """Change a Passport ID's password, e-mail and/or line-authentication setting (§2, §9):
+    the line holder's command, with the access key of the ID's line; a new password unlocks
+    the ID (§10)."""
+
+    SECRETS = ("password", "access_key")
+    CREDENTIAL = "access_key"
     passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    access_key: AccessKey = attrs.field(converter=_to_access_key)
     password: Password | None = attrs.field(default=None, converter=_to_optional_password)
     email: Email | None = attrs.field(default=None, converter=_to_optional_email)
+    line_auth: bool | None = attrs.field(
+        default=None, converter=_to_optional_line_auth, metadata=SINCE_2
+    )
 
     def __attrs_post_init__(self) -> None:
-        if self.password is None and self.email is None:
-            raise InvalidInput("change_passport_details needs a new password, email, or both")
+        if self.password is None and self.email is None and self.line_auth is None:
+            raise InvalidInput(
+                "change_passport_details needs a new password, email or line_auth setting"
+            )
 
 
 @_command("delete_passport")
 @attrs.frozen(kw_only=True)
 class DeletePassport(Command[DeletionResult]):
+    """Delete a Passport ID, cancelling its monthly subscriptions (§2): the line holder's
+    command, with the access key of the ID's line."""
+
+    SECRETS = ("access_key",)
+    CREDENTIAL = "access_key"
     passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    access_key: AccessKey = attrs.field(converter=_to_access_key)
+
+
+@_command("reset_password")
+@attrs.frozen(kw_only=True)
+class ResetPassword(Command[Done]):
+    """The operator sets a new password for a Passport ID on a phone or written request
+    [電話・書面]: recovery of a locked or forgotten password, allowed after the cut-off too
+    (§10)."""
+
+    SECRETS = ("password",)
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    password: Password = attrs.field(converter=_to_password)
+    channel: ResetChannel = attrs.field(converter=_to_channel_resetchannel)
 
 
 @_command("purchase")
 @attrs.frozen(kw_only=True)
 class Purchase(Command[PurchaseResult]):
+    """Buy a service or item with a Passport ID and its password (§3, §4, §9, §10); answers
+    the receipt number.  ``presented_line`` is the line the purchase came over, as NTT's
+    network identifies it (line authentication)."""
+
     SECRETS = ("password",)
+    CREDENTIAL = "password"
     passport_id: PassportId = attrs.field(converter=_to_passport_id)
     password: Password = attrs.field(converter=_to_password)
     provider: ProviderCode = attrs.field(converter=_to_provider)
@@ -570,12 +657,19 @@ class Purchase(Command[PurchaseResult]):
     presented_line: CustomerId | None = attrs.field(
         default=None, converter=_to_optional_customer_id
     )
+    quantity: int = attrs.field(default=1, converter=_to_quantity, metadata=SINCE_2)
 
 
 @_command("cancel")
 @attrs.frozen(kw_only=True)
 class Cancel(Command[CancelResult]):
+    """Cancel an active monthly-flat subscription (§4), with the password of the Passport ID
+    that bought it."""
+
+    SECRETS = ("password",)
+    CREDENTIAL = "password"
     receipt: str = attrs.field(converter=_receipt)
+    password: Password = attrs.field(converter=_to_password)
 
 
 @_command("refund")
@@ -590,9 +684,33 @@ class Refund(Command[RefundResult]):
             raise InvalidInput("refund amount must be at least 1 yen")
 
 
+@_command("erase_personal_data")
+@attrs.frozen(kw_only=True)
+class ErasePersonalData(Command[Done]):
+    """Erase a Passport ID's applicant name, phone and e-mail — every version of them — on
+    request (the operator's command); bills and hash chains stay intact."""
+
+    passport_id: PassportId = attrs.field(converter=_to_passport_id)
+    reason: str = attrs.field(converter=_to_reason_label)
+
+
+@_command("set_fee")
+@attrs.frozen(kw_only=True)
+class SetFee(Command[Done]):
+    """Set the flat fee per line (before tax) of the 901–1,500-yen tier of the provider fee
+    schedule (§8), for an operator's settlements from ``effective_from`` on."""
+
+    operator: Operator = attrs.field(converter=_to_operator_operator)
+    effective_from: YearMonth = attrs.field(converter=_to_effective_from)
+    flat_fee: Yen = attrs.field(converter=_to_flat_fee_yen)
+
+
 @_command("issue_bills")
 @attrs.frozen(kw_only=True)
 class IssueBills(Command[IssueResult]):
+    """Close a billing month (and every month before it) once it has ended; the billing run
+    then issues every bill of the closed months (§7)."""
+
     month: YearMonth = attrs.field(converter=_to_month)
 
 

@@ -98,6 +98,7 @@ DEMO_LOG: list[dict[str, Any]] = [
         "command": "register_passport",
         "at": "2024-01-06T11:00:00+09:00",
         "customer_id": DEMO_LINES[0],
+        "access_key": "Ak3y0001",
         "passport_id": "yamada.taro",
         "password": "Pass1234",
         "email": "taro@example.jp",
@@ -109,6 +110,7 @@ DEMO_LOG: list[dict[str, Any]] = [
         "command": "register_passport",
         "at": "2024-01-06T11:30:00+09:00",
         "customer_id": DEMO_LINES[1],
+        "access_key": "Ak3y0002",
         "passport_id": "suzuki-hanako",
         "password": "Hana5678",
         "email": "hanako@example.jp",
@@ -158,7 +160,12 @@ DEMO_LOG: list[dict[str, Any]] = [
         "service": "anime1",
     },
     # Cancelled on the 1st: February is not charged (§4 pattern 6).
-    {"command": "cancel", "at": "2024-02-01T08:00:00+09:00", "receipt": "$anime2"},
+    {
+        "command": "cancel",
+        "at": "2024-02-01T08:00:00+09:00",
+        "receipt": "$anime2",
+        "password": "Pass1234",
+    },
     {"command": "issue_bills", "at": "2024-02-01T09:00:00+09:00", "month": "2024-01"},
     {
         "command": "refund",

@@ -16,14 +16,16 @@ from fractions import Fraction
 
 import attrs
 
-from matome.errors import InvalidInput
-from matome.fees import FeePeriod, fee_for
+from matome.charging import Rule
+from matome.errors import FeeNotConfigured, InvalidInput
+from matome.fees import Fee
 from matome.values import (
     BillingAccount,
     ChangeKind,
     Consolidated,
     CustomerId,
     CustomerNumber,
+    Operator,
     PassportId,
     Pricing,
     ProviderCode,
@@ -34,20 +36,33 @@ from matome.values import (
 
 __all__ = [
     "LABEL",
+    "Audit",
+    "AuditEvent",
     "Bill",
     "BillRow",
     "BillStatus",
+    "Break",
+    "BreakKind",
     "Charge",
     "ChargeKind",
     "Contact",
     "ContinuityRow",
+    "Difference",
+    "Explanation",
+    "LaterEvent",
     "LineCharge",
+    "LineMark",
+    "MonthMark",
     "PassportStatus",
     "ProviderTotal",
     "SettlementLine",
+    "SettlementStatus",
     "Statement",
     "StatementRow",
+    "Timeline",
+    "TimelineRow",
     "UsageStatus",
+    "Verification",
     "account_in_force",
     "check_page",
     "compose_bill",
@@ -55,6 +70,7 @@ __all__ = [
     "compose_settlement",
     "compose_statement",
     "compose_usage_status",
+    "entry_in_force",
     "issue_date",
     "sort_charges",
 ]
@@ -102,9 +118,11 @@ class Charge:
 
 @attrs.frozen(kw_only=True)
 class LineCharge:
-    """A charge with the line it is billed to (charges across lines: totals, billing run)."""
+    """A charge with the line it is billed to and that line's operator (charges across lines:
+    totals, settlement, the billing run)."""
 
     customer_id: CustomerId
+    operator: Operator
     charge: Charge
 
 
@@ -179,16 +197,28 @@ class ProviderTotal:
     amount: Yen
 
 
+class SettlementStatus(StrEnum):
+    """``settled``, or ``fee_not_configured`` when the provider's tier needs an amount nobody
+    has set (its fee, tax and net are then null; the other providers still settle, §8)."""
+
+    SETTLED = "settled"
+    FEE_NOT_CONFIGURED = "fee_not_configured"
+
+
 @attrs.frozen(kw_only=True)
 class SettlementLine:
-    """What the carrier pays one provider for a month, less its fee (§8)."""
+    """What the carrier pays one provider for a month on one operator's lines, less its fee
+    and the consumption tax on it (§8)."""
 
     provider: ProviderCode
+    operator: Operator
     gross: Yen
     lines: int
     average_per_line: str
-    fee: Yen
-    net: Yen
+    fee: Yen | None
+    tax: Yen | None
+    net: Yen | None
+    status: SettlementStatus
 
 
 @attrs.frozen(kw_only=True)
@@ -206,11 +236,13 @@ class ContinuityRow:
 
 @attrs.frozen(kw_only=True)
 class PassportStatus:
-    """One Passport ID as the service page lists it (§2)."""
+    """One Passport ID as the service page lists it (§2): ``in_use`` [利用中], ``locked`` after
+    ten wrong passwords (§10), or ``regulated`` [規制中] while its line is."""
 
     passport_id: PassportId
     status: str
     limit: Yen
+    line_auth: bool
 
 
 @attrs.frozen(kw_only=True)
@@ -220,6 +252,173 @@ class UsageStatus:
     customer_id: CustomerId
     status: str
     passports: tuple[PassportStatus, ...]
+
+
+@attrs.frozen(kw_only=True)
+class AuditEvent:
+    """One stored event behind an explanation: its stream and version, what it is, its
+    business time in Tokyo and the time the store recorded it."""
+
+    stream: str
+    version: int
+    type: str
+    at: datetime
+    recorded_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class Explanation:
+    """Why one subscription or purchase was — or was not — charged in the audited month."""
+
+    receipt: str
+    passport_id: PassportId
+    provider: ProviderCode
+    service: ServiceCode
+    pricing: Pricing
+    charged: bool
+    amount: Yen
+    rule: Rule
+    why: str
+    events: tuple[AuditEvent, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Difference:
+    """A charge on which the issued bill and the bill recomputed from the events differ."""
+
+    receipt: str
+    kind: ChargeKind
+    issued: Yen | None
+    now: Yen | None
+    why: str
+    events: tuple[AuditEvent, ...]
+
+
+@attrs.frozen(kw_only=True)
+class LaterEvent:
+    """An event recorded after the bill was issued that concerns one of its purchases, and
+    where it is billed instead (issued bills never change)."""
+
+    receipt: str
+    why: str
+    event: AuditEvent
+
+
+@attrs.frozen(kw_only=True)
+class MonthMark:
+    """Whether a subscription was charged in one month (the timeline's cells)."""
+
+    month: YearMonth
+    charged: bool
+    rule: Rule | None
+
+
+@attrs.frozen(kw_only=True)
+class TimelineRow:
+    """One subscription across the months around the audited one."""
+
+    receipt: str
+    provider: ProviderCode
+    service: ServiceCode
+    pricing: Pricing
+    purchased_at: datetime
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    months: tuple[MonthMark, ...]
+    refunded_at: tuple[datetime, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class LineMark:
+    """An instant in the line's history that changes what is charged (regulation, a line
+    change, a deletion), drawn across the timeline."""
+
+    at: datetime
+    kind: str
+    label: str
+
+
+@attrs.frozen(kw_only=True)
+class Timeline:
+    """The subscriptions of the line across the months around the audited one."""
+
+    months: tuple[YearMonth, ...]
+    rows: tuple[TimelineRow, ...]
+    marks: tuple[LineMark, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Audit:
+    """A bill explained from the events behind it (INTERCHANGE.md, ``matome audit``).
+
+    ``as_of`` / ``recorded_as_of``: the business time and the recorded time the history was
+    cut at (``None``: now).  ``bill`` is the bill recomputed from the line's own streams as of
+    then; ``issued`` the bill as issued, if it was; ``differences`` every charge on which they
+    differ, with the events that explain it; ``explanations`` one per subscription or purchase
+    that touches the month, charged or not; ``after_issue`` the events recorded after the
+    issue that concern the bill's purchases.
+    """
+
+    customer_id: CustomerId
+    month: YearMonth
+    as_of: datetime | None
+    recorded_as_of: datetime | None
+    bill: Bill
+    issued: Bill | None
+    differences: tuple[Difference, ...]
+    explanations: tuple[Explanation, ...]
+    after_issue: tuple[LaterEvent, ...] = ()
+    timeline: Timeline | None = None
+
+
+class BreakKind(StrEnum):
+    """What ``matome verify`` found wrong with the stored history."""
+
+    #: An event's content no longer matches the hash recorded for it.
+    CHANGED = "changed"
+    #: A version of a stream is missing (its event was deleted).
+    MISSING = "missing"
+    #: A stream's versions were recorded out of order (versions moved between events).
+    REORDERED = "reordered"
+    #: A personal value no longer matches the digest its event holds.
+    PERSONAL_CHANGED = "personal_changed"
+    #: An issued bill no longer matches its digest, or the events it was computed from.
+    BILL_CHANGED = "bill_changed"
+    #: An event cannot be read at all.
+    UNREADABLE = "unreadable"
+
+
+@attrs.frozen(kw_only=True)
+class Break:
+    """One broken link: where (stream, version, position in the log) and what."""
+
+    kind: BreakKind
+    stream: str
+    version: int | None
+    position: int | None
+    topic: str | None
+    message: str
+
+
+@attrs.frozen(kw_only=True)
+class Verification:
+    """What ``matome verify`` checked and found (INTERCHANGE.md, ``matome verify``).
+
+    ``events`` read, ``streams`` checked, ``chained`` events with a recorded hash (events
+    written before matome 0.2 have none: they are sealed by the first later event of their
+    stream), ``bills`` issued bills checked; ``first_break`` is the earliest break in the log,
+    ``breaks`` all of them; ``seal`` is a digest of every stream's latest hash, to keep outside
+    the store and compare later.
+    """
+
+    ok: bool
+    events: int
+    streams: int
+    chained: int
+    bills: int
+    first_break: Break | None
+    breaks: tuple[Break, ...]
+    seal: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,10 +440,11 @@ def sort_charges(charges: Iterable[LineCharge]) -> list[LineCharge]:
     )
 
 
-def account_in_force(
-    history: Sequence[tuple[datetime, int, BillingAccount]], month: YearMonth
-) -> BillingAccount:
-    """The billing account in force at the end of ``month`` (Decision of §7).
+AccountEntry = tuple[datetime, int, BillingAccount]
+
+
+def entry_in_force(history: Sequence[AccountEntry], month: YearMonth) -> AccountEntry:
+    """The entry of the line's account history in force at the end of ``month``.
 
     ``history`` is the line's accounts as ``(business time, stream version, account)``; a line
     opened after the month is billed to its first account.
@@ -254,8 +454,13 @@ def account_in_force(
     end = month.end()
     before = [h for h in history if h[0] < end]
     if not before:
-        return min(history, key=lambda h: h[1])[2]
-    return max(before, key=lambda h: (h[0], h[1]))[2]
+        return min(history, key=lambda h: h[1])
+    return max(before, key=lambda h: (h[0], h[1]))
+
+
+def account_in_force(history: Sequence[AccountEntry], month: YearMonth) -> BillingAccount:
+    """The billing account in force at the end of ``month`` (Decision of §7)."""
+    return entry_in_force(history, month)[2]
 
 
 def issue_date(
@@ -374,25 +579,55 @@ def compose_provider_totals(charges: Iterable[LineCharge]) -> list[ProviderTotal
 
 
 def compose_settlement(
-    totals: Iterable[ProviderTotal], schedule: Sequence[FeePeriod], month: YearMonth
+    charges: Iterable[LineCharge],
+    month: YearMonth,
+    fee_of: Callable[[Operator, int, int], Fee],
 ) -> list[SettlementLine]:
-    """Per provider: gross, lines billed, average per line, fee and net (§8).
+    """Per provider and operator (East and West lines settle apart): gross, lines billed,
+    average per line, fee, tax and net (§8), sorted by provider then operator.
 
-    ``average_per_line`` is a decimal string with two places, rounded down (money is never a
-    float); the fee is computed from the exact average (:mod:`matome.fees`).
+    ``fee_of(operator, gross, lines)`` is the fee schedule in force for ``month``
+    (:func:`matome.fees.fee_for`); it raises ``FeeNotConfigured`` for a tier without an amount.
+    ``average_per_line`` is a decimal string with two places, rounded down (never a float).
     """
+    amounts: dict[tuple[ProviderCode, Operator], int] = defaultdict(int)
+    lines: dict[tuple[ProviderCode, Operator], set[CustomerId]] = defaultdict(set)
+    for c in charges:
+        key = (c.charge.provider, c.operator)
+        amounts[key] += c.charge.amount.amount
+        lines[key].add(c.customer_id)
     out = []
-    for total in totals:
-        gross, lines = total.amount.amount, total.lines
-        fee, average = fee_for(schedule, month, gross, lines)
+    for provider, operator in sorted(amounts, key=lambda k: (k[0].value, k[1].value)):
+        gross, count = amounts[provider, operator], len(lines[provider, operator])
+        average = Fraction(gross, count) if count else Fraction(0)
+        try:
+            fee = fee_of(operator, gross, count)
+        except FeeNotConfigured:
+            out.append(
+                SettlementLine(
+                    provider=provider,
+                    operator=operator,
+                    gross=Yen(gross),
+                    lines=count,
+                    average_per_line=_two_places(average),
+                    fee=None,
+                    tax=None,
+                    net=None,
+                    status=SettlementStatus.FEE_NOT_CONFIGURED,
+                )
+            )
+            continue
         out.append(
             SettlementLine(
-                provider=total.provider,
-                gross=total.amount,
-                lines=lines,
-                average_per_line=_two_places(average),
-                fee=Yen(fee),
-                net=Yen(gross - fee),
+                provider=provider,
+                operator=operator,
+                gross=Yen(gross),
+                lines=count,
+                average_per_line=_two_places(fee.average),
+                fee=Yen(fee.fee),
+                tax=Yen(fee.tax),
+                net=Yen(gross - fee.fee - fee.tax),
+                status=SettlementStatus.SETTLED,
             )
         )
     return out
@@ -406,20 +641,27 @@ def _two_places(value: Fraction) -> str:
 
 
 def compose_usage_status(
-    customer_id: CustomerId, regulated: bool, passports: Mapping[PassportId, Yen]
+    customer_id: CustomerId,
+    regulated: bool,
+    passports: Mapping[PassportId, tuple[Yen, bool, bool]],
 ) -> UsageStatus:
     """The line's Passport IDs as the service page lists them (DOMAIN.md §2).
 
-    Each current ID with its status — ``in_use`` [利用中], or ``regulated`` [規制中] while the
-    line is regulated — and limit; deleted IDs are gone from the list, and a line with no IDs
-    shows ``not_used`` [未利用].  (Registration takes effect at once in matome, so
-    ``registering`` [登録中] is never shown.)
+    ``passports`` maps each current ID to (limit, locked, line authentication).  Each is listed
+    with its status — ``regulated`` [規制中] while the line is regulated, else ``locked`` after
+    ten wrong passwords (§10), else ``in_use`` [利用中] — its limit and its line-authentication
+    setting; deleted IDs are gone from the list, and a line with no IDs shows ``not_used``
+    [未利用].  (Registration takes effect at once in matome, so ``registering`` [登録中] is
+    never shown.)
     """
-    status = "regulated" if regulated else "in_use"
     listed = tuple(
-        PassportStatus(passport_id=pid, status=status, limit=limit)
-        for pid, limit in sorted(passports.items())
+        PassportStatus(
+            passport_id=pid,
+            status="regulated" if regulated else "locked" if locked else "in_use",
+            limit=limit,
+            line_auth=line_auth,
+        )
+        for pid, (limit, locked, line_auth) in sorted(passports.items())
     )
-    return UsageStatus(
-        customer_id=customer_id, status="not_used" if not listed else status, passports=listed
-    )
+    line_status = "not_used" if not listed else "regulated" if regulated else "in_use"
+    return UsageStatus(customer_id=customer_id, status=line_status, passports=listed)

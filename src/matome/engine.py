@@ -19,7 +19,7 @@ from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
 
 from matome import commands as cmd
 from matome.aggregates.catalog import Provider, project_provider, provider_id
-from matome.aggregates.ledger import CALENDAR_ID, Calendar, project_calendar
+from matome.aggregates.ledger import CALENDAR_ID, Calendar, bill_id, project_calendar
 from matome.aggregates.line import AccessLine, line_id, project_line
 from matome.aggregates.passport import Passport, passport_id_stream, project_passport
 from matome.aggregates.subscription import (
@@ -30,9 +30,11 @@ from matome.aggregates.subscription import (
 )
 from matome.application.eventstore import EventStoreApplication, store_env
 from matome.application.service import CommandService
-from matome.billing import bill_id, run_billing
+from matome.audit import audit_line
+from matome.billing import run_billing
 from matome.credentials import DEFAULT_ITERATIONS, Hasher
 from matome.documents import (
+    Audit,
     Bill,
     Contact,
     ContinuityRow,
@@ -40,15 +42,24 @@ from matome.documents import (
     SettlementLine,
     Statement,
     UsageStatus,
+    Verification,
     compose_usage_status,
 )
-from matome.errors import Busy, UnknownLine
+from matome.errors import Busy, InvalidInput, UnknownLine
 from matome.fees import DEFAULT_SCHEDULE, FeePeriod
 from matome.policy import DEFAULT_POLICY, Policy
 from matome.projections.documents import Documents
 from matome.projections.runner import Progress, Projection
 from matome.projections.viewstore import open_view_store
-from matome.values import CustomerId, PassportId, ProviderCode, YearMonth
+from matome.values import (
+    CustomerId,
+    Operator,
+    PassportId,
+    ProviderCode,
+    YearMonth,
+    require_aware,
+)
+from matome.verify import verify_store
 
 __all__ = ["Engine", "EngineBusy", "bill_id", "receipt_number"]
 
@@ -85,7 +96,9 @@ class Engine:
         hash_iterations: int = DEFAULT_ITERATIONS,
         cache_size: int = 200_000,
         max_attempts: int = 200,
-        fee_schedule: Sequence[FeePeriod] = DEFAULT_SCHEDULE,
+        fee_schedule: Sequence[FeePeriod] | Mapping[Operator, Sequence[FeePeriod]] = (
+            DEFAULT_SCHEDULE
+        ),
     ) -> None:
         self._store = EventStoreApplication(env)
         self._commands = CommandService(
@@ -96,7 +109,7 @@ class Engine:
             max_attempts=max_attempts,
         )
         self.policy = policy
-        self.fee_schedule: tuple[FeePeriod, ...] = tuple(fee_schedule)
+        self.fee_schedule = fee_schedule
         self._views: tuple[Projection, Documents] | None = None
         self._views_lock = threading.Lock()
 
@@ -107,7 +120,9 @@ class Engine:
         *,
         policy: Policy = DEFAULT_POLICY,
         hash_iterations: int = DEFAULT_ITERATIONS,
-        fee_schedule: Sequence[FeePeriod] = DEFAULT_SCHEDULE,
+        fee_schedule: Sequence[FeePeriod] | Mapping[Operator, Sequence[FeePeriod]] = (
+            DEFAULT_SCHEDULE
+        ),
     ) -> Engine:
         """An engine on the store named by ``db`` (see
         :func:`matome.application.eventstore.store_env`)."""
@@ -184,9 +199,12 @@ class Engine:
     change_passport_limit = _command_method(cmd.ChangePassportLimit)
     change_passport_details = _command_method(cmd.ChangePassportDetails)
     delete_passport = _command_method(cmd.DeletePassport)
+    reset_password = _command_method(cmd.ResetPassword)
+    erase_personal_data = _command_method(cmd.ErasePersonalData)
     purchase = _command_method(cmd.Purchase)
     cancel = _command_method(cmd.Cancel)
     refund = _command_method(cmd.Refund)
+    set_fee = _command_method(cmd.SetFee)
     issue_bills = _command_method(cmd.IssueBills)
 
     # -----------------------------------------------------------------------------------------
@@ -248,6 +266,31 @@ class Engine:
         cid = None if customer_id is None else _cid(customer_id)
         return self._documents().continuity(cid)
 
+    def audit(
+        self,
+        customer_id: CustomerId | str,
+        month: YearMonth | str,
+        *,
+        as_of: datetime | str | None = None,
+        recorded_as_of: datetime | str | None = None,
+    ) -> Audit:
+        """One line's bill for one month rebuilt from the line's own streams and explained
+        charge by charge, as of a business time or as the store knew it at a recorded time
+        (see :mod:`matome.audit`)."""
+        return audit_line(
+            self._store,
+            CustomerId(_cid(customer_id)),
+            _month(month),
+            self.policy,
+            as_of=_instant(as_of, "as_of"),
+            recorded_as_of=_instant(recorded_as_of, "recorded_as_of"),
+        )
+
+    def verify(self, progress: Progress | None = None) -> Verification:
+        """Check every hash chain, personal value and issued bill of the store (see
+        :mod:`matome.verify`)."""
+        return verify_store(self._store, self.policy, progress)
+
     def rebuild_views(self, progress: Progress | None = None) -> int:
         """Drop the read models and replay the whole log into them."""
         projection, _ = self.views
@@ -287,7 +330,15 @@ class Engine:
         line = self.line(customer_id)
         if line is None:
             raise UnknownLine(f"no access line {customer_id}")
-        return compose_usage_status(line.customer_id, line.regulated, line.passports)
+        if line.ended:
+            then = f"; it continues as {line.successor}" if line.successor else ""
+            raise UnknownLine(f"line {customer_id} left the collect-on-behalf service{then}")
+        passports = {}
+        for pid, limit in line.passports.items():
+            state = self.passport(pid)
+            locked, line_auth = (state.locked, state.line_auth) if state else (False, False)
+            passports[pid] = (limit, locked, line_auth)
+        return compose_usage_status(line.customer_id, line.regulated, passports)
 
     def closed_through(self) -> YearMonth | None:
         """The latest closed billing month, if any."""
@@ -301,3 +352,12 @@ def _cid(value: CustomerId | str) -> str:
 
 def _month(value: YearMonth | str) -> YearMonth:
     return value if isinstance(value, YearMonth) else YearMonth.parse(value)
+
+
+def _instant(value: datetime | str | None, what: str) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return None if value is None else require_aware(value, what)
+    try:
+        return require_aware(datetime.fromisoformat(value), what)
+    except ValueError:
+        raise InvalidInput(f"{what} {value!r} is not an ISO-8601 time with an offset") from None

@@ -38,6 +38,7 @@ __all__ = [
     "UnknownProvider",
     "UnknownReceipt",
     "UnknownService",
+    "WrongAccessKey",
     "WrongPassword",
     "first_refusal",
     "rank",
@@ -137,6 +138,15 @@ class WrongPassword(MatomeError):
     code = "wrong_password"
 
 
+class WrongAccessKey(MatomeError):
+    """The line holder's command did not carry the line's access key [アクセスキー] (§2).
+
+    Not counted: only Passport ID passwords lock (DOMAIN.md §10).
+    """
+
+    code = "wrong_access_key"
+
+
 class LineAuthFailed(MatomeError):
     """Line authentication [回線認証] is on and the purchase did not come from the owning line."""
 
@@ -192,13 +202,14 @@ class NotCancellable(MatomeError):
 
 
 class RefundExceedsCharge(MatomeError):
-    """Refunds of one purchase may never add up to more than its price (DOMAIN.md §4)."""
+    """Refunds of one purchase may never add up to more than was charged for it so far
+    (DOMAIN.md §4)."""
 
     code = "refund_exceeds_charge"
 
 
 class GoodsNotOffered(MatomeError):
-    """Physical goods are sold only on NTT East lines, from 2012-06-05 (DOMAIN.md §1).
+    """NTT East sells physical goods from 2012-06-05 only (DOMAIN.md §1).
 
     An addition to the contract's list of codes (the contract allows additions).
     """
@@ -224,16 +235,19 @@ class Busy(MatomeError):
 #: by :func:`rank`, so the order never depends on the order in which checks are written.
 REFUSAL_ORDER: tuple[tuple[str, ...], ...] = (
     ("invalid_input",),
-    ("idempotency_conflict",),
     ("month_closed",),
     ("unknown_line", "unknown_passport", "unknown_provider", "unknown_service", "unknown_receipt"),
+    # Credentials before the state they guard; the line check before the password, so that
+    # nobody on another line can lock an ID out (DOMAIN.md §9, §10).
+    ("line_auth_failed",),
+    ("locked_out",),
+    ("wrong_password", "wrong_access_key"),
+    # After the credentials: a key bound to another body gives no free password guesses.
+    ("idempotency_conflict",),
     ("duplicate",),
     ("line_regulated",),
-    ("locked_out",),
-    ("wrong_password",),
-    ("line_auth_failed",),
-    ("goods_not_offered",),
     ("not_allowed_online", "consent_required"),
+    ("goods_not_offered",),
     ("registration_closed",),
     ("too_many_passports",),
     ("registration_limit_exceeded",),
@@ -287,5 +301,6 @@ ERROR_CLASSES: dict[str, type[MatomeError]] = {
         NotCancellable,
         RefundExceedsCharge,
         GoodsNotOffered,
+        WrongAccessKey,
     )
 }

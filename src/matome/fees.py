@@ -2,15 +2,23 @@
 
 A schedule is a list of :class:`FeePeriod` objects, each in force from a usage month on.  A
 period's tiers are chosen by the provider's **average billed amount per access line** for the
-month (an exact fraction).  Tier bounds are inclusive upper bounds on that average: the
-2012 schedule's "up to 900 / 901–1,500 / 1,501 and over" becomes ``≤ 900``, ``≤ 1,500``,
-above — an average of 900.5 yen falls in the middle tier.
+month and operator (an exact fraction; the averages are tax included, as the sources state
+them).  Tier bounds are inclusive upper bounds on that average: the 2012 schedule's "up to 900
+/ 901–1,500 / 1,501 and over" becomes ``≤ 900``, ``≤ 1,500``, above — an average of 900.5 yen
+falls in the middle tier.
 
-Rounding rule: a fee is computed exactly (``Fraction``), consumption tax is added exactly, and
-the total is rounded **down** to whole yen, so rounding never charges a provider more than the
-schedule says.  Amounts the sources do not state (the 2012 flat fee for the middle tier) are
-``None`` until configured, and settling a month that needs one raises
-:class:`~matome.errors.FeeNotConfigured` rather than inventing a number.
+**Fee amounts are before tax** (Decision of §8): consumption tax is added at the rate in force
+in the usage month (:func:`consumption_tax_rate`: 5% to 2014-03, 8% from 2014-04, 10% from
+2019-10).  The 2011 "31.5 yen" per line is 30 yen + 5% tax, so the existing fee is 5% of the
+gross, or 30 yen per line, before tax — tax is never counted twice.
+
+Rounding rule: the fee is computed exactly (``Fraction``) and rounded **down** to whole yen;
+the tax is that fee × the rate, rounded down; the net is gross − fee − tax.  Rounding never
+takes more from a provider than the schedule says.
+
+The amount the sources do not state — the 2012 flat fee per line for the middle tier — is
+configured by the operator's ``set_fee`` command (an event, so settlements replay); until it
+is, a provider in that tier settles with status ``fee_not_configured`` and no fee.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from matome.values import YearMonth
 
 __all__ = [
     "DEFAULT_SCHEDULE",
+    "Fee",
     "FeeNotConfigured",
     "FeePeriod",
     "Flat",
@@ -32,6 +41,7 @@ __all__ = [
     "Percent",
     "SmallProviderRule",
     "Tier",
+    "consumption_tax_rate",
     "fee_for",
     "schedule_with_flat_fee",
 ]
@@ -43,7 +53,7 @@ class Percent:
 
     rate: Fraction
 
-    def fee(self, gross: int, lines: int) -> Fraction:
+    def fee(self, gross: int, lines: int, flat: Fraction | None) -> Fraction:
         return self.rate * gross
 
 
@@ -53,21 +63,23 @@ class PerLine:
 
     amount: Fraction
 
-    def fee(self, gross: int, lines: int) -> Fraction:
+    def fee(self, gross: int, lines: int, flat: Fraction | None) -> Fraction:
         return self.amount * lines
 
 
 @attrs.frozen
 class Flat:
-    """A flat amount per access line that must be configured (``None`` until it is)."""
+    """The configurable flat amount per access line (``set_fee``; ``amount`` is the default
+    when none was set — ``None``: not configured)."""
 
     amount: Fraction | None
     what: str
 
-    def fee(self, gross: int, lines: int) -> Fraction:
-        if self.amount is None:
+    def fee(self, gross: int, lines: int, flat: Fraction | None) -> Fraction:
+        amount = flat if flat is not None else self.amount
+        if amount is None:
             raise FeeNotConfigured(f"the fee schedule's {self.what} is not configured")
-        return self.amount * lines
+        return amount * lines
 
 
 @attrs.frozen
@@ -78,7 +90,7 @@ class SmallProviderRule:
     per_line: Fraction
     below_average: Fraction
 
-    def fee(self, gross: int, lines: int) -> Fraction:
+    def fee(self, gross: int, lines: int, flat: Fraction | None) -> Fraction:
         if lines and Fraction(gross, lines) < self.below_average:
             return self.per_line * lines
         return self.rate * gross
@@ -97,54 +109,85 @@ class Tier:
 
 @attrs.frozen
 class FeePeriod:
-    """Tiers in force for usage months from ``since``; ``tax_rate`` is added to the fee."""
+    """Tiers in force for usage months from ``since`` (amounts before tax)."""
 
     since: YearMonth
     tiers: tuple[Tier, ...]
-    tax_rate: Fraction = Fraction(0)
 
 
-_RULE_2011 = SmallProviderRule(
-    rate=Fraction(5, 100), per_line=Fraction(63, 2), below_average=Fraction(600)
+@attrs.frozen
+class Fee:
+    """One provider's fee for one month and operator: before tax, the tax, and the exact
+    average per line it was chosen by."""
+
+    fee: int
+    tax: int
+    average: Fraction
+
+
+#: Consumption tax by the month it is in force from (the law's rates since 1997).
+_TAX_RATES: tuple[tuple[YearMonth, Fraction], ...] = (
+    (YearMonth(1997, 4), Fraction(5, 100)),
+    (YearMonth(2014, 4), Fraction(8, 100)),
+    (YearMonth(2019, 10), Fraction(10, 100)),
 )
 
 
-def _period_2012(flat: Fraction | None, since: YearMonth, tax: Fraction) -> FeePeriod:
-    return FeePeriod(
-        since=since,
-        tiers=(
-            Tier(Fraction(900), _RULE_2011),  # "up to 900 yen: the existing fee"
-            Tier(Fraction(1500), Flat(flat, "2012 flat fee per line for averages 901–1,500 yen")),
-            Tier(None, Percent(Fraction(3, 100))),
-        ),
-        tax_rate=tax,
-    )
+def consumption_tax_rate(month: YearMonth) -> Fraction:
+    """The consumption tax rate in force in ``month`` (5%, 8% from 2014-04, 10% from 2019-10)."""
+    rate = Fraction(3, 100)  # 1989-04 to 1997-03; no schedule of matome reaches back there
+    for since, r in _TAX_RATES:
+        if since <= month:
+            rate = r
+    return rate
+
+
+# The existing fee (2011; kept up to 900 yen from 2012-06): 5%, or 30 yen per line where the
+# average is under 600 yen (the "31.5 yen" of the source is 30 yen + 5% tax).
+_RULE_2011 = SmallProviderRule(
+    rate=Fraction(5, 100), per_line=Fraction(30), below_average=Fraction(600)
+)
 
 
 def _schedule(flat: Fraction | None) -> tuple[FeePeriod, ...]:
-    # The 2012 announcement: "fee by average + consumption tax"; the tax rate then followed the
-    # law (5%, 8% from 2014-04, 10% from 2019-10).  The 2011 fee is quoted tax-included.
     return (
         FeePeriod(since=YearMonth(2011, 1), tiers=(Tier(None, _RULE_2011),)),
-        _period_2012(flat, YearMonth(2012, 6), Fraction(5, 100)),
-        _period_2012(flat, YearMonth(2014, 4), Fraction(8, 100)),
-        _period_2012(flat, YearMonth(2019, 10), Fraction(10, 100)),
+        FeePeriod(
+            since=YearMonth(2012, 6),
+            tiers=(
+                Tier(Fraction(900), _RULE_2011),  # "up to 900 yen: the existing fee"
+                Tier(
+                    Fraction(1500), Flat(flat, "2012 flat fee per line for averages 901–1,500 yen")
+                ),
+                Tier(None, Percent(Fraction(3, 100))),
+            ),
+        ),
     )
 
 
-#: NTT East's schedule as the sources state it; the 2012 flat fee is not configured.
+#: NTT East's schedule as the sources state it (West uses it too unless told otherwise); the
+#: 2012 flat fee is not configured until ``set_fee`` sets it.
 DEFAULT_SCHEDULE: tuple[FeePeriod, ...] = _schedule(None)
 
 
 def schedule_with_flat_fee(amount: int | Fraction) -> tuple[FeePeriod, ...]:
-    """The default schedule with the 2012 middle-tier flat fee per line configured."""
+    """The default schedule with a default 2012 flat fee per line (before tax) configured;
+    a ``set_fee`` in force still takes precedence."""
     return _schedule(Fraction(amount))
 
 
 def fee_for(
-    schedule: Sequence[FeePeriod], month: YearMonth, gross: int, lines: int
-) -> tuple[int, Fraction]:
-    """The fee (whole yen, rounded down) and the exact average per line for one provider-month."""
+    schedule: Sequence[FeePeriod],
+    month: YearMonth,
+    gross: int,
+    lines: int,
+    flat: Fraction | None = None,
+) -> Fee:
+    """The fee of one provider for one month and operator (rounding: see the module).
+
+    ``flat`` is the 2012 flat fee in force (``set_fee``), if any.  Raises
+    :class:`~matome.errors.FeeNotConfigured` when the tier needs an amount nobody configured.
+    """
     period = None
     for candidate in sorted(schedule, key=lambda p: p.since):
         if candidate.since <= month:
@@ -153,9 +196,10 @@ def fee_for(
         raise FeeNotConfigured(f"no fee schedule is in force for {month}")
     average = Fraction(gross, lines) if lines else Fraction(0)
     if gross <= 0:
-        return 0, average  # refunds outweighed charges: nothing was collected to take a fee on
+        return Fee(fee=0, tax=0, average=average)  # nothing collected to take a fee on
     for tier in period.tiers:
         if tier.up_to is None or average <= tier.up_to:
-            exact = tier.rule.fee(gross, lines) * (1 + period.tax_rate)
-            return int(exact // 1), average
+            fee = int(tier.rule.fee(gross, lines, flat) // 1)
+            tax = int(fee * consumption_tax_rate(month) // 1)
+            return Fee(fee=fee, tax=tax, average=average)
     raise FeeNotConfigured(f"the fee schedule for {month} has no tier for average {average}")

@@ -20,7 +20,8 @@ class Policy:
     """
 
     #: §2: from this instant customers can no longer register IDs themselves, and registration
-    #: details become view-only.  NTT East providers may still register on a customer's behalf.
+    #: details become view-only.  NTT East providers may register one on a customer's behalf —
+    #: from then on only, and only there (a provider's registration needs no access key).
     registration_cutoff: datetime = datetime(2024, 12, 1, tzinfo=TOKYO)
     #: §1: a line holds at most this many Passport IDs.
     max_passports: int = 5
@@ -32,7 +33,8 @@ class Policy:
     monthly_once_per_month: bool = True
     #: §10: this many consecutive wrong passwords disable the password (``locked_out``).
     lockout_after: int = 10
-    #: §1: NTT East providers may sell physical goods from this instant; West never.
+    #: §1: NTT East lines may buy physical goods from this instant (NTT West's guide has always
+    #: included goods).
     physical_goods_from: datetime = datetime(2012, 6, 5, tzinfo=TOKYO)
 
 

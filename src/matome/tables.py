@@ -7,16 +7,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from matome.documents import (
+    Audit,
     Bill,
     Contact,
     ContinuityRow,
     ProviderTotal,
     SettlementLine,
     Statement,
+    UsageStatus,
+    Verification,
 )
-from matome.values import Consolidated
+from matome.values import Consolidated, Yen
 
 __all__ = [
+    "audit_table",
     "bill_table",
     "contacts_table",
     "continuity_table",
@@ -24,6 +28,8 @@ __all__ = [
     "settlement_table",
     "statement_table",
     "table",
+    "usage_status_table",
+    "verification_table",
     "width",
 ]
 
@@ -134,10 +140,23 @@ def contacts_table(doc: Sequence[Contact]) -> str:
 
 
 def settlement_table(doc: Sequence[SettlementLine]) -> str:
+    def yen(value: Yen | None) -> int | None:
+        return None if value is None else value.amount
+
     return table(
-        ["provider", "gross", "lines", "average/line", "fee", "net"],
+        ["provider", "operator", "gross", "lines", "average/line", "fee", "tax", "net", "status"],
         [
-            [r.provider, r.gross.amount, r.lines, r.average_per_line, r.fee.amount, r.net.amount]
+            [
+                r.provider,
+                r.operator.value,
+                r.gross.amount,
+                r.lines,
+                r.average_per_line,
+                yen(r.fee),
+                yen(r.tax),
+                yen(r.net),
+                r.status.value,
+            ]
             for r in doc
         ],
     )
@@ -159,3 +178,67 @@ def continuity_table(doc: Sequence[ContinuityRow]) -> str:
             for r in doc
         ],
     )
+
+
+def usage_status_table(doc: UsageStatus) -> str:
+    """A line's status and its Passport IDs, as the service page lists them (§2)."""
+    head = f"Line {doc.customer_id}  [{doc.status}]"
+    body = table(
+        ["passport", "status", "limit", "line auth"],
+        [[p.passport_id, p.status, p.limit.amount, p.line_auth] for p in doc.passports],
+    )
+    return f"{head}\n{body}"
+
+
+def audit_table(doc: Audit) -> str:
+    """A bill and why each yen was — or was not — charged, for support staff and auditors."""
+    cut = []
+    if doc.as_of is not None:
+        cut.append(f"as of {doc.as_of.isoformat()}")
+    if doc.recorded_as_of is not None:
+        cut.append(f"as recorded by {doc.recorded_as_of.isoformat()}")
+    head = f"Audit {doc.customer_id}  {doc.month}  {' '.join(cut) or 'now'}"
+    explained = table(
+        ["receipt", "passport", "provider", "service", "charged", "amount", "rule", "why"],
+        [
+            [
+                e.receipt,
+                e.passport_id,
+                e.provider,
+                e.service,
+                e.charged,
+                e.amount.amount,
+                e.rule.value,
+                e.why,
+            ]
+            for e in doc.explanations
+        ],
+    )
+    parts = [head, bill_table(doc.bill), "", "why:", explained]
+    if doc.issued is not None:
+        same = "the same as" if not doc.differences else "DIFFERENT from"
+        parts += ["", f"the bill recomputed from the events is {same} the bill issued"]
+        for d in doc.differences:
+            was = "-" if d.issued is None else f"{d.issued.amount:,}"
+            now = "-" if d.now is None else f"{d.now.amount:,}"
+            parts.append(f"  {d.receipt} {d.kind.value}: issued {was}, now {now}: {d.why}")
+    for later in doc.after_issue:
+        parts.append(f"  later: {later.receipt} {later.event.type}: {later.why}")
+    return "\n".join(parts)
+
+
+def verification_table(doc: Verification) -> str:
+    """What ``matome verify`` checked, and every break it found (the first one first)."""
+    verdict = "OK: the history is intact" if doc.ok else f"BROKEN: {len(doc.breaks)} break(s)"
+    head = (
+        f"{verdict}\n{doc.events:,} events in {doc.streams:,} streams "
+        f"({doc.chained:,} with a recorded hash), {doc.bills:,} issued bills checked\n"
+        f"seal {doc.seal}"
+    )
+    if doc.ok:
+        return head
+    body = table(
+        ["position", "stream", "version", "kind", "what"],
+        [[b.position, b.stream, b.version, b.kind.value, b.message] for b in doc.breaks],
+    )
+    return f"{head}\n{body}"

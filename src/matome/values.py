@@ -16,6 +16,7 @@ import attrs
 from matome.errors import InvalidInput
 
 __all__ = [
+    "MAX_YEN",
     "TOKYO",
     "AccessKey",
     "Applicant",
@@ -26,6 +27,7 @@ __all__ = [
     "CustomerId",
     "CustomerNumber",
     "Email",
+    "Erased",
     "Goods",
     "LiftChannel",
     "LineKind",
@@ -35,10 +37,13 @@ __all__ = [
     "PhoneBill",
     "Pricing",
     "ProviderCode",
+    "ResetChannel",
     "ServiceCode",
     "YearMonth",
     "Yen",
     "require_aware",
+    "require_in_range",
+    "require_month_in_range",
     "tokyo_date",
 ]
 
@@ -250,6 +255,15 @@ def _check_bool(_: object, attribute: attrs.Attribute[bool], value: bool) -> Non
 
 
 @attrs.frozen
+class Erased:
+    """A personal value that was erased on request (DOMAIN.md: ``erase_personal_data``); what
+    remains of it is the fact that it existed."""
+
+    def __str__(self) -> str:
+        return "(erased)"
+
+
+@attrs.frozen
 class Applicant:
     """Who applied for a Passport ID (personal data)."""
 
@@ -293,15 +307,44 @@ class Yen:
 
     @classmethod
     def non_negative(cls, value: object, what: str) -> Yen:
-        """``value`` as yen, refusing negatives and non-integers with a message naming ``what``."""
+        """``value`` as an amount a command may carry: whole yen from 0 to :data:`MAX_YEN`
+        (DOMAIN.md §1), refused with a message naming ``what``."""
         if type(value) is not int:
             raise InvalidInput(f"{what} must be whole yen (an integer), got {value!r}")
-        if value < 0:
-            raise InvalidInput(f"{what} must not be negative, got {value}")
+        if not 0 <= value <= MAX_YEN:
+            raise InvalidInput(f"{what} must be 0–{MAX_YEN:,} yen, got {value}")
         return cls(value)
 
 
 Yen.ZERO = Yen(0)
+
+#: The largest amount a command may carry (price, limit, cap, refund, fee): every sum of them
+#: then fits a 64-bit integer (DOMAIN.md §1).
+MAX_YEN = 99_999_999
+
+#: Business times a command may carry (DOMAIN.md §1 bounds): Tokyo dates 2000-01-01 …
+#: 2099-12-31.  Nothing the service bills lies outside, and month arithmetic stays in range.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+
+def require_in_range(at: datetime, what: str = "at") -> datetime:
+    """``at`` if its Tokyo date lies within :data:`FIRST_DAY` … :data:`LAST_DAY`."""
+    try:
+        day = tokyo_date(at)
+    except OverflowError:
+        day = None
+    if day is None or not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput(f"{what} {at.isoformat()} is outside {FIRST_DAY} … {LAST_DAY}")
+    return at
+
+
+def require_month_in_range(month: YearMonth, what: str = "month") -> YearMonth:
+    """``month`` if it lies within the business-time bounds."""
+    if not FIRST_DAY.year <= month.year <= LAST_DAY.year:
+        raise InvalidInput(f"{what} {month} is outside {FIRST_DAY:%Y-%m} … {LAST_DAY:%Y-%m}")
+    return month
+
 
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
@@ -377,6 +420,16 @@ class LineKind(StrEnum):
     B_FLETS = "b_flets"
     FLETS_ADSL = "flets_adsl"
 
+    @property
+    def has_line_auth(self) -> bool:
+        """Line authentication [回線認証] exists for the Hikari kinds only (DOMAIN.md §9)."""
+        return self in (LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT, LineKind.HIKARI_LIGHT_PLUS)
+
+    @property
+    def is_next_or_light(self) -> bool:
+        """Hikari Next or Hikari Light: between these two is a menu change (DOMAIN.md §6)."""
+        return self in (LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT)
+
     def offered_by(self, operator: Operator) -> bool:
         """NTT West sells Hikari Next and Hikari Light only; East sells all five."""
         return operator is Operator.EAST or self in (LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT)
@@ -390,14 +443,20 @@ class Pricing(StrEnum):
 
 
 class Goods(StrEnum):
-    """What a provider sells: information services, or (East, 2012-06-05 on) physical goods."""
+    """What a provider sells: information services, or physical goods (NTT West's guide
+    includes them; NTT East lines from 2012-06-05)."""
 
     INFORMATION = "information"
     PHYSICAL = "physical"
 
 
 class ChangeKind(StrEnum):
-    """Line changes [異動] of the continuity table (DOMAIN.md §6)."""
+    """Line changes [異動] of the continuity table (DOMAIN.md §6).
+
+    The table itself — which changes keep the service, which end the line, which may carry a
+    new customer ID or a new kind — is written once, in the properties below; the line's rules
+    (:func:`matome.aggregates.line.line_change_rule`) and the command's own checks read it.
+    """
 
     RELOCATION = "relocation"  # 設置場所変更
     ITEM_CHANGE = "item_change"  # 品目変更
@@ -407,6 +466,31 @@ class ChangeKind(StrEnum):
     RENAME = "rename"  # 改称
     AREA_MOVE = "area_move"  # West ⇄ East
     COLLABO_CONVERSION = "collabo_conversion"  # 転用
+
+    @property
+    def keeps_service(self) -> bool:
+        """The service continues — as long as the customer ID stays the same (§6: a move or an
+        item change with a new customer ID ends it; a rename never takes a new ID)."""
+        return self in (ChangeKind.RELOCATION, ChangeKind.ITEM_CHANGE, ChangeKind.RENAME)
+
+    @property
+    def ends_line(self) -> bool:
+        """The line itself is finished: the customer leaves, or moves to the other company."""
+        return self in (
+            ChangeKind.CANCELLATION,
+            ChangeKind.AREA_MOVE,
+            ChangeKind.COLLABO_CONVERSION,
+        )
+
+    @property
+    def takes_new_customer_id(self) -> bool:
+        """The line may carry on under a new customer ID (not when it ends, nor on a rename)."""
+        return not self.ends_line and self is not ChangeKind.RENAME
+
+    @property
+    def takes_new_kind(self) -> bool:
+        """The change may name a new line kind (a menu change must)."""
+        return self in (ChangeKind.MENU_CHANGE, ChangeKind.ITEM_CHANGE)
 
 
 class BillingChangeReason(StrEnum):
@@ -419,6 +503,13 @@ class BillingChangeReason(StrEnum):
 
 
 E = TypeVar("E", bound=StrEnum)
+
+
+class ResetChannel(StrEnum):
+    """How a password reset was requested of the operator [電話・書面] (DOMAIN.md §10)."""
+
+    PHONE = "phone"
+    WRITTEN = "written"
 
 
 class LiftChannel(StrEnum):

@@ -21,9 +21,11 @@ from matome.documents import Charge, Statement
 from matome.errors import InvalidInput
 from matome.values import (
     AccessKey,
+    Applicant,
     BillingAccount,
     CustomerId,
     Email,
+    Erased,
     PassportId,
     Password,
     ProviderCode,
@@ -83,6 +85,16 @@ def _structure_enum(value: Any, enum: type[StrEnum]) -> StrEnum:
     return enum(value)
 
 
+def _structure_personal(value: Any, kind: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict) and value.get("erased") is True and len(value) == 1:
+        return Erased()
+    if isinstance(value, dict):
+        return converter.structure(value, Applicant)
+    return converter.structure(value, Email)
+
+
 def make_converter() -> cattrs.Converter:
     """Build the converter (exposed so tests can check it is the only one)."""
     conv = cattrs.Converter()
@@ -106,6 +118,10 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(YearMonth, lambda v, _: YearMonth.parse(v))
     conv.register_unstructure_hook(BillingAccount, billing_to_json)
     conv.register_structure_hook(BillingAccount, lambda v, _: billing_from_json(v))
+    # Personal values that may have been erased.
+    conv.register_unstructure_hook(Erased, lambda _: {"erased": True})
+    for kind in (Email | Erased, Applicant | Erased, Email | Erased | None):
+        conv.register_structure_hook(kind, _structure_personal)
     for secret in (Password, AccessKey):
         conv.register_unstructure_hook(secret, _refuse_secret)
         conv.register_structure_hook(secret, _refuse_secret)

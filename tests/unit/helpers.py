@@ -7,6 +7,10 @@ like a few lines of command log (no clock, no hidden dates).  The default world 
   "back service") and ``item`` (per purchase, 300 yen), registered 2024-01-01;
 * NTT West line ``CAF0000000001`` (Hikari Next), cap 10,000 yen, billed by customer number;
 * Passport ID ``taro.1`` with password ``Pass1234`` and a 3,000 yen limit, registered 2024-01-05.
+
+Contract 2 (DOMAIN.md §2, "Who may do what"): the line holder's commands carry the line's access
+key (every line the helpers open has ``KEY``), the Passport ID holder's ``purchase`` and
+``cancel`` carry the ID's password (``PW`` by default).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from matome.commands import PurchaseResult
+from matome.commands import CancelResult, PurchaseResult
 from matome.engine import Engine
 from matome.errors import MatomeError
 
@@ -26,6 +30,11 @@ CID2 = "CAF0000000002"
 EAST_CID = "COP00000001"
 PID = "taro.1"
 PW = "Pass1234"
+#: The access key of every line the helpers open (the line holder's credential, §2).
+KEY = "Key12345"
+#: A well-formed password that is not ``PW`` (and an access key that is not ``KEY``).
+WRONG = "Wrong123"
+WRONG_KEY = "Wrong123"
 PROVIDER = "A"
 MONTHLY = "back"
 MONTHLY_PRICE = 525
@@ -94,7 +103,7 @@ def open_line(
         customer_id=customer_id,
         operator=operator,
         kind=kind,
-        access_key="Key12345",
+        access_key=KEY,
         line_limit=line_limit,
         billing=BILLING if billing is None else billing,
     )
@@ -110,8 +119,11 @@ def register(
     limit: int = 3000,
     line_auth: bool = False,
     via_provider: str | None = None,
+    access_key: str | None = KEY,
+    key: str | None = None,
 ) -> None:
-    """Register a Passport ID on a line."""
+    """Register a Passport ID on a line: the line holder's command, with the line's access key
+    (a provider registering on the customer's behalf: ``via_provider``, ``access_key=None``)."""
     engine.register_passport(
         at=at,
         customer_id=customer_id,
@@ -122,6 +134,8 @@ def register(
         limit=limit,
         line_auth=line_auth,
         via_provider=via_provider,
+        access_key=access_key,
+        key=key,
     )
 
 
@@ -148,6 +162,7 @@ def buy(
     provider: str = PROVIDER,
     presented_line: str | None = None,
     key: str | None = None,
+    quantity: int = 1,
 ) -> PurchaseResult:
     """Purchase ``service`` of provider ``A`` with the default Passport ID."""
     return engine.purchase(
@@ -158,7 +173,15 @@ def buy(
         service=service,
         presented_line=presented_line,
         key=key,
+        quantity=quantity,
     )
+
+
+def cancel(
+    engine: Engine, at: str, receipt: str, *, password: str = PW, key: str | None = None
+) -> CancelResult:
+    """Cancel a subscription with the password of the Passport ID that bought it (§4, §10)."""
+    return engine.cancel(at=at, receipt=receipt, password=password, key=key)
 
 
 def event_count(engine: Engine) -> int:

@@ -11,8 +11,8 @@ from datetime import datetime
 
 import pytest
 
-from matome.charging import charged_in, first_charged_month, last_charged_month
-from matome.values import YearMonth
+from matome.charging import charged_in, charged_so_far, first_charged_month, last_charged_month
+from matome.values import Pricing, YearMonth
 
 
 def t(text: str) -> datetime:
@@ -154,3 +154,65 @@ def test_same_first_exception_does_not_apply_to_a_purchase_the_tokyo_evening_bef
 def test_tokyo_midnight_starting_the_first_is_on_the_first_in_every_offset(cancelled: str) -> None:
     """§4: the same instant (00:00 JST on 1 Feb) in three offsets gives the same answer."""
     assert last_charged_month(t("2025-01-10T10:00:00+09:00"), t(cancelled)) == N
+
+
+# What was charged so far: the cap on refunds (§4, contract 2)
+
+
+@pytest.mark.parametrize(
+    ("cancelled", "until", "months"),
+    [
+        (None, N.previous(), 0),  # before the purchase month
+        (None, N, 1),
+        (None, N2, 3),
+        ("2025-02-10T10:00:00+09:00", N2, 2),  # stops at the cancellation month
+        ("2025-03-01T10:00:00+09:00", N2, 2),  # cancelled on the 1st: N+2 not charged
+        ("2025-01-20T10:00:00+09:00", N2, 1),
+    ],
+)
+def test_a_monthly_subscription_has_been_charged_its_price_for_each_month_so_far(
+    cancelled: str | None, until: YearMonth, months: int
+) -> None:
+    """§4: refunds of one purchase may never add up to more than what was charged for it so
+    far — a monthly subscription: its price for every charged month up to the refund's."""
+    charged = charged_so_far(
+        Pricing.MONTHLY,
+        525,
+        t("2025-01-15T10:00:00+09:00"),
+        t(cancelled) if cancelled else None,
+        until,
+        first_month_charged=True,
+    )
+    assert charged == 525 * months
+
+
+def test_a_same_month_repurchase_was_not_charged_in_its_first_month() -> None:
+    """§4 patterns 4–5 (contract 2): a re-purchase not charged in its purchase month has
+    nothing to refund for it."""
+    bought = t("2025-01-20T10:00:00+09:00")
+    assert charged_so_far(Pricing.MONTHLY, 525, bought, None, N, first_month_charged=False) == 0
+    assert charged_so_far(Pricing.MONTHLY, 525, bought, None, N1, first_month_charged=False) == 525
+    cancelled = t("2025-01-25T10:00:00+09:00")
+    assert (
+        charged_so_far(Pricing.MONTHLY, 525, bought, cancelled, N2, first_month_charged=False) == 0
+    )
+
+
+def test_a_per_purchase_item_has_been_charged_its_amount_from_its_month_on() -> None:
+    """§4: a one-off is charged once, in its month: price × quantity (here 300 × 10)."""
+    bought = t("2025-01-20T10:00:00+09:00")
+    amount = 300 * 10
+    assert (
+        charged_so_far(
+            Pricing.PER_PURCHASE, amount, bought, None, N.previous(), first_month_charged=True
+        )
+        == 0
+    )
+    assert (
+        charged_so_far(Pricing.PER_PURCHASE, amount, bought, None, N, first_month_charged=True)
+        == 3000
+    )
+    assert (
+        charged_so_far(Pricing.PER_PURCHASE, amount, bought, None, N2, first_month_charged=True)
+        == 3000
+    )

@@ -1,7 +1,9 @@
-"""Idempotency keys: INTERCHANGE.md, "Command log".
+"""Idempotency keys: INTERCHANGE.md, "Command log" (contract 2) and DOMAIN.md §10.
 
 The same key with the same body is applied once and answers the first result again; the same
-key with a different body is ``idempotency_conflict``; only an accepted command binds its key.
+key with a different body is ``idempotency_conflict`` — but a command carrying a credential has
+it checked first (no free password guesses).  An accepted command binds its key; so does a
+refusal that recorded a wrong password.  Other refusals leave the key free.
 """
 
 from __future__ import annotations
@@ -12,13 +14,23 @@ import pytest
 
 from matome.commands import Result
 from matome.engine import Engine
-from matome.errors import IdempotencyConflict, LimitExceeded, WrongPassword
+from matome.errors import (
+    IdempotencyConflict,
+    LimitExceeded,
+    LockedOut,
+    MonthClosed,
+    WrongAccessKey,
+    WrongPassword,
+)
 from matome.values import Yen
 from tests.unit.helpers import (
     CID,
     ITEM,
+    KEY,
     MONTHLY,
     PID,
+    PW,
+    WRONG,
     buy,
     event_count,
     refused,
@@ -55,7 +67,6 @@ def test_the_same_instant_in_another_utc_offset_is_the_same_body(engine: Engine)
     [
         {"at": "2024-02-01T10:00:01+09:00"},
         {"service": "anime"},
-        {"password": "Other123"},  # secrets are part of the body, checked against a hash
         {"presented_line": CID},
     ],
 )
@@ -81,7 +92,7 @@ def test_the_same_key_on_another_command_is_an_idempotency_conflict(engine: Engi
     setup_world(engine)
     receipt = buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY, key="k-1").receipt
     with refused(engine, IdempotencyConflict):
-        engine.cancel(at="2024-02-01T10:00:00+09:00", receipt=receipt, key="k-1")
+        engine.cancel(at="2024-02-01T10:00:00+09:00", receipt=receipt, key="k-1", password=PW)
 
 
 def test_a_refused_command_leaves_its_key_free(engine: Engine) -> None:
@@ -90,7 +101,9 @@ def test_a_refused_command_leaves_its_key_free(engine: Engine) -> None:
     buy(engine, "2024-02-01T10:00:00+09:00", ITEM)
     with refused(engine, LimitExceeded):
         buy(engine, "2024-02-01T11:00:00+09:00", ITEM, key="k-1")
-    engine.change_passport_limit(at="2024-02-01T11:00:00+09:00", passport_id=PID, limit=600)
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-01T11:00:00+09:00", passport_id=PID, limit=600
+    )
     result = buy(engine, "2024-02-01T11:00:00+09:00", ITEM, key="k-1")  # the same retry
     assert result.charged == Yen(300)
 
@@ -101,27 +114,115 @@ def test_a_refused_command_leaves_its_key_free_for_a_different_body(engine: Engi
     with refused(engine, LimitExceeded):
         buy(engine, "2024-02-01T11:00:00+09:00", ITEM, key="k-1")
     engine.change_passport_limit(
-        at="2024-02-01T12:00:00+09:00", passport_id=PID, limit=3000, key="k-1"
+        access_key=KEY, at="2024-02-01T12:00:00+09:00", passport_id=PID, limit=3000, key="k-1"
     )
 
 
-def test_a_wrong_password_does_not_bind_the_key(engine: Engine) -> None:
-    """The counted wrong password is a refusal: the key stays free."""
+def test_a_counted_wrong_password_binds_the_key(engine: Engine) -> None:
+    """Contract 2 (INTERCHANGE.md, DOMAIN.md §10): a refusal that recorded a wrong password
+    binds its key, so re-running the same log after a crash answers the same refusal and
+    counts nothing twice; a retry of that key with another body (the right password) is a
+    conflict, judged after its credential passes."""
     setup_world(engine)
-    with pytest.raises(WrongPassword):
-        buy(engine, "2024-02-01T10:00:00+09:00", ITEM, password="Wrong123", key="k-1")
-    result = buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="k-1")
+    with pytest.raises(WrongPassword) as first:
+        buy(engine, "2024-02-01T10:00:00+09:00", ITEM, password=WRONG, key="k-1")
+    for _ in range(3):
+        with refused(engine, WrongPassword) as again:
+            buy(engine, "2024-02-01T10:00:00+09:00", ITEM, password=WRONG, key="k-1")
+        assert again.value.message == first.value.message
+    passport = engine.passport(PID)
+    assert passport is not None
+    assert passport.consecutive_failures == 1
+    with refused(engine, IdempotencyConflict):
+        buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="k-1")
+    result = buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="k-2")
     assert result.charged == Yen(300)
 
 
+def test_a_wrong_access_key_does_not_bind_the_key(engine: Engine) -> None:
+    """INTERCHANGE.md: only a counted wrong password binds a key among refusals; a wrong
+    access key is not counted (docs/design.md), so its key stays free for the retry."""
+    setup_world(engine)
+    with refused(engine, WrongAccessKey):
+        engine.change_passport_limit(
+            at="2024-02-01T10:00:00+09:00",
+            passport_id=PID,
+            access_key=WRONG,
+            limit=1000,
+            key="k-1",
+        )
+    engine.change_passport_limit(
+        at="2024-02-01T10:00:00+09:00", passport_id=PID, access_key=KEY, limit=1000, key="k-1"
+    )
+    passport = engine.passport(PID)
+    assert passport is not None
+    assert passport.limit == Yen(1000)
+
+
+def test_a_key_bound_to_another_body_counts_a_wrong_password_before_the_conflict(
+    engine: Engine,
+) -> None:
+    """DOMAIN.md §10: idempotency never opens a side door — a key bound to a different body
+    does not answer before the credential is checked: a wrong secret is counted and refused as
+    such, so a bound key gives no free password guesses (ten lock the ID)."""
+    setup_world(engine)
+    buy(engine, "2024-02-01T09:00:00+09:00", ITEM, key="k-1")
+    for n in range(10):
+        with pytest.raises(WrongPassword):
+            buy(
+                engine, f"2024-02-01T10:{n:02d}:00+09:00", ITEM, password=f"Guess{n:03d}", key="k-1"
+            )
+    passport = engine.passport(PID)
+    assert passport is not None
+    assert passport.consecutive_failures == 10
+    assert passport.locked
+    with refused(engine, LockedOut):
+        buy(engine, "2024-02-01T11:00:00+09:00", ITEM, key="k-1")
+
+
+def test_only_the_right_secret_gets_idempotency_conflict(engine: Engine) -> None:
+    """DOMAIN.md §10: only a correct secret gets ``idempotency_conflict``; secrets are part of
+    the body (checked against a hash), so the same key with another right password — after a
+    password change — is a conflict too."""
+    setup_world(engine)
+    buy(engine, "2024-02-01T09:00:00+09:00", ITEM, key="k-1")
+    with refused(engine, IdempotencyConflict):
+        buy(engine, "2024-02-01T09:30:00+09:00", ITEM, key="k-1")
+    engine.change_passport_details(
+        at="2024-02-01T09:00:00+09:00", passport_id=PID, access_key=KEY, password="Other123"
+    )
+    with refused(engine, IdempotencyConflict):
+        buy(engine, "2024-02-01T09:00:00+09:00", ITEM, password="Other123", key="k-1")
+
+
+def test_a_key_bound_to_a_line_holder_command_checks_the_access_key_first(
+    engine: Engine,
+) -> None:
+    """§10 for the line holder's credential: a key bound to another body answers
+    ``wrong_access_key`` to a wrong key, ``idempotency_conflict`` only to the right one."""
+    setup_world(engine)
+    engine.change_passport_limit(
+        at="2024-02-01T10:00:00+09:00", passport_id=PID, access_key=KEY, limit=1000, key="k-1"
+    )
+    with refused(engine, WrongAccessKey):
+        engine.change_passport_limit(
+            at="2024-02-01T10:00:00+09:00", passport_id=PID, access_key=WRONG, limit=1000, key="k-1"
+        )
+    with refused(engine, IdempotencyConflict):
+        engine.change_passport_limit(
+            at="2024-02-01T10:00:00+09:00", passport_id=PID, access_key=KEY, limit=2000, key="k-1"
+        )
+
+
 def test_a_replay_is_answered_even_after_the_month_closed(engine: Engine) -> None:
-    """INTERCHANGE.md precedence: ``idempotency_conflict`` is judged before ``month_closed``;
-    an identical retry is not a new command, so it gets the first answer again."""
+    """INTERCHANGE.md: a key bound to the same body answers its first result before any check
+    (an identical retry is not a new command); another body in the closed month is
+    ``month_closed``, which ranks before ``idempotency_conflict`` in contract 2."""
     setup_world(engine)
     first = buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="k-1")
     engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
     assert buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="k-1") == first
-    with refused(engine, IdempotencyConflict):
+    with refused(engine, MonthClosed):
         buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY, key="k-1")
 
 
@@ -151,15 +252,42 @@ def test_replayed_results_of_every_result_type_equal_the_first(engine: Engine) -
             limit=1000,
             line_auth=False,
             key="rp",
+            access_key=KEY,
         ),
-        lambda: engine.change_passport_limit(at=at, passport_id="jiro.3", limit=900, key="cl"),
+        lambda: engine.change_passport_limit(
+            access_key=KEY, at=at, passport_id="jiro.3", limit=900, key="cl"
+        ),
         lambda: engine.refund(at=at, receipt=receipt, amount=5, reason="x", key="r"),
-        lambda: engine.cancel(at="2024-02-02T00:00:00+09:00", receipt=receipt, key="c"),
+        lambda: buy(engine, at, ITEM, quantity=3, key="q"),
+        lambda: engine.set_notification(
+            at=at,
+            customer_id=CID,
+            access_key=KEY,
+            provider="A",
+            notify=True,
+            consent=True,
+            channel="web",
+            key="n",
+        ),
+        lambda: engine.change_passport_details(
+            at=at, passport_id="jiro.3", access_key=KEY, email="j@example.jp", key="cd"
+        ),
+        lambda: engine.reset_password(
+            at=at, passport_id="jiro.3", password="Jiro5678", channel="phone", key="rs"
+        ),
+        lambda: engine.set_fee(
+            at=at, operator="east", effective_from="2024-02", flat_fee=60, key="f"
+        ),
+        lambda: engine.cancel(
+            password=PW, at="2024-02-02T00:00:00+09:00", receipt=receipt, key="c"
+        ),
         lambda: engine.regulate_line(at="2024-02-03T00:00:00+09:00", customer_id=CID, key="g"),
         lambda: engine.lift_regulation(
             at="2024-02-04T00:00:00+09:00", customer_id=CID, channel="written", key="l"
         ),
-        lambda: engine.delete_passport(at="2024-02-05T00:00:00+09:00", passport_id=PID, key="d"),
+        lambda: engine.delete_passport(
+            access_key=KEY, at="2024-02-05T00:00:00+09:00", passport_id=PID, key="d"
+        ),
         lambda: engine.change_line(
             at="2024-02-06T00:00:00+09:00",
             customer_id=CID,

@@ -13,9 +13,11 @@ from matome.values import PassportId, YearMonth, Yen
 from tests.unit.helpers import (
     CID,
     ITEM,
+    KEY,
     MONTHLY,
     MONTHLY2,
     PID,
+    PW,
     buy,
     refused,
     register,
@@ -30,7 +32,9 @@ def test_raising_an_id_limit_up_to_the_line_cap_is_allowed(engine: Engine) -> No
     """§3: the invariant holds with equality."""
     setup_world(engine, line_limit=10_000, limit=3000)
     register(engine, "hanako.2", at="2024-01-06T00:00:00+09:00", limit=2000)
-    engine.change_passport_limit(at="2024-02-01T00:00:00+09:00", passport_id=PID, limit=8000)
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-01T00:00:00+09:00", passport_id=PID, limit=8000
+    )
     line = engine.line(CID)
     assert line is not None
     assert line.limit_sum == Yen(10_000)
@@ -42,7 +46,9 @@ def test_raising_an_id_limit_above_what_the_line_cap_leaves_is_refused(engine: E
     setup_world(engine, line_limit=10_000, limit=3000)
     register(engine, "hanako.2", at="2024-01-06T00:00:00+09:00", limit=2000)
     with refused(engine, LimitSumExceeded):
-        engine.change_passport_limit(at="2024-02-01T00:00:00+09:00", passport_id=PID, limit=8001)
+        engine.change_passport_limit(
+            access_key=KEY, at="2024-02-01T00:00:00+09:00", passport_id=PID, limit=8001
+        )
     passport = engine.passport(PID)
     assert passport is not None
     assert passport.limit == Yen(3000)  # not clamped to 8,000
@@ -124,7 +130,7 @@ def test_a_subscription_cancelled_on_the_first_does_not_count_in_that_month(
     is not part of that month's spend."""
     setup_world(engine, limit=600)
     receipt = buy(engine, "2024-01-20T10:00:00+09:00", MONTHLY).receipt
-    engine.cancel(at="2024-02-01T09:00:00+09:00", receipt=receipt)
+    engine.cancel(at="2024-02-01T09:00:00+09:00", receipt=receipt, password=PW)
     buy(engine, "2024-02-01T10:00:00+09:00", ITEM)
     buy(engine, "2024-02-02T10:00:00+09:00", ITEM)  # 600: nothing of the 525 is charged
 
@@ -135,7 +141,7 @@ def test_a_subscription_cancelled_on_the_second_still_counts_in_that_month(
     """§3 + §4: cancelled on the 2nd, the month is charged in full, so it counts."""
     setup_world(engine, limit=600)
     receipt = buy(engine, "2024-01-20T10:00:00+09:00", MONTHLY).receipt
-    engine.cancel(at="2024-02-02T09:00:00+09:00", receipt=receipt)
+    engine.cancel(at="2024-02-02T09:00:00+09:00", receipt=receipt, password=PW)
     with refused(engine, LimitExceeded):
         buy(engine, "2024-02-02T10:00:00+09:00", ITEM)  # 525 + 300 > 600
 
@@ -145,7 +151,9 @@ def test_lowering_an_id_limit_below_what_was_spent_is_allowed(engine: Engine) ->
     setup_world(engine, limit=3000)
     buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY)
     buy(engine, "2024-02-01T10:01:00+09:00", ITEM)
-    engine.change_passport_limit(at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=100)
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=100
+    )
     passport = engine.passport(PID)
     assert passport is not None
     assert passport.limit == Yen(100)
@@ -156,7 +164,9 @@ def test_a_limit_lowered_below_the_spend_stops_further_purchases(engine: Engine)
     """§3: ... it only stops further purchases; existing subscriptions continue."""
     setup_world(engine, limit=3000)
     receipt = buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY).receipt
-    engine.change_passport_limit(at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=100)
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=100
+    )
     with refused(engine, LimitExceeded):
         buy(engine, "2024-02-03T10:00:00+09:00", ITEM)
     sub = engine.subscription(receipt)
@@ -171,7 +181,9 @@ def test_lowering_the_line_cap_below_the_spend_is_allowed(engine: Engine) -> Non
     """§3: lowering a limit below the spend is allowed (the line's cap as well)."""
     setup_world(engine, limit=1000)
     buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY)
-    engine.change_passport_limit(at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=0)
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=0
+    )
     engine.change_line_limit(at="2024-02-02T10:01:00+09:00", customer_id=CID, line_limit=0)
     with refused(engine, LimitExceeded):
         buy(engine, "2024-02-03T10:00:00+09:00", ITEM)
@@ -194,7 +206,7 @@ def test_a_cancelled_monthly_service_still_counts_in_its_cancellation_month(
     pro-rating), so cancelling does not free limit for another service."""
     setup_world(engine, limit=825)
     receipt = buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY).receipt  # 525
-    engine.cancel(at="2024-02-05T10:00:00+09:00", receipt=receipt)
+    engine.cancel(at="2024-02-05T10:00:00+09:00", receipt=receipt, password=PW)
     buy(engine, "2024-02-06T10:00:00+09:00", MONTHLY2)  # 300 → 825
     with refused(engine, LimitExceeded):
         buy(engine, "2024-02-07T10:00:00+09:00", ITEM)
@@ -207,7 +219,7 @@ def test_rebuying_a_cancelled_monthly_service_in_the_same_month_passes_the_limit
     month, so it adds nothing to the spend, even with the limit fully used."""
     setup_world(engine, limit=525)
     receipt = buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY).receipt
-    engine.cancel(at="2024-02-10T10:00:00+09:00", receipt=receipt)
+    engine.cancel(at="2024-02-10T10:00:00+09:00", receipt=receipt, password=PW)
     again = buy(engine, "2024-02-20T10:00:00+09:00", MONTHLY)
     assert again.charged == Yen(0)
     assert again.price == Yen(525)

@@ -285,6 +285,45 @@ def test_an_item_change_to_a_kind_west_does_not_offer_is_invalid(engine: Engine)
         engine.change_line(at=AT, customer_id=CID, change="item_change", new_kind="b_flets")
 
 
+@pytest.mark.parametrize(
+    ("operator", "cid", "kind", "new_kind"),
+    [
+        ("west", CID, "hikari_next", "hikari_light"),
+        ("west", CID, "hikari_light", "hikari_next"),
+        ("east", EAST_CID, "hikari_next", "hikari_light"),
+    ],
+)
+def test_an_item_change_between_hikari_next_and_light_is_invalid_input(
+    engine: Engine, operator: str, cid: str, kind: str, new_kind: str
+) -> None:
+    """§6 (contract 2): a change of item [品目変更] never switches between Hikari Next and
+    Hikari Light — that is a menu change — so an ``item_change`` asking for it is
+    ``invalid_input``, and changes nothing (no IDs deleted, nothing in the table)."""
+    open_line(engine, cid, operator=operator, kind=kind)
+    register(engine, customer_id=cid)
+    with refused(engine, InvalidInput):
+        engine.change_line(at=AT, customer_id=cid, change="item_change", new_kind=new_kind)
+    line = engine.line(cid)
+    assert line is not None
+    assert (line.kind.value, set(line.passports)) == (kind, {PassportId(PID)})
+    assert to_json(engine.continuity(cid)) == []
+
+
+def test_an_item_change_to_another_kind_of_the_same_menu_keeps_the_service(engine: Engine) -> None:
+    """§6: an item change (customer ID unchanged) keeps the service; on NTT East it may go
+    e.g. Hikari Light → Light Plus (not Next ⇄ Light)."""
+    open_line(engine, EAST_CID, operator="east", kind="hikari_light")
+    register(engine, customer_id=EAST_CID)
+    result = engine.change_line(
+        at=AT, customer_id=EAST_CID, change="item_change", new_kind="hikari_light_plus"
+    )
+    assert result.kept
+    line = engine.line(EAST_CID)
+    assert line is not None
+    assert line.kind is LineKind.HIKARI_LIGHT_PLUS
+    assert set(line.passports) == {PassportId(PID)}
+
+
 def test_an_ended_service_frees_the_lines_ids_and_limits(engine: Engine) -> None:
     """§6: the IDs are deleted: a line that continues (transfer) starts from zero IDs."""
     _world(engine)

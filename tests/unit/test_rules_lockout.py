@@ -1,7 +1,10 @@
-"""Wrong passwords and lockout, as used by purchase: DOMAIN.md §10, INTERCHANGE.md "Results".
+"""Wrong passwords and lockout: DOMAIN.md §10, INTERCHANGE.md "Results".
 
 A wrong password is the one refusal that leaves something behind: a ``PasswordRejected``
-security event, so that 10 consecutive failures disable the password (``locked_out``).
+security event, so that 10 consecutive failures disable the password (``locked_out``).  In
+contract 2 both of the Passport ID holder's commands (``purchase`` and ``cancel``) carry the
+password; a locked ID is unlocked by a new password — the line holder's, with the access key,
+or the operator's ``reset_password`` (see test_rules_credentials).
 """
 
 from __future__ import annotations
@@ -9,8 +12,19 @@ from __future__ import annotations
 import pytest
 
 from matome.engine import Engine
-from matome.errors import LockedOut, WrongPassword
-from tests.unit.helpers import ITEM, PID, buy, event_count, refused, setup_world, topics_since
+from matome.errors import LockedOut, WrongAccessKey, WrongPassword
+from tests.unit.helpers import (
+    ITEM,
+    KEY,
+    PID,
+    WRONG_KEY,
+    buy,
+    cancel,
+    event_count,
+    refused,
+    setup_world,
+    topics_since,
+)
 
 WRONG = "Wrong123"
 
@@ -99,7 +113,7 @@ def test_a_new_password_unlocks_the_id(engine: Engine) -> None:
     setup_world(engine)
     _fail(engine, 10)
     engine.change_passport_details(
-        at="2024-02-02T00:00:00+09:00", passport_id=PID, password="Fresh123"
+        access_key=KEY, at="2024-02-02T00:00:00+09:00", passport_id=PID, password="Fresh123"
     )
     passport = engine.passport(PID)
     assert passport is not None
@@ -113,7 +127,7 @@ def test_an_email_change_alone_does_not_unlock_the_id(engine: Engine) -> None:
     setup_world(engine)
     _fail(engine, 10)
     engine.change_passport_details(
-        at="2024-02-02T00:00:00+09:00", passport_id=PID, email="new@example.jp"
+        access_key=KEY, at="2024-02-02T00:00:00+09:00", passport_id=PID, email="new@example.jp"
     )
     with refused(engine, LockedOut):
         buy(engine, "2024-02-02T10:00:00+09:00", ITEM)
@@ -126,3 +140,31 @@ def test_wrong_passwords_of_one_id_do_not_lock_another(engine: Engine) -> None:
     register(engine, "hanako.2", at="2024-01-06T00:00:00+09:00", password="Hana1234", limit=1000)
     _fail(engine, 10)
     buy(engine, "2024-02-02T10:00:00+09:00", ITEM, passport_id="hanako.2", password="Hana1234")
+
+
+def test_a_new_password_with_a_wrong_access_key_does_not_unlock_the_id(engine: Engine) -> None:
+    """§10 (contract 2): only the line holder — with the line's access key — or the operator
+    can set a new password; a wrong key leaves the ID locked."""
+    setup_world(engine)
+    _fail(engine, 10)
+    with refused(engine, WrongAccessKey):
+        engine.change_passport_details(
+            access_key=WRONG_KEY,
+            at="2024-02-02T00:00:00+09:00",
+            passport_id=PID,
+            password="Fresh123",
+        )
+    with refused(engine, LockedOut):
+        buy(engine, "2024-02-02T10:00:00+09:00", ITEM, password="Fresh123")
+
+
+def test_wrong_purchase_and_cancel_passwords_count_together(engine: Engine) -> None:
+    """§10: "10 consecutive wrong purchase/cancel passwords lock the ID"."""
+    setup_world(engine)
+    receipt = buy(engine, "2024-02-01T09:00:00+09:00", "back").receipt
+    _fail(engine, 9)
+    with pytest.raises(WrongPassword):
+        cancel(engine, "2024-02-01T10:30:00+09:00", receipt, password=WRONG)
+    passport = engine.passport(PID)
+    assert passport is not None
+    assert passport.locked

@@ -18,11 +18,16 @@ from matome.wire import to_json
 from tests.unit.helpers import (
     CID,
     ITEM,
+    KEY,
     MONTHLY,
     MONTHLY2,
     PID,
+    PW,
+    WRONG,
+    WRONG_KEY,
     add_provider,
     buy,
+    cancel,
     event_count,
     open_line,
     refused,
@@ -85,7 +90,9 @@ def test_issue_bills_needs_a_yyyy_mm_month(engine: Engine) -> None:
 
 COMMANDS_DATED_IN_FEBRUARY: list[tuple[str, Any]] = [
     ("purchase", lambda e, at, r: buy(e, at, ITEM)),
-    ("cancel", lambda e, at, r: e.cancel(at=at, receipt=r)),
+    ("purchase with a wrong password", lambda e, at, r: buy(e, at, ITEM, password=WRONG)),
+    ("cancel", lambda e, at, r: cancel(e, at, r)),
+    ("cancel with a wrong password", lambda e, at, r: cancel(e, at, r, password=WRONG)),
     ("refund", lambda e, at, r: e.refund(at=at, receipt=r, amount=1, reason="x")),
     ("regulate_line", lambda e, at, r: e.regulate_line(at=at, customer_id=CID)),
     (
@@ -98,13 +105,63 @@ COMMANDS_DATED_IN_FEBRUARY: list[tuple[str, Any]] = [
     ),
     ("change_line", lambda e, at, r: e.change_line(at=at, customer_id=CID, change="cancellation")),
     (
-        "change_passport_limit",
-        lambda e, at, r: e.change_passport_limit(at=at, passport_id=PID, limit=1),
+        "change_billing",
+        lambda e, at, r: e.change_billing(
+            at=at,
+            customer_id=CID,
+            billing={"method": "customer_number", "number": "0087654321"},
+            reason="customer_number",
+        ),
     ),
-    ("delete_passport", lambda e, at, r: e.delete_passport(at=at, passport_id=PID)),
+    (
+        "change_passport_limit",
+        lambda e, at, r: e.change_passport_limit(at=at, passport_id=PID, access_key=KEY, limit=1),
+    ),
+    (
+        "change_passport_details",
+        lambda e, at, r: e.change_passport_details(
+            at=at, passport_id=PID, access_key=KEY, email="new@example.jp"
+        ),
+    ),
+    (
+        "delete_passport",
+        lambda e, at, r: e.delete_passport(at=at, passport_id=PID, access_key=KEY),
+    ),
+    (
+        "reset_password",
+        lambda e, at, r: e.reset_password(
+            at=at, passport_id=PID, password="New12345", channel="phone"
+        ),
+    ),
+    (
+        "set_notification",
+        lambda e, at, r: e.set_notification(
+            at=at,
+            customer_id=CID,
+            access_key=KEY,
+            provider="A",
+            notify=True,
+            consent=True,
+            channel="web",
+        ),
+    ),
     ("register_passport", lambda e, at, r: register(e, "new.2", at=at, limit=1)),
+    (
+        "register_passport with a wrong access key",
+        lambda e, at, r: register(e, "new.2", at=at, limit=1, access_key=WRONG_KEY),
+    ),
     ("open_line", lambda e, at, r: open_line(e, "CAF0000000005", at=at)),
     ("register_provider", lambda e, at, r: add_provider(e, "NEW", at=at)),
+    (
+        "list_service",
+        lambda e, at, r: e.list_service(
+            at=at, provider="A", service="new", name="new", pricing="monthly", price=1
+        ),
+    ),
+    (
+        "set_fee",
+        lambda e, at, r: e.set_fee(at=at, operator="east", effective_from="2024-04", flat_fee=1),
+    ),
 ]
 
 
@@ -112,12 +169,16 @@ COMMANDS_DATED_IN_FEBRUARY: list[tuple[str, Any]] = [
     "command", [pytest.param(c, id=name) for name, c in COMMANDS_DATED_IN_FEBRUARY]
 )
 def test_any_command_dated_in_a_closed_month_is_month_closed(engine: Engine, command: Any) -> None:
-    """§7: after closing, any command whose business time falls in that month is refused."""
+    """§7: after closing, any command whose business time falls in that month is refused —
+    before its credentials are judged (a wrong password is not counted, contract 2's order)."""
     setup_world(engine)
     receipt = buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY).receipt
     engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
     with refused(engine, MonthClosed):
         command(engine, "2024-02-20T10:00:00+09:00", receipt)
+    passport = engine.passport(PID)
+    assert passport is not None
+    assert passport.consecutive_failures == 0
 
 
 def test_commands_dated_in_a_month_before_the_closed_one_are_month_closed(
@@ -137,7 +198,7 @@ def test_commands_dated_after_the_closed_month_are_accepted(engine: Engine) -> N
     setup_world(engine)
     receipt = buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY).receipt
     engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
-    engine.cancel(at="2024-03-01T00:00:00+09:00", receipt=receipt)
+    engine.cancel(at="2024-03-01T00:00:00+09:00", receipt=receipt, password=PW)
     buy(engine, "2024-03-02T10:00:00+09:00", ITEM)
 
 

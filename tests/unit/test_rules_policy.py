@@ -12,11 +12,17 @@ from datetime import datetime
 import pytest
 
 from matome.engine import Engine
-from matome.errors import LockedOut, RegistrationClosed, TooManyPassports, WrongPassword
+from matome.errors import (
+    GoodsNotOffered,
+    LockedOut,
+    RegistrationClosed,
+    TooManyPassports,
+    WrongPassword,
+)
 from matome.policy import DEFAULT_POLICY, Policy
 from matome.values import TOKYO, Yen
 from tests.conftest import TEST_ITERATIONS
-from tests.unit.helpers import ITEM, MONTHLY, add_provider, buy, open_line, refused, register
+from tests.unit.helpers import ITEM, MONTHLY, PW, add_provider, buy, open_line, refused, register
 
 PolicyEngine = Iterator[Engine]
 
@@ -53,7 +59,7 @@ def test_an_operator_billing_each_subscription_separately_charges_a_rebuy_again(
     open_line(engine)
     register(engine)
     first = buy(engine, "2024-02-03T10:00:00+09:00", MONTHLY)
-    engine.cancel(at="2024-02-10T10:00:00+09:00", receipt=first.receipt)
+    engine.cancel(at="2024-02-10T10:00:00+09:00", receipt=first.receipt, password=PW)
     again = buy(engine, "2024-02-12T10:00:00+09:00", MONTHLY)
     assert again.charged == Yen(525)
 
@@ -84,5 +90,23 @@ def test_the_lockout_count_and_the_id_count_are_settings() -> None:
                 buy(engine, f"2024-02-01T10:0{n}:00+09:00", ITEM, password="Wrong123")
         with refused(engine, LockedOut):
             buy(engine, "2024-02-01T11:00:00+09:00", ITEM)
+    finally:
+        engine.close()
+
+
+def test_the_date_east_sells_physical_goods_from_is_a_setting_west_sells_them_regardless() -> None:
+    """§1: NTT East sells physical goods from 2012-06-05 — a dated setting; NTT West's guide
+    includes goods, so West lines are not held back by it (contract 2)."""
+    engine = _engine(Policy(physical_goods_from=datetime(2020, 1, 1, tzinfo=TOKYO)))
+    try:
+        add_provider(engine, "G", at="2019-01-01T00:00:00+09:00", goods="physical")
+        open_line(engine, "COP00000001", at="2019-01-01T00:00:00+09:00", operator="east")
+        open_line(engine, at="2019-01-01T00:00:00+09:00")
+        register(engine, "east.1", customer_id="COP00000001", at="2019-01-02T00:00:00+09:00")
+        register(engine, at="2019-01-02T00:00:00+09:00")
+        with refused(engine, GoodsNotOffered):
+            buy(engine, "2019-12-31T23:59:59+09:00", ITEM, provider="G", passport_id="east.1")
+        buy(engine, "2019-12-31T23:59:59+09:00", ITEM, provider="G")  # West
+        buy(engine, "2020-01-01T00:00:00+09:00", ITEM, provider="G", passport_id="east.1")
     finally:
         engine.close()

@@ -1,10 +1,15 @@
-"""Order of precedence of error codes: INTERCHANGE.md, "Results".
+"""Order of precedence of error codes: INTERCHANGE.md, "Results" (contract 2).
 
-When several refusals apply, the first in this order is reported: invalid_input;
-idempotency_conflict; month_closed; unknown_*; duplicate; line_regulated; locked_out;
-wrong_password; line_auth_failed; not_allowed_online, consent_required; registration_closed;
+A key bound to the same body answers its first result before any check.  Otherwise, when
+several refusals apply, the first in this order is reported: invalid_input (a command out of
+time order included); month_closed; the unknown_* codes; line_auth_failed; locked_out;
+wrong_password, wrong_access_key; idempotency_conflict; duplicate; line_regulated;
+not_allowed_online, consent_required; goods_not_offered; registration_closed;
 too_many_passports; registration_limit_exceeded; limit_sum_exceeded; limit_exceeded;
-not_cancellable, refund_exceeds_charge.  And a refused command writes nothing.
+not_cancellable, refund_exceeds_charge; busy.  Credentials are checked before the state they
+guard (a wrong password on a regulated line is ``wrong_password``, and is counted); the line
+check comes before the password.  And a refused command writes nothing (but a counted wrong
+password).
 """
 
 from __future__ import annotations
@@ -18,19 +23,24 @@ from matome.errors import (
     ERROR_CLASSES,
     ERROR_PRECEDENCE,
     DuplicateError,
+    GoodsNotOffered,
     IdempotencyConflict,
     InvalidInput,
+    LimitExceeded,
     LimitSumExceeded,
     LineAuthFailed,
     LineRegulated,
     LockedOut,
     MatomeError,
     MonthClosed,
+    NotCancellable,
     RegistrationClosed,
     RegistrationLimitExceeded,
     TooManyPassports,
     UnknownLine,
+    UnknownPassport,
     UnknownService,
+    WrongAccessKey,
     WrongPassword,
 )
 from tests.unit.helpers import (
@@ -38,43 +48,63 @@ from tests.unit.helpers import (
     CID2,
     EAST_CID,
     ITEM,
+    KEY,
     MONTHLY,
     PID,
+    PW,
+    WRONG,
+    WRONG_KEY,
     add_provider,
     buy,
+    cancel,
     event_count,
     open_line,
     refused,
     register,
     setup_world,
+    topics_since,
 )
 
-WRONG = "Wrong123"
+#: INTERCHANGE.md "Results": the contract's order, one entry per rank (codes of one rank
+#: share it).
+CONTRACT_ORDER: list[tuple[str, ...]] = [
+    ("invalid_input",),
+    ("month_closed",),
+    ("unknown_line", "unknown_passport", "unknown_provider", "unknown_service", "unknown_receipt"),
+    ("line_auth_failed",),
+    ("locked_out",),
+    ("wrong_password", "wrong_access_key"),
+    ("idempotency_conflict",),
+    ("duplicate",),
+    ("line_regulated",),
+    ("not_allowed_online", "consent_required"),
+    ("goods_not_offered",),
+    ("registration_closed",),
+    ("too_many_passports",),
+    ("registration_limit_exceeded",),
+    ("limit_sum_exceeded",),
+    ("limit_exceeded",),
+    ("not_cancellable", "refund_exceeds_charge"),
+]
 
 
-def test_the_precedence_table_lists_every_contract_code_in_the_contract_order() -> None:
-    """INTERCHANGE.md: the order of precedence, as the engine declares it."""
+def _failures(engine: Engine) -> int:
+    passport = engine.passport(PID)
+    assert passport is not None
+    return passport.consecutive_failures
+
+
+def _lock(engine: Engine, *, day: str = "2024-02-01") -> None:
+    for n in range(10):
+        with pytest.raises(WrongPassword):
+            buy(engine, f"{day}T10:{n:02d}:00+09:00", ITEM, password=WRONG)
+
+
+def test_the_precedence_table_is_the_contract_2_order() -> None:
+    """INTERCHANGE.md "Results" (contract 2): the order of precedence, as the engine
+    declares it, rank for rank; every refusal code of the engine is in it exactly once."""
+    assert [set(rank) for rank in ERROR_PRECEDENCE] == [set(rank) for rank in CONTRACT_ORDER]
     flat = [code for rank in ERROR_PRECEDENCE for code in rank]
-    contract = [
-        "invalid_input",
-        "idempotency_conflict",
-        "month_closed",
-        "unknown_line",
-        "duplicate",
-        "line_regulated",
-        "locked_out",
-        "wrong_password",
-        "line_auth_failed",
-        "not_allowed_online",
-        "registration_closed",
-        "too_many_passports",
-        "registration_limit_exceeded",
-        "limit_sum_exceeded",
-        "limit_exceeded",
-        "not_cancellable",
-    ]
-    positions = [flat.index(code) for code in contract]
-    assert positions == sorted(positions)
     assert set(flat) == set(ERROR_CLASSES)
     assert len(flat) == len(set(flat))
 
@@ -89,18 +119,33 @@ def test_a_purchase_in_a_closed_month_with_an_unknown_passport_id_is_month_close
         buy(engine, "2024-02-15T10:00:00+09:00", passport_id="nobody")
 
 
-def test_a_wrong_password_on_a_regulated_line_is_line_regulated_and_not_counted(
+def test_month_closed_comes_before_unknown_line_for_a_line_holder_command(
     engine: Engine,
 ) -> None:
-    """INTERCHANGE.md example: a wrong password on a regulated line is line_regulated; as the
-    password was never judged, no failure is counted (nothing is written)."""
+    """INTERCHANGE.md: ``month_closed`` ranks before the ``unknown_*`` codes (and before a
+    wrong access key)."""
+    setup_world(engine)
+    engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
+    with refused(engine, MonthClosed):
+        register(engine, "new.2", customer_id=CID2, at="2024-02-15T10:00:00+09:00")
+    with refused(engine, MonthClosed):
+        register(engine, "new.2", at="2024-02-15T10:00:00+09:00", access_key=WRONG_KEY)
+
+
+def test_a_wrong_password_on_a_regulated_line_is_wrong_password_and_counted(
+    engine: Engine,
+) -> None:
+    """INTERCHANGE.md example (contract 2): credentials are checked before the state they
+    guard, so a wrong password on a regulated line is ``wrong_password``, and is counted."""
     setup_world(engine)
     engine.regulate_line(at="2024-02-01T00:00:00+09:00", customer_id=CID)
-    with refused(engine, LineRegulated):
+    before = event_count(engine)
+    with pytest.raises(WrongPassword):
         buy(engine, "2024-02-02T10:00:00+09:00", ITEM, password=WRONG)
-    passport = engine.passport(PID)
-    assert passport is not None
-    assert passport.consecutive_failures == 0
+    assert topics_since(engine, before) == ["matome.passport.PasswordRejected"]
+    assert _failures(engine) == 1
+    with refused(engine, LineRegulated):  # the right password meets the regulation
+        buy(engine, "2024-02-02T10:01:00+09:00", ITEM)
 
 
 def test_invalid_input_comes_before_everything(engine: Engine) -> None:
@@ -111,12 +156,33 @@ def test_invalid_input_comes_before_everything(engine: Engine) -> None:
         buy(engine, "2024-02-15T10:00:00+09:00", passport_id="nobody", password="no!")
 
 
-def test_idempotency_conflict_comes_before_month_closed(engine: Engine) -> None:
+def test_a_command_out_of_time_order_is_invalid_input_before_month_closed(engine: Engine) -> None:
+    """INTERCHANGE.md: ``invalid_input`` includes a command out of time order, and ranks
+    before ``month_closed`` (and before a wrong password, which is then not counted)."""
+    setup_world(engine)
+    buy(engine, "2024-03-10T10:00:00+09:00", ITEM)
+    engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
+    with refused(engine, InvalidInput):
+        buy(engine, "2024-02-15T10:00:00+09:00", ITEM, password=WRONG)
+    assert _failures(engine) == 0
+
+
+def test_month_closed_comes_before_idempotency_conflict(engine: Engine) -> None:
+    """INTERCHANGE.md (contract 2): ``month_closed`` ranks before ``idempotency_conflict``;
+    only the same key *and body* is answered again before any check."""
+    setup_world(engine)
+    first = buy(engine, "2024-02-15T10:00:00+09:00", ITEM, key="k")
+    engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
+    with refused(engine, MonthClosed):
+        buy(engine, "2024-02-16T10:00:00+09:00", ITEM, key="k")
+    assert buy(engine, "2024-02-15T10:00:00+09:00", ITEM, key="k") == first
+
+
+def test_unknown_comes_before_idempotency_conflict(engine: Engine) -> None:
     setup_world(engine)
     buy(engine, "2024-02-15T10:00:00+09:00", ITEM, key="k")
-    engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
-    with refused(engine, IdempotencyConflict):
-        buy(engine, "2024-02-16T10:00:00+09:00", ITEM, key="k")
+    with refused(engine, UnknownPassport):
+        buy(engine, "2024-02-16T10:00:00+09:00", ITEM, passport_id="nobody", key="k")
 
 
 def test_unknown_comes_before_duplicate(engine: Engine) -> None:
@@ -126,10 +192,25 @@ def test_unknown_comes_before_duplicate(engine: Engine) -> None:
         register(engine, PID, customer_id=CID2, at="2024-02-01T00:00:00+09:00")
 
 
-def test_unknown_service_comes_before_a_duplicate_or_wrong_password(engine: Engine) -> None:
+def test_registration_closed_comes_after_unknown_line(engine: Engine) -> None:
+    """INTERCHANGE.md: after the cut-off, a registration on an unknown line is
+    ``unknown_line``, not ``registration_closed``."""
+    setup_world(engine)
+    with refused(engine, UnknownLine):
+        register(engine, "new.2", customer_id=CID2, at="2024-12-05T00:00:00+09:00")
+    with refused(engine, RegistrationClosed):
+        register(engine, "new.2", at="2024-12-05T00:00:00+09:00")
+
+
+def test_unknown_service_comes_before_a_wrong_password_which_is_not_counted(
+    engine: Engine,
+) -> None:
+    """The ``unknown_*`` codes rank before ``wrong_password``: the password is not judged,
+    so nothing is counted (a refused command writes nothing)."""
     setup_world(engine)
     with refused(engine, UnknownService):
         buy(engine, "2024-02-01T10:00:00+09:00", "nothing", password=WRONG)
+    assert _failures(engine) == 0
 
 
 def test_duplicate_comes_before_line_regulated(engine: Engine) -> None:
@@ -139,47 +220,144 @@ def test_duplicate_comes_before_line_regulated(engine: Engine) -> None:
         register(engine, PID, at="2024-02-02T00:00:00+09:00")
 
 
-def test_a_duplicate_subscription_with_a_wrong_password_is_duplicate_and_not_counted(
+def test_a_duplicate_subscription_with_a_wrong_password_is_wrong_password_and_counted(
     engine: Engine,
 ) -> None:
+    """Contract 2: the password is checked before the state it guards (``wrong_password``
+    ranks before ``duplicate``), and counted."""
     setup_world(engine)
     buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY)
-    with refused(engine, DuplicateError):
+    with pytest.raises(WrongPassword):
         buy(engine, "2024-02-02T10:00:00+09:00", MONTHLY, password=WRONG)
+    assert _failures(engine) == 1
+    with refused(engine, DuplicateError):
+        buy(engine, "2024-02-02T10:01:00+09:00", MONTHLY)
 
 
-def test_line_regulated_comes_before_locked_out(engine: Engine) -> None:
+def test_locked_out_comes_before_line_regulated(engine: Engine) -> None:
+    """Contract 2: credentials before state: a locked ID on a regulated line is
+    ``locked_out``."""
     setup_world(engine)
-    for n in range(10):
-        with pytest.raises(WrongPassword):
-            buy(engine, f"2024-02-01T10:{n:02d}:00+09:00", ITEM, password=WRONG)
+    _lock(engine)
     engine.regulate_line(at="2024-02-02T00:00:00+09:00", customer_id=CID)
-    with refused(engine, LineRegulated):
+    with refused(engine, LockedOut):
         buy(engine, "2024-02-03T10:00:00+09:00", ITEM)
 
 
 def test_locked_out_comes_before_wrong_password(engine: Engine) -> None:
     setup_world(engine)
-    for n in range(10):
-        with pytest.raises(WrongPassword):
-            buy(engine, f"2024-02-01T10:{n:02d}:00+09:00", ITEM, password=WRONG)
+    _lock(engine)
     with refused(engine, LockedOut):
         buy(engine, "2024-02-03T10:00:00+09:00", ITEM, password=WRONG)
 
 
-def test_wrong_password_comes_before_line_auth_failed_and_limit_exceeded(engine: Engine) -> None:
+def test_locked_out_comes_before_idempotency_conflict(engine: Engine) -> None:
+    setup_world(engine)
+    buy(engine, "2024-02-01T09:00:00+09:00", ITEM, key="k")
+    _lock(engine)
+    with refused(engine, LockedOut):
+        buy(engine, "2024-02-03T10:00:00+09:00", ITEM, key="k")
+
+
+def test_line_auth_failed_comes_before_wrong_password_and_counts_nothing(engine: Engine) -> None:
+    """Contract 2 (DOMAIN.md §9): the line check comes before the password: a purchase from
+    another line with a wrong password is ``line_auth_failed`` and no wrong password is
+    counted."""
     setup_world(engine, line_auth=True, limit=0)
-    with pytest.raises(WrongPassword):
+    with refused(engine, LineAuthFailed):
         buy(engine, "2024-02-01T10:00:00+09:00", ITEM, password=WRONG, presented_line=CID2)
+    assert _failures(engine) == 0
 
 
-def test_line_auth_failed_comes_before_goods_not_offered_and_limit_exceeded(
+def test_line_auth_failed_comes_before_locked_out(engine: Engine) -> None:
+    setup_world(engine, line_auth=True)
+    for n in range(10):
+        with pytest.raises(WrongPassword):
+            buy(engine, f"2024-02-01T10:{n:02d}:00+09:00", ITEM, password=WRONG, presented_line=CID)
+    with refused(engine, LineAuthFailed):
+        buy(engine, "2024-02-02T10:00:00+09:00", ITEM, presented_line=CID2)
+    with refused(engine, LockedOut):
+        buy(engine, "2024-02-02T10:01:00+09:00", ITEM, presented_line=CID)
+
+
+def test_wrong_password_comes_before_goods_not_offered_and_limit_exceeded(
     engine: Engine,
 ) -> None:
-    setup_world(engine, line_auth=True, limit=0)
-    add_provider(engine, "G", goods="physical")
+    """The password (and the line check before it) come before the state of the purchase:
+    an NTT East Hikari line before 2012-06-05, physical goods, a limit of 0."""
+    add_provider(engine, "G", at="2012-01-01T00:00:00+09:00", goods="physical")
+    open_line(engine, EAST_CID, at="2012-01-01T00:00:00+09:00", operator="east")
+    register(engine, customer_id=EAST_CID, at="2012-01-02T00:00:00+09:00", limit=0, line_auth=True)
+    at = "2012-02-01T10:00:00+09:00"
     with refused(engine, LineAuthFailed):
-        buy(engine, "2024-02-01T10:00:00+09:00", ITEM, provider="G", presented_line=CID2)
+        buy(engine, at, ITEM, provider="G", password=WRONG, presented_line=CID2)
+    with pytest.raises(WrongPassword):
+        buy(engine, at, ITEM, provider="G", password=WRONG, presented_line=EAST_CID)
+    with refused(engine, GoodsNotOffered):
+        buy(engine, at, ITEM, provider="G", presented_line=EAST_CID)
+
+
+def test_wrong_password_comes_before_not_cancellable_and_is_counted(engine: Engine) -> None:
+    """``cancel`` carries the password of the ID that bought the receipt (contract 2): a wrong
+    one is ``wrong_password`` even when the receipt is not cancellable, and is counted."""
+    setup_world(engine)
+    receipt = buy(engine, "2024-02-01T10:00:00+09:00", ITEM).receipt
+    with pytest.raises(WrongPassword):
+        cancel(engine, "2024-02-02T10:00:00+09:00", receipt, password=WRONG)
+    assert _failures(engine) == 1
+    with refused(engine, NotCancellable):
+        cancel(engine, "2024-02-02T10:01:00+09:00", receipt)
+
+
+def test_wrong_access_key_comes_before_idempotency_conflict_and_the_state(engine: Engine) -> None:
+    """Contract 2: the line holder's access key is checked before the state it guards
+    (``duplicate``, ``line_regulated``, ``registration_closed``, the limits) and before a key
+    bound to another body; it is never counted."""
+    setup_world(engine, line_limit=5000, limit=5000)
+    engine.change_passport_limit(
+        at="2024-01-10T00:00:00+09:00", passport_id=PID, access_key=KEY, limit=4000, key="k"
+    )
+    engine.regulate_line(at="2024-12-05T00:00:00+09:00", customer_id=CID)
+    attempts: list[Callable[[], object]] = [
+        lambda: register(engine, PID, at="2024-12-06T00:00:00+09:00", access_key=WRONG_KEY),
+        lambda: register(
+            engine, "new.2", at="2024-12-06T00:00:00+09:00", limit=9000, access_key=WRONG_KEY
+        ),
+        lambda: engine.change_passport_limit(
+            at="2024-12-06T00:00:00+09:00",
+            passport_id=PID,
+            access_key=WRONG_KEY,
+            limit=9000,
+            key="k",
+        ),
+    ]
+    for attempt in attempts:
+        with refused(engine, WrongAccessKey):
+            attempt()
+    with refused(engine, IdempotencyConflict):
+        engine.change_passport_limit(
+            at="2024-12-06T00:00:00+09:00", passport_id=PID, access_key=KEY, limit=9000, key="k"
+        )
+    with refused(engine, LimitSumExceeded):
+        engine.change_passport_limit(
+            at="2024-12-06T00:00:00+09:00", passport_id=PID, access_key=KEY, limit=9000
+        )
+
+
+def test_idempotency_conflict_comes_before_duplicate(engine: Engine) -> None:
+    setup_world(engine)
+    buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY, key="k")
+    with refused(engine, IdempotencyConflict):
+        buy(engine, "2024-02-02T10:00:00+09:00", MONTHLY, key="k")
+
+
+def test_idempotency_conflict_comes_before_limit_exceeded(engine: Engine) -> None:
+    setup_world(engine, limit=300)
+    buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="k")
+    with refused(engine, IdempotencyConflict):
+        buy(engine, "2024-02-01T10:01:00+09:00", ITEM, key="k")
+    with refused(engine, LimitExceeded):
+        buy(engine, "2024-02-01T10:01:00+09:00", ITEM)
 
 
 def test_line_regulated_comes_before_registration_closed(engine: Engine) -> None:
@@ -225,6 +403,7 @@ def test_an_east_provider_registration_after_the_cutoff_still_obeys_the_limits(
             at="2025-01-10T00:00:00+09:00",
             limit=6000,
             via_provider="A",
+            access_key=None,
         )
     with refused(engine, LimitSumExceeded):
         register(
@@ -233,6 +412,7 @@ def test_an_east_provider_registration_after_the_cutoff_still_obeys_the_limits(
             at="2025-01-10T00:00:00+09:00",
             limit=4000,
             via_provider="A",
+            access_key=None,
         )
 
 
@@ -289,7 +469,9 @@ def test_a_refused_command_writes_nothing(engine: Engine) -> None:
     position = event_count(engine)
     attempts: list[Callable[[], object]] = [
         lambda: buy(engine, "2024-02-02T10:00:00+09:00", ITEM),  # limit_exceeded
-        lambda: engine.cancel(at="2024-02-02T10:00:00+09:00", receipt=receipt),  # not_cancellable
+        lambda: engine.cancel(
+            password=PW, at="2024-02-02T10:00:00+09:00", receipt=receipt
+        ),  # not_cancellable
         lambda: engine.refund(
             at="2024-02-02T10:00:00+09:00", receipt=receipt, amount=301, reason="x"
         ),
@@ -302,12 +484,19 @@ def test_a_refused_command_writes_nothing(engine: Engine) -> None:
         ),
         lambda: engine.issue_bills(at="2024-02-02T10:00:00+09:00", month="2024-02"),
         lambda: engine.change_passport_details(
-            at="2024-12-02T00:00:00+09:00", passport_id=PID, email="a@b.jp"
+            access_key=KEY, at="2024-12-02T00:00:00+09:00", passport_id=PID, email="a@b.jp"
         ),
         lambda: open_line(engine, at="2024-02-02T10:00:00+09:00"),
+        lambda: engine.delete_passport(
+            access_key=WRONG_KEY, at="2024-02-02T10:00:00+09:00", passport_id=PID
+        ),
+        lambda: engine.reset_password(
+            at="2024-02-02T10:00:00+09:00", passport_id=PID, password="New12345", channel="fax"
+        ),
     ]
     for attempt in attempts:
         with pytest.raises(MatomeError):
             attempt()
+    assert _failures(engine) == 0
     assert len(list(engine.recorder.select_notifications(start=1, limit=10**9))) == notifications
     assert event_count(engine) == position

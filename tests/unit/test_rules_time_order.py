@@ -18,8 +18,10 @@ from tests.unit.helpers import (
     ITEM,
     MONTHLY,
     PID,
+    WRONG,
     add_provider,
     buy,
+    cancel,
     open_line,
     refused,
     register,
@@ -101,3 +103,18 @@ def test_a_provider_does_not_exist_before_its_registration(engine: Engine) -> No
     with refused(engine, UnknownProvider):
         buy(engine, "2024-02-01T10:00:00+09:00", ITEM)
     buy(engine, "2024-03-01T00:00:00+09:00", ITEM)
+
+
+def test_a_cancel_decides_against_the_passport_id_that_bought_it(engine: Engine) -> None:
+    """§7 Decision with contract 2's ``cancel`` (the buyer's password is checked, and counted,
+    on the Passport ID): a cancel dated before that ID's latest event is out of time order —
+    ``invalid_input``, which ranks before the wrong password, so nothing is counted."""
+    setup_world(engine)
+    receipt = buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY).receipt
+    buy(engine, "2024-02-10T10:00:00+09:00", ITEM)
+    with refused(engine, InvalidInput):
+        cancel(engine, "2024-02-05T10:00:00+09:00", receipt, password=WRONG)
+    passport = engine.passport(PID)
+    assert passport is not None
+    assert passport.consecutive_failures == 0
+    cancel(engine, "2024-02-10T10:00:00+09:00", receipt)

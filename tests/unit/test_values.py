@@ -14,6 +14,7 @@ import pytest
 
 from matome.errors import InvalidInput
 from matome.values import (
+    MAX_YEN,
     TOKYO,
     AccessKey,
     Applicant,
@@ -29,6 +30,8 @@ from matome.values import (
     Yen,
     billing_from_json,
     require_aware,
+    require_in_range,
+    require_month_in_range,
     tokyo_date,
 )
 
@@ -293,14 +296,70 @@ def test_yen_rejects_bools_although_bool_is_an_int(value: bool) -> None:
         Yen(value)
 
 
-def test_non_negative_yen_names_the_field_and_refuses_negatives() -> None:
+def test_command_yen_names_the_field_and_refuses_negatives() -> None:
+    """§1 (contract 2): every amount in a command is 0–99,999,999 yen; anything else is
+    ``invalid_input`` naming the field."""
     assert Yen.non_negative(0, "price") == Yen.ZERO
-    with pytest.raises(InvalidInput, match="price must not be negative"):
+    with pytest.raises(InvalidInput, match="price must be 0–99,999,999 yen, got -1"):
         Yen.non_negative(-1, "price")
     with pytest.raises(InvalidInput, match="limit must be whole yen"):
         Yen.non_negative(1.5, "limit")
     with pytest.raises(InvalidInput, match="limit must be whole yen"):
         Yen.non_negative(True, "limit")
+
+
+@pytest.mark.parametrize("value", [MAX_YEN + 1, 10**25, 2**63, -(2**63)])
+def test_command_yen_above_99_999_999_is_invalid_input(value: int) -> None:
+    """§1 (contract 2): amounts in a command are at most 99,999,999 yen, so every sum fits a
+    64-bit integer; a price of 10**25 is refused, not stored."""
+    with pytest.raises(InvalidInput, match="amount must be 0–99,999,999 yen"):
+        Yen.non_negative(value, "amount")
+
+
+def test_99_999_999_yen_is_the_largest_command_amount() -> None:
+    assert MAX_YEN == 99_999_999
+    assert Yen.non_negative(MAX_YEN, "price") == Yen(99_999_999)
+
+
+# ---------------------------------------------------------------------------------------------
+# Business times (INTERCHANGE.md bounds): 2000-01-01 … 2099-12-31, Tokyo dates
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "2000-01-01T00:00:00+09:00",
+        "1999-12-31T15:00:00+00:00",  # 2000-01-01 00:00 JST
+        "2099-12-31T23:59:59+09:00",
+    ],
+)
+def test_business_times_within_2000_to_2099_are_accepted(at: str) -> None:
+    assert require_in_range(datetime.fromisoformat(at)) == datetime.fromisoformat(at)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "1999-12-31T23:59:59+09:00",
+        "1999-12-31T14:59:59+00:00",  # still 1999 in Tokyo
+        "2100-01-01T00:00:00+09:00",
+        "2099-12-31T15:00:00+00:00",  # 2100-01-01 in Tokyo
+        "0001-01-01T00:00:00+09:00",
+        "9999-12-31T23:59:59+00:00",
+    ],
+)
+def test_business_times_outside_2000_to_2099_are_invalid_input(at: str) -> None:
+    """INTERCHANGE.md bounds: ``at`` between 2000-01-01 and 2099-12-31 (Tokyo dates)."""
+    with pytest.raises(InvalidInput, match=r"at .* is outside 2000-01-01"):
+        require_in_range(datetime.fromisoformat(at))
+
+
+@pytest.mark.parametrize("month", [YearMonth(1999, 12), YearMonth(2100, 1), YearMonth(1, 1)])
+def test_months_outside_the_bounds_are_invalid_input(month: YearMonth) -> None:
+    with pytest.raises(InvalidInput, match=r"month .* is outside 2000-01"):
+        require_month_in_range(month)
+    assert require_month_in_range(YearMonth(2000, 1)) == YearMonth(2000, 1)
+    assert require_month_in_range(YearMonth(2099, 12)) == YearMonth(2099, 12)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,6 +137,11 @@ class Decision:
         new_state: S = self._emit(state, state.id, event_class, fields, self.security_events)
         return new_state
 
+    def create_security(self, stream: UUID, event_class: type[DomainEvent], **fields: Any) -> Any:
+        """The first event of a new stream, recorded with the security events (an idempotency
+        key bound by a counted refusal)."""
+        return self._emit(None, stream, event_class, fields, self.security_events)
+
     def _emit(
         self,
         state: Any,

@@ -4,26 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import attrs
 
 from matome import commands as cmd
-from matome.aggregates.base import make_projector, stream_id
+from matome.aggregates.base import NAMESPACE, make_projector, stream_id
 from matome.aggregates.decision import Decision
 from matome.errors import InvalidInput, MonthClosed
 from matome.events import ledger as ev
-from matome.values import YearMonth
+from matome.values import CustomerId, Operator, YearMonth, Yen
 
 __all__ = [
     "CALENDAR_ID",
     "Calendar",
+    "FeeSchedule",
     "KeyRecord",
+    "bill_id",
     "check_month_open",
     "decide_issue_bills",
+    "decide_set_fee",
+    "fees_id",
     "key_id",
     "project_calendar",
+    "project_fees",
     "project_key",
 ]
 
@@ -32,6 +38,16 @@ CALENDAR_ID = stream_id("calendar", "billing")
 
 def key_id(key: str) -> UUID:
     return stream_id("idempotency", key)
+
+
+def fees_id(operator: Operator) -> UUID:
+    return stream_id("fees", operator.value)
+
+
+def bill_id(customer_id: CustomerId | str, month: YearMonth) -> UUID:
+    """The stream of one issued bill (a line's bill for one closed month)."""
+    cid = customer_id.value if isinstance(customer_id, CustomerId) else customer_id
+    return uuid5(NAMESPACE, f"bill:{cid}:{month}")
 
 
 @attrs.frozen(kw_only=True)
@@ -61,6 +77,8 @@ project_calendar = make_projector(
 
 @attrs.frozen(kw_only=True)
 class KeyRecord:
+    """An idempotency key and the first result it answers again (or the refusal, ``error``)."""
+
     id: UUID
     version: int
     last_at: datetime
@@ -69,6 +87,7 @@ class KeyRecord:
     digest: str
     secrets: Mapping[str, str]
     result: Mapping[str, Any]
+    error: Mapping[str, str] | None = None
 
 
 project_key = make_projector(
@@ -82,9 +101,37 @@ project_key = make_projector(
             digest=e.digest,
             secrets=e.secrets,
             result=e.result,
+            error=e.error,
         )
     }
 )
+
+
+@attrs.frozen(kw_only=True)
+class FeeSchedule:
+    """One operator's configured fee amounts: the 2012 flat fee per line, by the month it is in
+    force from (§8).  Settlements read the amount in force in their month."""
+
+    id: UUID
+    version: int
+    last_at: datetime
+    operator: Operator
+    flat_fees: Mapping[YearMonth, Yen]
+
+
+def _fee_set(s: FeeSchedule | None, e: ev.FeeSet) -> FeeSchedule:
+    fees = dict(s.flat_fees) if s is not None else {}
+    fees[e.effective_from] = e.flat_fee
+    return FeeSchedule(
+        id=e.originator_id,
+        version=e.originator_version,
+        last_at=e.at,
+        operator=e.operator,
+        flat_fees=MappingProxyType(fees),
+    )
+
+
+project_fees = make_projector({ev.FeeSet: _fee_set})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,3 +171,28 @@ def decide_issue_bills(
     else:
         d.emit(calendar, ev.MonthsClosed, through=c.month)
     return cmd.IssueResult(month=c.month, closed=(c.month,))
+
+
+def decide_set_fee(
+    schedule: FeeSchedule | None, calendar: Calendar | None, c: cmd.SetFee, d: Decision
+) -> cmd.Done | None:
+    """Set the 2012 flat fee per line (before tax) for an operator from a month on (§8).
+
+    Settlements of closed months never change: ``effective_from`` in a closed month is
+    ``month_closed``.
+    """
+    if calendar is not None and calendar.is_closed(c.effective_from):
+        d.refuse(
+            MonthClosed(
+                f"{c.effective_from} is closed (bills issued through {calendar.closed_through}); "
+                "a fee effective from it would change its settlement"
+            )
+        )
+    if d.refused:
+        return None
+    fields = {"operator": c.operator, "effective_from": c.effective_from, "flat_fee": c.flat_fee}
+    if schedule is None:
+        d.create(fees_id(c.operator), ev.FeeSet, **fields)
+    else:
+        d.emit(schedule, ev.FeeSet, **fields)
+    return cmd.Done()

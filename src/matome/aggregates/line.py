@@ -23,12 +23,14 @@ from matome.errors import (
     NotAllowedOnline,
     UnknownLine,
     UnknownPassport,
+    WrongAccessKey,
 )
 from matome.events import line as ev
 from matome.events import passport as passport_ev
 from matome.events.base import DomainEvent
 from matome.events.subscription import CancelReason
 from matome.values import (
+    AccessKey,
     BillingAccount,
     ChangeKind,
     Consolidated,
@@ -45,6 +47,7 @@ from matome.values import (
 __all__ = [
     "AccessLine",
     "LineChangeRule",
+    "check_access_key",
     "check_billing",
     "decide_change_billing",
     "decide_change_line",
@@ -191,6 +194,13 @@ def require_line(
     return line
 
 
+def check_access_key(line: AccessLine, access_key: AccessKey, d: Decision) -> None:
+    """The line holder's commands carry the line's access key [アクセスキー] (§2, "Who may do
+    what"); a wrong one is ``wrong_access_key`` (not counted: only passwords lock, §10)."""
+    if not d.credentials.verify(access_key.reveal(), line.access_key_hash):
+        d.refuse(WrongAccessKey(f"wrong access key for line {line.customer_id}"))
+
+
 def check_billing(billing: BillingAccount, representative: AccessLine | None, d: Decision) -> None:
     """A consolidated line's representative [おまとめ請求] exists and is not consolidated itself.
 
@@ -288,22 +298,15 @@ class LineChangeRule:
     renumbered: bool
 
 
-#: §6: changes that end the line itself (the customer leaves, or moves to the other company).
-TERMINAL_CHANGES = frozenset(
-    {ChangeKind.CANCELLATION, ChangeKind.AREA_MOVE, ChangeKind.COLLABO_CONVERSION}
-)
-#: §6: changes that keep the service as long as the customer ID stays the same.
-KEPT_UNLESS_RENUMBERED = frozenset({ChangeKind.RELOCATION, ChangeKind.ITEM_CHANGE})
-
-
 def line_change_rule(
     change: ChangeKind, customer_id: CustomerId, new_customer_id: CustomerId | None
 ) -> LineChangeRule:
-    """§6's continuity table, the one place it is written."""
+    """What ``change`` does to this line, by §6's table (:class:`~matome.values.ChangeKind`)."""
     renumbered = new_customer_id is not None and new_customer_id != customer_id
-    kept = change is ChangeKind.RENAME or (change in KEPT_UNLESS_RENUMBERED and not renumbered)
     return LineChangeRule(
-        kept=kept, ends_record=change in TERMINAL_CHANGES or renumbered, renumbered=renumbered
+        kept=change.keeps_service and not renumbered,
+        ends_record=change.ends_line or renumbered,
+        renumbered=renumbered,
     )
 
 
@@ -357,9 +360,6 @@ def _end_service(
     return cancelled, deleted
 
 
-_MENU_KINDS = frozenset({LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT})
-
-
 def decide_change_line(
     line: AccessLine | None,
     passports: Mapping[PassportId, Passport | None],
@@ -386,8 +386,25 @@ def decide_change_line(
                     d.against(subs.get(receipt), f"receipt {receipt}")
     if c.new_customer_id is not None and not line.operator.accepts(c.new_customer_id):
         d.refuse(InvalidInput(f"NTT West customer IDs start with CAF, not {c.new_customer_id}"))
+    if (
+        c.change is ChangeKind.ITEM_CHANGE
+        and c.new_kind is not None
+        and line.kind.is_next_or_light
+        and c.new_kind.is_next_or_light
+        and c.new_kind != line.kind
+    ):
+        # §6: Hikari Next ⇄ Light is a menu change, never an item change (seed table: ×).
+        d.refuse(
+            InvalidInput(
+                f"an item change never switches {line.kind.value} to {c.new_kind.value}; "
+                "that is a menu_change"
+            )
+        )
     if c.change is ChangeKind.MENU_CHANGE and (
-        line.kind not in _MENU_KINDS or c.new_kind not in _MENU_KINDS or c.new_kind == line.kind
+        not line.kind.is_next_or_light
+        or c.new_kind is None
+        or not c.new_kind.is_next_or_light
+        or c.new_kind == line.kind
     ):
         d.refuse(
             InvalidInput(
@@ -481,8 +498,11 @@ def decide_set_notification(
     c: cmd.SetNotification,
     d: Decision,
 ) -> cmd.Done | None:
-    """Line-information notification [回線情報通知] per provider, with explicit consent (§9)."""
+    """Line-information notification [回線情報通知] per provider, with explicit consent (§9);
+    the line holder's command, with the line's access key."""
     line = require_line(line, c.customer_id, d)
+    if line is not None:
+        check_access_key(line, c.access_key, d)
     require_provider(provider, c.provider, d)
     d.require(
         c.consent,

@@ -15,7 +15,7 @@ from matome import commands as cmd
 from matome.aggregates.base import make_projector, stream_id
 from matome.aggregates.catalog import Provider, require_listing, require_provider
 from matome.aggregates.decision import Decision
-from matome.aggregates.line import AccessLine, require_line
+from matome.aggregates.line import AccessLine, check_access_key, require_line
 from matome.aggregates.subscription import (
     Subscription,
     cancel_holdings,
@@ -28,15 +28,18 @@ from matome.charging import last_charged_month
 from matome.errors import (
     DuplicateError,
     GoodsNotOffered,
+    InvalidInput,
     LimitExceeded,
     LimitSumExceeded,
     LineAuthFailed,
     LineRegulated,
     LockedOut,
+    RefundExceedsCharge,
     RegistrationClosed,
     RegistrationLimitExceeded,
     TooManyPassports,
     UnknownPassport,
+    WrongAccessKey,
     WrongPassword,
 )
 from matome.events import line as line_ev
@@ -46,9 +49,11 @@ from matome.events.base import DomainEvent
 from matome.values import (
     CustomerId,
     Email,
+    Erased,
     Goods,
     Operator,
     PassportId,
+    Password,
     Pricing,
     ProviderCode,
     ServiceCode,
@@ -60,12 +65,16 @@ from matome.values import (
 __all__ = [
     "Holding",
     "Passport",
+    "authenticate",
     "decide_cancel",
     "decide_change_passport_details",
     "decide_change_passport_limit",
     "decide_delete_passport",
+    "decide_erase_personal_data",
     "decide_purchase",
+    "decide_refund",
     "decide_register_passport",
+    "decide_reset_password",
     "passport_id_stream",
     "project_passport",
     "require_passport",
@@ -127,7 +136,7 @@ class Passport:
     passport_id: PassportId
     customer_id: CustomerId
     password_hash: str
-    email: Email
+    email: Email | Erased
     limit: Yen
     line_auth: bool
     via_provider: ProviderCode | None = None
@@ -139,6 +148,14 @@ class Passport:
     purchases: int = 0
     holdings: Mapping[str, Holding] = attrs.field(factory=lambda: MappingProxyType({}))
     one_off_spend: Mapping[YearMonth, Yen] = attrs.field(factory=lambda: MappingProxyType({}))
+    #: Monthly subscriptions bought while the same service was already charged to this ID in
+    #: that month (§4 patterns 4–5): under the once-per-month policy their first month is not
+    #: charged, so they have nothing to refund for it.  A fact of the history, kept for good.
+    rebought: frozenset[str] = frozenset()
+
+    def first_month_charged(self, receipt: str, *, once_per_month: bool) -> bool:
+        """Whether the subscription ``receipt`` of this ID was charged in its purchase month."""
+        return not (once_per_month and receipt in self.rebought)
 
     def active_holding(self, provider: ProviderCode, service: ServiceCode) -> Holding | None:
         """The active monthly subscription of that service, if any (at most one, §4)."""
@@ -181,6 +198,8 @@ def _details(s: Passport, e: ev.DetailsChanged) -> Passport:
         changes.update(password_hash=e.password_hash, consecutive_failures=0, locked=False)
     if e.email is not None:
         changes["email"] = e.email
+    if e.line_auth is not None:
+        changes["line_auth"] = e.line_auth
     return _step(s, e, **changes)
 
 
@@ -195,9 +214,14 @@ def _pruned(holdings: Mapping[str, Holding], month: YearMonth) -> dict[str, Hold
 
 def _added(s: Passport, e: ev.HoldingAdded) -> Passport:
     month = YearMonth.of(e.at)
+    # An accepted purchase presented the right password: the count of wrong ones restarts.
     changes: dict[str, Any] = {"purchases": s.purchases + 1, "consecutive_failures": 0}
     if e.pricing is Pricing.MONTHLY:
         holdings = _pruned(s.holdings, month)
+        if charging.repurchase_is_free(
+            holdings.values(), e.provider, e.service, month, once_per_month=True
+        ):
+            changes["rebought"] = s.rebought | {e.receipt}
         holdings[e.receipt] = Holding(
             receipt=e.receipt,
             provider=e.provider,
@@ -208,7 +232,7 @@ def _added(s: Passport, e: ev.HoldingAdded) -> Passport:
         changes["holdings"] = MappingProxyType(holdings)
     else:
         spend = {m: y for m, y in s.one_off_spend.items() if m >= month}
-        spend[month] = spend.get(month, Yen.ZERO) + e.price
+        spend[month] = spend.get(month, Yen.ZERO) + e.price * e.quantity
         changes["one_off_spend"] = MappingProxyType(spend)
     return _step(s, e, **changes)
 
@@ -226,12 +250,20 @@ project_passport = make_projector(
         ev.Registered: _registered,
         ev.LimitChanged: lambda s, e: _step(s, e, limit=e.limit),
         ev.DetailsChanged: _details,
-        ev.PasswordRejected: lambda s, e: _step(
-            s, e, consecutive_failures=e.consecutive, locked=e.locked
+        # A wrong password does not move the ID's business clock: otherwise anyone who knows
+        # an ID could freeze it with one wrong password dated far ahead (every later command
+        # would be out of time order).
+        ev.PasswordRejected: lambda s, e: attrs.evolve(
+            s, version=e.originator_version, consecutive_failures=e.consecutive, locked=e.locked
+        ),
+        ev.PasswordAccepted: lambda s, e: _step(s, e, consecutive_failures=0),
+        ev.PasswordReset: lambda s, e: _step(
+            s, e, password_hash=e.password_hash, consecutive_failures=0, locked=False
         ),
         ev.HoldingAdded: _added,
         ev.HoldingEnded: _ended,
         ev.PassportDeleted: lambda s, e: _step(s, e, deleted=True, deleted_at=e.at),
+        ev.PersonalDataErased: lambda s, e: _step(s, e, email=Erased()),
     }
 )
 
@@ -261,6 +293,45 @@ def _passport_and_line(
     return found, require_line(line, passport.customer_id, d)
 
 
+def authenticate(passport: Passport, password: Password, d: Decision) -> bool:
+    """The Passport ID holder's password (§10): a locked ID is ``locked_out``; a wrong password
+    is ``wrong_password`` and counted — ten in a row lock the ID.  The count is a security
+    event, recorded even though the command is refused (only when ``wrong_password`` is the
+    refusal reported: a line-authentication failure, ranked first, counts nothing)."""
+    policy = d.policy
+    if passport.locked:
+        d.refuse(
+            LockedOut(
+                f"Passport ID {passport.passport_id!s} is locked after {policy.lockout_after} "
+                "wrong passwords; the line holder or the operator can set a new password"
+            )
+        )
+        return False
+    if d.credentials.verify(password.reveal(), passport.password_hash):
+        return True
+    failures = passport.consecutive_failures + 1
+    locked = failures >= policy.lockout_after
+    d.emit_security(passport, ev.PasswordRejected, consecutive=failures, locked=locked)
+    d.refuse(
+        WrongPassword(
+            f"wrong password for Passport ID {passport.passport_id!s} "
+            f"({failures} in a row{'; now locked' if locked else ''})"
+        )
+    )
+    return False
+
+
+def _check_line_auth_setting(line: AccessLine, line_auth: bool | None, d: Decision) -> None:
+    # §9: line authentication exists for the Hikari kinds only.
+    if line_auth and not line.kind.has_line_auth:
+        d.refuse(
+            InvalidInput(
+                f"line authentication exists for Hikari lines only; line {line.customer_id} "
+                f"is {line.kind.value}"
+            )
+        )
+
+
 def decide_register_passport(
     line: AccessLine | None,
     existing: Passport | None,
@@ -268,9 +339,10 @@ def decide_register_passport(
     c: cmd.RegisterPassport,
     d: Decision,
 ) -> cmd.PassportResult | None:
-    """Register a Passport ID on a line (§2): not on a regulated line, at most five per line,
-    a limit of at most 5,000 yen within the line's cap; from the cut-off only NTT East
-    providers may register one on a customer's behalf."""
+    """Register a Passport ID on a line (§2): the line holder with the line's access key, or a
+    provider on the customer's behalf; not on a regulated line, at most five per line, a limit
+    of at most 5,000 yen within the line's cap; from the cut-off only NTT East providers may
+    register one on a customer's behalf."""
     policy = d.policy
     line = require_line(line, c.customer_id, d)
     if c.via_provider is not None:
@@ -287,11 +359,23 @@ def decide_register_passport(
     )
     if line is None:
         return None
+    on_behalf = c.via_provider is not None and line.operator is Operator.EAST
+    if c.access_key is not None:
+        check_access_key(line, c.access_key, d)
+    elif not (on_behalf and c.at >= policy.registration_cutoff):
+        # §2: only an NTT East provider, from the cut-off, registers without the line holder.
+        d.refuse(
+            WrongAccessKey(
+                f"registering a Passport ID on line {c.customer_id} needs the line's access "
+                "key; a provider registers one without it only on NTT East lines from "
+                f"{tokyo_date(policy.registration_cutoff)}"
+            )
+        )
+    _check_line_auth_setting(line, c.line_auth, d)
     d.require(
         not line.regulated,
         lambda: LineRegulated(f"line {c.customer_id} is regulated: no new Passport ID"),
     )
-    on_behalf = c.via_provider is not None and line.operator is Operator.EAST
     d.require(
         c.at < policy.registration_cutoff or on_behalf,
         lambda: RegistrationClosed(
@@ -338,10 +422,12 @@ def decide_change_passport_limit(
     d: Decision,
 ) -> cmd.Done | None:
     """§3: any limit that keeps the sum of the line's ID limits within its cap; lowering it
-    below what was spent is allowed (it only stops further purchases)."""
+    below what was spent is allowed (it only stops further purchases).  The line holder's
+    command, with the line's access key."""
     passport, line = _passport_and_line(passport, line, c.passport_id, d)
     if passport is None or line is None:
         return None
+    check_access_key(line, c.access_key, d)
     total = line.limit_sum - passport.limit + c.limit
     d.require(
         total <= line.line_limit,
@@ -357,26 +443,68 @@ def decide_change_passport_limit(
 
 
 def decide_change_passport_details(
-    passport: Passport | None, c: cmd.ChangePassportDetails, d: Decision
+    passport: Passport | None,
+    line: AccessLine | None,
+    c: cmd.ChangePassportDetails,
+    d: Decision,
 ) -> cmd.Done | None:
-    """§2: password and e-mail may change (purchases are unaffected; a new password unlocks,
-    §10) — until the cut-off, after which registration details are view-only."""
+    """§2: password, e-mail and line authentication may change (purchases are unaffected; a
+    new password unlocks, §10) — until the cut-off, after which registration details are
+    view-only.  The line holder's command, with the line's access key."""
     policy = d.policy
-    passport = require_passport(passport, c.passport_id, d)
+    passport, line = _passport_and_line(passport, line, c.passport_id, d)
+    if passport is None or line is None:
+        return None
+    check_access_key(line, c.access_key, d)
+    _check_line_auth_setting(line, c.line_auth, d)
     d.require(
         c.at < policy.registration_cutoff,
         lambda: RegistrationClosed(
             f"registration details are view-only from {tokyo_date(policy.registration_cutoff)}"
         ),
     )
-    if passport is None or d.refused:
+    if d.refused:
         return None
     d.emit(
         passport,
         ev.DetailsChanged,
         password_hash=None if c.password is None else d.credentials.hash(c.password.reveal()),
         email=c.email,
+        line_auth=c.line_auth,
     )
+    return cmd.Done()
+
+
+def decide_reset_password(
+    passport: Passport | None, c: cmd.ResetPassword, d: Decision
+) -> cmd.Done | None:
+    """The operator's recovery of a locked or forgotten password, on a phone or written
+    request [電話・書面] (§10): allowed after the cut-off too — the cut-off froze self-service,
+    not recovery.  It unlocks the ID and clears the count of wrong passwords."""
+    passport = require_passport(passport, c.passport_id, d)
+    if passport is None or d.refused:
+        return None
+    d.emit(
+        passport,
+        ev.PasswordReset,
+        password_hash=d.credentials.hash(c.password.reveal()),
+        channel=c.channel,
+    )
+    return cmd.Done()
+
+
+def decide_erase_personal_data(
+    passport: Passport | None, c: cmd.ErasePersonalData, d: Decision
+) -> cmd.Done | None:
+    """Erase the ID's personal values on request — also of a deleted ID, whose history stays
+    (IDs are never reused).  Erasing again is accepted and changes nothing more."""
+    d.against(passport, f"Passport ID {c.passport_id}")
+    if passport is None:
+        d.refuse(UnknownPassport(f"no Passport ID {c.passport_id!s}"))
+        return None
+    if d.refused:
+        return None
+    d.emit(passport, ev.PersonalDataErased, reason=c.reason)
     return cmd.Done()
 
 
@@ -388,12 +516,14 @@ def decide_delete_passport(
     d: Decision,
 ) -> cmd.DeletionResult | None:
     """§2: deleting a Passport ID cancels its monthly subscriptions at the deletion instant.
+    The line holder's command, with the line's access key.
 
     ``subs`` are the subscriptions of its active holdings.
     """
     passport, line = _passport_and_line(passport, line, c.passport_id, d)
     if passport is None or line is None:
         return None
+    check_access_key(line, c.access_key, d)
     passport, cancelled = cancel_holdings(passport, subs, sub_ev.CancelReason.PASSPORT_DELETED, d)
     if d.refused:
         return None
@@ -411,11 +541,12 @@ def decide_purchase(
 ) -> cmd.PurchaseResult | None:
     """Buy a service or item with a Passport ID (§3, §4, §9, §10).
 
-    Refused when the ID already holds that monthly service (``duplicate``), the line is
-    regulated, the ID is locked or the password wrong (counted: ten in a row lock the ID), line
-    authentication fails, physical goods are not sold to the line, or the purchase would take
-    the ID's spend this month above its limit.  A monthly service bought again in a month it
-    is already charged adds nothing to the spend (§4 patterns 4–5).
+    Refused when line authentication fails (before the password, so nobody on another line
+    can lock the ID out), the ID is locked or the password wrong (counted: ten in a row lock
+    the ID), the ID already holds that monthly service (``duplicate``), the line is regulated,
+    physical goods are not sold yet, or the purchase would take the ID's spend this month
+    above its limit.  A monthly service bought again in a month it is already charged adds
+    nothing to the spend (§4 patterns 4–5); a per-purchase item adds price × quantity.
     """
     policy = d.policy
     passport, line = _passport_and_line(passport, line, c.passport_id, d)
@@ -424,6 +555,21 @@ def decide_purchase(
     if passport is None or line is None:
         return None
     monthly = listing is not None and listing.pricing is Pricing.MONTHLY
+    if monthly and c.quantity != 1:
+        d.refuse(InvalidInput("a monthly-flat service is bought one at a time (quantity 1)"))
+    line_checked = True
+    if passport.line_auth and line.kind.has_line_auth:
+        # §9: the line the purchase came over, as NTT's network identifies it, must be the
+        # ID's own; the notification setting plays no part (it only informs providers).
+        line_checked = d.require(
+            c.presented_line == line.customer_id,
+            lambda: LineAuthFailed(
+                f"Passport ID {c.passport_id!s} may only buy over its own line "
+                f"{line.customer_id} (line authentication is on)"
+            ),
+        )
+    if line_checked:
+        authenticate(passport, c.password, d)
     if monthly:
         d.require(
             passport.active_holding(c.provider, c.service) is None,
@@ -435,38 +581,12 @@ def decide_purchase(
         not line.regulated,
         lambda: LineRegulated(f"line {line.customer_id} is regulated: purchases are stopped"),
     )
-    if passport.locked:
-        d.refuse(
-            LockedOut(
-                f"Passport ID {c.passport_id!s} is locked after {policy.lockout_after} "
-                "wrong passwords; set a new password to unlock it"
-            )
-        )
-    elif not d.credentials.verify(c.password.reveal(), passport.password_hash):
-        failures = passport.consecutive_failures + 1
-        locked = failures >= policy.lockout_after
-        d.emit_security(passport, ev.PasswordRejected, consecutive=failures, locked=locked)
-        d.refuse(
-            WrongPassword(
-                f"wrong password for Passport ID {c.passport_id!s} "
-                f"({failures} in a row{'; now locked' if locked else ''})"
-            )
-        )
-    if passport.line_auth:
-        # §9: with line authentication on, only the owning line may buy.
-        d.require(
-            c.presented_line == line.customer_id and line.notifications.get(c.provider, False),
-            lambda: LineAuthFailed(
-                f"Passport ID {c.passport_id!s} may only buy from its own line with "
-                f"line-information notification to {c.provider} on"
-            ),
-        )
     if provider is not None and provider.goods is Goods.PHYSICAL:
+        # §1: NTT West's guide includes goods; NTT East sells them from 2012-06-05.
         d.require(
-            line.operator is Operator.EAST and c.at >= policy.physical_goods_from,
+            line.operator is Operator.WEST or c.at >= policy.physical_goods_from,
             lambda: GoodsNotOffered(
-                "physical goods are sold only to NTT East lines, from "
-                f"{tokyo_date(policy.physical_goods_from)}"
+                f"NTT East sells physical goods from {tokyo_date(policy.physical_goods_from)} only"
             ),
         )
     if listing is None:
@@ -476,7 +596,7 @@ def decide_purchase(
     free = monthly and charging.repurchase_is_free(
         passport.holdings.values(), c.provider, c.service, month, once_per_month=once
     )
-    adds = Yen.ZERO if free else listing.price
+    adds = Yen.ZERO if free else listing.price * c.quantity
     spent = passport.spend(month, once_per_month=once)
     d.require(
         spent + adds <= passport.limit,
@@ -499,6 +619,7 @@ def decide_purchase(
         service_name=listing.name,
         pricing=listing.pricing,
         price=listing.price,
+        quantity=c.quantity,
     )
     d.emit(
         passport,
@@ -508,25 +629,72 @@ def decide_purchase(
         service=c.service,
         pricing=listing.pricing,
         price=listing.price,
+        quantity=c.quantity,
     )
-    return cmd.PurchaseResult(receipt=receipt, price=listing.price, charged=adds)
+    return cmd.PurchaseResult(
+        receipt=receipt, price=listing.price, charged=adds, quantity=c.quantity
+    )
 
 
 def decide_cancel(
     sub: Subscription | None, passport: Passport | None, c: cmd.Cancel, d: Decision
 ) -> cmd.CancelResult | None:
-    """Cancel an active monthly-flat subscription at ``at`` (§4; the charging rules decide
-    its last charged month)."""
+    """Cancel an active monthly-flat subscription at ``at`` with the password of the Passport
+    ID that bought it (§4, §10; the charging rules decide its last charged month)."""
     sub = require_subscription(sub, c.receipt, d)
     if sub is None:
         return None
-    d.against(passport, f"Passport ID {sub.passport_id}")
+    passport = require_passport(passport, sub.passport_id, d)
+    if passport is None:
+        return None
+    authenticate(passport, c.password, d)
     check_cancellable(sub, d)
     if d.refused:
         return None
     d.emit(sub, sub_ev.Cancelled, reason=sub_ev.CancelReason.CUSTOMER)
-    if passport is not None:
-        d.emit(passport, ev.HoldingEnded, receipt=c.receipt)
+    passport = d.emit(passport, ev.HoldingEnded, receipt=c.receipt)
+    if passport.consecutive_failures:
+        d.emit(passport, ev.PasswordAccepted)
     return cmd.CancelResult(
         receipt=c.receipt, last_charged_month=last_charged_month(sub.purchased_at, c.at)
     )
+
+
+def decide_refund(
+    sub: Subscription | None, passport: Passport | None, c: cmd.Refund, d: Decision
+) -> cmd.RefundResult | None:
+    """A provider's refund of a purchase, charged negatively in the month recorded (§4).
+
+    Refunds of one purchase add up to at most what was charged for it so far
+    (``refund_exceeds_charge``): a same-month re-purchase that was not charged has nothing to
+    refund for that month.  ``passport`` is the ID that bought it (it knows which of its
+    purchases were such re-purchases).
+    """
+    sub = require_subscription(sub, c.receipt, d)
+    if sub is None:
+        return None
+    first_month = passport is None or passport.first_month_charged(
+        c.receipt, once_per_month=d.policy.monthly_once_per_month
+    )
+    charged = Yen(
+        charging.charged_so_far(
+            sub.pricing,
+            sub.amount.amount,
+            sub.purchased_at,
+            sub.cancelled_at,
+            YearMonth.of(c.at),
+            first_month_charged=first_month,
+        )
+    )
+    total = sub.refunded + c.amount
+    d.require(
+        total <= charged,
+        lambda: RefundExceedsCharge(
+            f"refunds of {c.receipt} would add up to {total}, above the {charged} charged "
+            "for it so far"
+        ),
+    )
+    if d.refused:
+        return None
+    d.emit(sub, sub_ev.Refunded, amount=c.amount, reason=c.reason)
+    return cmd.RefundResult(receipt=c.receipt, refunded_total=total)

@@ -9,10 +9,9 @@ from uuid import UUID, uuid5
 
 import attrs
 
-from matome import commands as cmd
 from matome.aggregates.base import NAMESPACE, make_projector, stream_id
 from matome.aggregates.decision import Decision
-from matome.errors import NotCancellable, RefundExceedsCharge, UnknownReceipt
+from matome.errors import NotCancellable, UnknownReceipt
 from matome.events import passport as passport_ev
 from matome.events import subscription as ev
 from matome.values import CustomerId, PassportId, Pricing, ProviderCode, ServiceCode, Yen
@@ -22,7 +21,6 @@ __all__ = [
     "Subscription",
     "cancel_holdings",
     "check_cancellable",
-    "decide_refund",
     "project_subscription",
     "receipt_number",
     "require_subscription",
@@ -60,9 +58,15 @@ class Subscription:
     pricing: Pricing
     price: Yen
     purchased_at: datetime
+    quantity: int = 1
     cancelled_at: datetime | None = None
     cancel_reason: ev.CancelReason | None = None
     refunded: Yen = Yen.ZERO
+
+    @property
+    def amount(self) -> Yen:
+        """What it is charged in a month it is charged: unit price × quantity (§4)."""
+        return self.price * self.quantity
 
     @property
     def active(self) -> bool:
@@ -84,6 +88,7 @@ def _purchased(_: None, e: ev.Purchased) -> Subscription:
         pricing=e.pricing,
         price=e.price,
         purchased_at=e.at,
+        quantity=e.quantity,
     )
 
 
@@ -173,25 +178,3 @@ def cancel_holdings(
         passport = d.emit(passport, passport_ev.HoldingEnded, receipt=receipt)
         cancelled.append(receipt)
     return passport, cancelled
-
-
-def decide_refund(sub: Subscription | None, c: cmd.Refund, d: Decision) -> cmd.RefundResult | None:
-    """A provider's refund of a purchase, charged negatively in the month recorded (§4).
-
-    Refunds of one purchase add up to at most its price (``refund_exceeds_charge``).
-    """
-    sub = require_subscription(sub, c.receipt, d)
-    if sub is None:
-        return None
-    total = sub.refunded + c.amount
-    price = sub.price
-    d.require(
-        total <= price,
-        lambda: RefundExceedsCharge(
-            f"refunds of {c.receipt} would add up to {total}, above its price {price}"
-        ),
-    )
-    if d.refused:
-        return None
-    d.emit(sub, ev.Refunded, amount=c.amount, reason=c.reason)
-    return cmd.RefundResult(receipt=c.receipt, refunded_total=total)

@@ -24,13 +24,16 @@ Store settings come from :func:`store_env`: an SQLite file (default ``matome.sql
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
+import attrs
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
     ApplicationRecorder,
@@ -64,18 +67,18 @@ __all__ = [
 SUPPORTED_EVENTSOURCING = "9.5"
 
 # ---------------------------------------------------------------------------------------------
-# 1. Events on the wire
+# 1. Events on the wire, personal data apart, and the hash chain
 
 
 _ENVELOPE = ("originator_id", "originator_version")
+#: The previous hash of the first event of a stream.
+GENESIS = "0" * 64
 
 
 def event_to_json(event: DomainEvent) -> dict[str, Any]:
-    """An event's stored state (without the stream position, which the store keeps).
-
-    A class at ``class_version`` N > 1 records N, so that a later version knows which of its
-    upcasters to apply.
-    """
+    """An event's state as the converter writes it (without the stream position, which the
+    store keeps); a class at ``class_version`` N > 1 records N, so that a later version knows
+    which of its upcasters to apply."""
     state: dict[str, Any] = converter.unstructure(event)
     for name in _ENVELOPE:
         del state[name]
@@ -110,43 +113,173 @@ def event_from_json(
     return converter.structure(state, cls)
 
 
+_PERSONAL: dict[type[DomainEvent], tuple[str, ...]] = {}
+
+
+def personal_fields(cls: type[DomainEvent]) -> tuple[str, ...]:
+    """The fields of ``cls`` that hold personal data (marked with ``events.base.personal``)."""
+    found = _PERSONAL.get(cls)
+    if found is None:
+        found = _PERSONAL[cls] = tuple(
+            f.name for f in attrs.fields(cls) if f.metadata.get("personal")
+        )
+    return found
+
+
+def is_reference(value: Any) -> bool:
+    """A personal value as a stored event holds it: a reference into the personal-data table
+    and a salted digest of the value."""
+    return isinstance(value, dict) and "personal" in value
+
+
+def content_hash(topic: str, state: Mapping[str, Any]) -> str:
+    """SHA-256 of an event's stored content in canonical JSON.
+
+    Personal values are kept out: new events hold only a reference and a salted digest (the
+    value lives in the personal-data table, where erasure deletes it), and the clear values of
+    events written before matome 0.2 are left out of the hash, so erasing them breaks no
+    chain.
+    """
+    personal = personal_fields(EVENT_TOPICS[topic]) if topic in EVENT_TOPICS else ()
+    hashed = {k: v for k, v in state.items() if k not in personal or is_reference(v)}
+    return hashlib.sha256(f"{topic}\n{dumps(hashed)}".encode()).hexdigest()
+
+
+def link(previous: str, stream: UUID, version: int, content: str) -> str:
+    """The hash of event ``version`` of ``stream``: its content chained to the previous one."""
+    return hashlib.sha256(f"{previous}:{stream}:{version}:{content}".encode()).hexdigest()
+
+
+@attrs.frozen
+class PersonalRow:
+    """A personal value kept apart from its event: erasable without touching the event."""
+
+    ref: str
+    subject: str
+    data: str
+    salt: str
+
+
+@attrs.frozen
+class Encoded:
+    """An event as it is about to be stored: its record, its (pre-cipher) state, the personal
+    values kept apart, and its content hash."""
+
+    stored: StoredEvent
+    state: dict[str, Any]
+    personal: tuple[PersonalRow, ...]
+    content: str
+
+
+class Vault(Protocol):
+    """Reads personal values kept apart from their events (``None``: erased)."""
+
+    def vault_get(self, refs: Sequence[str]) -> dict[str, str]: ...
+
+
 class EventMapper(Mapper[UUID]):
     """eventsourcing ``Mapper`` whose (de)serialisation is the cattrs converter's.
 
+    Personal values (fields marked ``personal``) are not written into the event: the mapper
+    stores a reference and a salted digest instead, and the value goes to the personal-data
+    table with the event (:meth:`EventStoreApplication.record`); reading the event resolves the
+    reference, or gives :class:`~matome.values.Erased` once the value was erased.
     Compression and encryption at rest still come from eventsourcing's ``COMPRESSOR_TOPIC``
     and ``CIPHER_TOPIC`` settings, applied to the JSON bytes.
     """
 
-    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+    #: Set by the application: where personal values are read from.  A mapper used on its
+    #: own (no store) keeps the personal values it encoded in memory instead.
+    vault: Vault | None = None
+    _memory: dict[str, str] | None = None
+
+    def encode(self, domain_event: Any) -> Encoded:
         if not isinstance(domain_event, DomainEvent) or not domain_event.TOPIC:
             raise TypeError(f"not a registered matome event: {domain_event!r}")
-        data = dumps(event_to_json(domain_event)).encode()
+        state = event_to_json(domain_event)
+        rows = []
+        for name in personal_fields(type(domain_event)):
+            value = state.get(name)
+            if value is None or (isinstance(value, dict) and "erased" in value):
+                continue
+            ref = f"{domain_event.originator_id}/{domain_event.originator_version}/{name}"
+            salt = secrets.token_hex(16)
+            data = dumps(value)
+            digest = hashlib.sha256(f"{salt}{data}".encode()).hexdigest()
+            state[name] = {"personal": ref, "digest": digest}
+            rows.append(PersonalRow(ref, str(domain_event.originator_id), data, salt))
+            if self.vault is None:
+                if self._memory is None:
+                    self._memory = {}
+                self._memory[ref] = data
+        return Encoded(
+            stored=StoredEvent(
+                originator_id=domain_event.originator_id,
+                originator_version=domain_event.originator_version,
+                topic=domain_event.TOPIC,
+                state=self.seal(state),
+            ),
+            state=state,
+            personal=tuple(rows),
+            content=content_hash(domain_event.TOPIC, state),
+        )
+
+    def seal(self, state: Mapping[str, Any]) -> bytes:
+        """The stored bytes of a state: canonical JSON, compressed and encrypted if set."""
+        data = dumps(state).encode()
         if self.compressor:
             data = self.compressor.compress(data)
         if self.cipher:
             data = self.cipher.encrypt(data)
-        return StoredEvent(
-            originator_id=domain_event.originator_id,
-            originator_version=domain_event.originator_version,
-            topic=domain_event.TOPIC,
-            state=data,
-        )
+        return data
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        return self.encode(domain_event).stored
+
+    def stored_state(self, stored_event: StoredEvent) -> dict[str, Any]:
+        """The JSON state of a stored event, as stored (personal references unresolved)."""
+        data = stored_event.state
+        if self.cipher:
+            data = self.cipher.decrypt(data)
+        if self.compressor:
+            data = self.compressor.decompress(data)
+        state: dict[str, Any] = json.loads(data)
+        return state
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        data = stored_event.state
+        return self._decode(stored_event, personal=True)
+
+    def to_domain_event_without_personal_data(self, stored_event: StoredEvent) -> Any:
+        """The event with its personal values left unread (they read as erased): for readers
+        that never need them — the views — so that reading the log costs no extra lookups."""
+        return self._decode(stored_event, personal=False)
+
+    def _decode(self, stored_event: StoredEvent, *, personal: bool) -> Any:
         try:
-            if self.cipher:
-                data = self.cipher.decrypt(data)
-            if self.compressor:
-                data = self.compressor.decompress(data)
+            state = self.stored_state(stored_event)
+            refs: dict[str, str] = {}
+            for name in personal_fields(EVENT_TOPICS[stored_event.topic]):
+                value = state.get(name)
+                if isinstance(value, dict) and "personal" in value:
+                    refs[name] = value["personal"]
+            if refs and not personal:
+                for name in refs:
+                    state[name] = {"erased": True}
+            elif refs:
+                wanted = list(refs.values())
+                if self.vault is not None:
+                    found = self.vault.vault_get(wanted)
+                else:
+                    memory = self._memory or {}
+                    found = {r: memory[r] for r in wanted if r in memory}
+                for name, ref in refs.items():
+                    data = found.get(ref)
+                    state[name] = {"erased": True} if data is None else json.loads(data)
             originator_id = stored_event.originator_id
             if not isinstance(originator_id, UUID):
                 originator_id = UUID(str(originator_id))
             return event_from_json(
-                stored_event.topic,
-                json.loads(data),
-                originator_id,
-                stored_event.originator_version,
+                stored_event.topic, state, originator_id, stored_event.originator_version
             )
         except Exception as e:
             msg = (
@@ -157,7 +290,7 @@ class EventMapper(Mapper[UUID]):
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. Recorders that also check what a command read
+# 2. Recorders that also check what a command read, chain hashes, and keep personal data apart
 
 
 def stale_reads(
@@ -175,13 +308,44 @@ def raise_if_stale(read_versions: Mapping[UUID, int] | None, current: Mapping[UU
         raise IntegrityError(f"streams read by the command changed meanwhile: {stale}")
 
 
+ChainRow = tuple[UUID, int, str]
+#: Rows of the write that go with the events, in the same transaction (keyword ``extra`` of
+#: ``insert_events``): chain hashes, personal values, subjects erased, legacy states redacted.
+
+
+@attrs.frozen
+class Extra:
+    chain: tuple[ChainRow, ...] = ()
+    personal: tuple[PersonalRow, ...] = ()
+    erase: tuple[str, ...] = ()
+    rewrite: tuple[tuple[UUID, int, bytes], ...] = ()
+
+
+class MatomeRecorder(Protocol):
+    """What matome's recorders add to eventsourcing's (implemented for every store below)."""
+
+    def chain_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], str]: ...
+
+    def all_chain_hashes(self) -> dict[tuple[UUID, int], str]: ...
+
+    def vault_get(self, refs: Sequence[str]) -> dict[str, str]: ...
+
+    def personal_rows(self) -> dict[str, PersonalRow]: ...
+
+
 class POPORecorder(POPOApplicationRecorder):
-    """In-memory recorder with the read check (under the recorder's lock)."""
+    """In-memory recorder with the read check, the chain and the personal values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chain: dict[tuple[UUID, int], str] = {}
+        self._personal: dict[str, PersonalRow] = {}
 
     def _insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         read_versions: Mapping[UUID, int] | None = kwargs.get("read_versions")
+        extra: Extra = kwargs.get("extra") or Extra()
         with self._database_lock:
             if read_versions:
                 current = {}
@@ -189,15 +353,65 @@ class POPORecorder(POPOApplicationRecorder):
                     versions = self._stored_events_index.get(str(stream))
                     current[stream] = max(versions) if versions else 0
                 raise_if_stale(read_versions, current)
-            return super()._insert_events(stored_events, **kwargs)
+            ids = super()._insert_events(stored_events, **kwargs)
+            for stream, version, hash_ in extra.chain:
+                self._chain[stream, version] = hash_
+            for row in extra.personal:
+                self._personal[row.ref] = row
+            for subject in extra.erase:
+                for ref in [r for r, row in self._personal.items() if row.subject == subject]:
+                    del self._personal[ref]
+            for stream, version, state in extra.rewrite:
+                position = self._stored_events_index[str(stream)][version]
+                old = self._stored_events[position]
+                self._stored_events[position] = StoredEvent(
+                    originator_id=old.originator_id,
+                    originator_version=old.originator_version,
+                    topic=old.topic,
+                    state=state,
+                )
+            return ids
+
+    def chain_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], str]:
+        with self._database_lock:
+            return {k: self._chain[k] for k in keys if k in self._chain}
+
+    def all_chain_hashes(self) -> dict[tuple[UUID, int], str]:
+        with self._database_lock:
+            return dict(self._chain)
+
+    def vault_get(self, refs: Sequence[str]) -> dict[str, str]:
+        with self._database_lock:
+            return {r: self._personal[r].data for r in refs if r in self._personal}
+
+    def personal_rows(self) -> dict[str, PersonalRow]:
+        with self._database_lock:
+            return dict(self._personal)
+
+
+_CHAIN_TABLE = "matome_chain"
+_PERSONAL_TABLE = "matome_personal"
+#: Keys per query when looking chain rows or personal values up.
+_LOOKUP = 500
 
 
 class SQLiteRecorder(SQLiteApplicationRecorder):
-    """SQLite recorder with the read check.
+    """SQLite recorder with the read check, the chain and the personal values.
 
     The events are inserted first: the first write of the transaction takes SQLite's write
     lock, so the versions read after it cannot change before the commit.
     """
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {_CHAIN_TABLE} (originator_id TEXT, "
+            "originator_version INTEGER, hash TEXT NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {_PERSONAL_TABLE} (ref TEXT PRIMARY KEY, "
+            "subject TEXT NOT NULL, data TEXT NOT NULL, salt TEXT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {_PERSONAL_TABLE}_subject ON {_PERSONAL_TABLE} (subject)",
+        ]
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -215,7 +429,66 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             )
             current = {UUID(row[0]): int(row[1]) for row in c.fetchall()}
             raise_if_stale(read_versions, current)
+        extra: Extra = kwargs.get("extra") or Extra()
+        if extra.chain:
+            c.executemany(
+                f"INSERT INTO {_CHAIN_TABLE} (originator_id, originator_version, hash) "
+                "VALUES (?, ?, ?)",
+                [(s.hex, v, h) for s, v, h in extra.chain],
+            )
+        if extra.personal:
+            c.executemany(
+                f"INSERT INTO {_PERSONAL_TABLE} (ref, subject, data, salt) VALUES (?, ?, ?, ?)",
+                [(r.ref, r.subject, r.data, r.salt) for r in extra.personal],
+            )
+        for subject in extra.erase:
+            c.execute(f"DELETE FROM {_PERSONAL_TABLE} WHERE subject = ?", (subject,))
+        for stream, version, state in extra.rewrite:
+            c.execute(
+                f"UPDATE {self.events_table_name} SET state = ? "
+                "WHERE originator_id = ? AND originator_version = ?",
+                (state, stream.hex, version),
+            )
         return ids
+
+    def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return list(c.fetchall())
+
+    def chain_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], str]:
+        out: dict[tuple[UUID, int], str] = {}
+        for start in range(0, len(keys), _LOOKUP):
+            part = keys[start : start + _LOOKUP]
+            where = " OR ".join("(originator_id = ? AND originator_version = ?)" for _ in part)
+            params = [x for s, v in part for x in (s.hex, v)]
+            for stream, version, hash_ in self._select(
+                f"SELECT originator_id, originator_version, hash FROM {_CHAIN_TABLE} WHERE {where}",
+                params,
+            ):
+                out[UUID(stream), int(version)] = hash_
+        return out
+
+    def all_chain_hashes(self) -> dict[tuple[UUID, int], str]:
+        rows = self._select(
+            f"SELECT originator_id, originator_version, hash FROM {_CHAIN_TABLE}", ()
+        )
+        return {(UUID(s), int(v)): h for s, v, h in rows}
+
+    def vault_get(self, refs: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for start in range(0, len(refs), _LOOKUP):
+            part = refs[start : start + _LOOKUP]
+            marks = ",".join("?" for _ in part)
+            for ref, data in self._select(
+                f"SELECT ref, data FROM {_PERSONAL_TABLE} WHERE ref IN ({marks})", part
+            ):
+                out[ref] = data
+        return out
+
+    def personal_rows(self) -> dict[str, PersonalRow]:
+        rows = self._select(f"SELECT ref, subject, data, salt FROM {_PERSONAL_TABLE}", ())
+        return {r[0]: PersonalRow(*r) for r in rows}
 
 
 def _postgres_recorder() -> type[Any]:
@@ -225,26 +498,133 @@ def _postgres_recorder() -> type[Any]:
 
     class PostgresRecorder(PostgresApplicationRecorder):
         """Checks the versions of the streams a command read after taking the table lock
-        that serialises writers, so they cannot change before the commit."""
+        that serialises writers, so they cannot change before the commit; writes the chain
+        and the personal values in the same transaction."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            schema = Identifier(self.datastore.schema)
+            self.sql_create_statements += [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} (originator_id uuid, "
+                    "originator_version bigint, hash text NOT NULL, "
+                    "PRIMARY KEY (originator_id, originator_version))"
+                ).format(schema, Identifier(_CHAIN_TABLE)),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} (ref text PRIMARY KEY, "
+                    "subject text NOT NULL, data text NOT NULL, salt text NOT NULL)"
+                ).format(schema, Identifier(_PERSONAL_TABLE)),
+                SQL("CREATE INDEX IF NOT EXISTS {0} ON {1}.{2} (subject)").format(
+                    Identifier(_PERSONAL_TABLE + "_subject"), schema, Identifier(_PERSONAL_TABLE)
+                ),
+            ]
+
+        def _table(self, name: str) -> Any:
+            return SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(name))
 
         def _insert_events(
             self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
         ) -> None:
             read_versions: Mapping[UUID, int] | None = kwargs.get("read_versions")
-            if not read_versions:
+            extra: Extra = kwargs.get("extra") or Extra()
+            if not read_versions and extra == Extra():
                 return
             self._lock_table(curs)
-            curs.execute(
-                SQL(
-                    "SELECT originator_id, MAX(originator_version) AS version FROM {0}.{1} "
-                    "WHERE originator_id = ANY(%s) GROUP BY originator_id"
-                ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name)),
-                (list(read_versions),),
+            if read_versions:
+                curs.execute(
+                    SQL(
+                        "SELECT originator_id, MAX(originator_version) AS version FROM {0} "
+                        "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+                    ).format(self._table(self.events_table_name)),
+                    (list(read_versions),),
+                )
+                current = {
+                    UUID(str(row["originator_id"])): int(row["version"]) for row in curs.fetchall()
+                }
+                raise_if_stale(read_versions, current)
+            if extra.chain:
+                curs.executemany(
+                    SQL(
+                        "INSERT INTO {0} (originator_id, originator_version, hash) "
+                        "VALUES (%s, %s, %s)"
+                    ).format(self._table(_CHAIN_TABLE)),
+                    list(extra.chain),
+                )
+            if extra.personal:
+                curs.executemany(
+                    SQL(
+                        "INSERT INTO {0} (ref, subject, data, salt) VALUES (%s, %s, %s, %s)"
+                    ).format(self._table(_PERSONAL_TABLE)),
+                    [(r.ref, r.subject, r.data, r.salt) for r in extra.personal],
+                )
+            for subject in extra.erase:
+                curs.execute(
+                    SQL("DELETE FROM {0} WHERE subject = %s").format(self._table(_PERSONAL_TABLE)),
+                    (subject,),
+                )
+            for stream, version, state in extra.rewrite:
+                curs.execute(
+                    SQL(
+                        "UPDATE {0} SET state = %s "
+                        "WHERE originator_id = %s AND originator_version = %s"
+                    ).format(self._table(self.events_table_name)),
+                    (state, stream, version),
+                )
+
+        def _select(self, sql: Any, params: Sequence[Any]) -> list[Any]:
+            with self.datastore.transaction(commit=False) as curs:
+                curs.execute(sql, params)
+                return list(curs.fetchall())
+
+        def chain_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], str]:
+            out: dict[tuple[UUID, int], str] = {}
+            for start in range(0, len(keys), _LOOKUP):
+                part = keys[start : start + _LOOKUP]
+                rows = self._select(
+                    SQL(
+                        "SELECT c.originator_id, c.originator_version, c.hash FROM {0} c "
+                        "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, v) "
+                        "ON c.originator_id = k.id AND c.originator_version = k.v"
+                    ).format(self._table(_CHAIN_TABLE)),
+                    ([s for s, _ in part], [v for _, v in part]),
+                )
+                for row in rows:
+                    out[UUID(str(row["originator_id"])), int(row["originator_version"])] = row[
+                        "hash"
+                    ]
+            return out
+
+        def all_chain_hashes(self) -> dict[tuple[UUID, int], str]:
+            rows = self._select(
+                SQL("SELECT originator_id, originator_version, hash FROM {0}").format(
+                    self._table(_CHAIN_TABLE)
+                ),
+                (),
             )
-            current = {
-                UUID(str(row["originator_id"])): int(row["version"]) for row in curs.fetchall()
+            return {
+                (UUID(str(r["originator_id"])), int(r["originator_version"])): r["hash"]
+                for r in rows
             }
-            raise_if_stale(read_versions, current)
+
+        def vault_get(self, refs: Sequence[str]) -> dict[str, str]:
+            rows = self._select(
+                SQL("SELECT ref, data FROM {0} WHERE ref = ANY(%s)").format(
+                    self._table(_PERSONAL_TABLE)
+                ),
+                (list(refs),),
+            )
+            return {r["ref"]: r["data"] for r in rows}
+
+        def personal_rows(self) -> dict[str, PersonalRow]:
+            rows = self._select(
+                SQL("SELECT ref, subject, data, salt FROM {0}").format(
+                    self._table(_PERSONAL_TABLE)
+                ),
+                (),
+            )
+            return {
+                r["ref"]: PersonalRow(r["ref"], r["subject"], r["data"], r["salt"]) for r in rows
+            }
 
     PostgresRecorder.__module__ = __name__
     return PostgresRecorder
@@ -274,6 +654,13 @@ class EventStoreApplication(Application[UUID]):
             dict(env) if env is not None else {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         )
         super().__init__(env=self.store_settings)
+        assert isinstance(self.mapper, EventMapper)  # construct_mapper made it
+        self.mapper.vault = self.matome_recorder
+
+    @property
+    def matome_recorder(self) -> MatomeRecorder:
+        """The recorder, with matome's additions (chain, personal values)."""
+        return self.recorder  # type: ignore[return-value]  # matome's recorders (see above)
 
     def construct_recorder(self) -> ApplicationRecorder:
         # The in-memory factory takes no recorder topic: give it matome's recorder directly.
@@ -286,13 +673,102 @@ class EventStoreApplication(Application[UUID]):
         # settings still apply to the bytes.
         return self.factory.mapper(mapper_class=EventMapper)
 
+    @property
+    def event_mapper(self) -> EventMapper:
+        mapper = self.mapper
+        if not isinstance(mapper, EventMapper):  # pragma: no cover - construct_mapper
+            raise TypeError("not matome's mapper")
+        return mapper
+
     def record(
         self, events: Sequence[DomainEvent], read_versions: Mapping[UUID, int] | None = None
     ) -> None:
         """Record ``events`` in one transaction; fail with ``IntegrityError`` if a stream they
-        write, or a stream in ``read_versions`` (stream → version read), has moved."""
-        if events:
-            self.events.put(list(events), read_versions=dict(read_versions or {}))
+        write, or a stream in ``read_versions`` (stream → version read), has moved.
+
+        With them, in the same transaction: each event's link in its stream's hash chain, the
+        personal values kept apart from the events, and — for an erasure — the deletion of a
+        Passport ID's personal values (and the redaction of clear values written before 0.2).
+        """
+        if not events:
+            return
+        encoded = [self.event_mapper.encode(e) for e in events]
+        chain = self._links(encoded)
+        erase: list[str] = []
+        rewrite: list[tuple[UUID, int, bytes]] = []
+        for e in events:
+            if getattr(e, "ERASES_PERSONAL_DATA", False):
+                erase.append(str(e.originator_id))
+                rewrite += self._redactions(e.originator_id, below=e.originator_version)
+        extra = Extra(
+            chain=tuple(chain),
+            personal=tuple(row for x in encoded for row in x.personal),
+            erase=tuple(erase),
+            rewrite=tuple(rewrite),
+        )
+        self.recorder.insert_events(
+            [x.stored for x in encoded], read_versions=dict(read_versions or {}), extra=extra
+        )
+
+    def _links(self, encoded: Sequence[Encoded]) -> list[ChainRow]:
+        """Each event's hash, chained to the previous event of its stream.
+
+        A stream whose previous event was written before matome 0.2 (no hash) is chained to
+        the hash of its whole earlier history, computed from the stored events: the first new
+        event seals the old ones.
+        """
+        first: dict[UUID, int] = {}
+        for x in encoded:
+            stream = _uuid(x.stored.originator_id)
+            first.setdefault(stream, x.stored.originator_version)
+        wanted = [(s, v - 1) for s, v in first.items() if v > 1]
+        heads = self.matome_recorder.chain_hashes(wanted) if wanted else {}
+        previous: dict[UUID, str] = {}
+        for stream, version in first.items():
+            if version == 1:
+                previous[stream] = GENESIS
+            elif (stream, version - 1) in heads:
+                previous[stream] = heads[stream, version - 1]
+            else:
+                previous[stream] = self.fold(stream, lte=version - 1)
+        rows = []
+        for x in encoded:
+            stream = _uuid(x.stored.originator_id)
+            version = x.stored.originator_version
+            previous[stream] = link(previous[stream], stream, version, x.content)
+            rows.append((stream, version, previous[stream]))
+        return rows
+
+    def fold(self, stream: UUID, lte: int | None = None) -> str:
+        """The chain hash of ``stream`` up to version ``lte``, computed from the stored events."""
+        hash_ = GENESIS
+        for stored in self.recorder.select_events(stream, lte=lte):
+            state = self.event_mapper.stored_state(stored)
+            hash_ = link(
+                hash_, stream, stored.originator_version, content_hash(stored.topic, state)
+            )
+        return hash_
+
+    def _redactions(self, stream: UUID, below: int) -> list[tuple[UUID, int, bytes]]:
+        """The states of ``stream``'s events written before 0.2 with personal values in clear,
+        rewritten with those values erased (they are outside the hashed content)."""
+        out = []
+        for stored in self.recorder.select_events(stream, lte=below - 1):
+            fields = personal_fields(EVENT_TOPICS[stored.topic])
+            if not fields:
+                continue
+            state = self.event_mapper.stored_state(stored)
+            clear = [f for f in fields if state.get(f) is not None and not is_reference(state[f])]
+            if not clear or all(state[f] == {"erased": True} for f in clear):
+                continue
+            for f in clear:
+                state[f] = {"erased": True}
+            out.append((stream, stored.originator_version, self.event_mapper.seal(state)))
+        return out
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 # ---------------------------------------------------------------------------------------------

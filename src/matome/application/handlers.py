@@ -161,7 +161,18 @@ def _change_passport_limit(
 def _change_passport_details(
     uow: UnitOfWork, c: cmd.ChangePassportDetails, d: Decision
 ) -> cmd.Result | None:
-    return passport.decide_change_passport_details(load_passport(uow, c.passport_id), c, d)
+    p = load_passport(uow, c.passport_id)
+    return passport.decide_change_passport_details(p, _owner(uow, p), c, d)
+
+
+def _erase_personal_data(
+    uow: UnitOfWork, c: cmd.ErasePersonalData, d: Decision
+) -> cmd.Result | None:
+    return passport.decide_erase_personal_data(load_passport(uow, c.passport_id), c, d)
+
+
+def _reset_password(uow: UnitOfWork, c: cmd.ResetPassword, d: Decision) -> cmd.Result | None:
+    return passport.decide_reset_password(load_passport(uow, c.passport_id), c, d)
 
 
 def _delete_passport(uow: UnitOfWork, c: cmd.DeletePassport, d: Decision) -> cmd.Result | None:
@@ -182,7 +193,14 @@ def _cancel(uow: UnitOfWork, c: cmd.Cancel, d: Decision) -> cmd.Result | None:
 
 
 def _refund(uow: UnitOfWork, c: cmd.Refund, d: Decision) -> cmd.Result | None:
-    return subscription.decide_refund(load_subscription(uow, c.receipt), c, d)
+    sub = load_subscription(uow, c.receipt)
+    p = None if sub is None else load_passport(uow, sub.passport_id)
+    return passport.decide_refund(sub, p, c, d)
+
+
+def _set_fee(uow: UnitOfWork, c: cmd.SetFee, d: Decision) -> cmd.Result | None:
+    schedule: ledger.FeeSchedule | None = uow.load(ledger.fees_id(c.operator), ledger.project_fees)
+    return ledger.decide_set_fee(schedule, load_calendar(uow), c, d)
 
 
 def _issue_bills(uow: UnitOfWork, c: cmd.IssueBills, d: Decision) -> cmd.Result | None:
@@ -204,8 +222,11 @@ HANDLERS: dict[type[cmd.Command[Any]], Handler] = {
     cmd.ChangePassportLimit: _change_passport_limit,
     cmd.ChangePassportDetails: _change_passport_details,
     cmd.DeletePassport: _delete_passport,
+    cmd.ResetPassword: _reset_password,
+    cmd.ErasePersonalData: _erase_personal_data,
     cmd.Purchase: _purchase,
     cmd.Cancel: _cancel,
     cmd.Refund: _refund,
+    cmd.SetFee: _set_fee,
     cmd.IssueBills: _issue_bills,
 }

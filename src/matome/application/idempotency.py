@@ -1,9 +1,12 @@
 """Idempotency keys (INTERCHANGE.md, "Command log"): a command applied once per key.
 
 The same key with the same body is applied once and answers its first result again; the same
-key with another body is refused (``idempotency_conflict``).  A key is recorded as a
-``KeyBound`` event holding a digest of the command's body with its secrets left out, salted
-hashes of the secrets (so a retry must present the same ones), and the first result.
+key with another body is refused (``idempotency_conflict``) — after the credentials it carries
+are checked, so a key gives no free password guesses (DOMAIN.md §10).  A key is bound by an
+accepted command, and by a refusal that counted a wrong password, so that re-running a log
+counts nothing twice.  It is recorded as a ``KeyBound`` event holding a digest of the
+command's body with its secrets left out, salted hashes of the secrets (so a retry must present
+the same ones), and the first result or refusal.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import attrs
 from matome import commands as cmd
 from matome.aggregates.decision import Credentials, Decision
 from matome.aggregates.ledger import KeyRecord, key_id
-from matome.errors import IdempotencyConflict
+from matome.errors import ERROR_CLASSES, IdempotencyConflict, MatomeError
 from matome.events import ledger as ledger_ev
 from matome.wire import converter, dumps
 
-__all__ = ["answer_again", "bind_key", "fingerprint"]
+__all__ = ["answer_again", "bind_key", "bind_refusal", "fingerprint"]
 
 
 def fingerprint(command: cmd.Command[Any]) -> str:
@@ -32,6 +35,10 @@ def fingerprint(command: cmd.Command[Any]) -> str:
     for field in attrs.fields(type(command)):
         value = getattr(command, field.name)
         if field.name == "key":
+            continue
+        if field.metadata.get("since", 1) > 1 and value == field.default:
+            # A field contract 2 added, at its default: the body a contract-1 key was bound
+            # to is the same body.
             continue
         if field.name in command.SECRETS:
             body[field.name] = value is not None
@@ -52,8 +59,9 @@ def _secrets(command: cmd.Command[Any]) -> dict[str, str]:
 
 def answer_again(
     record: KeyRecord, command: cmd.Command[Any], credentials: Credentials
-) -> cmd.Result | IdempotencyConflict:
-    """The first result if ``command`` is the body the key was bound to, else the conflict."""
+) -> cmd.Result | MatomeError:
+    """What the key answers ``command``: its first result, or the refusal it was bound by
+    (to raise again), when ``command`` is the body it was bound to; else the conflict."""
     secrets = _secrets(command)
     same = (
         record.command == command.NAME
@@ -63,9 +71,10 @@ def answer_again(
     )
     if not same:
         return IdempotencyConflict(
-            f"key {command.key!r} was already used by an accepted {record.command} "
-            "with a different body"
+            f"key {command.key!r} was already used by a {record.command} with a different body"
         )
+    if record.error is not None:
+        return ERROR_CLASSES[record.error["code"]](record.error["message"])
     result: cmd.Result = converter.structure(dict(record.result), type(command).RESULT)
     return result
 
@@ -82,4 +91,21 @@ def bind_key(command: cmd.Command[Any], result: cmd.Result, d: Decision) -> None
         digest=fingerprint(command),
         secrets={n: d.credentials.hash(v) for n, v in _secrets(command).items()},
         result=result.to_json(),
+    )
+
+
+def bind_refusal(command: cmd.Command[Any], refusal: MatomeError, d: Decision) -> None:
+    """Bind the command's key to the refusal that counted a wrong password, with the security
+    events: the same body run again answers the same refusal and counts nothing (§10)."""
+    if command.key is None:
+        return
+    d.create_security(
+        key_id(command.key),
+        ledger_ev.KeyBound,
+        key=command.key,
+        command=command.NAME,
+        digest=fingerprint(command),
+        secrets={n: d.credentials.hash(v) for n, v in _secrets(command).items()},
+        result={},
+        error=refusal.to_json(),
     )

@@ -24,7 +24,7 @@ from matome.application.eventstore import EventStoreApplication
 from matome.application.handlers import HANDLERS, load_calendar, load_key
 from matome.application.uow import StateCache, UnitOfWork
 from matome.credentials import DEFAULT_ITERATIONS, Hasher
-from matome.errors import Busy
+from matome.errors import Busy, IdempotencyConflict
 from matome.events.base import DomainEvent
 from matome.policy import DEFAULT_POLICY, Policy
 
@@ -67,13 +67,14 @@ class CommandService:
                 at=command.at, recorded_at=uow.now, policy=self.policy, credentials=self.hasher
             )
             try:
-                if command.key is not None:
-                    record = load_key(uow, command.key)
-                    if record is not None:
-                        answer = idempotency.answer_again(record, command, self.hasher)
-                        if isinstance(answer, cmd.Result):
-                            return answer  # type: ignore[return-value]  # RESULT is R
-                        d.refuse(answer)
+                record = None if command.key is None else load_key(uow, command.key)
+                if record is not None:
+                    answer = idempotency.answer_again(record, command, self.hasher)
+                    if isinstance(answer, cmd.Result):
+                        return answer  # type: ignore[return-value]  # RESULT is R
+                    if not isinstance(answer, IdempotencyConflict):
+                        raise answer  # the refusal the key was bound by, answered again
+                    d.refuse(answer)
                 if not isinstance(command, cmd.IssueBills):
                     # §7: issue_bills may name a closed month (closing again changes nothing).
                     ledger.check_month_open(load_calendar(uow), d)
@@ -83,9 +84,10 @@ class CommandService:
                     if not fresh:
                         fresh = True  # confirm the refusal against the store itself
                         continue
-                    counted = d.counted_events()
-                    if counted:
-                        self._save(counted, d.security_states, uow)
+                    if d.counted_events():
+                        if record is None:
+                            idempotency.bind_refusal(command, refusal, d)
+                        self._save(d.counted_events(), d.security_states, uow)
                     raise refusal
                 if result is None:
                     raise RuntimeError(f"{command.NAME}: the decider neither refused nor decided")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from matome.events.base import DomainEvent, topic
-from matome.values import YearMonth
+from matome.values import Operator, YearMonth, Yen
 
-__all__ = ["KeyBound", "MonthsClosed"]
+__all__ = ["FeeSet", "KeyBound", "MonthsClosed"]
 
 
 @topic("matome.calendar.MonthsClosed")
@@ -28,15 +28,37 @@ class MonthsClosed(DomainEvent):
 @topic("matome.idempotency.KeyBound")
 @attrs.frozen(kw_only=True)
 class KeyBound(DomainEvent):
-    """An accepted command bound its idempotency key.
+    """A command bound its idempotency key: an accepted one, or one refused after counting a
+    wrong password (DOMAIN.md §10: re-running a log counts nothing twice).
 
     ``digest`` is SHA-256 over the command's canonical JSON with secrets left out; ``secrets``
     holds salted hashes of the secret fields so that a retry must present the same secrets;
-    ``result`` is the first result, answered again to a retry.
+    ``result`` is the first result, answered again to a retry — or, when ``error`` is set (the
+    contract's ``{"code", "message"}``), the refusal answered again.
+
+    Version 2 (contract 2): ``error``.
     """
+
+    class_version: ClassVar[int] = 2
 
     key: str
     command: str
     digest: str
     secrets: dict[str, str]
     result: dict[str, Any]
+    error: dict[str, str] | None = None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["error"] = None
+
+
+@topic("matome.fees.FeeSet")
+@attrs.frozen(kw_only=True)
+class FeeSet(DomainEvent):
+    """The operator set the flat fee per line, before tax, of the 901–1,500-yen tier of the
+    provider fee schedule for ``operator``'s settlements from ``effective_from`` (§8)."""
+
+    operator: Operator
+    effective_from: YearMonth
+    flat_fee: Yen

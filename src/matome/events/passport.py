@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, ClassVar
 
 import attrs
 
@@ -11,9 +12,11 @@ from matome.values import (
     Applicant,
     CustomerId,
     Email,
+    Erased,
     PassportId,
     Pricing,
     ProviderCode,
+    ResetChannel,
     ServiceCode,
     Yen,
 )
@@ -25,7 +28,10 @@ __all__ = [
     "HoldingEnded",
     "LimitChanged",
     "PassportDeleted",
+    "PasswordAccepted",
     "PasswordRejected",
+    "PasswordReset",
+    "PersonalDataErased",
     "Registered",
 ]
 
@@ -40,16 +46,28 @@ class DeletionReason(StrEnum):
 @topic("matome.passport.Registered")
 @attrs.frozen(kw_only=True)
 class Registered(DomainEvent):
-    """A Passport ID was registered on a line.  The password is stored only as a hash."""
+    """A Passport ID was registered on a line.  The password is stored only as a hash.
+
+    Version 2 (matome 0.2): the personal values (e-mail, applicant) are kept apart from the
+    stored event, which holds a reference and a salted digest; they read as
+    :class:`~matome.values.Erased` once erased.  Version 1 stored them in clear (same shape
+    once read).
+    """
+
+    class_version: ClassVar[int] = 2
 
     passport_id: PassportId
     customer_id: CustomerId
     password_hash: str
-    email: Email = personal()
-    applicant: Applicant = personal()
+    email: Email | Erased = personal()
+    applicant: Applicant | Erased = personal()
     limit: Yen
     line_auth: bool
     via_provider: ProviderCode | None = None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        pass  # the values were stored in clear: read as they are
 
 
 @topic("matome.passport.LimitChanged")
@@ -63,10 +81,36 @@ class LimitChanged(DomainEvent):
 @topic("matome.passport.DetailsChanged")
 @attrs.frozen(kw_only=True)
 class DetailsChanged(DomainEvent):
-    """Password and/or e-mail changed; purchases are unaffected (§2).  A new password unlocks."""
+    """Password, e-mail and/or line authentication changed; purchases are unaffected (§2).
+    A new password unlocks the ID (§10).
+
+    Version 2 (contract 2): ``line_auth`` (``None``: unchanged).  Version 3 (matome 0.2): the
+    e-mail is kept apart from the stored event (see :class:`Registered`).
+    """
+
+    class_version: ClassVar[int] = 3
 
     password_hash: str | None = None
-    email: Email | None = personal(default=None)
+    email: Email | Erased | None = personal(default=None)
+    line_auth: bool | None = None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["line_auth"] = None
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        pass  # the e-mail was stored in clear: read as it is
+
+
+@topic("matome.passport.PasswordReset")
+@attrs.frozen(kw_only=True)
+class PasswordReset(DomainEvent):
+    """The operator set a new password on a phone or written request [電話・書面]; it unlocks
+    the ID and clears the count of wrong passwords (§10)."""
+
+    password_hash: str
+    channel: ResetChannel
 
 
 @topic("matome.passport.PasswordRejected")
@@ -78,16 +122,33 @@ class PasswordRejected(DomainEvent):
     locked: bool
 
 
+@topic("matome.passport.PasswordAccepted")
+@attrs.frozen(kw_only=True)
+class PasswordAccepted(DomainEvent):
+    """A correct password ended a run of wrong ones (a cancellation; a purchase says so by its
+    ``HoldingAdded``): the count starts again from zero (§10)."""
+
+
 @topic("matome.passport.HoldingAdded")
 @attrs.frozen(kw_only=True)
 class HoldingAdded(DomainEvent):
-    """A purchase by this ID, recorded on the ID so that its spend is checked serially (§3)."""
+    """A purchase by this ID, recorded on the ID so that its spend is checked serially (§3).
+
+    Version 2 (contract 2): ``quantity`` of a per-purchase item (``price`` is the unit price).
+    """
+
+    class_version: ClassVar[int] = 2
 
     receipt: str
     provider: ProviderCode
     service: ServiceCode
     pricing: Pricing
     price: Yen
+    quantity: int = 1
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["quantity"] = 1
 
 
 @topic("matome.passport.HoldingEnded")
@@ -96,6 +157,18 @@ class HoldingEnded(DomainEvent):
     """A monthly subscription of this ID was cancelled (by any cause)."""
 
     receipt: str
+
+
+@topic("matome.passport.PersonalDataErased")
+@attrs.frozen(kw_only=True)
+class PersonalDataErased(DomainEvent):
+    """The applicant's name, phone and e-mail of this Passport ID — every version of them —
+    were erased on request; bills and hash chains are untouched (they never held them)."""
+
+    #: Recording this event erases the ID's personal values in the same transaction.
+    ERASES_PERSONAL_DATA: ClassVar[bool] = True
+
+    reason: str
 
 
 @topic("matome.passport.PassportDeleted")

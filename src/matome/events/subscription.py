@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, ClassVar
 
 import attrs
 
@@ -24,7 +25,12 @@ class CancelReason(StrEnum):
 @topic("matome.subscription.Purchased")
 @attrs.frozen(kw_only=True)
 class Purchased(DomainEvent):
-    """One purchase of one service by one Passport ID, with the price in force at that time."""
+    """One purchase of one service by one Passport ID, with the price in force at that time.
+
+    Version 2 (contract 2): ``quantity`` of a per-purchase item (``price`` is the unit price).
+    """
+
+    class_version: ClassVar[int] = 2
 
     receipt: str
     passport_id: PassportId
@@ -34,6 +40,11 @@ class Purchased(DomainEvent):
     service_name: str
     pricing: Pricing
     price: Yen
+    quantity: int = 1
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["quantity"] = 1
 
 
 @topic("matome.subscription.Cancelled")

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 import attrs
 
 from matome import charging
 from matome.documents import (
+    AccountEntry,
     Bill,
     BillStatus,
     Charge,
@@ -39,7 +41,7 @@ from matome.documents import (
     sort_charges,
 )
 from matome.errors import UnknownLine
-from matome.fees import DEFAULT_SCHEDULE, FeePeriod
+from matome.fees import DEFAULT_SCHEDULE, Fee, FeePeriod, fee_for
 from matome.policy import Policy
 from matome.projections.runner import Projection
 from matome.values import (
@@ -47,6 +49,7 @@ from matome.values import (
     BillingAccount,
     ChangeKind,
     CustomerId,
+    Operator,
     PassportId,
     Pricing,
     ProviderCode,
@@ -61,9 +64,13 @@ from matome.wire import dumps, from_json, to_json
 __all__ = ["Documents", "bill_digest"]
 
 _SUB_COLUMNS = (
-    "receipt, customer_id, passport_id, provider, service, service_name, pricing, price, "
-    "purchased_at, purchased_month, cancelled_at, cancel_version"
+    "s.receipt, s.customer_id, s.passport_id, s.provider, s.service, s.service_name, "
+    "s.pricing, s.price, s.purchased_at, s.purchased_month, s.cancelled_at, s.cancel_version, "
+    "s.quantity, l.operator"
 )
+#: A purchase with its line's operator (settlement is per operator, §8).
+_SUBS = "mv_subs s JOIN mv_lines l ON l.customer_id = s.customer_id"
+_N_SUB_COLUMNS = 14
 
 
 def _parse_utc(text: str) -> datetime:
@@ -86,6 +93,12 @@ class _Sub:
     purchased_month: str
     cancelled_at: datetime | None
     cancel_version: int | None
+    quantity: int
+    operator: str
+
+    @property
+    def amount(self) -> int:
+        return self.price * self.quantity
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> _Sub:
@@ -102,11 +115,16 @@ class _Sub:
             purchased_month=row[9],
             cancelled_at=None if row[10] is None else _parse_utc(row[10]),
             cancel_version=row[11],
+            quantity=int(row[12]),
+            operator=row[13],
         )
 
-    def charge(self, amount: int, kind: ChargeKind, sources: list[str]) -> LineCharge:
+    def charge(
+        self, unit_price: int, quantity: int, kind: ChargeKind, sources: list[str]
+    ) -> LineCharge:
         return LineCharge(
             customer_id=CustomerId(self.customer_id),
+            operator=Operator(self.operator),
             charge=Charge(
                 receipt=self.receipt,
                 passport_id=PassportId(self.passport_id),
@@ -114,14 +132,18 @@ class _Sub:
                 service=ServiceCode(self.service),
                 service_name=self.service_name,
                 pricing=Pricing(self.pricing),
-                unit_price=Yen(amount),
-                quantity=1,
-                amount=Yen(amount),
+                unit_price=Yen(unit_price),
+                quantity=quantity,
+                amount=Yen(unit_price * quantity),
                 started_on=tokyo_date(self.purchased_at),
                 kind=kind,
                 sources=tuple(sources),
             ),
         )
+
+
+def _cancelled_in(cancelled_at: datetime | None, month: YearMonth) -> bool:
+    return cancelled_at is not None and YearMonth.of(cancelled_at) == month
 
 
 def bill_digest(bill: Bill) -> str:
@@ -136,18 +158,25 @@ class Documents:
         self,
         projection: Projection,
         policy: Policy,
-        schedule: Sequence[FeePeriod] = DEFAULT_SCHEDULE,
+        schedule: Sequence[FeePeriod] | Mapping[Operator, Sequence[FeePeriod]] = DEFAULT_SCHEDULE,
     ) -> None:
         self.projection = projection
         self.policy = policy
-        self.schedule = tuple(schedule)
+        #: Fee schedules by operator; East's is the one the sources give, used for West too
+        #: unless West has one of its own (§8).
+        self.schedules: dict[Operator, tuple[FeePeriod, ...]] = (
+            {op: tuple(periods) for op, periods in schedule.items()}
+            if isinstance(schedule, Mapping)
+            else {Operator.EAST: tuple(schedule)}
+        )
+        self.schedules.setdefault(Operator.EAST, DEFAULT_SCHEDULE)
 
     # -----------------------------------------------------------------------------------------
     # Charges
 
     def _subs(self, where: str, params: tuple[Any, ...]) -> list[_Sub]:
         rows = self.projection.query(
-            f"SELECT {_SUB_COLUMNS} FROM mv_subs WHERE {where} ORDER BY purchased_at, receipt",
+            f"SELECT {_SUB_COLUMNS} FROM {_SUBS} WHERE {where} ORDER BY s.purchased_at, s.receipt",
             params,
         )
         return [_Sub.from_row(r) for r in rows]
@@ -157,27 +186,27 @@ class Documents:
         # the month's purchases); matome.charging decides which of them are charged.
         m = str(month)
         where = (
-            "purchased_month <= ? AND ((pricing = 'monthly' AND "
-            "(cancelled_month IS NULL OR cancelled_month >= ?)) OR purchased_month = ?)"
+            "s.purchased_month <= ? AND ((s.pricing = 'monthly' AND "
+            "(s.cancelled_month IS NULL OR s.cancelled_month >= ?)) OR s.purchased_month = ?)"
         )
         params: tuple[Any, ...] = (m, m, m)
         if customer_id is not None:
-            where = "customer_id = ? AND " + where
+            where = "s.customer_id = ? AND " + where
             params = (customer_id, *params)
         return self._subs(where, params)
 
     def _refunds(self, month: YearMonth, customer_id: str | None) -> list[tuple[_Sub, Any]]:
         sql = (
-            f"SELECT {', '.join('s.' + c.strip() for c in _SUB_COLUMNS.split(','))}, "
-            "r.version, r.at, r.amount, r.reason FROM mv_refunds r "
-            "JOIN mv_subs s ON s.receipt = r.receipt WHERE r.month = ?"
+            f"SELECT {_SUB_COLUMNS}, r.version, r.at, r.amount, r.reason FROM mv_refunds r "
+            "JOIN mv_subs s ON s.receipt = r.receipt "
+            "JOIN mv_lines l ON l.customer_id = s.customer_id WHERE r.month = ?"
         )
         params: tuple[Any, ...] = (str(month),)
         if customer_id is not None:
             sql += " AND s.customer_id = ?"
             params = (*params, customer_id)
         rows = self.projection.query(sql + " ORDER BY r.at, s.receipt, r.version", params)
-        return [(_Sub.from_row(r[:12]), r[12:]) for r in rows]
+        return [(_Sub.from_row(r[:_N_SUB_COLUMNS]), r[_N_SUB_COLUMNS:]) for r in rows]
 
     def charges(self, month: YearMonth, customer_id: str | None = None) -> list[LineCharge]:
         """The charges of ``month`` (DOMAIN.md §4), of one line or of every line, sorted."""
@@ -186,11 +215,13 @@ class Documents:
         once = self.policy.monthly_once_per_month
         for sub in charging.charged_purchases(subs, month, once_per_month=once):
             sources = [f"{sub.receipt}@1"]
-            if sub.cancel_version is not None and sub.cancelled_at is not None:
+            if sub.cancel_version is not None and _cancelled_in(sub.cancelled_at, month):
+                # The cancellation is a source of the charge of its own month only: earlier
+                # months' charges never change, so issued bills keep their sources.
                 sources.append(f"{sub.receipt}@{sub.cancel_version}")
-            out.append(sub.charge(sub.price, ChargeKind.CHARGE, sources))
+            out.append(sub.charge(sub.price, sub.quantity, ChargeKind.CHARGE, sources))
         for sub, (version, _at, amount, reason) in self._refunds(month, customer_id):
-            refund = sub.charge(-int(amount), ChargeKind.REFUND, [f"{sub.receipt}@{version}"])
+            refund = sub.charge(-int(amount), 1, ChargeKind.REFUND, [f"{sub.receipt}@{version}"])
             out.append(attrs.evolve(refund, charge=attrs.evolve(refund.charge, reason=reason)))
         return sort_charges(out)
 
@@ -207,14 +238,17 @@ class Documents:
             raise UnknownLine(f"no access line {customer_id}")
         return rows[0]
 
-    def billing_account(self, customer_id: CustomerId, month: YearMonth) -> BillingAccount:
-        """The billing account in force at the end of ``month`` (Decision of §7)."""
+    def billing_history(self, customer_id: CustomerId) -> list[AccountEntry]:
+        """The line's billing accounts: (business time, line stream version, account)."""
         rows = self.projection.query(
             "SELECT at, version, billing FROM mv_billing WHERE customer_id = ?",
             (customer_id.value,),
         )
-        history = [(_parse_utc(at), v, billing_from_json(json.loads(b))) for at, v, b in rows]
-        return account_in_force(history, month)
+        return [(_parse_utc(at), int(v), billing_from_json(json.loads(b))) for at, v, b in rows]
+
+    def billing_account(self, customer_id: CustomerId, month: YearMonth) -> BillingAccount:
+        """The billing account in force at the end of ``month`` (Decision of §7)."""
+        return account_in_force(self.billing_history(customer_id), month)
 
     def closed_through(self) -> YearMonth | None:
         rows = self.projection.query("SELECT closed_through FROM mv_calendar WHERE id = 1")
@@ -294,8 +328,30 @@ class Documents:
         return compose_provider_totals(self.charges(month))
 
     def settlement(self, month: YearMonth) -> list[SettlementLine]:
-        """Per provider: gross, lines billed, average per line, fee and net (§8)."""
-        return compose_settlement(self.provider_totals(month), self.schedule, month)
+        """Per provider and operator: gross, lines, average per line, fee, tax, net (§8)."""
+        flat = {op: self.flat_fee(op, month) for op in Operator}
+
+        def fee_of(operator: Operator, gross: int, lines: int) -> Fee:
+            return fee_for(self.schedule_of(operator), month, gross, lines, flat[operator])
+
+        return compose_settlement(self.charges(month), month, fee_of)
+
+    def schedule_of(self, operator: Operator) -> Sequence[FeePeriod]:
+        """The fee schedule of ``operator``'s lines: its own if configured, else East's (§8)."""
+        return self.schedules.get(operator) or self.schedules[Operator.EAST]
+
+    def flat_fee(self, operator: Operator, month: YearMonth) -> Fraction | None:
+        """The 2012 flat fee in force for ``operator`` in ``month`` (``set_fee``): the
+        operator's own, else East's — West uses East's schedule unless it has its own (§8)."""
+        for op in (operator, Operator.EAST):
+            rows = self.projection.query(
+                "SELECT flat_fee FROM mv_fees WHERE operator = ? AND effective_from <= ? "
+                "ORDER BY effective_from DESC, version DESC LIMIT 1",
+                (op.value, str(month)),
+            )
+            if rows:
+                return Fraction(int(rows[0][0]))
+        return None
 
     def continuity(self, customer_id: str | None = None) -> list[ContinuityRow]:
         """The line-move continuity table (§6): every line change applied (of one line)."""

@@ -88,8 +88,8 @@ _INSERT_PASSPORT = (
 )
 _INSERT_SUB = (
     "INSERT INTO mv_subs (receipt, stream, customer_id, passport_id, provider, service, "
-    "service_name, pricing, price, purchased_at, purchased_month) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "service_name, pricing, price, purchased_at, purchased_month, quantity) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _CANCEL_SUB = (
     "UPDATE mv_subs SET cancelled_at = ?, cancelled_month = ?, cancel_reason = ?, "
@@ -278,6 +278,7 @@ def _sub_purchased(cur: Cursor, e: sub_ev.Purchased) -> None:
             e.price.amount,
             at,
             _month_text(e.at),
+            e.quantity,
         ),
     )
     if isinstance(cur, _BatchCursor):
@@ -412,6 +413,13 @@ def _bill_issued(cur: Cursor, e: bill_ev.BillIssued) -> None:
     )
 
 
+def _fee_set(cur: Cursor, e: ledger_ev.FeeSet) -> None:
+    cur.execute(
+        "INSERT INTO mv_fees (operator, version, effective_from, flat_fee) VALUES (?, ?, ?, ?)",
+        (e.operator.value, e.originator_version, str(e.effective_from), e.flat_fee.amount),
+    )
+
+
 def _months_closed(cur: Cursor, e: ledger_ev.MonthsClosed) -> None:
     cur.execute("DELETE FROM mv_calendar")
     cur.execute("INSERT INTO mv_calendar (id, closed_through) VALUES (1, ?)", (str(e.through),))
@@ -429,6 +437,7 @@ HANDLERS: dict[type[DomainEvent], Callable[[Cursor, Any], None]] = {
     passport_ev.PassportDeleted: _passport_deleted,
     bill_ev.BillIssued: _bill_issued,
     ledger_ev.MonthsClosed: _months_closed,
+    ledger_ev.FeeSet: _fee_set,
 }
 #: Only these topics are read from the log: the others do not change the views.
 TOPICS = tuple(sorted(cls.TOPIC for cls in HANDLERS))
@@ -519,7 +528,12 @@ class Projection:
         however large the batch is.
         """
         recorder = self.log.recorder
-        to_event = self.log.mapper.to_domain_event
+        # The views hold no personal data: skip reading it where the mapper can.
+        to_event = getattr(
+            self.log.mapper,
+            "to_domain_event_without_personal_data",
+            self.log.mapper.to_domain_event,
+        )
         writes = _BatchCursor(cur)
         handled, last = 0, position
         while handled < BATCH:
@@ -600,6 +614,7 @@ class Projection:
             "continuity",
             "bills",
             "calendar",
+            "fees",
         )
         out: dict[str, list[Any]] = {}
         for table in tables:

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 __all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
 
 #: Bump when the view tables change: a store at another version is rebuilt from the log.
-SCHEMA_VERSION = 1
+#: 2: purchases' quantity; the fee settings of ``set_fee``.
+SCHEMA_VERSION = 2
 #: The SQLite view connection's page cache, in MiB.
 CACHE_MIB = 32
 
@@ -34,6 +35,7 @@ _TABLES = (
     "continuity",
     "bills",
     "calendar",
+    "fees",
 )
 
 _DDL = (
@@ -55,7 +57,8 @@ _DDL = (
         passport_id TEXT NOT NULL, provider TEXT NOT NULL, service TEXT NOT NULL,
         service_name TEXT NOT NULL, pricing TEXT NOT NULL, price BIGINT NOT NULL,
         purchased_at TEXT NOT NULL, purchased_month TEXT NOT NULL, cancelled_at TEXT,
-        cancelled_month TEXT, cancel_reason TEXT, cancel_version INTEGER)""",
+        cancelled_month TEXT, cancel_reason TEXT, cancel_version INTEGER,
+        quantity INTEGER NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS mv_subs_line ON mv_subs (customer_id, purchased_month)",
     "CREATE INDEX IF NOT EXISTS mv_subs_month ON mv_subs (purchased_month)",
     """CREATE TABLE IF NOT EXISTS mv_refunds (
@@ -71,6 +74,9 @@ _DDL = (
         digest TEXT NOT NULL, PRIMARY KEY (customer_id, month))""",
     """CREATE TABLE IF NOT EXISTS mv_calendar (
         id INTEGER PRIMARY KEY, closed_through TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS mv_fees (
+        operator TEXT NOT NULL, version INTEGER NOT NULL, effective_from TEXT NOT NULL,
+        flat_fee BIGINT NOT NULL, PRIMARY KEY (operator, version))""",
 )
 
 #: Indexes that only queries use (no view update reads through them).  A rebuild drops them

@@ -6,12 +6,20 @@ error code), that both bill every line the same for every month, and matome's in
 * the sum of a line's ID limits never exceeds its cap (§3);
 * an accepted purchase never takes an ID's monthly spend above its limit (§3);
 * no purchase is accepted on a regulated line (§5);
+* a locked Passport ID never buys, and a purchase refused by line authentication never changes
+  the ID's count of wrong passwords (§9, §10);
 * no subscription is charged after its last charged month, and a monthly service is charged
   at most once per Passport ID per month (§4);
 * a bill's subtotal == the sum of its rows == the sum of its statement amounts (§7);
 
 and, at the end of each run, that the incremental views equal rebuilt ones and that every
 stored event round-trips through the converter.
+
+The steps speak contract 2: the line holder's commands carry the line's access key and
+purchases and cancellations the Passport ID's password — mostly right, sometimes wrong (and now
+and then ten wrong ones in a row); purchases come over the ID's own line, another line or none
+(line authentication), buy per-purchase items by the dozen, and the operator resets passwords
+and sets fees.
 
 Every step is noted as a command-log line, so a failure prints a short JSON Lines log that a
 person can replay with ``matome run``.  Use it directly::
@@ -49,6 +57,15 @@ __all__ = ["BillingMachine", "Disagreement"]
 
 #: Prices and limits are commensurable so that purchases often land exactly on a limit (§3).
 _PRICES = [100, 300, 500, 525]
+#: Credentials nobody was given: valid in form, wrong in fact.
+WRONG_PASSWORD = "Wrong000"
+WRONG_ACCESS_KEY = "Wrong123"
+#: A customer ID no line has (a purchase "over" it fails line authentication).
+NOWHERE = "CAF9999999999"
+_KINDS = {
+    "west": ["hikari_next", "hikari_light"],
+    "east": ["hikari_next", "hikari_light", "hikari_light_plus", "b_flets", "flets_adsl"],
+}
 
 
 class Disagreement(AssertionError):
@@ -71,11 +88,13 @@ class BillingMachine(RuleBasedStateMachine):
         self.log: list[dict[str, Any]] = []
         type(self).last_log = self.log
         self.lines: list[str] = []
-        self.passports: dict[str, str] = {}
+        self.operators: dict[str, str] = {}
+        self.access_keys: dict[str, str] = {}  # line -> its access key
+        self.passports: dict[str, str] = {}  # passport -> its line
         self.passwords: dict[str, str] = {}
         self.receipts: list[str] = []
+        self.bought: dict[str, tuple[str, int, int]] = {}  # receipt -> (passport, price, qty)
         self.services: list[tuple[str, str, str, int]] = []
-        self.keyed: list[dict[str, Any]] = []
         self.steps = 0
         #: Lines whose bills the latest command may have changed (checked by the invariant).
         self.touched: set[str] = set()
@@ -99,6 +118,11 @@ class BillingMachine(RuleBasedStateMachine):
 
     def apply(self, command: dict[str, Any]) -> dict[str, Any] | None:
         """Apply one command-log object to the engine and the model; they must agree."""
+        result, _ = self.apply_coded(command)
+        return result
+
+    def apply_coded(self, command: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """:meth:`apply`, also answering the refusal's error code (``None`` when accepted)."""
         command = dict(command)
         self.log.append(command)
         note(json.dumps(command, ensure_ascii=False))
@@ -120,7 +144,7 @@ class BillingMachine(RuleBasedStateMachine):
             raise Disagreement(f"receipt {result.get('receipt')} != {expected.data}")
         self.steps += 1
         self.touched |= self._lines_of(command)
-        return result
+        return result, code
 
     def _lines_of(self, command: dict[str, Any]) -> set[str]:
         """The lines whose bills ``command`` can change: its own line (and a successor)."""
@@ -142,6 +166,66 @@ class BillingMachine(RuleBasedStateMachine):
         if data.draw(st.integers(0, 3), label="keyed") == 0:
             command["key"] = f"k{len(self.log)}"
         return command
+
+    # Credentials
+
+    def key_of(self, line: str, data: st.DataObject) -> str:
+        """The line's access key — or, now and then, a wrong one (``wrong_access_key``)."""
+        right = data.draw(st.sampled_from([True] * 5 + [False]), label="right access key")
+        return self.access_keys.get(line, "Key00000") if right else WRONG_ACCESS_KEY
+
+    def password_of(self, pid: str, data: st.DataObject) -> str:
+        """The ID's password — or, now and then, a wrong one (``wrong_password``, counted)."""
+        right = data.draw(st.sampled_from([True] * 3 + [False]), label="right password")
+        return self.passwords[pid] if right else WRONG_PASSWORD
+
+    def came_over(self, pid: str, data: st.DataObject) -> str | None:
+        """The line a purchase came over: mostly the ID's own; another, or none (§9)."""
+        how = data.draw(st.sampled_from(["own", "own", "own", "other", "none"]), label="over")
+        if how == "own":
+            return self.passports[pid]
+        if how == "other":
+            others = [line for line in self.lines if line != self.passports[pid]]
+            return data.draw(st.sampled_from([*others, NOWHERE]), label="other line")
+        return None
+
+    # Purchases, with the credential invariants (§9, §10)
+
+    def buy(self, command: dict[str, Any], data: st.DataObject) -> str | None:
+        """Apply a purchase; check the invariants a purchase must keep; return its receipt."""
+        pid = command["passport_id"]
+        before = self.engine.passport(pid)
+        line_before = self.engine.line(self.passports[pid]) if pid in self.passports else None
+        result, code = self.apply_coded(self.stamp(command, data))
+        after = self.engine.passport(pid)
+        if code == "line_auth_failed" and (
+            before is None
+            or after is None
+            or after.consecutive_failures != before.consecutive_failures
+        ):
+            raise Disagreement(f"a line-authentication failure changed {pid}'s failure count")
+        if result is None:
+            return None
+        receipt = str(result["receipt"])
+        # §10: a locked ID never buys.
+        if before is not None and before.locked:
+            raise Disagreement(f"locked Passport ID {pid} bought {receipt}")
+        # §5: no purchase on a regulated line.
+        if line_before is not None and line_before.regulated:
+            raise Disagreement(f"purchase accepted on regulated line {self.passports[pid]}")
+        # §3: an accepted purchase keeps the month's spend within the limit.
+        if after is None:
+            raise Disagreement(f"{pid} bought but has no state")
+        month = YearMonth.of(self.now)
+        spend = after.spend(month, once_per_month=self.engine_policy().monthly_once_per_month)
+        if spend > after.limit:
+            raise Disagreement(f"{pid} spent {spend} in {month}, above its limit {after.limit}")
+        self.receipts.append(receipt)
+        price = next(
+            s[3] for s in self.services if (s[0], s[1]) == (command["provider"], command["service"])
+        )
+        self.bought[receipt] = (pid, price, command.get("quantity", 1))
+        return receipt
 
     # Rules
 
@@ -181,31 +265,35 @@ class BillingMachine(RuleBasedStateMachine):
         """Every run starts with one line and one Passport ID, so purchases come early."""
         self.opened += 1
         line = f"CAF{self.opened:010d}"
+        operator = data.draw(st.sampled_from(["west", "east"]))
         self.apply(
             {
                 "command": "open_line",
                 "at": self.now.isoformat(),
                 "customer_id": line,
-                "operator": data.draw(st.sampled_from(["west", "east"])),
+                "operator": operator,
                 "kind": "hikari_next",
-                "access_key": "Key12345",
+                "access_key": "Key00001",
                 "line_limit": 5000,
                 "billing": {"method": "customer_number", "number": "0012345678"},
             }
         )
         self.lines.append(line)
+        self.operators[line] = operator
+        self.access_keys[line] = "Key00001"
         self.passwords["user0"] = "pass1"
         self.apply(
             {
                 "command": "register_passport",
                 "at": self.now.isoformat(),
                 "customer_id": line,
+                "access_key": "Key00001",
                 "passport_id": "user0",
                 "password": "pass1",
                 "email": "user0@example.jp",
                 "applicant": {"name": "山田", "phone": "06-1234-5678", "contract_holder": True},
                 "limit": data.draw(st.sampled_from([600, 1000, 2000])),
-                "line_auth": False,
+                "line_auth": data.draw(st.booleans()),
             }
         )
         self.passports["user0"] = line
@@ -227,14 +315,15 @@ class BillingMachine(RuleBasedStateMachine):
         self.opened += 1
         cid = f"CAF{self.opened:010d}"
         operator = data.draw(st.sampled_from(["west", "east"]))
+        key = f"Key{self.opened:05d}"
         result = self.apply(
             self.stamp(
                 {
                     "command": "open_line",
                     "customer_id": cid,
                     "operator": operator,
-                    "kind": "hikari_next",
-                    "access_key": "Key12345",
+                    "kind": data.draw(st.sampled_from(_KINDS[operator])),
+                    "access_key": key,
                     "line_limit": data.draw(st.sampled_from([2000, 5000, 10000])),
                     "billing": data.draw(billing_accounts(self.lines)),
                 },
@@ -243,6 +332,8 @@ class BillingMachine(RuleBasedStateMachine):
         )
         if result is not None:
             self.lines.append(cid)
+            self.operators[cid] = operator
+            self.access_keys[cid] = key
 
     @precondition(lambda self: self.lines)
     @rule(data=st.data())
@@ -251,54 +342,66 @@ class BillingMachine(RuleBasedStateMachine):
         pid = f"user{len(self.passwords) + 1}"
         password = data.draw(st.sampled_from(["pass1", "Secret99"]))
         self.passwords[pid] = password
-        result = self.apply(
-            self.stamp(
-                {
-                    "command": "register_passport",
-                    "customer_id": line,
-                    "passport_id": pid,
-                    "password": password,
-                    "email": f"{pid}@example.jp",
-                    "applicant": {"name": "山田", "phone": "06-1234-5678", "contract_holder": True},
-                    "limit": data.draw(st.sampled_from([300, 600, 1000, 2000])),
-                    "line_auth": data.draw(st.sampled_from([False, False, True])),
-                },
-                data,
+        command = {
+            "command": "register_passport",
+            "customer_id": line,
+            "access_key": self.key_of(line, data),
+            "passport_id": pid,
+            "password": password,
+            "email": f"{pid}@example.jp",
+            "applicant": {"name": "山田", "phone": "06-1234-5678", "contract_holder": True},
+            "limit": data.draw(st.sampled_from([300, 600, 1000, 2000])),
+            # On a line of another kind than Hikari, line authentication is invalid_input.
+            "line_auth": data.draw(st.sampled_from([False, True])),
+        }
+        if data.draw(st.integers(0, 5), label="via provider") == 0:
+            command["via_provider"] = data.draw(
+                st.sampled_from(sorted({s[0] for s in self.services}))
             )
-        )
-        if result is not None:
+            if data.draw(st.booleans(), label="without a key"):
+                del command["access_key"]
+        if self.apply(self.stamp(command, data)) is not None:
             self.passports[pid] = line
 
     @precondition(lambda self: self.passports and self.services)
-    @rule(data=st.data(), right_password=st.sampled_from([True, True, True, False]))
-    def purchase(self, data: st.DataObject, right_password: bool) -> None:
+    @rule(data=st.data())
+    def purchase(self, data: st.DataObject) -> None:
         pid = data.draw(st.sampled_from(sorted(self.passports)))
-        provider, service, _, _ = data.draw(st.sampled_from(self.services))
-        command = {
+        provider, service, pricing, _ = data.draw(st.sampled_from(self.services))
+        command: dict[str, Any] = {
             "command": "purchase",
             "passport_id": pid,
-            "password": self.passwords[pid] if right_password else "Wrong000",
+            "password": self.password_of(pid, data),
             "provider": provider,
             "service": service,
         }
-        if data.draw(st.sampled_from([True, True, False])):
-            command["presented_line"] = self.passports[pid]
-        line_before = self.engine.line(self.passports[pid])
-        result = self.apply(self.stamp(command, data))
-        if result is None:
-            return
-        self.receipts.append(result["receipt"])
-        # §5: no purchase on a regulated line.
-        if line_before is not None and line_before.regulated:
-            raise Disagreement(f"purchase accepted on regulated line {self.passports[pid]}")
-        # §3: an accepted purchase keeps the month's spend within the limit.
-        passport = self.engine.passport(pid)
-        if passport is None:
-            raise Disagreement(f"{pid} bought but has no state")
-        month = YearMonth.of(self.now)
-        spend = passport.spend(month, once_per_month=self.engine_policy().monthly_once_per_month)
-        if spend > passport.limit:
-            raise Disagreement(f"{pid} spent {spend} in {month}, above its limit {passport.limit}")
+        presented = self.came_over(pid, data)
+        if presented is not None:
+            command["presented_line"] = presented
+        # §4: per-purchase items by the dozen; a monthly service only one at a time.
+        quantity = data.draw(st.sampled_from([1, 1, 1, 2, 10] + [3] * (pricing == "monthly")))
+        if quantity != 1:
+            command["quantity"] = quantity
+        self.buy(command, data)
+
+    @precondition(lambda self: self.passports and self.services)
+    @rule(data=st.data(), n=st.integers(1, 10))
+    def wrong_passwords_in_a_row(self, data: st.DataObject, n: int) -> None:
+        """§10: ``n`` wrong passwords on one ID (ten lock it), some over another line (§9)."""
+        pid = data.draw(st.sampled_from(sorted(self.passports)))
+        provider, service, _, _ = data.draw(st.sampled_from(self.services))
+        for _ in range(n):
+            command = {
+                "command": "purchase",
+                "passport_id": pid,
+                "password": WRONG_PASSWORD,
+                "provider": provider,
+                "service": service,
+            }
+            presented = self.came_over(pid, data)
+            if presented is not None:
+                command["presented_line"] = presented
+            self.buy(command, data)
 
     # Scenario rules: the situations where billing rules bite (§4, §5), built on purpose so
     # that a broken rule is found in a few examples rather than by luck.
@@ -309,23 +412,24 @@ class BillingMachine(RuleBasedStateMachine):
     def _subscribe(self, data: st.DataObject) -> str | None:
         pid = data.draw(st.sampled_from(sorted(self.passports)), label="passport")
         provider, service, _, _ = data.draw(st.sampled_from(self._monthly_services()))
-        result = self.apply(
-            self.stamp(
-                {
-                    "command": "purchase",
-                    "passport_id": pid,
-                    "password": self.passwords[pid],
-                    "provider": provider,
-                    "service": service,
-                    "presented_line": self.passports[pid],
-                },
-                data,
-            )
+        return self.buy(
+            {
+                "command": "purchase",
+                "passport_id": pid,
+                "password": self.passwords[pid],
+                "provider": provider,
+                "service": service,
+                "presented_line": self.passports[pid],
+            },
+            data,
         )
-        if result is None:
-            return None
-        self.receipts.append(result["receipt"])
-        return str(result["receipt"])
+
+    def _cancel(self, receipt: str, data: st.DataObject, *, right: bool = True) -> None:
+        pid = self.bought[receipt][0]
+        password = self.password_of(pid, data) if right else WRONG_PASSWORD
+        self.apply(
+            self.stamp({"command": "cancel", "receipt": receipt, "password": password}, data)
+        )
 
     @precondition(lambda self: self.passports and self._monthly_services())
     @rule(data=st.data(), minutes=st.integers(-40, 600))
@@ -336,7 +440,7 @@ class BillingMachine(RuleBasedStateMachine):
             return
         edge = YearMonth.of(self.now).next().start()
         self.now = max(self.now, edge + timedelta(minutes=minutes))
-        self.apply(self.stamp({"command": "cancel", "receipt": receipt}, data))
+        self._cancel(receipt, data)
 
     @precondition(lambda self: self.passports and self._monthly_services())
     @rule(data=st.data())
@@ -347,21 +451,19 @@ class BillingMachine(RuleBasedStateMachine):
             return
         sub = self.engine.subscription(receipt)
         self.now += timedelta(minutes=data.draw(st.integers(1, 300)))
-        self.apply(self.stamp({"command": "cancel", "receipt": receipt}, data))
+        self._cancel(receipt, data)
         if sub is not None:
             pid = sub.passport_id.value
-            self.apply(
-                self.stamp(
-                    {
-                        "command": "purchase",
-                        "passport_id": pid,
-                        "password": self.passwords[pid],
-                        "provider": sub.provider.value,
-                        "service": sub.service.value,
-                        "presented_line": self.passports.get(pid, sub.customer_id.value),
-                    },
-                    data,
-                )
+            self.buy(
+                {
+                    "command": "purchase",
+                    "passport_id": pid,
+                    "password": self.passwords[pid],
+                    "provider": sub.provider.value,
+                    "service": sub.service.value,
+                    "presented_line": self.passports.get(pid, sub.customer_id.value),
+                },
+                data,
             )
 
     @precondition(lambda self: self.passports and self._monthly_services())
@@ -381,15 +483,24 @@ class BillingMachine(RuleBasedStateMachine):
             )
 
     @precondition(lambda self: self.receipts)
-    @rule(data=st.data())
-    def cancel(self, data: st.DataObject) -> None:
-        receipt = data.draw(st.sampled_from(self.receipts))
-        self.apply(self.stamp({"command": "cancel", "receipt": receipt}, data))
+    @rule(data=st.data(), right=st.sampled_from([True, True, True, False]))
+    def cancel(self, data: st.DataObject, right: bool) -> None:
+        """Cancel with the buyer's password (or a wrong one, counted on the buyer's ID)."""
+        self._cancel(data.draw(st.sampled_from(self.receipts)), data, right=right)
 
     @precondition(lambda self: self.receipts)
-    @rule(data=st.data(), amount=st.sampled_from([50, 100, 525, 2000]))
-    def refund(self, data: st.DataObject, amount: int) -> None:
+    @rule(data=st.data(), how_much=st.sampled_from(["some", "price", "over", "twice", "all"]))
+    def refund(self, data: st.DataObject, how_much: str) -> None:
+        """§4: refunds up to what was charged so far — around the price of one charge."""
         receipt = data.draw(st.sampled_from(self.receipts))
+        _, price, quantity = self.bought[receipt]
+        amount = {
+            "some": 50,
+            "price": price,
+            "over": price + 1,
+            "twice": 2 * price,
+            "all": price * quantity,
+        }[how_much]
         self.apply(
             self.stamp(
                 {"command": "refund", "receipt": receipt, "amount": amount, "reason": "返金"}, data
@@ -402,7 +513,13 @@ class BillingMachine(RuleBasedStateMachine):
         pid = data.draw(st.sampled_from(sorted(self.passports)))
         self.apply(
             self.stamp(
-                {"command": "change_passport_limit", "passport_id": pid, "limit": limit}, data
+                {
+                    "command": "change_passport_limit",
+                    "passport_id": pid,
+                    "access_key": self.key_of(self.passports[pid], data),
+                    "limit": limit,
+                },
+                data,
             )
         )
 
@@ -442,6 +559,7 @@ class BillingMachine(RuleBasedStateMachine):
                 {
                     "command": "set_notification",
                     "customer_id": line,
+                    "access_key": self.key_of(line, data),
                     "provider": provider,
                     "notify": notify,
                     "consent": consent,
@@ -468,28 +586,86 @@ class BillingMachine(RuleBasedStateMachine):
         )
 
     @precondition(lambda self: self.passports)
-    @rule(data=st.data())
-    def change_password(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), line_auth=st.sampled_from([None, None, True, False]))
+    def change_passport_details(self, data: st.DataObject, line_auth: bool | None) -> None:
+        """A new password (it unlocks, §10) and/or line authentication (§9), by the holder."""
         pid = data.draw(st.sampled_from(sorted(self.passports)))
-        password = data.draw(st.sampled_from(["pass1", "Newpass2"]))
-        result = self.apply(
+        password = data.draw(st.sampled_from(["pass1", "Newpass2", None]))
+        command: dict[str, Any] = {
+            "command": "change_passport_details",
+            "passport_id": pid,
+            "access_key": self.key_of(self.passports[pid], data),
+        }
+        if password is not None:
+            command["password"] = password
+        if line_auth is not None:
+            command["line_auth"] = line_auth
+        if password is None and line_auth is None:
+            command["email"] = f"new.{pid}@example.jp"
+        if self.apply(self.stamp(command, data)) is not None and password is not None:
+            self.passwords[pid] = password
+
+    @precondition(lambda self: self.passports)
+    @rule(data=st.data(), channel=st.sampled_from(["phone", "written"]))
+    def reset_password(self, data: st.DataObject, channel: str) -> None:
+        """§10: the operator's recovery of a locked or forgotten password."""
+        pid = data.draw(st.sampled_from(sorted(self.passports)))
+        password = data.draw(st.sampled_from(["pass1", "Reset777"]))
+        command = {
+            "command": "reset_password",
+            "passport_id": pid,
+            "password": password,
+            "channel": channel,
+        }
+        if self.apply(self.stamp(command, data)) is not None:
+            self.passwords[pid] = password
+
+    @precondition(lambda self: self.passwords)
+    @rule(data=st.data())
+    def erase_personal_data(self, data: st.DataObject) -> None:
+        """The applicant's data erased on request (also of a deleted ID); bills stay."""
+        pid = data.draw(st.sampled_from(sorted(self.passwords)))
+        self.apply(
             self.stamp(
-                {"command": "change_passport_details", "passport_id": pid, "password": password},
+                {"command": "erase_personal_data", "passport_id": pid, "reason": "本人からの請求"},
                 data,
             )
         )
-        if result is not None:
-            self.passwords[pid] = password
 
     @precondition(lambda self: self.passports)
     @rule(data=st.data())
     def delete_passport(self, data: st.DataObject) -> None:
         pid = data.draw(st.sampled_from(sorted(self.passports)))
-        if (
-            self.apply(self.stamp({"command": "delete_passport", "passport_id": pid}, data))
-            is not None
-        ):
+        command = {
+            "command": "delete_passport",
+            "passport_id": pid,
+            "access_key": self.key_of(self.passports[pid], data),
+        }
+        if self.apply(self.stamp(command, data)) is not None:
             del self.passports[pid]
+
+    @rule(
+        data=st.data(),
+        operator=st.sampled_from(["east", "west"]),
+        months_ahead=st.integers(-2, 1),
+        fee=st.sampled_from([30, 45]),
+    )
+    def set_fee(self, data: st.DataObject, operator: str, months_ahead: int, fee: int) -> None:
+        """§8: the operator sets the 2012 flat fee, from an open (or a closed) month on."""
+        month = YearMonth.of(self.now)
+        for _ in range(abs(months_ahead)):
+            month = month.next() if months_ahead > 0 else month.previous()
+        self.apply(
+            self.stamp(
+                {
+                    "command": "set_fee",
+                    "operator": operator,
+                    "effective_from": str(month),
+                    "flat_fee": fee,
+                },
+                data,
+            )
+        )
 
     @precondition(lambda self: self.lines)
     @rule(
@@ -502,7 +678,10 @@ class BillingMachine(RuleBasedStateMachine):
         line = data.draw(st.sampled_from(self.lines))
         command: dict[str, Any] = {"command": "change_line", "customer_id": line, "change": change}
         if change == "menu_change":
-            command["new_kind"] = "hikari_light"
+            command["new_kind"] = data.draw(st.sampled_from(["hikari_next", "hikari_light"]))
+        elif change == "item_change" and data.draw(st.booleans(), label="new kind"):
+            # Also Hikari Next ⇄ Light, which an item change may not do (§6: invalid_input).
+            command["new_kind"] = data.draw(st.sampled_from(_KINDS[self.operators[line]]))
         new_cid = None
         if change in ("relocation", "transfer") and data.draw(st.booleans()):
             self.opened += 1
@@ -515,7 +694,10 @@ class BillingMachine(RuleBasedStateMachine):
             for pid in [p for p, owner in self.passports.items() if owner == line]:
                 del self.passports[pid]
         if new_cid is not None:
+            # The line carries on under its new customer ID, with its access key.
             self.lines.append(new_cid)
+            self.operators[new_cid] = self.operators[line]
+            self.access_keys[new_cid] = self.access_keys[line]
         if new_cid is not None or change == "cancellation":
             self.lines.remove(line)
 
@@ -528,8 +710,21 @@ class BillingMachine(RuleBasedStateMachine):
     @precondition(lambda self: any("key" in c for c in self.log))
     @rule(data=st.data())
     def retry(self, data: st.DataObject) -> None:
+        """The same key and body again: the first result (or counted refusal), nothing new."""
         keyed = [c for c in self.log if "key" in c]
         self.apply(data.draw(st.sampled_from(keyed)))
+
+    @precondition(lambda self: any("key" in c for c in self.log))
+    @rule(data=st.data(), wrong=st.booleans())
+    def reuse_key(self, data: st.DataObject, wrong: bool) -> None:
+        """A key bound to another body: every check runs, the credential's first (§10)."""
+        keyed = [c for c in self.log if "key" in c]
+        command = {**data.draw(st.sampled_from(keyed)), "at": self.now.isoformat()}
+        if command["command"] in ("purchase", "cancel") and wrong:
+            command["password"] = WRONG_PASSWORD
+        elif "access_key" in command and command["command"] != "open_line" and wrong:
+            command["access_key"] = WRONG_ACCESS_KEY
+        self.apply(command)
 
     # Invariants
 

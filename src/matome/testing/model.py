@@ -1,4 +1,4 @@
-"""A reference model of matome's business rules, written apart from the engine.
+"""A reference model of matome's business rules (contract 2), written apart from the engine.
 
 The model answers two questions for a history of commands, and nothing else:
 
@@ -6,32 +6,59 @@ The model answers two questions for a history of commands, and nothing else:
   its order of precedence), and
 * what is each line charged in each month (DOMAIN.md §4 and §7, the bill's rows and subtotal).
 
-It is deliberately plain: a few dataclasses in dicts, no events, no projections, no storage.
-Charges are never stored; a bill is recomputed from the purchases, cancellations and refunds each
-time it is asked for.  Where DOMAIN.md is silent the model follows docs/design.md.
+It is deliberately plain: a few dataclasses in dicts, no events, no projections, no storage,
+secrets kept in clear text.  Charges are never stored; a bill is recomputed from the
+purchases, cancellations and refunds each time it is asked for.  Where DOMAIN.md is silent the
+model follows docs/design.md.
 
 A refusal is found by *collecting* every refusal that applies to a command and reporting the
 first in the contract's order (:data:`matome.errors.ERROR_PRECEDENCE`), so the model does not
 depend on the order in which the checks happen to be written.
+
+Credentials (DOMAIN.md §2 "Who may do what", §9, §10):
+
+* The line holder's commands (``register_passport``, ``change_passport_limit``,
+  ``change_passport_details``, ``delete_passport``, ``set_notification``) carry the access key
+  of the line (for an ID: of the ID's line).  A wrong one is ``wrong_access_key``; it is not
+  counted and binds no idempotency key.  ``register_passport`` with ``via_provider`` needs no
+  key, but one given is checked.  A line that continues under a new customer ID keeps its key.
+* The Passport ID holder's commands (``purchase``, ``cancel``) carry the ID's password (for a
+  cancel: of the ID that bought the receipt).  A locked ID is ``locked_out`` and its password
+  is not checked; a wrong password is ``wrong_password`` and is counted — only when it is the
+  refusal reported.  ``lockout_after`` wrong passwords in a row lock the ID; an accepted
+  purchase or cancel, a new password (``change_passport_details``) or an operator's
+  ``reset_password`` clear the count (and so the lock).
+* Line authentication (§9): an ID with it on, on a Hikari Next / Light / Light Plus line, buys
+  only with ``presented_line`` equal to its line's customer ID (``line_auth_failed``, ranked
+  before the password and counting nothing).  The notification setting plays no part; on a
+  line of another kind (after an item change) no line check is made.  Switching it on for an
+  ID on another kind of line is ``invalid_input``.
+* Idempotency: a key is bound by an accepted command and by a refusal that counted a wrong
+  password (the first result is then that refusal).  The same key with the same body (attrs
+  equality: every field, secrets by value, ``at`` as an instant) answers the first result
+  before any check; with another body ``idempotency_conflict`` is one more refusal, ranked
+  after the credentials.
 
 Readings the model takes where neither document spells the detail out:
 
 * Time order (design.md): a line, a Passport ID (also a deleted one) and a subscription each
   remember the business time of the latest thing that happened to it; a command dated before
   that, on anything it decides against, is ``invalid_input``.  A purchase decides against its ID
-  and the ID's line; a cancel against the subscription and its ID; a refund against the
-  subscription; a cancel-all (regulation, deletion, a line change that ends the service)
-  against every ID concerned and their active subscriptions.  Refused commands and no-ops
-  (regulating a regulated line, lifting an unregulated one) leave no time behind, except a
-  counted wrong password.
-* A wrong password is counted only when ``wrong_password`` is the answer (§10): a refusal that
-  outranks it (``line_regulated``, ``duplicate``, ``month_closed``, ...) counts nothing.
-  ``locked`` means ``failures >= lockout_after``; a new password (not an e-mail change) and an
-  accepted purchase reset the count.
+  and the ID's line; the line holder's commands on an ID against the ID and its line (they read
+  the line's access key); a cancel against the subscription and its ID; a refund against the
+  subscription; ``reset_password`` against the ID; a cancel-all (regulation, deletion, a line
+  change that ends the service) against every ID concerned and their active subscriptions.
+  Refused commands and no-ops (regulating a regulated line, lifting an unregulated one) leave
+  no time behind, except a counted wrong password.
+* Refunds (§4): refunds of one purchase add up to at most what was charged for it so far —
+  a per-purchase item its unit price × quantity; a monthly subscription its price for each
+  month from its purchase month through the refund's month (and not after its last charged
+  month) in which it carries the charge (a same-month re-purchase under the once-per-month
+  policy does not carry its first month).
+* ``set_fee`` is refused with ``month_closed`` when ``effective_from`` is a closed month;
+  otherwise accepted (the model does not settle).
 * Providers and services exist from their business time on; a consolidated-billing
   representative is checked as currently recorded.
-* A line change that ends the service on the same customer ID keeps the line's notification
-  settings (only regulation is not carried); a continuation under a new ID starts with none.
 * :meth:`ReferenceModel.months` runs from the month of the earliest business time of any
   command given to :meth:`~ReferenceModel.apply` (accepted or not) through the latest.
 
@@ -51,6 +78,7 @@ from matome import commands as cmd
 from matome.errors import ERROR_PRECEDENCE, UnknownLine
 from matome.policy import DEFAULT_POLICY, Policy
 from matome.values import (
+    AccessKey,
     BillingAccount,
     ChangeKind,
     Consolidated,
@@ -59,6 +87,7 @@ from matome.values import (
     LiftChannel,
     LineKind,
     Operator,
+    Password,
     Pricing,
     YearMonth,
     tokyo_date,
@@ -75,8 +104,10 @@ _RANK: dict[str, int] = {
 
 #: §1 line kinds: NTT West offers two, NTT East all five.
 _WEST_KINDS = {LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT}
-#: §6: a menu change goes between these two.
+#: §6: a menu change goes between these two (an item change never does).
 _MENU_KINDS = {LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT}
+#: §9: the kinds of line on which line authentication exists.
+_LINE_AUTH_KINDS = {LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT, LineKind.HIKARI_LIGHT_PLUS}
 #: §6 / design: changes that end the line record for good.
 _TERMINAL = {ChangeKind.CANCELLATION, ChangeKind.AREA_MOVE, ChangeKind.COLLABO_CONVERSION}
 
@@ -107,12 +138,12 @@ class Line:
     customer_id: str
     operator: Operator
     kind: LineKind
+    access_key: str
     cap: int
     billing: BillingAccount
     last_at: datetime
     regulated: bool = False
     ended: bool = False
-    notify: dict[str, bool] = field(default_factory=dict)
     passports: list[str] = field(default_factory=list)  # IDs not deleted
 
 
@@ -127,7 +158,7 @@ class Passport:
     line_auth: bool
     last_at: datetime
     deleted: bool = False
-    failures: int = 0
+    failures: int = 0  # consecutive wrong passwords (§10)
     purchases: int = 0
 
 
@@ -142,7 +173,8 @@ class Sub:
     provider: str
     service: str
     monthly: bool
-    price: int
+    price: int  # the unit price
+    quantity: int
     bought_at: datetime
     last_at: datetime
     cancelled_at: datetime | None = None
@@ -152,6 +184,11 @@ class Sub:
     def active(self) -> bool:
         """A monthly subscription that has not been cancelled (only those can be cancelled)."""
         return self.monthly and self.cancelled_at is None
+
+    @property
+    def amount(self) -> int:
+        """What one charge of this purchase is: unit price × quantity (§4)."""
+        return self.price * self.quantity
 
     def first_month(self) -> YearMonth:
         return YearMonth.of(self.bought_at)
@@ -222,7 +259,7 @@ class _Checks:
     def first(self) -> tuple[str, str] | None:
         if not self.found:
             return None
-        return min(self.found, key=lambda f: _RANK[f[0]])
+        return min(self.found, key=lambda f: _RANK.get(f[0], len(ERROR_PRECEDENCE)))
 
 
 #: What a handler answers when all checks pass: a function that applies the command.
@@ -265,6 +302,15 @@ class ReferenceModel:
         """The latest closed month (closing a month closes all months before it, design.md)."""
         return self._closed
 
+    def failures(self, passport_id: str) -> int:
+        """The consecutive wrong passwords of a Passport ID (0 for an unknown one)."""
+        p = self._passports.get(passport_id)
+        return 0 if p is None else p.failures
+
+    def locked(self, passport_id: str) -> bool:
+        """Whether a Passport ID is locked out (§10)."""
+        return self.failures(passport_id) >= self.policy.lockout_after
+
     def bill(self, customer_id: str, month: YearMonth) -> dict[str, Any]:
         """The bill of one line for one month (§7, INTERCHANGE.md "Bill of one line").
 
@@ -302,7 +348,7 @@ class ReferenceModel:
                 once = (s.passport_id, s.provider, s.service)
                 if not (s.monthly and self.policy.monthly_once_per_month and once in carried):
                     carried.add(once)
-                    out.append(_charge(s, s.price, "charge"))
+                    out.append(_charge(s, s.amount, "charge"))
             if refunds:
                 out.extend(
                     _charge(s, -amount, "refund")
@@ -316,6 +362,21 @@ class ReferenceModel:
         subs = [s for s in self._subs.values() if s.passport_id == passport_id]
         return sum(c["amount"] for c in self._charges(subs, month, refunds=False))
 
+    def _charged_so_far(self, s: Sub, month: YearMonth) -> int:
+        """§4: what ``s`` has been charged from its purchase month through ``month``."""
+        if not s.monthly:
+            return s.amount
+        same_id = [x for x in self._subs.values() if x.passport_id == s.passport_id]
+        last = s.last_month()
+        end = month if last is None else min(month, last)
+        total = 0
+        m = s.first_month()
+        while m <= end:
+            charges = self._charges(same_id, m, refunds=False)
+            total += sum(c["amount"] for c in charges if c["receipt"] == s.receipt)
+            m = m.next()
+        return total
+
     # -----------------------------------------------------------------------------------------
     # Commands
 
@@ -326,8 +387,9 @@ class ReferenceModel:
         self._last = month if self._last is None else max(self._last, month)
 
         checks = _Checks(command.at)
-        # INTERCHANGE.md: the same key with the same body answers the first result again
-        # (attrs equality compares every field, secrets by value and ``at`` as an instant).
+        # INTERCHANGE.md: the same key with the same body answers the first result again,
+        # before any check (attrs equality compares every field, secrets by value and ``at``
+        # as an instant); a key bound to another body is one more refusal among the others.
         if command.key is not None and command.key in self._keys:
             first, result = self._keys[command.key]
             if type(first) is type(command) and first == command:
@@ -345,9 +407,13 @@ class ReferenceModel:
         refusal = checks.first()
         if refusal is not None:
             code, why = refusal
+            refused = ModelResult(False, code, {}, why)
             if code == "wrong_password" and checks.wrong_password is not None:
+                # §10: the one refusal that leaves something behind, and binds its key.
                 self._count_wrong_password(checks.wrong_password, command.at)
-            return ModelResult(False, code, {}, why)
+                if command.key is not None and command.key not in self._keys:
+                    self._keys[command.key] = (command, refused)
+            return refused
         assert commit is not None, "a handler passed every check without a commit"
         result = ModelResult(True, None, commit())
         if command.key is not None:
@@ -355,7 +421,7 @@ class ReferenceModel:
         return result
 
     def _count_wrong_password(self, passport: Passport, at: datetime) -> None:
-        """§10 / design.md: the one refusal that changes state; 10 in a row lock the ID."""
+        """§10 / design.md: ``lockout_after`` wrong passwords in a row lock the ID."""
         passport.failures += 1
         passport.last_at = at
 
@@ -387,12 +453,18 @@ class ReferenceModel:
                 return self._change_passport_details(c, k)
             case cmd.DeletePassport():
                 return self._delete_passport(c, k)
+            case cmd.ResetPassword():
+                return self._reset_password(c, k)
+            case cmd.ErasePersonalData():
+                return self._erase_personal_data(c, k)
             case cmd.Purchase():
                 return self._purchase(c, k)
             case cmd.Cancel():
                 return self._cancel(c, k)
             case cmd.Refund():
                 return self._refund(c, k)
+            case cmd.SetFee():
+                return self._set_fee(c, k)
             case cmd.IssueBills():
                 return self._issue_bills(c, k)
         raise TypeError(f"the model does not know {type(c).__name__}")
@@ -418,6 +490,17 @@ class ReferenceModel:
             k.add("unknown_passport", f"no Passport ID {passport_id}")
             return None
         return p
+
+    def _passport_and_line(
+        self, passport_id: str, k: _Checks
+    ) -> tuple[Passport | None, Line | None]:
+        """The Passport ID (see :meth:`_passport`) and its line.  A command on an ID decides
+        against the ID's line too — also when the ID was deleted (time order; its refusal is
+        unknown_passport then)."""
+        p = self._passport(passport_id, k)
+        known = self._passports.get(passport_id)
+        line = None if known is None else self._line(CustomerId(known.customer_id), k)
+        return p, None if p is None else line
 
     def _provider(self, code: str, k: _Checks) -> Provider | None:
         """A provider registered at or before the command's business time."""
@@ -451,6 +534,27 @@ class ReferenceModel:
             k.add("unknown_line", f"no representative line {rep_id}")
         elif isinstance(rep.billing, Consolidated):
             k.add("invalid_input", f"representative {rep_id} is consolidated itself")
+
+    # Credentials (§2, §9, §10) ------------------------------------------------------------------
+
+    def _access_key(self, line: Line, given: AccessKey | None, k: _Checks) -> None:
+        """The line holder's credential: the line's access key (a missing one is not checked;
+        only ``register_passport`` with ``via_provider`` may leave it out)."""
+        if given is not None and given.reveal() != line.access_key:
+            k.add("wrong_access_key", f"wrong access key for line {line.customer_id}")
+
+    def _password(self, p: Passport, given: Password, k: _Checks) -> None:
+        """The Passport ID holder's credential; a locked ID's password is not even checked."""
+        if p.failures >= self.policy.lockout_after:
+            k.add("locked_out", f"{p.passport_id} is locked after too many wrong passwords")
+        elif given.reveal() != p.password:
+            k.add("wrong_password", f"wrong password for {p.passport_id}")
+            k.wrong_password = p
+
+    def _line_auth_allowed(self, line: Line, on: bool | None, k: _Checks) -> None:
+        """§9: line authentication exists on Hikari Next / Light / Light Plus lines only."""
+        if on and line.kind not in _LINE_AUTH_KINDS:
+            k.add("invalid_input", f"no line authentication on a {line.kind.value} line")
 
     def _holdings(self, passport: Passport, k: _Checks) -> list[Sub]:
         """The active monthly subscriptions of an ID, for a cancel-all.
@@ -488,7 +592,15 @@ class ReferenceModel:
         self._check_billing(c.billing, k)
 
         def commit() -> dict[str, Any]:
-            self._lines[cid] = Line(cid, c.operator, c.kind, c.line_limit.amount, c.billing, c.at)
+            self._lines[cid] = Line(
+                cid,
+                c.operator,
+                c.kind,
+                c.access_key.reveal(),
+                c.line_limit.amount,
+                c.billing,
+                c.at,
+            )
             return {"customer_id": cid}
 
         return commit
@@ -552,6 +664,12 @@ class ReferenceModel:
             line.kind in _MENU_KINDS and c.new_kind in _MENU_KINDS and c.new_kind != line.kind
         ):
             k.add("invalid_input", "a menu change goes between Hikari Next and Hikari Light")
+        if (
+            c.change is ChangeKind.ITEM_CHANGE
+            and c.new_kind is not None
+            and {line.kind, c.new_kind} == _MENU_KINDS
+        ):
+            k.add("invalid_input", "Hikari Next ⇄ Hikari Light is a menu change, not an item one")
 
         kept = c.change is ChangeKind.RENAME or (
             c.change in (ChangeKind.RELOCATION, ChangeKind.ITEM_CHANGE) and not renumbered
@@ -581,8 +699,9 @@ class ReferenceModel:
                 line.ended = True
             if renumbered:
                 assert new_cid is not None
+                # The line carries on, with its access key, under its new customer ID.
                 self._lines[new_cid] = Line(
-                    new_cid, line.operator, line.kind, line.cap, line.billing, c.at
+                    new_cid, line.operator, line.kind, line.access_key, line.cap, line.billing, c.at
                 )
             return {
                 "kept": kept,
@@ -630,15 +749,18 @@ class ReferenceModel:
         return commit
 
     def _set_notification(self, c: cmd.SetNotification, k: _Checks) -> Commit | None:
-        """§9: per provider, with the customer's explicit consent."""
+        """§9: per provider, with the customer's explicit consent and the line's access key.
+
+        The setting only decides what a provider learns; no rule of the model reads it.
+        """
         line = self._line(c.customer_id, k)
         self._provider(c.provider.value, k)
         k.check(c.consent, "consent_required", "notification settings need consent")
         if line is None:
             return None
+        self._access_key(line, c.access_key, k)
 
         def commit() -> dict[str, Any]:
-            line.notify[c.provider.value] = c.notify
             line.last_at = c.at
             return {}
 
@@ -690,6 +812,8 @@ class ReferenceModel:
         )
         if line is None:
             return None
+        self._access_key(line, c.access_key, k)
+        self._line_auth_allowed(line, c.line_auth, k)
         k.check(not line.regulated, "line_regulated", "no new ID on a regulated line")
         by_provider_east = c.via_provider is not None and line.operator is Operator.EAST
         k.check(
@@ -718,15 +842,12 @@ class ReferenceModel:
 
         return commit
 
-    def _owning_line(self, p: Passport, k: _Checks) -> Line | None:
-        return self._line(CustomerId(p.customer_id), k)
-
     def _change_passport_limit(self, c: cmd.ChangePassportLimit, k: _Checks) -> Commit | None:
         """§3: any limit, as long as the sum stays within the cap (design.md: no 5,000 max)."""
-        p = self._passport(c.passport_id.value, k)
-        line = None if p is None else self._owning_line(p, k)
+        p, line = self._passport_and_line(c.passport_id.value, k)
         if p is None or line is None:
             return None
+        self._access_key(line, c.access_key, k)
         k.check(
             self._limit_sum(line, without=p.passport_id) + c.limit.amount <= line.cap,
             "limit_sum_exceeded",
@@ -741,20 +862,24 @@ class ReferenceModel:
         return commit
 
     def _change_passport_details(self, c: cmd.ChangePassportDetails, k: _Checks) -> Commit | None:
-        """§2: view-only from the cut-off; a new password unlocks a locked ID (design.md)."""
-        p = self._passport(c.passport_id.value, k)
+        """§2: view-only from the cut-off; a new password unlocks a locked ID (§10)."""
+        p, line = self._passport_and_line(c.passport_id.value, k)
         k.check(
             c.at < self.policy.registration_cutoff,
             "registration_closed",
             "registration details are view-only from 2024-12-01",
         )
-        if p is None:
+        if p is None or line is None:
             return None
+        self._access_key(line, c.access_key, k)
+        self._line_auth_allowed(line, c.line_auth, k)
 
         def commit() -> dict[str, Any]:
             if c.password is not None:
                 p.password = c.password.reveal()
                 p.failures = 0
+            if c.line_auth is not None:
+                p.line_auth = c.line_auth
             p.last_at = c.at
             return {}
 
@@ -762,10 +887,10 @@ class ReferenceModel:
 
     def _delete_passport(self, c: cmd.DeletePassport, k: _Checks) -> Commit | None:
         """§2: deleting an ID cancels its monthly subscriptions at the deletion instant."""
-        p = self._passport(c.passport_id.value, k)
-        line = None if p is None else self._owning_line(p, k)
+        p, line = self._passport_and_line(c.passport_id.value, k)
         if p is None or line is None:
             return None
+        self._access_key(line, c.access_key, k)
         subs = self._holdings(p, k)
 
         def commit() -> dict[str, Any]:
@@ -777,16 +902,52 @@ class ReferenceModel:
 
         return commit
 
-    # Purchases, cancellations, refunds (§3, §4, §9) -------------------------------------------
+    def _reset_password(self, c: cmd.ResetPassword, k: _Checks) -> Commit | None:
+        """§10: the operator's recovery (after the cut-off too): a new password, no lock."""
+        p = self._passport(c.passport_id.value, k)
+        if p is None:
+            return None
+
+        def commit() -> dict[str, Any]:
+            p.password = c.password.reveal()
+            p.failures = 0
+            p.last_at = c.at
+            return {}
+
+        return commit
+
+    def _erase_personal_data(self, c: cmd.ErasePersonalData, k: _Checks) -> Commit | None:
+        """Erasure of the applicant's personal data on request — also of a deleted ID (its
+        history stays); the model keeps no personal data, so only the answer matters."""
+        p = self._passports.get(c.passport_id.value)
+        if p is None:
+            k.add("unknown_passport", f"no Passport ID {c.passport_id}")
+            return None
+        k.in_time(p.last_at, f"Passport ID {p.passport_id}")
+
+        def commit() -> dict[str, Any]:
+            p.last_at = c.at
+            return {}
+
+        return commit
+
+    # Purchases, cancellations, refunds (§3, §4, §9, §10) -------------------------------------
 
     def _purchase(self, c: cmd.Purchase, k: _Checks) -> Commit | None:
-        p = self._passport(c.passport_id.value, k)
+        p, line = self._passport_and_line(c.passport_id.value, k)
         provider_code, service_code = c.provider.value, c.service.value
         provider, service = self._service(provider_code, service_code, k)
-        line = None if p is None else self._owning_line(p, k)
         if p is None or line is None:
             return None
+        if p.line_auth and line.kind in _LINE_AUTH_KINDS:
+            k.check(
+                c.presented_line is not None and c.presented_line.value == line.customer_id,
+                "line_auth_failed",
+                "line authentication: the purchase must come over the owning line",
+            )
+        self._password(p, c.password, k)
         if service is not None and service.monthly:
+            k.check(c.quantity == 1, "invalid_input", "a monthly service is bought once")
             k.check(
                 not any(
                     s.active and (s.provider, s.service) == (provider_code, service_code)
@@ -797,24 +958,11 @@ class ReferenceModel:
                 "the ID holds this monthly service already",
             )
         k.check(not line.regulated, "line_regulated", "no purchase on a regulated line")
-        locked = p.failures >= self.policy.lockout_after
-        k.check(not locked, "locked_out", "too many wrong passwords")
-        if c.password.reveal() != p.password:
-            k.add("wrong_password", "wrong password")
-            k.wrong_password = p
-        if p.line_auth:
-            k.check(
-                c.presented_line is not None
-                and c.presented_line.value == line.customer_id
-                and line.notify.get(provider_code, False),
-                "line_auth_failed",
-                "line authentication: present the owning line, notified to the provider",
-            )
         if provider is not None and provider.goods is Goods.PHYSICAL:
             k.check(
-                line.operator is Operator.EAST and c.at >= self.policy.physical_goods_from,
+                line.operator is Operator.WEST or c.at >= self.policy.physical_goods_from,
                 "goods_not_offered",
-                "physical goods: NTT East lines only, from 2012-06-05",
+                "physical goods: NTT East lines from 2012-06-05 only",
             )
         if service is None:
             return None
@@ -830,7 +978,7 @@ class ReferenceModel:
         )
         # Patterns 4 and 5: re-buying a monthly service already charged this month adds nothing.
         free = service.monthly and already and self.policy.monthly_once_per_month
-        adds = 0 if free else service.price
+        adds = 0 if free else service.price * c.quantity
         k.check(spend + adds <= p.limit, "limit_exceeded", f"spent {spend}, adds {adds}")
 
         def commit() -> dict[str, Any]:
@@ -847,40 +995,55 @@ class ReferenceModel:
                 service=service_code,
                 monthly=service.monthly,
                 price=service.price,
+                quantity=c.quantity,
                 bought_at=c.at,
                 last_at=c.at,
             )
-            return {"receipt": receipt, "price": service.price, "charged": adds}
+            return {
+                "receipt": receipt,
+                "price": service.price,
+                "quantity": c.quantity,
+                "charged": adds,
+            }
 
         return commit
 
     def _cancel(self, c: cmd.Cancel, k: _Checks) -> Commit | None:
-        """§4: only an active monthly subscription can be cancelled."""
+        """§4: only an active monthly subscription can be cancelled, by its ID's holder."""
         s = self._subs.get(c.receipt)
         if s is None:
             k.add("unknown_receipt", f"no receipt {c.receipt}")
             return None
         k.in_time(s.last_at, f"receipt {c.receipt}")
-        p = self._passports[s.passport_id]
-        k.in_time(p.last_at, f"Passport ID {p.passport_id}")
+        p = self._passport(s.passport_id, k)
+        if p is None:
+            return None
+        self._password(p, c.password, k)
         k.check(s.active, "not_cancellable", "not an active monthly subscription")
 
         def commit() -> dict[str, Any]:
             self._cancel_subs(p, [s], c.at)
+            p.failures = 0
+            p.last_at = c.at
             last = s.last_month()
             return {"receipt": s.receipt, "last_charged_month": None if last is None else str(last)}
 
         return commit
 
     def _refund(self, c: cmd.Refund, k: _Checks) -> Commit | None:
-        """§4 / design.md: refunds add up to at most the price; charged in the month recorded."""
+        """§4: refunds add up to at most what was charged so far; charged in the month recorded."""
         s = self._subs.get(c.receipt)
         if s is None:
             k.add("unknown_receipt", f"no receipt {c.receipt}")
             return None
         k.in_time(s.last_at, f"receipt {c.receipt}")
+        charged = self._charged_so_far(s, YearMonth.of(c.at))
         total = sum(a for _, a in s.refunds) + c.amount.amount
-        k.check(total <= s.price, "refund_exceeds_charge", f"refunds would total {total}")
+        k.check(
+            total <= charged,
+            "refund_exceeds_charge",
+            f"refunds would total {total}, above the {charged} charged so far",
+        )
 
         def commit() -> dict[str, Any]:
             s.refunds.append((c.at, c.amount.amount))
@@ -889,7 +1052,17 @@ class ReferenceModel:
 
         return commit
 
-    # Closing months (§7) ------------------------------------------------------------------------
+    # Fees and closing months (§7, §8) ---------------------------------------------------------
+
+    def _set_fee(self, c: cmd.SetFee, k: _Checks) -> Commit | None:
+        """§8: a fee may be set for open months only (settlements of closed ones are final)."""
+        if self._closed is not None and c.effective_from <= self._closed:
+            k.add("month_closed", f"{c.effective_from} is closed")
+
+        def commit() -> dict[str, Any]:
+            return {}  # the model does not settle
+
+        return commit
 
     def _issue_bills(self, c: cmd.IssueBills, k: _Checks) -> Commit | None:
         k.check(c.at >= c.month.end(), "invalid_input", f"{c.month} has not ended")
@@ -909,6 +1082,8 @@ def _charge(s: Sub, amount: int, kind: str) -> dict[str, Any]:
         "passport_id": s.passport_id,
         "provider": s.provider,
         "service": s.service,
+        "unit_price": s.price,
+        "quantity": s.quantity,
         "amount": amount,
         "kind": kind,
     }

@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 
 from matome.aggregates.subscription import receipt_number
 from matome.commands import COMMANDS, Command, parse_command
-from matome.values import TOKYO, YearMonth
+from matome.values import MAX_YEN, TOKYO, YearMonth
 
 __all__ = [
+    "WRONG_ACCESS_KEY",
+    "WRONG_PASSWORD",
     "access_keys",
     "applicants",
     "billing_accounts",
@@ -43,10 +45,13 @@ __all__ = [
     "invalid_passport_ids",
     "invalid_passwords",
     "invalid_phones",
+    "invalid_quantities",
+    "invalid_times",
     "invalid_yen",
     "passport_ids",
     "passwords",
     "provider_codes",
+    "quantities",
     "service_codes",
     "tokyo_times",
     "year_months",
@@ -191,18 +196,42 @@ def service_codes() -> st.SearchStrategy[str]:
 
 
 def yen(min_value: int = 0, max_value: int = 100_000) -> st.SearchStrategy[int]:
-    """Whole yen as the JSON integer of the contract."""
-    return st.integers(min_value, max_value)
+    """Whole yen as the JSON integer of the contract (at most :data:`~matome.values.MAX_YEN`)."""
+    return st.integers(min_value, min(max_value, MAX_YEN))
 
 
 def invalid_yen() -> st.SearchStrategy[Any]:
-    """What money is not: floats, negative amounts (for prices and limits), booleans, text."""
+    """What an amount is not: floats, negatives, more than 99,999,999 yen, booleans, text."""
     return st.one_of(
         st.floats(allow_nan=False).filter(lambda f: not f.is_integer()),
         st.integers(max_value=-1),
+        st.integers(min_value=MAX_YEN + 1),
         st.booleans(),
         st.integers(0, 10_000).map(str),
     )
+
+
+def quantities() -> st.SearchStrategy[int]:
+    """How many of a per-purchase item one purchase buys: 1–99 (DOMAIN.md §4)."""
+    return st.integers(1, 99)
+
+
+def invalid_quantities() -> st.SearchStrategy[Any]:
+    """Quantities a purchase may not carry: 0, negatives, 100 and more, non-integers."""
+    return st.one_of(
+        st.sampled_from([0, 100]),
+        st.integers(max_value=-1),
+        st.integers(min_value=100),
+        st.sampled_from([1.0, 2.5, "2", True]),
+    )
+
+
+def invalid_times() -> st.SearchStrategy[str]:
+    """Aware ISO-8601 times whose Tokyo date lies outside 2000-01-01 … 2099-12-31."""
+    return st.one_of(
+        st.datetimes(datetime(1999, 1, 1), datetime(1999, 12, 31, 23, 59, 59)),
+        st.datetimes(datetime(2100, 1, 1), datetime(2100, 12, 31, 23, 59, 59)),
+    ).map(lambda d: d.replace(tzinfo=TOKYO).isoformat())
 
 
 def invalid_months() -> st.SearchStrategy[str]:
@@ -272,6 +301,37 @@ def commands() -> st.SearchStrategy[Command[Any]]:
     return st.one_of([_command_json(name).map(parse_command) for name in sorted(COMMANDS)])
 
 
+#: Every amount a command carries (DOMAIN.md §1: 0–99,999,999 yen).
+_YEN_FIELDS = (
+    ("open_line", "line_limit"),
+    ("change_line_limit", "line_limit"),
+    ("list_service", "price"),
+    ("register_passport", "limit"),
+    ("change_passport_limit", "limit"),
+    ("refund", "amount"),
+    ("set_fee", "flat_fee"),
+)
+#: The credential each command cannot do without (DOMAIN.md §2, "Who may do what").
+_CREDENTIALS = (
+    ("change_passport_limit", "access_key"),
+    ("change_passport_details", "access_key"),
+    ("delete_passport", "access_key"),
+    ("set_notification", "access_key"),
+    ("purchase", "password"),
+    ("cancel", "password"),
+    ("reset_password", "password"),
+)
+
+
+def _with(name: str, field: str, bad: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """A ``name`` command whose ``field`` is replaced by a value drawn from ``bad``."""
+    return st.builds(lambda c, v: {**c, field: v}, _command_json(name), bad)
+
+
+def _without(name: str, field: str) -> st.SearchStrategy[dict[str, Any]]:
+    return _command_json(name).map(lambda c: {k: v for k, v in c.items() if k != field})
+
+
 def invalid_commands() -> st.SearchStrategy[dict[str, Any]]:
     """Command-log objects that must be refused with ``invalid_input``."""
     base = st.sampled_from(sorted(COMMANDS)).flatmap(_command_json)
@@ -280,31 +340,38 @@ def invalid_commands() -> st.SearchStrategy[dict[str, Any]]:
         base.map(lambda c: {**c, "surprise": 1}),  # an unknown field
         base.map(lambda c: {k: v for k, v in c.items() if k != "at"}),  # a missing field
         base.map(lambda c: {**c, "command": c["command"] + "_x"}),  # an unknown command
-        st.builds(
-            lambda c, bad: {**c, "customer_id": bad},
-            _command_json("open_line"),
-            invalid_customer_ids(),
+        st.builds(lambda c, at: {**c, "at": at}, base, invalid_times()),  # 1999 or 2100
+        _with("open_line", "customer_id", invalid_customer_ids()),
+        _with("purchase", "password", invalid_passwords()),
+        _with("cancel", "password", invalid_passwords()),
+        _with("open_line", "access_key", invalid_access_keys()),
+        _with("set_notification", "access_key", invalid_access_keys()),
+        _with("register_passport", "limit", st.sampled_from([-1, 1.5, "500", True])),
+        st.sampled_from(_YEN_FIELDS).flatmap(lambda nf: _with(*nf, invalid_yen())),
+        _with("purchase", "quantity", invalid_quantities()),
+        st.sampled_from(_CREDENTIALS).flatmap(lambda nf: _without(*nf)),
+        # register_passport needs the line's access key unless a provider registers it.
+        _without("register_passport", "access_key").map(
+            lambda c: {k: v for k, v in c.items() if k != "via_provider"}
         ),
-        st.builds(
-            lambda c, bad: {**c, "password": bad}, _command_json("purchase"), invalid_passwords()
-        ),
-        st.builds(
-            lambda c, bad: {**c, "access_key": bad},
-            _command_json("open_line"),
-            invalid_access_keys(),
-        ),
-        st.builds(
-            lambda c, bad: {**c, "limit": bad},
-            _command_json("register_passport"),
-            st.sampled_from([-1, 1.5, "500", True]),
-        ),
+        _with("reset_password", "channel", st.sampled_from(["online", "email", ""])),
+        _with("set_fee", "effective_from", st.one_of(invalid_months(), st.just("1999-12"))),
+        _with("issue_bills", "month", st.sampled_from(["1999-12", "2100-01"])),
     )
+
+
+_HIKARI = ("hikari_next", "hikari_light", "hikari_light_plus")
+_EAST_KINDS = ("hikari_next", "hikari_light", "hikari_light_plus", "b_flets", "flets_adsl")
 
 
 def _command_json(name: str) -> st.SearchStrategy[dict[str, Any]]:
     at = tokyo_times().map(lambda d: d.isoformat())
     cid = customer_ids("west")
     fields: dict[str, st.SearchStrategy[Any]] = {"at": at}
+    optional: dict[str, st.SearchStrategy[Any]] = {}
+    #: Alternative shapes of one command: (required fields, optional fields) besides ``at``.
+    shapes: list[tuple[dict[str, st.SearchStrategy[Any]], dict[str, st.SearchStrategy[Any]]]]
+    shapes = []
     match name:
         case "open_line":
             fields |= {
@@ -326,12 +393,30 @@ def _command_json(name: str) -> st.SearchStrategy[dict[str, Any]]:
                 "reason": st.just("customer_number"),
             }
         case "change_line":
-            fields |= {
-                "customer_id": cid,
-                "change": st.sampled_from(
-                    ["relocation", "rename", "cancellation", "transfer", "collabo_conversion"]
+            fields |= {"customer_id": cid}
+            shapes = [
+                (
+                    {
+                        "change": st.sampled_from(
+                            [
+                                "relocation",
+                                "rename",
+                                "cancellation",
+                                "transfer",
+                                "collabo_conversion",
+                            ]
+                        )
+                    },
+                    {},
                 ),
-            }
+                (
+                    {
+                        "change": st.sampled_from(["item_change", "menu_change"]),
+                        "new_kind": st.sampled_from(_EAST_KINDS),
+                    },
+                    {},
+                ),
+            ]
         case "regulate_line":
             fields |= {"customer_id": cid}
         case "lift_regulation":
@@ -339,6 +424,7 @@ def _command_json(name: str) -> st.SearchStrategy[dict[str, Any]]:
         case "set_notification":
             fields |= {
                 "customer_id": cid,
+                "access_key": access_keys(),
                 "provider": provider_codes(),
                 "notify": st.booleans(),
                 "consent": st.booleans(),
@@ -369,12 +455,35 @@ def _command_json(name: str) -> st.SearchStrategy[dict[str, Any]]:
                 "limit": yen(0, 6_000),
                 "line_auth": st.booleans(),
             }
+            # The line holder's (with the access key) or a provider's on their behalf.
+            shapes = [
+                ({"access_key": access_keys()}, {"via_provider": provider_codes()}),
+                ({"via_provider": provider_codes()}, {}),
+            ]
         case "change_passport_limit":
-            fields |= {"passport_id": passport_ids(), "limit": yen(0, 6_000)}
+            fields |= {
+                "passport_id": passport_ids(),
+                "access_key": access_keys(),
+                "limit": yen(0, 6_000),
+            }
         case "change_passport_details":
-            fields |= {"passport_id": passport_ids(), "password": passwords()}
+            fields |= {"passport_id": passport_ids(), "access_key": access_keys()}
+            # At least one of a new password, e-mail or line-authentication setting.
+            shapes = [
+                ({"password": passwords()}, {"email": emails(), "line_auth": st.booleans()}),
+                ({"email": emails()}, {"line_auth": st.booleans()}),
+                ({"line_auth": st.booleans()}, {}),
+            ]
         case "delete_passport":
-            fields |= {"passport_id": passport_ids()}
+            fields |= {"passport_id": passport_ids(), "access_key": access_keys()}
+        case "erase_personal_data":
+            fields |= {"passport_id": passport_ids(), "reason": st.just("customer request")}
+        case "reset_password":
+            fields |= {
+                "passport_id": passport_ids(),
+                "password": passwords(),
+                "channel": st.sampled_from(["phone", "written"]),
+            }
         case "purchase":
             fields |= {
                 "passport_id": passport_ids(),
@@ -382,9 +491,11 @@ def _command_json(name: str) -> st.SearchStrategy[dict[str, Any]]:
                 "provider": provider_codes(),
                 "service": service_codes(),
             }
+            optional = {"quantity": quantities(), "presented_line": cid}
         case "cancel":
             fields |= {
-                "receipt": st.text(string.ascii_uppercase + _DIGITS, min_size=5, max_size=21)
+                "receipt": st.text(string.ascii_uppercase + _DIGITS, min_size=5, max_size=21),
+                "password": passwords(),
             }
         case "refund":
             fields |= {
@@ -392,11 +503,25 @@ def _command_json(name: str) -> st.SearchStrategy[dict[str, Any]]:
                 "amount": yen(1, 5_000),
                 "reason": st.just("refund"),
             }
+        case "set_fee":
+            fields |= {
+                "operator": st.sampled_from(["east", "west"]),
+                "effective_from": year_months(2012, 2026).map(str),
+                "flat_fee": yen(0, 2_000),
+            }
         case "issue_bills":
             fields |= {"month": year_months(2023, 2025).map(str)}
         case _:  # a command added to the contract without a strategy is a bug here
             raise LookupError(f"no strategy for command {name!r}")
-    return st.fixed_dictionaries({"command": st.just(name), **fields})
+    head = {"command": st.just(name), **fields}
+    if not shapes:
+        return st.fixed_dictionaries(head, optional=optional)
+    return st.one_of(
+        [
+            st.fixed_dictionaries({**head, **required}, optional={**optional, **more})
+            for required, more in shapes
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,20 +538,30 @@ _ACTIONS = (
     ("register_passport", 8),
     ("cancel", 8),
     ("refund", 3),
-    ("wrong_password", 2),
+    ("wrong_password", 3),
+    ("wrong_access_key", 2),
+    ("reset_password", 2),
+    ("erase_personal_data", 1),
     ("change_passport_limit", 3),
     ("change_line_limit", 2),
     ("regulate_line", 2),
     ("lift_regulation", 2),
-    ("set_notification", 3),
+    ("set_notification", 2),
     ("change_billing", 2),
-    ("change_passport_details", 1),
+    ("change_passport_details", 2),
     ("delete_passport", 1),
-    ("change_line", 1),
+    ("change_line", 2),
+    ("set_fee", 1),
     ("issue_bills", 2),
     ("retry", 3),
+    ("reuse_key", 1),
     ("open_line", 2),
 )
+#: A credential nobody was given (valid in form, wrong in fact).
+WRONG_PASSWORD = "Wrong000"
+WRONG_ACCESS_KEY = "Wrong123"
+#: From this business time customers no longer change their IDs' details (DOMAIN.md §2).
+_CUTOFF = datetime(2024, 12, 1, tzinfo=TOKYO)
 
 
 @st.composite
@@ -442,10 +577,14 @@ def command_logs(
 
     Providers and services are listed first, lines opened before use, IDs registered before
     purchases; business times only move forward, spread over months and biased towards Tokyo
-    midnight; regulation, lifting, line changes, deletions, refunds, limit changes, wrong
-    passwords, idempotent retries and bill issuing are mixed in.  Some commands are refused
-    by the rules — that is part of the history.  Receipts used by ``cancel`` and ``refund`` are
-    predicted from the purchases so far (:func:`predicted_receipt`).
+    midnight; regulation, lifting, line changes (also of the line's kind), deletions, refunds,
+    limit changes, password resets, erasures of personal data, fee settings, idempotent retries
+    (and keys reused for another body) and bill issuing are mixed in.  Credentials are those of contract 2: the
+    line holder's commands carry the line's access key, purchases and cancellations the
+    password of the Passport ID — mostly right, sometimes wrong.  Some commands are refused
+    by the rules — that is part of the history — but none is malformed.  Receipts used by
+    ``cancel`` and ``refund`` are predicted from the purchases so far
+    (:func:`predicted_receipt`).
     """
     log: list[dict[str, Any]] = []
     now = start
@@ -479,11 +618,16 @@ def command_logs(
                 }
             )
     lines: list[str] = []
+    operator_of: dict[str, str] = {}
+    kind_of: dict[str, str] = {}
+    key_of: dict[str, str] = {}  # the line's access key
     passports: dict[str, str] = {}  # passport -> line
     password: dict[str, str] = {}
     bought: dict[str, int] = {}
     receipts: list[str] = []
+    buyer: dict[str, str] = {}  # receipt -> passport
     sent: list[dict[str, Any]] = []
+    opened = 0  # customer IDs are never reused
 
     def stamp(command: dict[str, Any]) -> dict[str, Any]:
         utc = draw(st.booleans())
@@ -492,22 +636,123 @@ def command_logs(
             command["key"] = f"k{len(log)}"
         return command
 
+    def new_customer_id() -> str:
+        nonlocal opened
+        opened += 1
+        return f"CAF{opened:010d}"
+
     def open_line() -> dict[str, Any]:
         operator = draw(st.sampled_from(["west", "east"]))
-        cid = f"CAF{len(lines) + 1:010d}"
+        cid = new_customer_id()
         lines.append(cid)
-        kinds = ["hikari_next", "hikari_light"] + (
-            ["b_flets", "flets_adsl", "hikari_light_plus"] if operator == "east" else []
-        )
+        operator_of[cid] = operator
+        kind_of[cid] = draw(st.sampled_from(_EAST_KINDS if operator == "east" else _HIKARI[:2]))
+        key_of[cid] = f"Key{opened:05d}"
         return {
             "command": "open_line",
             "customer_id": cid,
             "operator": operator,
-            "kind": draw(st.sampled_from(kinds)),
-            "access_key": "Key12345",
+            "kind": kind_of[cid],
+            "access_key": key_of[cid],
             "line_limit": draw(st.sampled_from([3000, 5000, 10000, 30000])),
             "billing": draw(billing_accounts(lines[:-1])),
         }
+
+    def register(line: str) -> dict[str, Any]:
+        pid = f"id{len(password) + 1}.{draw(st.sampled_from(['a', 'b']))}"
+        passports[pid] = line
+        password[pid] = draw(st.sampled_from(["pass1", "Secret99"]))
+        command = {
+            "command": "register_passport",
+            "customer_id": line,
+            "access_key": key_of[line],
+            "passport_id": pid,
+            "password": password[pid],
+            "email": f"{pid}@example.jp",
+            "applicant": {"name": "山田", "phone": "06-1234-5678", "contract_holder": True},
+            "limit": draw(st.sampled_from([500, 1000, 2000, 5000])),
+            # §9: line authentication exists on Hikari lines only.
+            "line_auth": kind_of[line] in _HIKARI and draw(st.sampled_from([False] * 3 + [True])),
+        }
+        if draw(st.integers(0, 5)) == 0:  # a provider registers it on the customer's behalf
+            command["via_provider"] = draw(st.sampled_from(providers))
+            if draw(st.booleans()):
+                del command["access_key"]
+        return command
+
+    def purchase(pid: str, secret: str) -> dict[str, Any]:
+        provider, service, pricing, _ = draw(st.sampled_from(services))
+        command: dict[str, Any] = {
+            "command": "purchase",
+            "passport_id": pid,
+            "password": secret,
+            "provider": provider,
+            "service": service,
+        }
+        if pricing == "per_purchase" and draw(st.integers(0, 3)) == 0:
+            command["quantity"] = draw(st.sampled_from([2, 3, 10]))
+        came_over = draw(st.sampled_from(["own", "own", "own", "unknown", "other"]))
+        if came_over == "own":
+            command["presented_line"] = passports[pid]
+        elif came_over == "other":
+            command["presented_line"] = draw(st.sampled_from(lines))
+        return command
+
+    def change_line(line: str) -> dict[str, Any]:
+        change = draw(
+            st.sampled_from(
+                ["relocation", "rename", "item_change", "menu_change", "cancellation", "transfer"]
+            )
+        )
+        kind = kind_of[line]
+        if change == "menu_change" and kind not in _HIKARI[:2]:
+            change = "rename"
+        command: dict[str, Any] = {"command": "change_line", "customer_id": line, "change": change}
+        if change == "menu_change":
+            command["new_kind"] = "hikari_light" if kind == "hikari_next" else "hikari_next"
+        elif change == "item_change" and operator_of[line] == "east" and draw(st.booleans()):
+            # §6: an item change never switches Hikari Next ⇄ Hikari Light (a menu change).
+            command["new_kind"] = draw(
+                st.sampled_from(
+                    [k for k in _EAST_KINDS if {k, kind} != {"hikari_next", "hikari_light"}]
+                )
+            )
+        kind_of[line] = command.get("new_kind", kind)
+        renumbered = change in ("relocation", "transfer") and draw(st.booleans())
+        if renumbered:
+            new_cid = new_customer_id()
+            lines.append(new_cid)
+            command["new_customer_id"] = new_cid
+            # The line carries on under its new customer ID, with its access key.
+            operator_of[new_cid], kind_of[new_cid] = operator_of[line], kind_of[line]
+            key_of[new_cid] = key_of[line]
+        if renumbered or change in ("cancellation", "transfer", "menu_change"):
+            # The service ends: the line's IDs are deleted (§6).
+            for gone in [p for p, owner in passports.items() if owner == line]:
+                del passports[gone]
+        if (renumbered or change == "cancellation") and len(lines) > 1:
+            lines.remove(line)
+        return command
+
+    def wrong_access_key(line: str, pid: str | None) -> dict[str, Any]:
+        commands: list[dict[str, Any]] = [
+            {
+                "command": "set_notification",
+                "customer_id": line,
+                "access_key": WRONG_ACCESS_KEY,
+                "provider": draw(st.sampled_from(providers)),
+                "notify": True,
+                "consent": True,
+                "channel": "web",
+            }
+        ]
+        if pid is not None:
+            commands += [
+                {"command": "delete_passport", "passport_id": pid},
+                {"command": "change_passport_limit", "passport_id": pid, "limit": 300},
+            ]
+            commands = [{**c, "access_key": WRONG_ACCESS_KEY} for c in commands]
+        return draw(st.sampled_from(commands))
 
     log.append(stamp(open_line()))
     actions, weights = zip(*_ACTIONS, strict=True)
@@ -531,49 +776,74 @@ def command_logs(
         if action == "open_line":
             command = open_line()
         elif action == "register_passport" or (action == "purchase" and pid is None):
-            pid = f"id{len(passports) + 1}.{draw(st.sampled_from(['a', 'b']))}"
-            passports[pid] = line
-            password[pid] = draw(st.sampled_from(["pass1", "Secret99"]))
+            command = register(line)
+        elif action == "purchase" and pid is not None:
+            command = purchase(pid, password[pid])
+            bought[pid] = bought.get(pid, 0) + 1
+            receipt = predicted_receipt(pid, bought[pid])
+            receipts.append(receipt)
+            buyer[receipt] = pid
+        elif action == "wrong_password" and pid is not None:
+            if bool(receipts) and draw(st.booleans()):
+                command = {
+                    "command": "cancel",
+                    "receipt": draw(st.sampled_from(receipts)),
+                    "password": WRONG_PASSWORD,
+                }
+            else:
+                command = purchase(pid, WRONG_PASSWORD)
+        elif action == "wrong_access_key":
+            command = wrong_access_key(line, pid)
+        elif action == "cancel" and receipts:
+            receipt = draw(st.sampled_from(receipts))
+            command = {"command": action, "receipt": receipt, "password": password[buyer[receipt]]}
+        elif action == "refund" and receipts:
             command = {
-                "command": "register_passport",
-                "customer_id": line,
+                "command": action,
+                "receipt": draw(st.sampled_from(receipts)),
+                "amount": draw(st.sampled_from([50, 100, 525, 1500])),
+                "reason": "返金",
+            }
+        elif action == "reset_password" and pid is not None:
+            password[pid] = draw(st.sampled_from(["pass1", "Reset777"]))
+            command = {
+                "command": action,
                 "passport_id": pid,
                 "password": password[pid],
-                "email": f"{pid}@example.jp",
-                "applicant": {"name": "山田", "phone": "06-1234-5678", "contract_holder": True},
-                "limit": draw(st.sampled_from([500, 1000, 2000, 5000])),
-                "line_auth": draw(st.sampled_from([False, False, False, True])),
+                "channel": draw(st.sampled_from(["phone", "written"])),
             }
-        elif action in ("purchase", "wrong_password") and pid is not None and services:
-            provider, service, _, _ = draw(st.sampled_from(services))
+        elif action == "erase_personal_data" and password:
             command = {
-                "command": "purchase",
-                "passport_id": pid,
-                "password": password[pid] if action == "purchase" else "Wrong000",
-                "provider": provider,
-                "service": service,
+                "command": action,
+                "passport_id": draw(st.sampled_from(sorted(password))),  # also a deleted ID
+                "reason": "本人からの請求",
             }
-            if draw(st.sampled_from([True, True, False])):
-                command["presented_line"] = passports[pid]
-            if action == "purchase":
-                bought[pid] = bought.get(pid, 0) + 1
-                receipts.append(predicted_receipt(pid, bought[pid]))
-        elif action in ("cancel", "refund") and receipts:
-            receipt = draw(st.sampled_from(receipts))
-            command = {"command": action, "receipt": receipt}
-            if action == "refund":
-                command |= {"amount": draw(st.sampled_from([50, 100, 525])), "reason": "返金"}
         elif action == "change_passport_limit" and pid is not None:
             command = {
                 "command": action,
                 "passport_id": pid,
+                "access_key": key_of[passports[pid]],
                 "limit": draw(st.sampled_from([0, 300, 1000, 3000])),
             }
         elif action == "change_passport_details" and pid is not None:
-            password[pid] = draw(st.sampled_from(["pass1", "Newpass2"]))
-            command = {"command": action, "passport_id": pid, "password": password[pid]}
+            command = {
+                "command": action,
+                "passport_id": pid,
+                "access_key": key_of[passports[pid]],
+            }
+            if now < _CUTOFF:  # from the cut-off the details are view-only (refused)
+                password[pid] = draw(st.sampled_from(["pass1", "Newpass2"]))
+                command["password"] = password[pid]
+            if kind_of[passports[pid]] in _HIKARI and draw(st.booleans()):
+                command["line_auth"] = draw(st.booleans())
+            if len(command) == 4:
+                command["email"] = f"new.{pid}@example.jp"
         elif action == "delete_passport" and pid is not None:
-            command = {"command": action, "passport_id": pid}
+            command = {
+                "command": action,
+                "passport_id": pid,
+                "access_key": key_of[passports[pid]],
+            }
             del passports[pid]
         elif action == "change_line_limit":
             command = {
@@ -593,6 +863,7 @@ def command_logs(
             command = {
                 "command": action,
                 "customer_id": line,
+                "access_key": key_of[line],
                 "provider": draw(st.sampled_from(providers)),
                 "notify": draw(st.booleans()),
                 "consent": draw(st.sampled_from([True] * 4 + [False])),
@@ -606,27 +877,30 @@ def command_logs(
                 "reason": "customer_number",
             }
         elif action == "change_line":
-            change = draw(
-                st.sampled_from(["relocation", "rename", "item_change", "cancellation", "transfer"])
-            )
-            command = {"command": action, "customer_id": line, "change": change}
-            renumbered = change in ("relocation", "transfer") and draw(st.booleans())
-            if renumbered:
-                new_cid = f"CAF{len(lines) + 1:010d}"
-                lines.append(new_cid)
-                command["new_customer_id"] = new_cid
-            if renumbered or change in ("cancellation", "transfer"):
-                # The service ends: the line's IDs are deleted (§6).
-                for gone in [p for p, owner in passports.items() if owner == line]:
-                    del passports[gone]
-            if (renumbered or change == "cancellation") and len(lines) > 1:
-                lines.remove(line)
+            command = change_line(line)
+        elif action == "set_fee":
+            month = YearMonth.of(now)
+            command = {
+                "command": action,
+                "operator": draw(st.sampled_from(["east", "west"])),
+                "effective_from": str(
+                    draw(st.sampled_from([month.previous(), month, month.next()]))
+                ),
+                "flat_fee": draw(st.sampled_from([30, 45, 60])),
+            }
         elif action == "issue_bills":
             command = {"command": action, "month": str(YearMonth.of(now).previous())}
         elif action == "retry" and sent:
             retry = dict(draw(st.sampled_from(sent)))
-            if "key" in retry:
-                log.append(retry)  # same key, same body: answered from the first result
+            log.append(retry)  # same key, same body: answered from the first result
+            continue
+        elif action == "reuse_key" and sent:
+            # The key of an earlier command, now for another body (a later instant, and maybe
+            # a wrong password): all checks run, and idempotency_conflict is one of them.
+            reused = {**draw(st.sampled_from(sent)), "at": _iso(now, utc=False)}
+            if "password" in reused and reused["command"] != "register_passport":
+                reused["password"] = draw(st.sampled_from([reused["password"], WRONG_PASSWORD]))
+            log.append(reused)
             continue
         if command is not None:
             stamped = stamp(command)

@@ -1,0 +1,82 @@
+"""The command log of the interchange contract (INTERCHANGE.md, "Command log"): one JSON line in,
+one result object out.
+
+:func:`parse_line` reads one line of a command log into a command, enforcing the contract's
+bounds on the text itself (a line of at most 64 KiB, valid UTF-8 and Unicode, no duplicate
+keys, numbers and nesting a JSON reader can hold); :func:`apply_line` applies it to an engine
+and answers the contract's result object.  Nothing a line contains can end a run: every
+problem is that line's ``invalid_input``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from matome.commands import Command, parse_command
+from matome.engine import Engine
+from matome.errors import InvalidInput, MatomeError
+
+__all__ = ["MAX_LINE_BYTES", "apply_line", "parse_line"]
+
+#: The longest command-log line accepted (INTERCHANGE.md bounds): 64 KiB.
+MAX_LINE_BYTES = 64 * 1024
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # {"password":"WRONG","password":"right"} must not pass as either.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidInput(f"field {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _check_text(value: Any, where: str) -> None:
+    """Every string (and key) must be valid Unicode: JSON escapes can spell lone surrogates."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{where} is not valid Unicode text (a lone surrogate)") from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_text(key, f"a field name in {where}")
+            _check_text(item, key if where == "the command" else f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, where)
+
+
+def parse_line(text: str | bytes) -> Command[Any]:
+    """The command on one line of a command log; anything off is ``invalid_input``."""
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_LINE_BYTES:
+        raise InvalidInput(f"the line is {size:,} bytes; at most {MAX_LINE_BYTES:,} are read")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidInput(f"the line is not UTF-8 (byte {e.start + 1})") from None
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"not valid JSON: {e.msg} at column {e.colno}") from None
+    except RecursionError:
+        raise InvalidInput("the JSON is nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise InvalidInput(f"not a JSON value matome can read: {e}") from None
+    _check_text(obj, "the command")
+    return parse_command(obj)
+
+
+def apply_line(engine: Engine, number: int, text: str | bytes) -> dict[str, Any]:
+    """Apply one command-log line; return its contract result object (never raises for
+    anything the line contains)."""
+    try:
+        result = engine.execute(parse_line(text))
+    except MatomeError as e:
+        return {"line": number, "ok": False, "error": e.to_json()}
+    return {"line": number, "ok": True, **result.to_json()}
