@@ -7,17 +7,19 @@ the contract; without it, tables for people.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from matome.engine import Engine
-from matome.errors import InvalidInput, MatomeError
-from matome.interchange import apply_line
+from matome.errors import Busy, InvalidInput, MatomeError, StoreNotFound, StoreUnavailable
+from matome.interchange import apply_line, log_lines
 from matome.report import audit_html
 from matome.tables import (
     audit_table,
@@ -32,19 +34,7 @@ from matome.tables import (
 )
 from matome.wire import to_json
 
-__all__ = ["apply_line", "main", "run_log"]
-
-
-def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """The command lines of a log, numbered from 1: blank lines and ``#`` comments skipped.
-
-    Read as bytes: a line that is not UTF-8 is that line's ``invalid_input``, not the end of
-    the run.
-    """
-    for number, text in enumerate(stream, start=1):
-        stripped = text.strip()
-        if stripped and not stripped.startswith(b"#"):
-            yield number, stripped
+__all__ = ["apply_line", "exit_code", "main", "run_log"]
 
 
 class _Progress:
@@ -83,17 +73,99 @@ class _Progress:
             self.stream.write("\n")
 
 
-def run_log(engine: Engine, stream: BinaryIO, out: TextIO, total: int | None = None) -> int:
-    """Apply a command log, printing one JSON result per command; return how many were refused."""
-    refused = 0
+#: Exit codes (docs/reliability.md): a document that does not exist or a refusal (with
+#: ``--strict``) is 1, as the contract says; the rest say what went wrong with the store.
+EXIT_REFUSED = 1
+EXIT_LOG_UNREADABLE = 2
+EXIT_STORE_NOT_FOUND = 3
+EXIT_STORE_UNAVAILABLE = 4
+EXIT_BUSY = 5
+_STORE_EXITS = {
+    StoreNotFound.code: EXIT_STORE_NOT_FOUND,
+    StoreUnavailable.code: EXIT_STORE_UNAVAILABLE,
+    Busy.code: EXIT_BUSY,
+}
+
+
+def exit_code(error: MatomeError) -> int:
+    """The exit code of the command line for ``error``."""
+    return _STORE_EXITS.get(error.code, EXIT_REFUSED)
+
+
+def _fail(args: argparse.Namespace, error: MatomeError) -> int:
+    """Report ``error`` in one line (the contract's JSON with ``--json``); its exit code."""
+    if getattr(args, "json", False):
+        print(json.dumps({"error": error.to_json()}, ensure_ascii=False))
+    else:
+        print(f"matome {args.command}: {error.code}: {error.message}", file=sys.stderr)
+    return exit_code(error)
+
+
+class _StoreFailed(Exception):
+    """A run stopped because the store failed (not because of a line)."""
+
+    def __init__(self, error: MatomeError, number: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.number = number
+
+
+def run_log(
+    engine: Engine,
+    stream: BinaryIO,
+    out: TextIO,
+    total: int | None = None,
+    *,
+    after: int = 0,
+) -> tuple[int, int]:
+    """Apply a command log, printing one JSON result per command, skipping the lines up to
+    ``after``; return how many commands were accepted and refused.
+
+    Every command records the log's position with what it writes, so a run cut short can be
+    resumed exactly where it stopped (``matome run --resume``).  A failure of the store stops
+    the run (it is not a refusal of the line): :class:`_StoreFailed`.
+    """
+    accepted = refused = 0
     progress = _Progress(total, "commands")
-    for number, text in _lines(stream):
-        result = apply_line(engine, number, text)
+    for line in log_lines(stream):
+        if line.number <= after:
+            continue
+        result = apply_line(engine, line.number, line.text, line.position)
+        if not result["ok"] and result["error"]["code"] in (
+            StoreNotFound.code,
+            StoreUnavailable.code,
+        ):
+            progress.close()
+            raise _StoreFailed(StoreUnavailable(result["error"]["message"]), line.number)
+        accepted += result["ok"]
         refused += not result["ok"]
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
         progress.step()
     progress.close()
-    return refused
+    return accepted, refused
+
+
+def _resume_after(engine: Engine, path: str) -> int:
+    """The last line of ``path`` a previous run applied to this store (0: none), after
+    checking that the lines before it are the lines that were applied."""
+    with Path(path).open("rb") as source:
+        first = source.readline().rstrip(b"\r\n")
+        log_id = hashlib.sha256(first).hexdigest()
+        known = engine.log_position(log_id)
+        if known is None:
+            return 0
+        source.seek(0)
+        digest = ""
+        for number, raw in enumerate(source, start=1):
+            digest = hashlib.sha256(f"{digest}:".encode() + raw.rstrip(b"\r\n")).hexdigest()
+            if number == known.line:
+                if digest != known.digest:
+                    break
+                return known.line
+    raise InvalidInput(
+        f"{path} is not the log this store applied through line {known.line} (its first "
+        f"{known.line} lines differ); it cannot be resumed"
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -104,47 +176,81 @@ def _cmd_run(args: argparse.Namespace) -> int:
             total = None
         else:
             source = Path(path).open("rb")  # noqa: SIM115 - closed below
-            total = sum(1 for _ in _lines(source))
+            total = sum(1 for _ in log_lines(source))
             source.seek(0)
     except OSError as e:
-        print(f"matome run: cannot read {path}: {e}", file=sys.stderr)
-        return 2
-    engine = _engine(args)
+        print(f"matome run: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_LOG_UNREADABLE
     try:
-        run_log(engine, source, sys.stdout, total)
+        engine = Engine.open(args.db)
+    except MatomeError as e:
+        if source is not sys.stdin.buffer:
+            source.close()
+        return _fail(args, e)
+    try:
+        after = 0
+        if args.resume and path != "-":
+            try:
+                after = _resume_after(engine, path)
+            except InvalidInput as e:
+                print(f"matome run: {e.message}", file=sys.stderr)
+                return EXIT_LOG_UNREADABLE
+            if after:
+                print(f"matome run: resuming {path} after line {after}", file=sys.stderr)
+            # A billing run cut short with the log is completed before going on.
+            engine.complete_billing(datetime.now(UTC))
+        accepted, refused = run_log(engine, source, sys.stdout, total, after=after)
+    except _StoreFailed as stopped:
+        print(
+            f"matome run: stopped at line {stopped.number}: {stopped.error.message}; the lines "
+            "before it are applied — fix the store and run again with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_STORE_UNAVAILABLE
+    except MatomeError as e:
+        return _fail(args, e)
     finally:
         if source is not sys.stdin.buffer:
             source.close()
         engine.close()
-    return 0
+    if not args.quiet:
+        print(
+            f"matome run: {accepted + refused:,} commands: {accepted:,} accepted, "
+            f"{refused:,} refused",
+            file=sys.stderr,
+        )
+    return EXIT_REFUSED if args.strict and refused else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from matome.demo import run_demo
 
-    engine = _engine(args)
     try:
-        return run_demo(engine, sys.stdout, as_json=args.json)
-    finally:
-        engine.close()
+        engine = _engine(args, create=True)
+        try:
+            return run_demo(engine, sys.stdout, as_json=args.json)
+        finally:
+            engine.close()
+    except MatomeError as e:
+        return _fail(args, e)
 
 
-def _engine(args: argparse.Namespace) -> Engine:
-    return Engine.open(args.db)
+def _engine(args: argparse.Namespace, *, create: bool = False) -> Engine:
+    """The engine on the store of ``--db``; only ``run`` and ``demo`` create a store."""
+    return Engine.open(args.db, create=create)
 
 
 def _document(args: argparse.Namespace, build: Any, render: Any) -> int:
     """Print a document: the contract's JSON with ``--json``, a table otherwise; exit 1 with the
     error when it does not exist (INTERCHANGE.md, "Command line")."""
-    engine = _engine(args)
+    try:
+        engine = _engine(args)
+    except MatomeError as e:
+        return _fail(args, e)
     try:
         document = build(engine)
     except MatomeError as e:
-        if args.json:
-            print(json.dumps({"error": e.to_json()}, ensure_ascii=False))
-        else:
-            print(f"matome {args.command}: {e.code}: {e.message}", file=sys.stderr)
-        return 1
+        return _fail(args, e)
     finally:
         engine.close()
     if args.json:
@@ -204,7 +310,6 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    engine = _engine(args)
     progress = _Progress(None, "verify (log positions)")
 
     def report(done: int, total: int) -> None:
@@ -212,10 +317,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         progress.step(done - progress.done)
 
     try:
-        result = engine.verify(report)
-        progress.close()
-    finally:
-        engine.close()
+        engine = _engine(args)
+        try:
+            result = engine.verify(report)
+            progress.close()
+        finally:
+            engine.close()
+    except MatomeError as e:
+        return _fail(args, e)
     if args.json:
         print(json.dumps(to_json(result), ensure_ascii=False))
     else:
@@ -228,20 +337,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_rebuild(args: argparse.Namespace) -> int:
-    engine = _engine(args)
     progress = _Progress(None, "rebuild (log positions)")
+    start = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        progress.total = total
+        progress.step(done - progress.done)
+
     try:
-        start = time.monotonic()
-
-        def report(done: int, total: int) -> None:
-            progress.total = total
-            progress.step(done - progress.done)
-
-        processed = engine.rebuild_views(report)
-        progress.close()
-        elapsed = time.monotonic() - start
-    finally:
-        engine.close()
+        engine = _engine(args)
+        try:
+            processed = engine.rebuild_views(report)
+            progress.close()
+        finally:
+            engine.close()
+    except MatomeError as e:
+        return _fail(args, e)
+    elapsed = time.monotonic() - start
     summary = {"positions": processed, "seconds": round(elapsed, 3)}
     if args.json:
         print(json.dumps(summary))
@@ -255,19 +367,27 @@ def build_parser() -> argparse.ArgumentParser:
         prog="matome",
         description="Event-sourced billing for FLET'S collect-on-behalf payments.",
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--db",
-        default=None,
-        help="store: an SQLite file path (default matome.sqlite, or $MATOME_DB), "
-        ":memory:, or a postgresql:// URL",
+    db_help = (
+        "store: an SQLite file path (default matome.sqlite, or $MATOME_DB), :memory:, or a "
+        "postgresql:// URL"
     )
+    parser.add_argument("--db", default=None, help=db_help)
+    common = argparse.ArgumentParser(add_help=False)
+    # Given after the command it wins; not given there, the global --db stands.
+    common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
         "run", parents=[common], help="apply a command log (JSON Lines); print one result each"
     )
     run.add_argument("log", help="the command log file, or - for standard input")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue after the last line this store applied from this log (after a crash)",
+    )
+    run.add_argument("--strict", action="store_true", help="exit 1 when any command was refused")
+    run.add_argument("--quiet", action="store_true", help="no summary line on stderr")
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser(
@@ -356,12 +476,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):
         # ``matome bill ... | head`` should stop quietly, not with a traceback.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if hasattr(signal, "SIGXFSZ"):
+        # Past a file size limit (ulimit -f) a write fails and is reported; by default the
+        # signal would kill the process mid-transaction without a word.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
     except MatomeError as e:  # e.g. a malformed --db
-        print(f"matome: {e.message}", file=sys.stderr)
-        return 1
+        return _fail(args, e)
     return code
 
 

@@ -9,10 +9,11 @@ aggregates (:mod:`matome.aggregates`) and recorded by the command service
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
@@ -28,7 +29,14 @@ from matome.aggregates.subscription import (
     receipt_number,
     subscription_id,
 )
-from matome.application.eventstore import EventStoreApplication, store_env
+from matome.application.eventstore import (
+    EventStoreApplication,
+    LogPosition,
+    check_store,
+    describe,
+    store_env,
+    translate_store_error,
+)
 from matome.application.service import CommandService
 from matome.audit import audit_line
 from matome.billing import run_billing
@@ -45,7 +53,7 @@ from matome.documents import (
     Verification,
     compose_usage_status,
 )
-from matome.errors import Busy, InvalidInput, UnknownLine
+from matome.errors import Busy, InvalidInput, MatomeError, StoreNotFound, UnknownLine
 from matome.fees import DEFAULT_SCHEDULE, FeePeriod
 from matome.policy import DEFAULT_POLICY, Policy
 from matome.projections.documents import Documents
@@ -68,6 +76,29 @@ EngineBusy = Busy
 
 R = TypeVar("R", bound=cmd.Result)
 P = ParamSpec("P")
+
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Callable[..., Any])
+
+
+def _guarded(method: M) -> M:
+    """Failures of the store become one matome error naming the store and the cause
+    (``busy``, ``store_unavailable``): no eventsourcing, sqlite3 or psycopg exception escapes."""
+
+    @functools.wraps(method)
+    def guarded(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except MatomeError:
+            raise
+        except Exception as e:
+            translated = translate_store_error(e, self.store_settings)
+            if translated is None:
+                raise
+            raise translated from e
+
+    return guarded  # type: ignore[return-value]  # same signature as method
 
 
 def _command_method(cls: Callable[P, cmd.Command[R]]) -> Callable[Concatenate[Engine, P], R]:
@@ -99,8 +130,29 @@ class Engine:
         fee_schedule: Sequence[FeePeriod] | Mapping[Operator, Sequence[FeePeriod]] = (
             DEFAULT_SCHEDULE
         ),
+        create: bool = True,
     ) -> None:
-        self._store = EventStoreApplication(env)
+        settings = dict(env) if env is not None else {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        if not create:
+            check_store(settings)
+            settings["CREATE_TABLE"] = "n"
+        try:
+            self._store = EventStoreApplication(settings)
+            if not create:
+                self._store.recorder.max_notification_id()  # a store, not just a database?
+        except MatomeError:
+            raise
+        except Exception as e:
+            translated = translate_store_error(e, settings)
+            if translated is None:
+                raise
+            missing = ("does not exist", "not a matome store")
+            if not create and any(m in translated.message for m in missing):
+                raise StoreNotFound(
+                    f"there is no matome store in {describe(settings)} "
+                    f"({translated.message.rsplit(': ', 1)[-1]})"
+                ) from e
+            raise translated from e
         self._commands = CommandService(
             self._store,
             policy=policy,
@@ -123,14 +175,20 @@ class Engine:
         fee_schedule: Sequence[FeePeriod] | Mapping[Operator, Sequence[FeePeriod]] = (
             DEFAULT_SCHEDULE
         ),
+        create: bool = True,
     ) -> Engine:
         """An engine on the store named by ``db`` (see
-        :func:`matome.application.eventstore.store_env`)."""
+        :func:`matome.application.eventstore.store_env`).
+
+        With ``create=False`` a store that does not exist is ``store_not_found`` instead of
+        being created (what the read-only commands of the CLI do).
+        """
         return cls(
             store_env(db),
             policy=policy,
             hash_iterations=hash_iterations,
             fee_schedule=fee_schedule,
+            create=create,
         )
 
     # -----------------------------------------------------------------------------------------
@@ -161,6 +219,18 @@ class Engine:
         """The credential hasher (salted PBKDF2; see :mod:`matome.credentials`)."""
         return self._commands.hasher
 
+    @_guarded
+    def log_position(self, log_id: str) -> LogPosition | None:
+        """How far the command log known by ``log_id`` was applied to this store, if at all."""
+        return self._store.matome_recorder.log_position(log_id)
+
+    @_guarded
+    def complete_billing(self, at: datetime) -> int:
+        """Issue every bill of the closed months that an interrupted billing run left unissued;
+        return how many."""
+        through = self.closed_through()
+        return 0 if through is None else self.run_billing(through, at)
+
     def forget_cached_states(self) -> None:
         """Forget the aggregate states cached in memory; they are read again from the store
         (what another process on the same store would see)."""
@@ -175,13 +245,15 @@ class Engine:
     # -----------------------------------------------------------------------------------------
     # Commands
 
-    def execute(self, command: cmd.Command[R]) -> R:
+    @_guarded
+    def execute(self, command: cmd.Command[R], position: LogPosition | None = None) -> R:
         """Decide and record one command; return its result or raise its refusal.
 
         ``issue_bills`` is followed by the billing run, also when it is answered again for its
-        key: an interrupted run is completed by issuing the same month again.
+        key: an interrupted run is completed by issuing the same month again.  ``position``
+        records how far a command log was applied (:mod:`matome.interchange`).
         """
-        result = self._commands.execute(command)
+        result = self._commands.execute(command, position)
         if isinstance(command, cmd.IssueBills):
             self.run_billing(command.month, command.at)
         return result
@@ -210,6 +282,7 @@ class Engine:
     # -----------------------------------------------------------------------------------------
     # The billing run and the documents (from the views)
 
+    @_guarded
     def run_billing(self, through: YearMonth, at: datetime) -> int:
         """Issue every bill of a closed month up to ``through`` not issued yet; return how many
         (see :mod:`matome.billing`)."""
@@ -217,6 +290,7 @@ class Engine:
         return run_billing(self._store, projection, documents, through, at)
 
     @property
+    @_guarded
     def views(self) -> tuple[Projection, Documents]:
         """The billing projection and its document queries (created on first use)."""
         with self._views_lock:
@@ -230,10 +304,12 @@ class Engine:
         projection.catch_up()
         return documents
 
+    @_guarded
     def bill(self, customer_id: CustomerId | str, month: YearMonth | str) -> Bill:
         """The bill of one line for one month (INTERCHANGE.md, "Bill")."""
         return self._documents().bill(_cid(customer_id), _month(month))
 
+    @_guarded
     def statement(
         self,
         customer_id: CustomerId | str,
@@ -249,23 +325,28 @@ class Engine:
             _cid(customer_id), _month(month), pid, page=page, per_page=per_page
         )
 
+    @_guarded
     def provider_contacts(self, customer_id: CustomerId | str) -> list[Contact]:
         """The providers a line has bought from, with contacts [お問合せ先一覧] (§7)."""
         return self._documents().provider_contacts(_cid(customer_id))
 
+    @_guarded
     def provider_totals(self, month: YearMonth | str) -> list[ProviderTotal]:
         """Per-provider totals for a month across all lines."""
         return self._documents().provider_totals(_month(month))
 
+    @_guarded
     def settlement(self, month: YearMonth | str) -> list[SettlementLine]:
         """Settlement to providers for a month: gross, lines, average, fee, net (§8)."""
         return self._documents().settlement(_month(month))
 
+    @_guarded
     def continuity(self, customer_id: CustomerId | str | None = None) -> list[ContinuityRow]:
         """The line-move continuity table (§6)."""
         cid = None if customer_id is None else _cid(customer_id)
         return self._documents().continuity(cid)
 
+    @_guarded
     def audit(
         self,
         customer_id: CustomerId | str,
@@ -286,11 +367,13 @@ class Engine:
             recorded_as_of=_instant(recorded_as_of, "recorded_as_of"),
         )
 
+    @_guarded
     def verify(self, progress: Progress | None = None) -> Verification:
         """Check every hash chain, personal value and issued bill of the store (see
         :mod:`matome.verify`)."""
         return verify_store(self._store, self.policy, progress)
 
+    @_guarded
     def rebuild_views(self, progress: Progress | None = None) -> int:
         """Drop the read models and replay the whole log into them."""
         projection, _ = self.views
@@ -299,18 +382,21 @@ class Engine:
     # -----------------------------------------------------------------------------------------
     # Queries of aggregate state
 
+    @_guarded
     def line(self, customer_id: CustomerId | str) -> AccessLine | None:
         """The line's current state, or ``None``."""
         cid = customer_id if isinstance(customer_id, CustomerId) else CustomerId(customer_id)
         state: AccessLine | None = self._commands.cache.get(line_id(cid), project_line)
         return state
 
+    @_guarded
     def passport(self, passport_id: PassportId | str) -> Passport | None:
         """The Passport ID's current state (also when deleted), or ``None``."""
         pid = passport_id if isinstance(passport_id, PassportId) else PassportId(passport_id)
         state: Passport | None = self._commands.cache.get(passport_id_stream(pid), project_passport)
         return state
 
+    @_guarded
     def subscription(self, receipt: str) -> Subscription | None:
         """The purchase with that receipt number, or ``None``."""
         state: Subscription | None = self._commands.cache.get(
@@ -318,21 +404,20 @@ class Engine:
         )
         return state
 
+    @_guarded
     def provider(self, code: ProviderCode | str) -> Provider | None:
         """A provider with its listed services, or ``None``."""
         p = code if isinstance(code, ProviderCode) else ProviderCode(code)
         state: Provider | None = self._commands.cache.get(provider_id(p), project_provider)
         return state
 
+    @_guarded
     def usage_status(self, customer_id: CustomerId | str) -> UsageStatus:
         """The usage status of a line and its Passport IDs (DOMAIN.md §2; see
         :func:`matome.documents.compose_usage_status`)."""
         line = self.line(customer_id)
         if line is None:
             raise UnknownLine(f"no access line {customer_id}")
-        if line.ended:
-            then = f"; it continues as {line.successor}" if line.successor else ""
-            raise UnknownLine(f"line {customer_id} left the collect-on-behalf service{then}")
         passports = {}
         for pid, limit in line.passports.items():
             state = self.passport(pid)
@@ -340,6 +425,7 @@ class Engine:
             passports[pid] = (limit, locked, line_auth)
         return compose_usage_status(line.customer_id, line.regulated, passports)
 
+    @_guarded
     def closed_through(self) -> YearMonth | None:
         """The latest closed billing month, if any."""
         calendar: Calendar | None = self._commands.cache.get(CALENDAR_ID, project_calendar)

@@ -32,6 +32,8 @@ __all__ = [
     "RefundExceedsCharge",
     "RegistrationClosed",
     "RegistrationLimitExceeded",
+    "StoreNotFound",
+    "StoreUnavailable",
     "TooManyPassports",
     "UnknownLine",
     "UnknownPassport",
@@ -221,6 +223,20 @@ class FeeNotConfigured(MatomeError):
     """The fee schedule needs an amount nobody has configured (an addition to the contract)."""
 
     code = "fee_not_configured"
+
+
+class StoreNotFound(MatomeError):
+    """There is no matome store where one was named (a mistyped ``--db`` path, an empty
+    schema): only ``run`` and ``demo`` create a store."""
+
+    code = "store_not_found"
+
+
+class StoreUnavailable(MatomeError):
+    """The store cannot be used: it cannot be opened or reached, it is read-only, the disk is
+    full, it is not a matome store, or its events cannot be decrypted with the key given."""
+
+    code = "store_unavailable"
 
 
 class Busy(MatomeError):

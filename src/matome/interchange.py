@@ -10,15 +10,19 @@ problem is that line's ``invalid_input``.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import attrs
+
+from matome.application.eventstore import LogPosition
 from matome.commands import Command, parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput, MatomeError
 
-__all__ = ["MAX_LINE_BYTES", "apply_line", "parse_line"]
+__all__ = ["MAX_LINE_BYTES", "LogLine", "apply_line", "log_lines", "parse_line"]
 
 #: The longest command-log line accepted (INTERCHANGE.md bounds): 64 KiB.
 MAX_LINE_BYTES = 64 * 1024
@@ -72,11 +76,44 @@ def parse_line(text: str | bytes) -> Command[Any]:
     return parse_command(obj)
 
 
-def apply_line(engine: Engine, number: int, text: str | bytes) -> dict[str, Any]:
+def apply_line(
+    engine: Engine, number: int, text: str | bytes, position: LogPosition | None = None
+) -> dict[str, Any]:
     """Apply one command-log line; return its contract result object (never raises for
-    anything the line contains)."""
+    anything the line contains).  ``position``, if given, is recorded with what the command
+    writes (see :func:`log_lines`)."""
     try:
-        result = engine.execute(parse_line(text))
+        result = engine.execute(parse_line(text), position)
     except MatomeError as e:
         return {"line": number, "ok": False, "error": e.to_json()}
     return {"line": number, "ok": True, **result.to_json()}
+
+
+@attrs.frozen
+class LogLine:
+    """One command line of a log: its number (from 1, counting every physical line), its
+    text, and the log's position after it."""
+
+    number: int
+    text: bytes
+    position: LogPosition
+
+
+def log_lines(stream: Iterable[bytes]) -> Iterator[LogLine]:
+    """The command lines of a log — blank lines and ``#`` comments skipped — each with the
+    position a store records when it applies it.
+
+    A log is known by the SHA-256 of its first line; the position chains the SHA-256 of every
+    line up to the one applied, so that resuming can check that the lines skipped are the lines
+    that were applied (``matome run --resume``).
+    """
+    log_id = ""
+    digest = ""
+    for number, raw in enumerate(stream, start=1):
+        line = raw.rstrip(b"\r\n")
+        if number == 1:
+            log_id = hashlib.sha256(line).hexdigest()
+        digest = hashlib.sha256(f"{digest}:".encode() + line).hexdigest()
+        stripped = line.strip()
+        if stripped and not stripped.startswith(b"#"):
+            yield LogLine(number, stripped, LogPosition(log_id, number, digest))

@@ -28,24 +28,29 @@ import hashlib
 import json
 import os
 import secrets
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
 import attrs
+import eventsourcing.sqlite
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
     ApplicationRecorder,
+    ConnectionUnavailableError,
     IntegrityError,
     Mapper,
     MapperDeserialisationError,
+    PersistenceError,
     StoredEvent,
 )
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import Environment
 
-from matome.errors import InvalidInput
+from matome.errors import Busy, InvalidInput, MatomeError, StoreNotFound, StoreUnavailable
 from matome.events.base import EVENT_TOPICS, DomainEvent
 from matome.wire import converter, dumps
 
@@ -54,13 +59,18 @@ __all__ = [
     "MEMORY",
     "EventMapper",
     "EventStoreApplication",
+    "LogPosition",
     "POPORecorder",
     "SQLiteRecorder",
+    "check_store",
+    "describe",
     "event_from_json",
     "event_to_json",
     "raise_if_stale",
     "stale_reads",
     "store_env",
+    "store_kind",
+    "translate_store_error",
 ]
 
 #: The eventsourcing release line matome's overrides were written against.
@@ -314,11 +324,22 @@ ChainRow = tuple[UUID, int, str]
 
 
 @attrs.frozen
+class LogPosition:
+    """How far a command log was applied: its identity (the SHA-256 of its first line), the
+    number of the last line applied and the SHA-256 chained over every line up to it."""
+
+    log_id: str
+    line: int
+    digest: str
+
+
+@attrs.frozen
 class Extra:
     chain: tuple[ChainRow, ...] = ()
     personal: tuple[PersonalRow, ...] = ()
     erase: tuple[str, ...] = ()
     rewrite: tuple[tuple[UUID, int, bytes], ...] = ()
+    position: LogPosition | None = None
 
 
 class MatomeRecorder(Protocol):
@@ -332,6 +353,8 @@ class MatomeRecorder(Protocol):
 
     def personal_rows(self) -> dict[str, PersonalRow]: ...
 
+    def log_position(self, log_id: str) -> LogPosition | None: ...
+
 
 class POPORecorder(POPOApplicationRecorder):
     """In-memory recorder with the read check, the chain and the personal values."""
@@ -340,6 +363,7 @@ class POPORecorder(POPOApplicationRecorder):
         super().__init__()
         self._chain: dict[tuple[UUID, int], str] = {}
         self._personal: dict[str, PersonalRow] = {}
+        self._positions: dict[str, LogPosition] = {}
 
     def _insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -361,6 +385,8 @@ class POPORecorder(POPOApplicationRecorder):
             for subject in extra.erase:
                 for ref in [r for r, row in self._personal.items() if row.subject == subject]:
                     del self._personal[ref]
+            if extra.position is not None:
+                self._positions[extra.position.log_id] = extra.position
             for stream, version, state in extra.rewrite:
                 position = self._stored_events_index[str(stream)][version]
                 old = self._stored_events[position]
@@ -388,9 +414,16 @@ class POPORecorder(POPOApplicationRecorder):
         with self._database_lock:
             return dict(self._personal)
 
+    def log_position(self, log_id: str) -> LogPosition | None:
+        with self._database_lock:
+            return self._positions.get(log_id)
 
+
+#: The key of the PostgreSQL advisory lock held while matome creates its tables.
+CREATE_LOCK = 0x6D61746F6D65  # "matome"
 _CHAIN_TABLE = "matome_chain"
 _PERSONAL_TABLE = "matome_personal"
+_POSITIONS_TABLE = "matome_log_positions"
 #: Keys per query when looking chain rows or personal values up.
 _LOOKUP = 500
 
@@ -411,6 +444,8 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {_PERSONAL_TABLE} (ref TEXT PRIMARY KEY, "
             "subject TEXT NOT NULL, data TEXT NOT NULL, salt TEXT NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {_PERSONAL_TABLE}_subject ON {_PERSONAL_TABLE} (subject)",
+            f"CREATE TABLE IF NOT EXISTS {_POSITIONS_TABLE} (log_id TEXT PRIMARY KEY, "
+            "line INTEGER NOT NULL, digest TEXT NOT NULL)",
         ]
 
     def _insert_events(
@@ -443,6 +478,13 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             )
         for subject in extra.erase:
             c.execute(f"DELETE FROM {_PERSONAL_TABLE} WHERE subject = ?", (subject,))
+        if extra.position is not None:
+            p = extra.position
+            c.execute(
+                f"INSERT INTO {_POSITIONS_TABLE} (log_id, line, digest) VALUES (?, ?, ?) "
+                "ON CONFLICT (log_id) DO UPDATE SET line = excluded.line, digest = excluded.digest",
+                (p.log_id, p.line, p.digest),
+            )
         for stream, version, state in extra.rewrite:
             c.execute(
                 f"UPDATE {self.events_table_name} SET state = ? "
@@ -490,6 +532,12 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         rows = self._select(f"SELECT ref, subject, data, salt FROM {_PERSONAL_TABLE}", ())
         return {r[0]: PersonalRow(*r) for r in rows}
 
+    def log_position(self, log_id: str) -> LogPosition | None:
+        rows = self._select(
+            f"SELECT log_id, line, digest FROM {_POSITIONS_TABLE} WHERE log_id = ?", (log_id,)
+        )
+        return LogPosition(rows[0][0], int(rows[0][1]), rows[0][2]) if rows else None
+
 
 def _postgres_recorder() -> type[Any]:
     # psycopg is an optional extra: the class is built the first time it is asked for.
@@ -517,7 +565,22 @@ def _postgres_recorder() -> type[Any]:
                 SQL("CREATE INDEX IF NOT EXISTS {0} ON {1}.{2} (subject)").format(
                     Identifier(_PERSONAL_TABLE + "_subject"), schema, Identifier(_PERSONAL_TABLE)
                 ),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} (log_id text PRIMARY KEY, "
+                    "line bigint NOT NULL, digest text NOT NULL)"
+                ).format(schema, Identifier(_POSITIONS_TABLE)),
             ]
+
+        def create_table(self) -> None:
+            # Processes that start together would race on CREATE ... IF NOT EXISTS ("tuple
+            # concurrently updated"): one of them creates, the others wait on this lock, then
+            # find everything there.
+            with self.datastore.get_connection() as conn:
+                conn.execute("SELECT pg_advisory_lock(%s)", (CREATE_LOCK,))
+                try:
+                    super().create_table()
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (CREATE_LOCK,))
 
         def _table(self, name: str) -> Any:
             return SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(name))
@@ -561,6 +624,16 @@ def _postgres_recorder() -> type[Any]:
                 curs.execute(
                     SQL("DELETE FROM {0} WHERE subject = %s").format(self._table(_PERSONAL_TABLE)),
                     (subject,),
+                )
+            if extra.position is not None:
+                p = extra.position
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {0} (log_id, line, digest) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (log_id) DO UPDATE SET line = EXCLUDED.line, "
+                        "digest = EXCLUDED.digest"
+                    ).format(self._table(_POSITIONS_TABLE)),
+                    (p.log_id, p.line, p.digest),
                 )
             for stream, version, state in extra.rewrite:
                 curs.execute(
@@ -626,6 +699,19 @@ def _postgres_recorder() -> type[Any]:
                 r["ref"]: PersonalRow(r["ref"], r["subject"], r["data"], r["salt"]) for r in rows
             }
 
+        def log_position(self, log_id: str) -> LogPosition | None:
+            rows = self._select(
+                SQL("SELECT log_id, line, digest FROM {0} WHERE log_id = %s").format(
+                    self._table(_POSITIONS_TABLE)
+                ),
+                (log_id,),
+            )
+            return (
+                LogPosition(rows[0]["log_id"], int(rows[0]["line"]), rows[0]["digest"])
+                if rows
+                else None
+            )
+
     PostgresRecorder.__module__ = __name__
     return PostgresRecorder
 
@@ -638,6 +724,31 @@ def __getattr__(name: str) -> Any:
         globals()[name] = cls
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Infrastructure factories: connection pools sized for threads, safe parallel start-up
+
+
+class SQLiteFactory(eventsourcing.sqlite.Factory):
+    """eventsourcing's SQLite factory, with the connection pool sized and timed by matome's
+    settings (``SQLITE_POOL_SIZE``, ``SQLITE_MAX_OVERFLOW``, ``SQLITE_POOL_TIMEOUT``): the
+    library's 5-second pool timeout made busy threads fail with a pool error instead of
+    waiting their turn for SQLite's one writer."""
+
+    def __init__(self, env: Environment | Mapping[str, str] | None) -> None:
+        super().__init__(env)
+        old = self.datastore
+        self.datastore = eventsourcing.sqlite.SQLiteDatastore(
+            db_name=self.env.get(self.SQLITE_DBNAME) or "",
+            lock_timeout=int(self.env.get(self.SQLITE_LOCK_TIMEOUT) or 30),
+            pool_size=int(self.env.get("SQLITE_POOL_SIZE") or 8),
+            max_overflow=int(self.env.get("SQLITE_MAX_OVERFLOW") or 32),
+            pool_timeout=float(self.env.get("SQLITE_POOL_TIMEOUT") or 60),
+            single_row_tracking=old.single_row_tracking,
+            originator_id_type=old.originator_id_type,
+        )
+        old.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -654,8 +765,13 @@ class EventStoreApplication(Application[UUID]):
             dict(env) if env is not None else {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         )
         super().__init__(env=self.store_settings)
-        assert isinstance(self.mapper, EventMapper)  # construct_mapper made it
-        self.mapper.vault = self.matome_recorder
+        self.event_mapper.vault = self.matome_recorder
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        # matome's settings come from its own options and MATOME_* variables only (store_env):
+        # eventsourcing would also read the process environment, where a stray
+        # MATOME_SQLITE_DBNAME would silently move the events to another file.
+        return Environment(name, dict(env or {}))
 
     @property
     def matome_recorder(self) -> MatomeRecorder:
@@ -676,19 +792,23 @@ class EventStoreApplication(Application[UUID]):
     @property
     def event_mapper(self) -> EventMapper:
         mapper = self.mapper
-        if not isinstance(mapper, EventMapper):  # pragma: no cover - construct_mapper
+        if not isinstance(mapper, EventMapper):  # construct_mapper made it: cannot happen
             raise TypeError("not matome's mapper")
         return mapper
 
     def record(
-        self, events: Sequence[DomainEvent], read_versions: Mapping[UUID, int] | None = None
+        self,
+        events: Sequence[DomainEvent],
+        read_versions: Mapping[UUID, int] | None = None,
+        position: LogPosition | None = None,
     ) -> None:
         """Record ``events`` in one transaction; fail with ``IntegrityError`` if a stream they
         write, or a stream in ``read_versions`` (stream → version read), has moved.
 
         With them, in the same transaction: each event's link in its stream's hash chain, the
         personal values kept apart from the events, and — for an erasure — the deletion of a
-        Passport ID's personal values (and the redaction of clear values written before 0.2).
+        Passport ID's personal values (and the redaction of clear values written before 0.2);
+        ``position`` records how far a command log was applied, with the command it applied.
         """
         if not events:
             return
@@ -705,6 +825,7 @@ class EventStoreApplication(Application[UUID]):
             personal=tuple(row for x in encoded for row in x.personal),
             erase=tuple(erase),
             rewrite=tuple(rewrite),
+            position=position,
         )
         self.recorder.insert_events(
             [x.stored for x in encoded], read_versions=dict(read_versions or {}), extra=extra
@@ -781,11 +902,12 @@ MEMORY = (":memory:", "memory:", "popo:")
 
 
 def store_env(db: str | None = None) -> dict[str, str]:
-    """eventsourcing settings for the store named by ``db``.
+    """The settings of the store named by ``db`` (matome's own: the process environment is
+    read for ``MATOME_*`` variables only).
 
     ``db`` is, in order of preference, the argument, the ``MATOME_DB`` environment variable, or
     ``matome.sqlite``.  It may be a file path (SQLite), ``:memory:`` (in-process, nothing kept),
-    or a ``postgresql://user:password@host:port/dbname?schema=name`` URL.
+    or a ``postgresql://user:password@host:port/dbname?schema=name&connect_timeout=5`` URL.
     """
     db = db or os.environ.get("MATOME_DB") or DEFAULT_DB
     if db in MEMORY:
@@ -795,12 +917,123 @@ def store_env(db: str | None = None) -> dict[str, str]:
     if "://" in db:
         raise InvalidInput(f"store {db!r}: use a file path, :memory: or a postgresql:// URL")
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": "matome.application.eventstore:SQLiteFactory",
         "SQLITE_DBNAME": db,
         "APPLICATION_RECORDER_TOPIC": "matome.application.eventstore:SQLiteRecorder",
         # Writers queue for the database lock rather than fail at once.
-        "SQLITE_LOCK_TIMEOUT": "30",
+        "SQLITE_LOCK_TIMEOUT": os.environ.get("MATOME_SQLITE_LOCK_TIMEOUT", "30"),
+        "SQLITE_POOL_TIMEOUT": os.environ.get("MATOME_SQLITE_POOL_TIMEOUT", "60"),
     }
+
+
+def check_store(settings: Mapping[str, str]) -> None:
+    """Refuse, before anything is created, to open a store that does not exist: only the
+    commands that write a history (``run``, ``demo``) create one — a mistyped ``--db`` path
+    must not silently answer ``unknown_line`` from a new empty database."""
+    if store_kind(settings) != "sqlite":
+        return
+    path = settings["SQLITE_DBNAME"]
+    if not os.path.exists(path):
+        raise StoreNotFound(f"there is no store at {path} (matome run or matome demo creates one)")
+    if os.path.isdir(path):
+        raise StoreUnavailable(f"{path} is a directory, not a matome store")
+
+
+def translate_store_error(error: BaseException, settings: Mapping[str, str]) -> MatomeError | None:
+    """The matome error a failure of the store becomes: one line naming the store and the
+    cause (``None``: not a failure of the store)."""
+    store = describe(settings)
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " | ".join(str(e) for e in chain).lower()
+    if (
+        any(isinstance(e, ConnectionUnavailableError) for e in chain)
+        or "database is locked" in text
+    ):
+        return Busy(f"{store} is busy (locked by another writer); try again")
+    if any(isinstance(e, MapperDeserialisationError) for e in chain):
+        cause = "its events cannot be read"
+        if "invalidtag" in text or "decrypt" in text or "tag" in text:
+            cause = "its events cannot be decrypted: wrong MATOME_CIPHER_KEY?"
+        return StoreUnavailable(f"{store}: {cause} ({chain[0]})")
+    causes = (
+        ("readonly", "it is read-only"),
+        ("read-only", "it is read-only"),
+        ("disk is full", "the disk is full"),
+        ("no space left", "the disk is full"),
+        ("file too large", "the file size limit was reached"),
+        ("disk i/o error", "a disk I/O error occurred (full disk or file size limit?)"),
+        ("file is not a database", "the file is not a database"),
+        ("not a database", "the file is not a database"),
+        ("unable to open database", "the database file cannot be opened (missing directory?)"),
+        ("does not exist", "it does not exist"),
+        ("connection refused", "the server refused the connection"),
+        ("timeout", "the server did not answer in time"),
+        ("timed out", "the server did not answer in time"),
+        ("could not translate host", "the host name is unknown"),
+        ("password authentication failed", "the password was refused"),
+        ("no such table", "it is not a matome store"),
+    )
+    store_failure = any(
+        isinstance(e, PersistenceError | sqlite3.Error | OSError)
+        or type(e).__module__.startswith("psycopg")
+        for e in chain
+    )
+    if not store_failure:
+        return None
+    if "pooltimeout" in text or "couldn't get a connection" in text:
+        text += " | " + _postgres_diagnosis(settings).lower()
+    for needle, cause in causes:
+        if needle in text:
+            return StoreUnavailable(f"{store}: {cause}")
+    return StoreUnavailable(f"{store}: {chain[-1].__class__.__name__}: {chain[-1]}")
+
+
+def _postgres_diagnosis(settings: Mapping[str, str]) -> str:
+    """Why a PostgreSQL server gives no connection (the pool only says it timed out)."""
+    if store_kind(settings) != "postgres":
+        return ""
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            dbname=settings["POSTGRES_DBNAME"],
+            host=settings["POSTGRES_HOST"],
+            port=int(settings["POSTGRES_PORT"]),
+            user=settings["POSTGRES_USER"],
+            password=settings.get("POSTGRES_PASSWORD") or None,
+            connect_timeout=int(settings.get("POSTGRES_CONNECT_TIMEOUT", "5")),
+        ):
+            return ""
+    except Exception as e:  # noqa: BLE001 - any failure here is the diagnosis sought
+        return str(e)
+
+
+def store_kind(settings: Mapping[str, str]) -> str:
+    """``sqlite``, ``postgres`` or ``memory``: the kind of store ``settings`` name."""
+    module = settings.get("PERSISTENCE_MODULE", "")
+    if "sqlite" in module.lower():
+        return "sqlite"
+    if "postgres" in module.lower():
+        return "postgres"
+    return "memory"
+
+
+def describe(settings: Mapping[str, str]) -> str:
+    """The store as a person names it (no password)."""
+    kind = store_kind(settings)
+    if kind == "sqlite":
+        return f"SQLite store {settings['SQLITE_DBNAME']}"
+    if kind == "postgres":
+        schema = settings.get("POSTGRES_SCHEMA", "public")
+        return (
+            f"PostgreSQL store {settings['POSTGRES_USER']}@{settings['POSTGRES_HOST']}:"
+            f"{settings['POSTGRES_PORT']}/{settings['POSTGRES_DBNAME']} (schema {schema})"
+        )
+    return "in-memory store"
 
 
 def _postgres_env(url: str) -> dict[str, str]:
@@ -817,6 +1050,10 @@ def _postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
         # Writers wait for the table lock a bounded time, then the unit of work retries.
         "POSTGRES_LOCK_TIMEOUT": "10",
+        # A server that does not answer is reported in seconds, not after a 30-second hang.
+        "POSTGRES_CONNECT_TIMEOUT": query.get(
+            "connect_timeout", [os.environ.get("MATOME_PG_CONNECT_TIMEOUT", "5")]
+        )[0],
         "POSTGRES_POOL_SIZE": query.get("pool_size", ["5"])[0],
         "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["20"])[0],
     }

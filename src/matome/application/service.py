@@ -20,7 +20,7 @@ from matome import commands as cmd
 from matome.aggregates import ledger
 from matome.aggregates.decision import Decision
 from matome.application import idempotency
-from matome.application.eventstore import EventStoreApplication
+from matome.application.eventstore import EventStoreApplication, LogPosition
 from matome.application.handlers import HANDLERS, load_calendar, load_key
 from matome.application.uow import StateCache, UnitOfWork
 from matome.credentials import DEFAULT_ITERATIONS, Hasher
@@ -51,13 +51,16 @@ class CommandService:
         self.max_attempts = max_attempts
         self.cache = StateCache(app, cache_size)
 
-    def execute(self, command: cmd.Command[R]) -> R:
+    def execute(self, command: cmd.Command[R], position: LogPosition | None = None) -> R:
         """Decide and record one command; return its result or raise its refusal.
 
         The first attempt decides against cached state; the save then checks that every stream
         decided against is unchanged (written streams by eventsourcing's version check, read
         streams by matome's recorders).  A conflict — or a refusal, which saves nothing that
         could be checked — is decided again against fresh state from the store.
+
+        ``position`` (a command log's) is recorded with whatever the command writes, in the
+        same transaction: a log resumed after a crash skips exactly what was applied.
         """
         handler = HANDLERS[type(command)]
         fresh = False
@@ -87,12 +90,12 @@ class CommandService:
                     if d.counted_events():
                         if record is None:
                             idempotency.bind_refusal(command, refusal, d)
-                        self._save(d.counted_events(), d.security_states, uow)
+                        self._save(d.counted_events(), d.security_states, uow, position)
                     raise refusal
                 if result is None:
                     raise RuntimeError(f"{command.NAME}: the decider neither refused nor decided")
                 idempotency.bind_key(command, result, d)
-                self._save(d.events, d.states, uow)
+                self._save(d.events, d.states, uow, position)
                 return result  # type: ignore[return-value]  # the handler answers RESULT
             except IntegrityError:
                 # Someone else wrote to a stream we decided against: decide again on fresh
@@ -103,11 +106,15 @@ class CommandService:
         raise Busy(f"{command.NAME}: gave up after {self.max_attempts} conflicting attempts")
 
     def _save(
-        self, events: Iterable[DomainEvent], states: Mapping[UUID, Any], uow: UnitOfWork
+        self,
+        events: Iterable[DomainEvent],
+        states: Mapping[UUID, Any],
+        uow: UnitOfWork,
+        position: LogPosition | None = None,
     ) -> None:
         events = list(events)
         if not events:
             return
         written = {e.originator_id for e in events}
-        self.app.record(events, read_versions=uow.read_only(written))
+        self.app.record(events, read_versions=uow.read_only(written), position=position)
         uow.remember(states[s] for s in written)

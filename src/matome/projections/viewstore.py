@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+# The key of the advisory lock PostgreSQL start-up holds (matome.application.eventstore).
+CREATE_LOCK = 0x6D61746F6D65
 __all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
 
 #: Bump when the view tables change: a store at another version is rebuilt from the log.
@@ -235,6 +237,15 @@ class PostgresViewStore(ViewStore):
     def sql(self, statement: str) -> str:
         return statement.replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY")
 
+    def create(self) -> None:
+        # Processes that start together would race on CREATE ... IF NOT EXISTS: serialise
+        # them on the advisory lock the event store's creation uses too.
+        with self.transaction(write=True) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK,))
+            cur.execute(self.sql(_TRACKING_DDL))
+            for ddl in _DDL:
+                cur.execute(self.sql(ddl))
+
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Cursor]:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
@@ -247,10 +258,10 @@ class PostgresViewStore(ViewStore):
 
 def open_view_store(env: dict[str, str]) -> ViewStore:
     """The view store beside the event store that ``env`` configures."""
-    module = env.get("PERSISTENCE_MODULE", "eventsourcing.popo")
-    if module == "eventsourcing.sqlite":
+    module = env.get("PERSISTENCE_MODULE", "eventsourcing.popo").lower()
+    if "sqlite" in module:
         store: ViewStore = SQLiteViewStore(env["SQLITE_DBNAME"])
-    elif module == "eventsourcing.postgres":
+    elif "postgres" in module:
         store = PostgresViewStore(env)
     else:
         store = SQLiteViewStore(":memory:")

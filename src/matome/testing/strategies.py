@@ -550,7 +550,7 @@ _ACTIONS = (
     ("change_billing", 2),
     ("change_passport_details", 2),
     ("delete_passport", 1),
-    ("change_line", 2),
+    ("change_line", 3),
     ("set_fee", 1),
     ("issue_bills", 2),
     ("retry", 3),
@@ -579,11 +579,11 @@ def command_logs(
     purchases; business times only move forward, spread over months and biased towards Tokyo
     midnight; regulation, lifting, line changes (also of the line's kind), deletions, refunds,
     limit changes, password resets, erasures of personal data, fee settings, idempotent retries
-    (and keys reused for another body) and bill issuing are mixed in.  Credentials are those of contract 2: the
-    line holder's commands carry the line's access key, purchases and cancellations the
-    password of the Passport ID — mostly right, sometimes wrong.  Some commands are refused
-    by the rules — that is part of the history — but none is malformed.  Receipts used by
-    ``cancel`` and ``refund`` are predicted from the purchases so far
+    (and keys reused for another body) and bill issuing are mixed in.  Credentials are those
+    of contract 2: the line holder's commands carry the line's access key, purchases and
+    cancellations the password of the Passport ID — mostly right, sometimes wrong.  Some
+    commands are refused by the rules — that is part of the history — but none is malformed.
+    Receipts used by ``cancel`` and ``refund`` are predicted from the purchases so far
     (:func:`predicted_receipt`).
     """
     log: list[dict[str, Any]] = []
@@ -710,12 +710,11 @@ def command_logs(
         command: dict[str, Any] = {"command": "change_line", "customer_id": line, "change": change}
         if change == "menu_change":
             command["new_kind"] = "hikari_light" if kind == "hikari_next" else "hikari_next"
-        elif change == "item_change" and operator_of[line] == "east" and draw(st.booleans()):
+        elif change == "item_change" and draw(st.booleans()):
             # §6: an item change never switches Hikari Next ⇄ Hikari Light (a menu change).
+            kinds = _EAST_KINDS if operator_of[line] == "east" else _HIKARI[:2]
             command["new_kind"] = draw(
-                st.sampled_from(
-                    [k for k in _EAST_KINDS if {k, kind} != {"hikari_next", "hikari_light"}]
-                )
+                st.sampled_from([k for k in kinds if {k, kind} != {"hikari_next", "hikari_light"}])
             )
         kind_of[line] = command.get("new_kind", kind)
         renumbered = change in ("relocation", "transfer") and draw(st.booleans())
