@@ -7,8 +7,10 @@ the contract; without it, tables for people.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
+import secrets
 import signal
 import sys
 import time
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from matome.documents import check_page
 from matome.engine import Engine
 from matome.errors import Busy, InvalidInput, MatomeError, StoreNotFound, StoreUnavailable
 from matome.interchange import apply_line, log_lines
@@ -32,6 +35,7 @@ from matome.tables import (
     usage_status_table,
     verification_table,
 )
+from matome.values import CustomerId, PassportId, YearMonth
 from matome.wire import to_json
 
 __all__ = ["apply_line", "exit_code", "main", "run_log"]
@@ -240,10 +244,23 @@ def _engine(args: argparse.Namespace, *, create: bool = False) -> Engine:
     return Engine.open(args.db, create=create)
 
 
+def _check_request(args: argparse.Namespace) -> None:
+    """A malformed request is ``invalid_input`` whatever the store holds: check it first."""
+    if getattr(args, "month", None) is not None:
+        YearMonth.parse(args.month)
+    if getattr(args, "customer_id", None) is not None:
+        CustomerId(args.customer_id)
+    if getattr(args, "passport", None) is not None:
+        PassportId(args.passport)
+    if getattr(args, "page", None) is not None:
+        check_page(args.page, args.per_page)
+
+
 def _document(args: argparse.Namespace, build: Any, render: Any) -> int:
     """Print a document: the contract's JSON with ``--json``, a table otherwise; exit 1 with the
     error when it does not exist (INTERCHANGE.md, "Command line")."""
     try:
+        _check_request(args)
         engine = _engine(args)
     except MatomeError as e:
         return _fail(args, e)
@@ -330,6 +347,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     else:
         print(verification_table(result))
     return 0 if result.ok else 1
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    """Print a new random key for encryption at rest (keep it apart from the store)."""
+    print(base64.b64encode(secrets.token_bytes(32)).decode())
+    return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -464,6 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("customer_id")
     status.set_defaults(func=_cmd_status)
+
+    keygen = sub.add_parser(
+        "keygen", help="print a new key for encryption at rest (set it as MATOME_CIPHER_KEY)"
+    )
+    keygen.set_defaults(func=_cmd_keygen)
 
     rebuild = sub.add_parser("rebuild", parents=[doc], help="drop and replay the read models")
     rebuild.set_defaults(func=_cmd_rebuild)

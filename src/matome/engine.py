@@ -33,6 +33,7 @@ from matome.application.eventstore import (
     EventStoreApplication,
     LogPosition,
     check_store,
+    cipher_env,
     describe,
     store_env,
     translate_store_error,
@@ -40,7 +41,7 @@ from matome.application.eventstore import (
 from matome.application.service import CommandService
 from matome.audit import audit_line
 from matome.billing import run_billing
-from matome.credentials import DEFAULT_ITERATIONS, Hasher
+from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf
 from matome.documents import (
     Audit,
     Bill,
@@ -53,7 +54,14 @@ from matome.documents import (
     Verification,
     compose_usage_status,
 )
-from matome.errors import Busy, InvalidInput, MatomeError, StoreNotFound, UnknownLine
+from matome.errors import (
+    Busy,
+    InvalidInput,
+    MatomeError,
+    StoreNotFound,
+    StoreUnavailable,
+    UnknownLine,
+)
 from matome.fees import DEFAULT_SCHEDULE, FeePeriod
 from matome.policy import DEFAULT_POLICY, Policy
 from matome.projections.documents import Documents
@@ -125,14 +133,17 @@ class Engine:
         *,
         policy: Policy = DEFAULT_POLICY,
         hash_iterations: int = DEFAULT_ITERATIONS,
+        kdf: Kdf | None = None,
         cache_size: int = 200_000,
         max_attempts: int = 200,
         fee_schedule: Sequence[FeePeriod] | Mapping[Operator, Sequence[FeePeriod]] = (
             DEFAULT_SCHEDULE
         ),
         create: bool = True,
+        cipher_key: str | None = None,
     ) -> None:
         settings = dict(env) if env is not None else {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        settings.update(cipher_env(cipher_key))
         if not create:
             check_store(settings)
             settings["CREATE_TABLE"] = "n"
@@ -140,6 +151,7 @@ class Engine:
             self._store = EventStoreApplication(settings)
             if not create:
                 self._store.recorder.max_notification_id()  # a store, not just a database?
+            self._check_key()
         except MatomeError:
             raise
         except Exception as e:
@@ -157,6 +169,7 @@ class Engine:
             self._store,
             policy=policy,
             hash_iterations=hash_iterations,
+            kdf=kdf,
             cache_size=cache_size,
             max_attempts=max_attempts,
         )
@@ -165,6 +178,25 @@ class Engine:
         self._views: tuple[Projection, Documents] | None = None
         self._views_lock = threading.Lock()
 
+    def _check_key(self) -> None:
+        """Fail at once, not at the first read, when the events cannot be decrypted (a wrong
+        key) or are encrypted and no key was given."""
+        first = self._store.recorder.select_notifications(start=1, limit=1)
+        if not first:
+            return
+        try:
+            self._store.event_mapper.stored_state(first[0])
+        except Exception:
+            store = describe(self.store_settings)
+            if self._store.event_mapper.cipher:
+                raise StoreUnavailable(
+                    f"{store}: its events cannot be decrypted with this key (wrong "
+                    "MATOME_CIPHER_KEY?)"
+                ) from None
+            raise StoreUnavailable(
+                f"{store}: its events cannot be read — encrypted? set MATOME_CIPHER_KEY"
+            ) from None
+
     @classmethod
     def open(
         cls,
@@ -172,23 +204,30 @@ class Engine:
         *,
         policy: Policy = DEFAULT_POLICY,
         hash_iterations: int = DEFAULT_ITERATIONS,
+        kdf: Kdf | None = None,
         fee_schedule: Sequence[FeePeriod] | Mapping[Operator, Sequence[FeePeriod]] = (
             DEFAULT_SCHEDULE
         ),
         create: bool = True,
+        cipher_key: str | None = None,
     ) -> Engine:
         """An engine on the store named by ``db`` (see
         :func:`matome.application.eventstore.store_env`).
 
         With ``create=False`` a store that does not exist is ``store_not_found`` instead of
-        being created (what the read-only commands of the CLI do).
+        being created (what the read-only commands of the CLI do).  ``kdf`` sets the password
+        hashing (:data:`matome.credentials.PRODUCTION` by default; ``hash_iterations`` below
+        200,000, matome 0.1's knob, asks for the cheap :data:`~matome.credentials.TESTING`).
+        ``cipher_key`` (or ``MATOME_CIPHER_KEY``) encrypts events and personal data at rest.
         """
         return cls(
             store_env(db),
             policy=policy,
             hash_iterations=hash_iterations,
+            kdf=kdf,
             fee_schedule=fee_schedule,
             create=create,
+            cipher_key=cipher_key,
         )
 
     # -----------------------------------------------------------------------------------------

@@ -227,7 +227,15 @@ def _check_personal(
                 row = rows.get(value["personal"])
                 if row is None:
                     continue  # erased
-                digest = hashlib.sha256(f"{row.salt}{row.data}".encode()).hexdigest()
+                try:
+                    data = store.event_mapper.open_text(row.data)
+                except ValueError:
+                    data = None
+                digest = (
+                    None
+                    if data is None
+                    else hashlib.sha256(f"{row.salt}{data}".encode()).hexdigest()
+                )
                 if digest != value.get("digest"):
                     out.append(
                         Break(

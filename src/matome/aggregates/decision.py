@@ -72,6 +72,9 @@ class Decision:
         self.events: list[DomainEvent] = []
         self.security_events: list[DomainEvent] = []
         self.refusals: list[MatomeError] = []
+        #: The stream whose credential (password, access key) the command presented, once
+        #: checked: an idempotency key keeps the secrets' hashes under it.
+        self.authenticated: UUID | None = None
         #: The latest state of every stream emitted on, after its events.
         self.states: dict[UUID, Any] = {}
         self.security_states: dict[UUID, Any] = {}

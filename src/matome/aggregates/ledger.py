@@ -15,7 +15,7 @@ from matome.aggregates.base import NAMESPACE, make_projector, stream_id
 from matome.aggregates.decision import Decision
 from matome.errors import InvalidInput, MonthClosed
 from matome.events import ledger as ev
-from matome.values import CustomerId, Operator, YearMonth, Yen
+from matome.values import CustomerId, Erased, Operator, YearMonth, Yen
 
 __all__ = [
     "CALENDAR_ID",
@@ -85,9 +85,11 @@ class KeyRecord:
     key: str
     command: str
     digest: str
-    secrets: Mapping[str, str]
+    secrets: Mapping[str, str] | Erased
     result: Mapping[str, Any]
     error: Mapping[str, str] | None = None
+    #: Whose credential the secrets are (their hashes are erased when it changes).
+    owner: str | None = None
 
 
 project_key = make_projector(
@@ -102,6 +104,7 @@ project_key = make_projector(
             secrets=e.secrets,
             result=e.result,
             error=e.error,
+            owner=e.owner,
         )
     }
 )

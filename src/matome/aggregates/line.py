@@ -197,6 +197,7 @@ def require_line(
 def check_access_key(line: AccessLine, access_key: AccessKey, d: Decision) -> None:
     """The line holder's commands carry the line's access key [アクセスキー] (§2, "Who may do
     what"); a wrong one is ``wrong_access_key`` (not counted: only passwords lock, §10)."""
+    d.authenticated = line.id
     if not d.credentials.verify(access_key.reveal(), line.access_key_hash):
         d.refuse(WrongAccessKey(f"wrong access key for line {line.customer_id}"))
 

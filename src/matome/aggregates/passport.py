@@ -299,6 +299,7 @@ def authenticate(passport: Passport, password: Password, d: Decision) -> bool:
     event, recorded even though the command is refused (only when ``wrong_password`` is the
     refusal reported: a line-authentication failure, ranked first, counts nothing)."""
     policy = d.policy
+    d.authenticated = passport.id
     if passport.locked:
         d.refuse(
             LockedOut(

@@ -24,6 +24,7 @@ Store settings come from :func:`store_env`: an SQLite file (default ``matome.sql
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -63,6 +64,7 @@ __all__ = [
     "POPORecorder",
     "SQLiteRecorder",
     "check_store",
+    "cipher_env",
     "describe",
     "event_from_json",
     "event_to_json",
@@ -208,6 +210,10 @@ class EventMapper(Mapper[UUID]):
             raise TypeError(f"not a registered matome event: {domain_event!r}")
         state = event_to_json(domain_event)
         rows = []
+        subject = str(domain_event.originator_id)
+        subject_field = getattr(type(domain_event), "PERSONAL_SUBJECT", None)
+        if subject_field and state.get(subject_field):
+            subject = f"secret:{state[subject_field]}"
         for name in personal_fields(type(domain_event)):
             value = state.get(name)
             if value is None or (isinstance(value, dict) and "erased" in value):
@@ -217,11 +223,11 @@ class EventMapper(Mapper[UUID]):
             data = dumps(value)
             digest = hashlib.sha256(f"{salt}{data}".encode()).hexdigest()
             state[name] = {"personal": ref, "digest": digest}
-            rows.append(PersonalRow(ref, str(domain_event.originator_id), data, salt))
+            rows.append(PersonalRow(ref, subject, self.seal_text(data), salt))
             if self.vault is None:
                 if self._memory is None:
                     self._memory = {}
-                self._memory[ref] = data
+                self._memory[ref] = self.seal_text(data)
         return Encoded(
             stored=StoredEvent(
                 originator_id=domain_event.originator_id,
@@ -242,6 +248,19 @@ class EventMapper(Mapper[UUID]):
         if self.cipher:
             data = self.cipher.encrypt(data)
         return data
+
+    def seal_text(self, text: str) -> str:
+        """A personal value as the personal-data table holds it: encrypted with the store's
+        key when encryption at rest is on."""
+        if not self.cipher:
+            return text
+        return base64.b64encode(self.cipher.encrypt(text.encode())).decode()
+
+    def open_text(self, stored: str) -> str:
+        """The clear text of a personal value as the table holds it."""
+        if not self.cipher:
+            return stored
+        return self.cipher.decrypt(base64.b64decode(stored)).decode()
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         return self.encode(domain_event).stored
@@ -284,7 +303,9 @@ class EventMapper(Mapper[UUID]):
                     found = {r: memory[r] for r in wanted if r in memory}
                 for name, ref in refs.items():
                     data = found.get(ref)
-                    state[name] = {"erased": True} if data is None else json.loads(data)
+                    state[name] = (
+                        {"erased": True} if data is None else json.loads(self.open_text(data))
+                    )
             originator_id = stored_event.originator_id
             if not isinstance(originator_id, UUID):
                 originator_id = UUID(str(originator_id))
@@ -820,6 +841,9 @@ class EventStoreApplication(Application[UUID]):
             if getattr(e, "ERASES_PERSONAL_DATA", False):
                 erase.append(str(e.originator_id))
                 rewrite += self._redactions(e.originator_id, below=e.originator_version)
+            if getattr(e, "REPLACES_SECRET", False) and getattr(e, "password_hash", None):
+                # The hashes of the old secret kept with idempotency keys go with it.
+                erase.append(f"secret:{e.originator_id}")
         extra = Extra(
             chain=tuple(chain),
             personal=tuple(row for x in encoded for row in x.personal),
@@ -899,6 +923,22 @@ def _uuid(value: Any) -> UUID:
 DEFAULT_DB = "matome.sqlite"
 #: Names of the in-memory store (eventsourcing's POPO recorders), for tests and dry runs.
 MEMORY = (":memory:", "memory:", "popo:")
+
+
+def cipher_env(key: str | None) -> dict[str, str]:
+    """Settings for encryption at rest with AES-GCM (eventsourcing's cipher, the
+    ``cryptography`` package): ``key`` is 16, 24 or 32 random bytes in base64, or ``None``
+    (``MATOME_CIPHER_KEY``, or no encryption)."""
+    key = key or os.environ.get("MATOME_CIPHER_KEY")
+    if not key:
+        return {}
+    try:
+        size = len(base64.b64decode(key, validate=True))
+    except ValueError:
+        raise InvalidInput("the cipher key must be base64 (matome keygen makes one)") from None
+    if size not in (16, 24, 32):
+        raise InvalidInput(f"the cipher key must be 16, 24 or 32 bytes, not {size}")
+    return {"CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher", "CIPHER_KEY": key}
 
 
 def store_env(db: str | None = None) -> dict[str, str]:
@@ -1008,7 +1048,7 @@ def _postgres_diagnosis(settings: Mapping[str, str]) -> str:
             connect_timeout=int(settings.get("POSTGRES_CONNECT_TIMEOUT", "5")),
         ):
             return ""
-    except Exception as e:  # noqa: BLE001 - any failure here is the diagnosis sought
+    except Exception as e:
         return str(e)
 
 

@@ -12,6 +12,7 @@ the same ones), and the first result or refusal.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from matome.aggregates.decision import Credentials, Decision
 from matome.aggregates.ledger import KeyRecord, key_id
 from matome.errors import ERROR_CLASSES, IdempotencyConflict, MatomeError
 from matome.events import ledger as ledger_ev
+from matome.values import Erased
 from matome.wire import converter, dumps
 
 __all__ = ["answer_again", "bind_key", "bind_refusal", "fingerprint"]
@@ -63,11 +65,13 @@ def answer_again(
     """What the key answers ``command``: its first result, or the refusal it was bound by
     (to raise again), when ``command`` is the body it was bound to; else the conflict."""
     secrets = _secrets(command)
+    # Hashes erased since (their secret changed) match no body that carries a secret.
+    kept: Mapping[str, str] = {} if isinstance(record.secrets, Erased) else record.secrets
     same = (
         record.command == command.NAME
         and record.digest == fingerprint(command)
-        and set(secrets) == set(record.secrets)
-        and all(credentials.verify(v, record.secrets[n]) for n, v in secrets.items())
+        and set(secrets) == set(kept)
+        and all(credentials.verify(v, kept[n]) for n, v in secrets.items())
     )
     if not same:
         return IdempotencyConflict(
@@ -91,6 +95,7 @@ def bind_key(command: cmd.Command[Any], result: cmd.Result, d: Decision) -> None
         digest=fingerprint(command),
         secrets={n: d.credentials.hash(v) for n, v in _secrets(command).items()},
         result=result.to_json(),
+        owner=None if d.authenticated is None else str(d.authenticated),
     )
 
 
@@ -108,4 +113,5 @@ def bind_refusal(command: cmd.Command[Any], refusal: MatomeError, d: Decision) -
         secrets={n: d.credentials.hash(v) for n, v in _secrets(command).items()},
         result={},
         error=refusal.to_json(),
+        owner=None if d.authenticated is None else str(d.authenticated),
     )

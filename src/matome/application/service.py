@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -19,18 +19,44 @@ from eventsourcing.persistence import IntegrityError
 from matome import commands as cmd
 from matome.aggregates import ledger
 from matome.aggregates.decision import Decision
+from matome.aggregates.ledger import KeyRecord
 from matome.application import idempotency
 from matome.application.eventstore import EventStoreApplication, LogPosition
 from matome.application.handlers import HANDLERS, load_calendar, load_key
 from matome.application.uow import StateCache, UnitOfWork
-from matome.credentials import DEFAULT_ITERATIONS, Hasher
+from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf
 from matome.errors import Busy, IdempotencyConflict
+from matome.events import passport as passport_ev
 from matome.events.base import DomainEvent
 from matome.policy import DEFAULT_POLICY, Policy
 
 __all__ = ["CommandService"]
 
 R = TypeVar("R", bound=cmd.Result)
+
+
+class _VerifiedOnce:
+    """The credentials of one command: each (secret, stored hash) is derived at most once
+    across the attempts of the command — a refusal confirmed against the store, or a retry
+    after a conflict, costs no second key derivation (nor counts a wrong password twice: only
+    the saved attempt's events are recorded)."""
+
+    def __init__(self, hasher: Hasher) -> None:
+        self._hasher = hasher
+        self._seen: dict[tuple[str, str], bool] = {}
+
+    def hash(self, secret: str) -> str:
+        return self._hasher.hash(secret)
+
+    def verify(self, secret: str, stored: str) -> bool:
+        key = (secret, stored)
+        if key not in self._seen:
+            self._seen[key] = self._hasher.verify(secret, stored)
+        return self._seen[key]
+
+
+def _keys_of(owner: str) -> Callable[[Any], bool]:
+    return lambda state: isinstance(state, KeyRecord) and state.owner == owner
 
 
 class CommandService:
@@ -42,12 +68,13 @@ class CommandService:
         *,
         policy: Policy = DEFAULT_POLICY,
         hash_iterations: int = DEFAULT_ITERATIONS,
+        kdf: Kdf | None = None,
         cache_size: int = 200_000,
         max_attempts: int = 200,
     ) -> None:
         self.app = app
         self.policy = policy
-        self.hasher = Hasher(hash_iterations)
+        self.hasher = Hasher(kdf if kdf is not None else hash_iterations)
         self.max_attempts = max_attempts
         self.cache = StateCache(app, cache_size)
 
@@ -63,16 +90,17 @@ class CommandService:
         same transaction: a log resumed after a crash skips exactly what was applied.
         """
         handler = HANDLERS[type(command)]
+        credentials = _VerifiedOnce(self.hasher)
         fresh = False
         for attempt in range(self.max_attempts):
             uow = UnitOfWork(self.cache, fresh=fresh)
             d = Decision(
-                at=command.at, recorded_at=uow.now, policy=self.policy, credentials=self.hasher
+                at=command.at, recorded_at=uow.now, policy=self.policy, credentials=credentials
             )
             try:
                 record = None if command.key is None else load_key(uow, command.key)
                 if record is not None:
-                    answer = idempotency.answer_again(record, command, self.hasher)
+                    answer = idempotency.answer_again(record, command, credentials)
                     if isinstance(answer, cmd.Result):
                         return answer  # type: ignore[return-value]  # RESULT is R
                     if not isinstance(answer, IdempotencyConflict):
@@ -118,3 +146,21 @@ class CommandService:
         written = {e.originator_id for e in events}
         self.app.record(events, read_versions=uow.read_only(written), position=position)
         uow.remember(states[s] for s in written)
+        self._forget_replaced_secrets(events, uow)
+
+    def _forget_replaced_secrets(self, events: list[DomainEvent], uow: UnitOfWork) -> None:
+        """A password changed or reset, or an ID locked out: what the verifier remembers of
+        the old password is dropped."""
+        for e in events:
+            replaced = (
+                isinstance(e, passport_ev.PasswordReset)
+                or (isinstance(e, passport_ev.DetailsChanged) and e.password_hash is not None)
+                or (isinstance(e, passport_ev.PasswordRejected) and e.locked)
+            )
+            before = uow.states.get(e.originator_id)
+            if replaced and before is not None:
+                self.hasher.forget(before.password_hash)
+            if replaced and not isinstance(e, passport_ev.PasswordRejected):
+                # The keys' hashes of the old password were erased with it (the adapter):
+                # cached key records must not answer with them.
+                self.cache.drop_if(_keys_of(str(e.originator_id)))

@@ -86,6 +86,12 @@ class StateCache:
         with self._lock:
             self._states.clear()
 
+    def drop_if(self, stale: Callable[[Any], bool]) -> None:
+        """Forget every cached state ``stale`` says is out of date."""
+        with self._lock:
+            for stream in [k for k, v in self._states.items() if v is not _ABSENT and stale(v)]:
+                del self._states[stream]
+
 
 class UnitOfWork:
     """The states one command read, and the versions it read them at."""

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 import attrs
 
-from matome.events.base import DomainEvent, topic
-from matome.values import Operator, YearMonth, Yen
+from matome.events.base import DomainEvent, personal, topic
+from matome.values import Erased, Operator, YearMonth, Yen
 
 __all__ = ["FeeSet", "KeyBound", "MonthsClosed"]
 
@@ -36,21 +36,34 @@ class KeyBound(DomainEvent):
     ``result`` is the first result, answered again to a retry — or, when ``error`` is set (the
     contract's ``{"code", "message"}``), the refusal answered again.
 
-    Version 2 (contract 2): ``error``.
+    The secrets' hashes are kept apart from the event, like personal data, under the
+    credential's ``owner`` (the Passport ID or line whose password or access key the command
+    presented): they are deleted when that secret changes, so no old password's hash lingers
+    (they read as erased then, and the key no longer matches any body with a secret).
+
+    Version 2 (contract 2): ``error``.  Version 3 (matome 0.2): ``owner``; the hashes kept
+    apart.
     """
 
-    class_version: ClassVar[int] = 2
+    class_version: ClassVar[int] = 3
+    #: The field naming whose secret the personal values are (see the adapter).
+    PERSONAL_SUBJECT: ClassVar[str] = "owner"
 
     key: str
     command: str
     digest: str
-    secrets: dict[str, str]
+    secrets: dict[str, str] | Erased = personal()
     result: dict[str, Any]
     error: dict[str, str] | None = None
+    owner: str | None = None
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["error"] = None
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["owner"] = None
 
 
 @topic("matome.fees.FeeSet")

@@ -89,6 +89,8 @@ class DetailsChanged(DomainEvent):
     """
 
     class_version: ClassVar[int] = 3
+    #: A new password (when ``password_hash`` is set) replaces the secret.
+    REPLACES_SECRET: ClassVar[bool] = True
 
     password_hash: str | None = None
     email: Email | Erased | None = personal(default=None)
@@ -108,6 +110,8 @@ class DetailsChanged(DomainEvent):
 class PasswordReset(DomainEvent):
     """The operator set a new password on a phone or written request [電話・書面]; it unlocks
     the ID and clears the count of wrong passwords (§10)."""
+
+    REPLACES_SECRET: ClassVar[bool] = True
 
     password_hash: str
     channel: ResetChannel
