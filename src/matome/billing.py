@@ -17,12 +17,18 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 
 from matome.aggregates.catalog import provider_id
-from matome.aggregates.ledger import bill_id
+from matome.aggregates.ledger import (
+    BILLING_RUN_ID,
+    BillingRun,
+    bill_id,
+    project_billing_run,
+)
 from matome.aggregates.line import line_id
 from matome.aggregates.subscription import subscription_id
 from matome.application.eventstore import EventStoreApplication
 from matome.documents import Bill, BillStatus, Charge, entry_in_force
 from matome.events.bill import BillIssued
+from matome.events.ledger import BillingRunCompleted
 from matome.projections.documents import Documents, bill_digest
 from matome.projections.runner import Projection
 from matome.values import CustomerId, YearMonth
@@ -70,6 +76,11 @@ def events_digest(sources: Sequence[str], hashes: dict[str, str]) -> str:
 _CHUNK = 500
 
 
+def _completed(store: EventStoreApplication) -> BillingRun | None:
+    state: BillingRun | None = project_billing_run(None, store.events.get(BILLING_RUN_ID))
+    return state
+
+
 def run_billing(
     store: EventStoreApplication,
     projection: Projection,
@@ -77,54 +88,100 @@ def run_billing(
     through: YearMonth,
     at: datetime,
 ) -> int:
-    """Issue every bill of a closed month up to ``through`` not issued yet; return how many."""
+    """Issue every bill of a closed month up to ``through`` not issued yet; return how many.
+
+    The run starts after the last month every bill of which was issued (it records that month
+    when it has issued them all: ``BillingRunCompleted``), so it costs the months it issues,
+    not the whole history; a run cut short starts again at its first unfinished month, and
+    skips the bills already issued there.
+    """
+    completed = _completed(store)
+    if completed is not None and completed.completed_through >= through:
+        return 0
     projection.catch_up()
-    month = documents.first_charge_month()
+    month = (
+        completed.completed_through.next()
+        if completed is not None
+        else documents.first_charge_month()
+    )
     issued = 0
     now = datetime.now(UTC)
     while month is not None and month <= through:
-        done = documents.issued_bills(month)
-        by_line: dict[CustomerId, list[Charge]] = {}
-        for c in documents.charges(month):
-            by_line.setdefault(c.customer_id, []).append(c.charge)
-        bills = []
-        for customer_id in sorted(by_line, key=lambda c: c.value):
-            if customer_id.value in done:
-                continue
-            bill = documents.compose_bill(
-                customer_id, month, by_line[customer_id], BillStatus.ISSUED
-            )
-            account = entry_in_force(documents.billing_history(customer_id), month)
-            bills.append((bill, bill_sources(bill, account[1])))
-        hashes = chain_hashes(store, {ref for _, sources in bills for ref in sources})
-        events = [
-            BillIssued(
-                originator_id=bill_id(bill.customer_id, month),
-                originator_version=1,
-                timestamp=now,
-                at=at,
-                customer_id=bill.customer_id,
-                month=month,
-                bill=bill,
-                digest=bill_digest(bill),
-                sources=sources,
-                events_digest=events_digest(sources, hashes),
-            )
-            for bill, sources in bills
-        ]
-        for start in range(0, len(events), _CHUNK):
-            chunk = events[start : start + _CHUNK]
-            try:
-                store.record(chunk)
-                issued += len(chunk)
-            except IntegrityError:
-                # Another run issued some of these meanwhile: issue the rest one by one.
-                for event in chunk:
-                    try:
-                        store.record([event])
-                        issued += 1
-                    except IntegrityError:
-                        pass
+        issued += _issue_month(store, documents, month, at, now)
         month = month.next()
+    _complete(store, through, at, now)
     projection.catch_up()
     return issued
+
+
+def _issue_month(
+    store: EventStoreApplication,
+    documents: Documents,
+    month: YearMonth,
+    at: datetime,
+    now: datetime,
+) -> int:
+    done = documents.issued_bills(month)
+    by_line: dict[CustomerId, list[Charge]] = {}
+    for c in documents.charges(month):
+        by_line.setdefault(c.customer_id, []).append(c.charge)
+    bills = []
+    for customer_id in sorted(by_line, key=lambda c: c.value):
+        if customer_id.value in done:
+            continue
+        bill = documents.compose_bill(customer_id, month, by_line[customer_id], BillStatus.ISSUED)
+        account = entry_in_force(documents.billing_history(customer_id), month)
+        bills.append((bill, bill_sources(bill, account[1])))
+    hashes = chain_hashes(store, {ref for _, sources in bills for ref in sources})
+    events = [
+        BillIssued(
+            originator_id=bill_id(bill.customer_id, month),
+            originator_version=1,
+            timestamp=now,
+            at=at,
+            customer_id=bill.customer_id,
+            month=month,
+            bill=bill,
+            digest=bill_digest(bill),
+            sources=sources,
+            events_digest=events_digest(sources, hashes),
+        )
+        for bill, sources in bills
+    ]
+    issued = 0
+    for start in range(0, len(events), _CHUNK):
+        chunk = events[start : start + _CHUNK]
+        try:
+            store.record(chunk)
+            issued += len(chunk)
+        except IntegrityError:
+            # Another run issued some of these meanwhile: issue the rest one by one.
+            for event in chunk:
+                try:
+                    store.record([event])
+                    issued += 1
+                except IntegrityError:
+                    pass
+    return issued
+
+
+def _complete(
+    store: EventStoreApplication, through: YearMonth, at: datetime, now: datetime
+) -> None:
+    """Record that every bill through ``through`` is issued (unless a run got further)."""
+    for _ in range(10):
+        completed = _completed(store)
+        if completed is not None and completed.completed_through >= through:
+            return
+        event = BillingRunCompleted(
+            originator_id=BILLING_RUN_ID,
+            originator_version=(completed.version if completed else 0) + 1,
+            timestamp=now,
+            at=at,
+            through=through,
+        )
+        try:
+            store.record([event])
+            return
+        except IntegrityError:
+            continue  # another run recorded its completion meanwhile: look again

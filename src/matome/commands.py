@@ -146,7 +146,26 @@ def _key(v: str | None) -> str | None:
 def _receipt(v: str) -> str:
     if not isinstance(v, str) or not 1 <= len(v) <= 64:
         raise InvalidInput("receipt must be a receipt number string")
-    return v
+    return require_text(v, "receipt")
+
+
+def _to_optional_receipt(v: str | None) -> str | None:
+    return None if v is None else _receipt(v)
+
+
+def _to_optional_ref(v: str | None) -> str | None:
+    # A client's own name for a purchase, so that a log can cancel or refund it without
+    # predicting the receipt number the engine will give it.
+    if v is None:
+        return None
+    if not isinstance(v, str) or not 1 <= len(v) <= 64 or not v.isprintable():
+        raise InvalidInput("a purchase reference must be 1–64 printable characters")
+    return require_text(v, "ref")
+
+
+def _one_purchase(c: Any) -> None:
+    if (c.receipt is None) == (c.purchase_ref is None):
+        raise InvalidInput(f"{c.NAME} names its purchase by receipt or by purchase_ref (one)")
 
 
 # Named converters: the attrs mypy plugin only understands named functions.
@@ -658,6 +677,8 @@ class Purchase(Command[PurchaseResult]):
         default=None, converter=_to_optional_customer_id
     )
     quantity: int = attrs.field(default=1, converter=_to_quantity, metadata=SINCE_2)
+    #: The client's reference for this purchase (unique), usable by ``cancel``/``refund``.
+    ref: str | None = attrs.field(default=None, converter=_to_optional_ref, metadata=SINCE_2)
 
 
 @_command("cancel")
@@ -668,18 +689,31 @@ class Cancel(Command[CancelResult]):
 
     SECRETS = ("password",)
     CREDENTIAL = "password"
-    receipt: str = attrs.field(converter=_receipt)
     password: Password = attrs.field(converter=_to_password)
+    receipt: str | None = attrs.field(default=None, converter=_to_optional_receipt)
+    purchase_ref: str | None = attrs.field(
+        default=None, converter=_to_optional_ref, metadata=SINCE_2
+    )
+
+    def __attrs_post_init__(self) -> None:
+        _one_purchase(self)
 
 
 @_command("refund")
 @attrs.frozen(kw_only=True)
 class Refund(Command[RefundResult]):
-    receipt: str = attrs.field(converter=_receipt)
+    """A provider's refund of a purchase, charged negatively in the month it is recorded;
+    refunds of one purchase add up to at most what was charged for it so far (§4)."""
+
     amount: Yen = attrs.field(converter=_to_amount_yen)
     reason: str = attrs.field(converter=_to_reason_label)
+    receipt: str | None = attrs.field(default=None, converter=_to_optional_receipt)
+    purchase_ref: str | None = attrs.field(
+        default=None, converter=_to_optional_ref, metadata=SINCE_2
+    )
 
     def __attrs_post_init__(self) -> None:
+        _one_purchase(self)
         if self.amount.amount == 0:
             raise InvalidInput("refund amount must be at least 1 yen")
 

@@ -68,6 +68,7 @@ __all__ = [
     "compose_bill",
     "compose_provider_totals",
     "compose_settlement",
+    "compose_settlement_from_totals",
     "compose_statement",
     "compose_usage_status",
     "entry_in_force",
@@ -596,9 +597,18 @@ def compose_settlement(
         key = (c.charge.provider, c.operator)
         amounts[key] += c.charge.amount.amount
         lines[key].add(c.customer_id)
+    return compose_settlement_from_totals(
+        [(p, o, amounts[p, o], len(lines[p, o])) for p, o in amounts], fee_of
+    )
+
+
+def compose_settlement_from_totals(
+    totals: Iterable[tuple[ProviderCode, Operator, int, int]],
+    fee_of: Callable[[Operator, int, int], Fee],
+) -> list[SettlementLine]:
+    """The settlement from each (provider, operator)'s gross and lines billed (§8)."""
     out = []
-    for provider, operator in sorted(amounts, key=lambda k: (k[0].value, k[1].value)):
-        gross, count = amounts[provider, operator], len(lines[provider, operator])
+    for provider, operator, gross, count in sorted(totals, key=lambda t: (t[0].value, t[1].value)):
         average = Fraction(gross, count) if count else Fraction(0)
         try:
             fee = fee_of(operator, gross, count)

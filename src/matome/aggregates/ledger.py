@@ -18,7 +18,9 @@ from matome.events import ledger as ev
 from matome.values import CustomerId, Erased, Operator, YearMonth, Yen
 
 __all__ = [
+    "BILLING_RUN_ID",
     "CALENDAR_ID",
+    "BillingRun",
     "Calendar",
     "FeeSchedule",
     "KeyRecord",
@@ -28,6 +30,7 @@ __all__ = [
     "decide_set_fee",
     "fees_id",
     "key_id",
+    "project_billing_run",
     "project_calendar",
     "project_fees",
     "project_key",
@@ -38,6 +41,10 @@ CALENDAR_ID = stream_id("calendar", "billing")
 
 def key_id(key: str) -> UUID:
     return stream_id("idempotency", key)
+
+
+#: The stream that records how far the billing run has issued every bill.
+BILLING_RUN_ID = stream_id("billing-run", "completed")
 
 
 def fees_id(operator: Operator) -> UUID:
@@ -105,6 +112,30 @@ project_key = make_projector(
             result=e.result,
             error=e.error,
             owner=e.owner,
+        )
+    }
+)
+
+
+@attrs.frozen(kw_only=True)
+class BillingRun:
+    """How far every bill is issued (:class:`matome.events.ledger.BillingRunCompleted`)."""
+
+    id: UUID
+    version: int
+    last_at: datetime
+    completed_through: YearMonth
+
+
+project_billing_run = make_projector(
+    {
+        ev.BillingRunCompleted: lambda s, e: BillingRun(
+            id=e.originator_id,
+            version=e.originator_version,
+            last_at=e.at,
+            completed_through=e.through
+            if s is None or e.through > s.completed_through
+            else s.completed_through,
         )
     }
 )

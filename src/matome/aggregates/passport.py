@@ -17,10 +17,12 @@ from matome.aggregates.catalog import Provider, require_listing, require_provide
 from matome.aggregates.decision import Decision
 from matome.aggregates.line import AccessLine, check_access_key, require_line
 from matome.aggregates.subscription import (
+    Reference,
     Subscription,
     cancel_holdings,
     check_cancellable,
     receipt_number,
+    reference_id,
     require_subscription,
     subscription_id,
 )
@@ -539,6 +541,7 @@ def decide_purchase(
     provider: Provider | None,
     c: cmd.Purchase,
     d: Decision,
+    reference: Reference | None = None,
 ) -> cmd.PurchaseResult | None:
     """Buy a service or item with a Passport ID (§3, §4, §9, §10).
 
@@ -548,8 +551,12 @@ def decide_purchase(
     physical goods are not sold yet, or the purchase would take the ID's spend this month
     above its limit.  A monthly service bought again in a month it is already charged adds
     nothing to the spend (§4 patterns 4–5); a per-purchase item adds price × quantity.
+    ``reference`` is the purchase the command's ``ref`` already names, if any (a reference
+    names one purchase for good: ``duplicate``).
     """
     policy = d.policy
+    if reference is not None:
+        d.refuse(DuplicateError(f"reference {c.ref!r} names purchase {reference.receipt} already"))
     passport, line = _passport_and_line(passport, line, c.passport_id, d)
     provider = require_provider(provider, c.provider, d)
     listing = None if provider is None else require_listing(provider, c.service, d)
@@ -632,6 +639,8 @@ def decide_purchase(
         price=listing.price,
         quantity=c.quantity,
     )
+    if c.ref is not None:
+        d.create(reference_id(c.ref), sub_ev.PurchaseReferenced, ref=c.ref, receipt=receipt)
     return cmd.PurchaseResult(
         receipt=receipt, price=listing.price, charged=adds, quantity=c.quantity
     )
@@ -642,7 +651,7 @@ def decide_cancel(
 ) -> cmd.CancelResult | None:
     """Cancel an active monthly-flat subscription at ``at`` with the password of the Passport
     ID that bought it (§4, §10; the charging rules decide its last charged month)."""
-    sub = require_subscription(sub, c.receipt, d)
+    sub = require_subscription(sub, c.receipt or f"reference {c.purchase_ref!r}", d)
     if sub is None:
         return None
     passport = require_passport(passport, sub.passport_id, d)
@@ -653,11 +662,11 @@ def decide_cancel(
     if d.refused:
         return None
     d.emit(sub, sub_ev.Cancelled, reason=sub_ev.CancelReason.CUSTOMER)
-    passport = d.emit(passport, ev.HoldingEnded, receipt=c.receipt)
+    passport = d.emit(passport, ev.HoldingEnded, receipt=sub.receipt)
     if passport.consecutive_failures:
         d.emit(passport, ev.PasswordAccepted)
     return cmd.CancelResult(
-        receipt=c.receipt, last_charged_month=last_charged_month(sub.purchased_at, c.at)
+        receipt=sub.receipt, last_charged_month=last_charged_month(sub.purchased_at, c.at)
     )
 
 
@@ -671,11 +680,11 @@ def decide_refund(
     refund for that month.  ``passport`` is the ID that bought it (it knows which of its
     purchases were such re-purchases).
     """
-    sub = require_subscription(sub, c.receipt, d)
+    sub = require_subscription(sub, c.receipt or f"reference {c.purchase_ref!r}", d)
     if sub is None:
         return None
     first_month = passport is None or passport.first_month_charged(
-        c.receipt, once_per_month=d.policy.monthly_once_per_month
+        sub.receipt, once_per_month=d.policy.monthly_once_per_month
     )
     charged = Yen(
         charging.charged_so_far(
@@ -691,11 +700,11 @@ def decide_refund(
     d.require(
         total <= charged,
         lambda: RefundExceedsCharge(
-            f"refunds of {c.receipt} would add up to {total}, above the {charged} charged "
+            f"refunds of {sub.receipt} would add up to {total}, above the {charged} charged "
             "for it so far"
         ),
     )
     if d.refused:
         return None
     d.emit(sub, sub_ev.Refunded, amount=c.amount, reason=c.reason)
-    return cmd.RefundResult(receipt=c.receipt, refunded_total=total)
+    return cmd.RefundResult(receipt=sub.receipt, refunded_total=total)

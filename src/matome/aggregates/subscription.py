@@ -18,11 +18,14 @@ from matome.values import CustomerId, PassportId, Pricing, ProviderCode, Service
 
 __all__ = [
     "Holder",
+    "Reference",
     "Subscription",
     "cancel_holdings",
     "check_cancellable",
+    "project_reference",
     "project_subscription",
     "receipt_number",
+    "reference_id",
     "require_subscription",
     "subscription_id",
 ]
@@ -30,6 +33,34 @@ __all__ = [
 
 def subscription_id(receipt: str) -> UUID:
     return stream_id("subscription", receipt)
+
+
+def reference_id(ref: str) -> UUID:
+    return stream_id("purchase-ref", ref)
+
+
+@attrs.frozen(kw_only=True)
+class Reference:
+    """A client's reference for a purchase, and the receipt it names."""
+
+    id: UUID
+    version: int
+    last_at: datetime
+    ref: str
+    receipt: str
+
+
+project_reference = make_projector(
+    {
+        ev.PurchaseReferenced: lambda _, e: Reference(
+            id=e.originator_id,
+            version=e.originator_version,
+            last_at=e.at,
+            ref=e.ref,
+            receipt=e.receipt,
+        )
+    }
+)
 
 
 def receipt_number(passport_id: PassportId | str, n: int) -> str:
@@ -116,10 +147,12 @@ project_subscription = make_projector(
 def require_subscription(
     sub: Subscription | None, receipt: str, d: Decision
 ) -> Subscription | None:
-    """``sub``, or ``unknown_receipt``; the command decides against it (time order)."""
-    d.against(sub, f"receipt {receipt}")
+    """``sub``, or ``unknown_receipt``; the command decides against it (time order).
+    ``receipt`` names what the command gave: a receipt number, or ``reference '...'``."""
+    named = receipt if receipt.startswith("reference ") else f"receipt {receipt}"
+    d.against(sub, named)
     if sub is None:
-        d.refuse(UnknownReceipt(f"no purchase has receipt {receipt}"))
+        d.refuse(UnknownReceipt(f"no purchase has {named}"))
     return sub
 
 

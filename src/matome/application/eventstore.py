@@ -30,6 +30,8 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -228,21 +230,27 @@ class EventMapper(Mapper[UUID]):
                 if self._memory is None:
                     self._memory = {}
                 self._memory[ref] = self.seal_text(data)
+        text = dumps(state)
+        # The content hash is over the same canonical text (personal values are references by
+        # now, which the hash covers), so it costs no second serialisation.
+        content = hashlib.sha256(f"{domain_event.TOPIC}\n{text}".encode()).hexdigest()
         return Encoded(
             stored=StoredEvent(
                 originator_id=domain_event.originator_id,
                 originator_version=domain_event.originator_version,
                 topic=domain_event.TOPIC,
-                state=self.seal(state),
+                state=self._seal_bytes(text.encode()),
             ),
             state=state,
             personal=tuple(rows),
-            content=content_hash(domain_event.TOPIC, state),
+            content=content,
         )
 
     def seal(self, state: Mapping[str, Any]) -> bytes:
         """The stored bytes of a state: canonical JSON, compressed and encrypted if set."""
-        data = dumps(state).encode()
+        return self._seal_bytes(dumps(state).encode())
+
+    def _seal_bytes(self, data: bytes) -> bytes:
         if self.compressor:
             data = self.compressor.compress(data)
         if self.cipher:
@@ -443,6 +451,8 @@ class POPORecorder(POPOApplicationRecorder):
 #: The key of the PostgreSQL advisory lock held while matome creates its tables.
 CREATE_LOCK = 0x6D61746F6D65  # "matome"
 _CHAIN_TABLE = "matome_chain"
+#: Stream heads whose chain hash is remembered in memory.
+_HEADS = 200_000
 _PERSONAL_TABLE = "matome_personal"
 _POSITIONS_TABLE = "matome_log_positions"
 #: Keys per query when looking chain rows or personal values up.
@@ -787,6 +797,10 @@ class EventStoreApplication(Application[UUID]):
         )
         super().__init__(env=self.store_settings)
         self.event_mapper.vault = self.matome_recorder
+        # Chain hashes of recent stream heads: a (stream, version) names one hash for good, so
+        # the next event of a stream written here needs no lookup of its predecessor's.
+        self._heads: OrderedDict[UUID, tuple[int, str]] = OrderedDict()
+        self._heads_lock = threading.Lock()
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # matome's settings come from its own options and MATOME_* variables only (store_env):
@@ -854,6 +868,12 @@ class EventStoreApplication(Application[UUID]):
         self.recorder.insert_events(
             [x.stored for x in encoded], read_versions=dict(read_versions or {}), extra=extra
         )
+        with self._heads_lock:
+            for stream, version, hash_ in chain:
+                self._heads[stream] = (version, hash_)
+                self._heads.move_to_end(stream)
+            while len(self._heads) > _HEADS:
+                self._heads.popitem(last=False)
 
     def _links(self, encoded: Sequence[Encoded]) -> list[ChainRow]:
         """Each event's hash, chained to the previous event of its stream.
@@ -866,8 +886,15 @@ class EventStoreApplication(Application[UUID]):
         for x in encoded:
             stream = _uuid(x.stored.originator_id)
             first.setdefault(stream, x.stored.originator_version)
-        wanted = [(s, v - 1) for s, v in first.items() if v > 1]
-        heads = self.matome_recorder.chain_hashes(wanted) if wanted else {}
+        heads: dict[tuple[UUID, int], str] = {}
+        with self._heads_lock:
+            for s, v in first.items():
+                known = self._heads.get(s)
+                if known is not None and known[0] == v - 1:
+                    heads[s, v - 1] = known[1]
+        wanted = [(s, v - 1) for s, v in first.items() if v > 1 and (s, v - 1) not in heads]
+        if wanted:
+            heads.update(self.matome_recorder.chain_hashes(wanted))
         previous: dict[UUID, str] = {}
         for stream, version in first.items():
             if version == 1:

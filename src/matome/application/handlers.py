@@ -181,19 +181,37 @@ def _delete_passport(uow: UnitOfWork, c: cmd.DeletePassport, d: Decision) -> cmd
     return passport.decide_delete_passport(p, owner, load_active_subs(uow, [p]), c, d)
 
 
+def load_reference(uow: UnitOfWork, ref: str) -> subscription.Reference | None:
+    state: subscription.Reference | None = uow.load(
+        subscription.reference_id(ref), subscription.project_reference
+    )
+    return state
+
+
+def load_named_purchase(uow: UnitOfWork, c: cmd.Cancel | cmd.Refund) -> Subscription | None:
+    """The subscription a command names by its receipt, or by the client's reference."""
+    receipt = c.receipt
+    if receipt is None and c.purchase_ref is not None:
+        reference = load_reference(uow, c.purchase_ref)
+        receipt = None if reference is None else reference.receipt
+    return None if receipt is None else load_subscription(uow, receipt)
+
+
 def _purchase(uow: UnitOfWork, c: cmd.Purchase, d: Decision) -> cmd.Result | None:
     p = load_passport(uow, c.passport_id)
-    return passport.decide_purchase(p, _owner(uow, p), load_provider(uow, c.provider), c, d)
+    reference = None if c.ref is None else load_reference(uow, c.ref)
+    provider = load_provider(uow, c.provider)
+    return passport.decide_purchase(p, _owner(uow, p), provider, c, d, reference)
 
 
 def _cancel(uow: UnitOfWork, c: cmd.Cancel, d: Decision) -> cmd.Result | None:
-    sub = load_subscription(uow, c.receipt)
+    sub = load_named_purchase(uow, c)
     p = None if sub is None else load_passport(uow, sub.passport_id)
     return passport.decide_cancel(sub, p, c, d)
 
 
 def _refund(uow: UnitOfWork, c: cmd.Refund, d: Decision) -> cmd.Result | None:
-    sub = load_subscription(uow, c.receipt)
+    sub = load_named_purchase(uow, c)
     p = None if sub is None else load_passport(uow, sub.passport_id)
     return passport.decide_refund(sub, p, c, d)
 

@@ -9,7 +9,7 @@ import attrs
 from matome.events.base import DomainEvent, personal, topic
 from matome.values import Erased, Operator, YearMonth, Yen
 
-__all__ = ["FeeSet", "KeyBound", "MonthsClosed"]
+__all__ = ["BillingRunCompleted", "FeeSet", "KeyBound", "MonthsClosed"]
 
 
 @topic("matome.calendar.MonthsClosed")
@@ -21,6 +21,15 @@ class MonthsClosed(DomainEvent):
     in an earlier, still-open month could start a monthly subscription that is charged in the
     closed month too, and so change a bill already issued.
     """
+
+    through: YearMonth
+
+
+@topic("matome.billing.BillingRunCompleted")
+@attrs.frozen(kw_only=True)
+class BillingRunCompleted(DomainEvent):
+    """Every bill of every month up to ``through`` is issued: the next billing run starts after
+    it, so a run costs the months it issues, not the whole history (§7)."""
 
     through: YearMonth
 

@@ -10,7 +10,7 @@ import attrs
 from matome.events.base import DomainEvent, topic
 from matome.values import CustomerId, PassportId, Pricing, ProviderCode, ServiceCode, Yen
 
-__all__ = ["CancelReason", "Cancelled", "Purchased", "Refunded"]
+__all__ = ["CancelReason", "Cancelled", "PurchaseReferenced", "Purchased", "Refunded"]
 
 
 class CancelReason(StrEnum):
@@ -62,3 +62,13 @@ class Refunded(DomainEvent):
 
     amount: Yen
     reason: str
+
+
+@topic("matome.subscription.PurchaseReferenced")
+@attrs.frozen(kw_only=True)
+class PurchaseReferenced(DomainEvent):
+    """A client's reference names a purchase (one stream per reference, so a reference names
+    one purchase for good): a log can cancel or refund it by that name."""
+
+    ref: str
+    receipt: str

@@ -36,6 +36,7 @@ from matome.documents import (
     compose_bill,
     compose_provider_totals,
     compose_settlement,
+    compose_settlement_from_totals,
     compose_statement,
     issue_date,
     sort_charges,
@@ -252,7 +253,26 @@ class Documents:
 
     def closed_through(self) -> YearMonth | None:
         rows = self.projection.query("SELECT closed_through FROM mv_calendar WHERE id = 1")
-        return YearMonth.parse(rows[0][0]) if rows else None
+        return YearMonth.parse(rows[0][0]) if rows and rows[0][0] else None
+
+    def billed_through(self) -> YearMonth | None:
+        """The last month every bill of which is issued (the billing run completed it)."""
+        rows = self.projection.query("SELECT billed_through FROM mv_calendar WHERE id = 1")
+        return YearMonth.parse(rows[0][0]) if rows and rows[0][0] else None
+
+    def _issued_totals(self, month: YearMonth) -> list[tuple[ProviderCode, Operator, int, int]]:
+        """Per provider and operator: amount and lines, from the month's issued bills."""
+        rows = self.projection.query(
+            "SELECT r.provider, l.operator, SUM(r.amount), COUNT(DISTINCT r.customer_id) "
+            "FROM mv_bill_rows r JOIN mv_lines l ON l.customer_id = r.customer_id "
+            "WHERE r.month = ? GROUP BY r.provider, l.operator",
+            (str(month),),
+        )
+        return [(ProviderCode(p), Operator(o), int(a), int(n)) for p, o, a, n in rows]
+
+    def _settled_from_bills(self, month: YearMonth) -> bool:
+        billed = self.billed_through()
+        return billed is not None and month <= billed
 
     # -----------------------------------------------------------------------------------------
     # Documents
@@ -324,8 +344,22 @@ class Documents:
         return [Contact(provider=ProviderCode(r[0]), name=r[1], contact=r[2]) for r in rows]
 
     def provider_totals(self, month: YearMonth) -> list[ProviderTotal]:
-        """Per provider: lines billed and amount, across every line, for ``month``."""
-        return compose_provider_totals(self.charges(month))
+        """Per provider: lines billed and amount, across every line, for ``month``.
+
+        A month whose bills are all issued is read from the totals kept with them, not
+        recomputed from every charge of every line.
+        """
+        if not self._settled_from_bills(month):
+            return compose_provider_totals(self.charges(month))
+        amounts: dict[ProviderCode, int] = {}
+        lines: dict[ProviderCode, int] = {}
+        for provider, _, amount, count in self._issued_totals(month):
+            amounts[provider] = amounts.get(provider, 0) + amount
+            lines[provider] = lines.get(provider, 0) + count
+        return [
+            ProviderTotal(provider=p, lines=lines[p], amount=Yen(amounts[p]))
+            for p in sorted(amounts)
+        ]
 
     def settlement(self, month: YearMonth) -> list[SettlementLine]:
         """Per provider and operator: gross, lines, average per line, fee, tax, net (§8)."""
@@ -334,6 +368,8 @@ class Documents:
         def fee_of(operator: Operator, gross: int, lines: int) -> Fee:
             return fee_for(self.schedule_of(operator), month, gross, lines, flat[operator])
 
+        if self._settled_from_bills(month):
+            return compose_settlement_from_totals(self._issued_totals(month), fee_of)
         return compose_settlement(self.charges(month), month, fee_of)
 
     def schedule_of(self, operator: Operator) -> Sequence[FeePeriod]:

@@ -106,6 +106,9 @@ _INSERT_CONTINUITY = (
 )
 _INSERT_PROVIDER = "INSERT INTO mv_providers (provider, name, contact, goods) VALUES (?, ?, ?, ?)"
 _INSERT_BILL = "INSERT INTO mv_bills (customer_id, month, document, digest) VALUES (?, ?, ?, ?)"
+_INSERT_BILL_ROW = (
+    "INSERT INTO mv_bill_rows (customer_id, month, provider, amount) VALUES (?, ?, ?, ?)"
+)
 _DEFERRED = {
     sql: rank
     for rank, sql in enumerate(
@@ -121,6 +124,7 @@ _DEFERRED = {
             _CANCEL_SUB,
             _INSERT_REFUND,
             _INSERT_BILL,
+            _INSERT_BILL_ROW,
         )
     )
 }
@@ -411,6 +415,24 @@ def _bill_issued(cur: Cursor, e: bill_ev.BillIssued) -> None:
         _INSERT_BILL,
         (e.customer_id.value, str(e.month), dumps(to_json(e.bill)), e.digest),
     )
+    # The month's totals per provider, read by provider totals and settlement once the
+    # month's billing run completed (instead of recomputing every charge of every line).
+    cur.executemany(
+        _INSERT_BILL_ROW,
+        [
+            (e.customer_id.value, str(e.month), r.provider.value, r.amount.amount)
+            for r in e.bill.rows
+        ],
+    )
+
+
+def _billing_run_completed(cur: Cursor, e: ledger_ev.BillingRunCompleted) -> None:
+    cur.execute("UPDATE mv_calendar SET billed_through = ? WHERE id = 1", (str(e.through),))
+    cur.execute(
+        "INSERT INTO mv_calendar (id, billed_through) SELECT 1, ? "
+        "WHERE NOT EXISTS (SELECT 1 FROM mv_calendar WHERE id = 1)",
+        (str(e.through),),
+    )
 
 
 def _fee_set(cur: Cursor, e: ledger_ev.FeeSet) -> None:
@@ -421,8 +443,12 @@ def _fee_set(cur: Cursor, e: ledger_ev.FeeSet) -> None:
 
 
 def _months_closed(cur: Cursor, e: ledger_ev.MonthsClosed) -> None:
-    cur.execute("DELETE FROM mv_calendar")
-    cur.execute("INSERT INTO mv_calendar (id, closed_through) VALUES (1, ?)", (str(e.through),))
+    cur.execute("UPDATE mv_calendar SET closed_through = ? WHERE id = 1", (str(e.through),))
+    cur.execute(
+        "INSERT INTO mv_calendar (id, closed_through) SELECT 1, ? "
+        "WHERE NOT EXISTS (SELECT 1 FROM mv_calendar WHERE id = 1)",
+        (str(e.through),),
+    )
 
 
 HANDLERS: dict[type[DomainEvent], Callable[[Cursor, Any], None]] = {
@@ -438,6 +464,7 @@ HANDLERS: dict[type[DomainEvent], Callable[[Cursor, Any], None]] = {
     bill_ev.BillIssued: _bill_issued,
     ledger_ev.MonthsClosed: _months_closed,
     ledger_ev.FeeSet: _fee_set,
+    ledger_ev.BillingRunCompleted: _billing_run_completed,
 }
 #: Only these topics are read from the log: the others do not change the views.
 TOPICS = tuple(sorted(cls.TOPIC for cls in HANDLERS))
@@ -618,6 +645,7 @@ class Projection:
             "bills",
             "calendar",
             "fees",
+            "bill_rows",
         )
         out: dict[str, list[Any]] = {}
         for table in tables:

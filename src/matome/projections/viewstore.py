@@ -22,8 +22,9 @@ CREATE_LOCK = 0x6D61746F6D65
 __all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
 
 #: Bump when the view tables change: a store at another version is rebuilt from the log.
-#: 2: purchases' quantity; the fee settings of ``set_fee``.
-SCHEMA_VERSION = 2
+#: 2: purchases' quantity; the fee settings of ``set_fee``.  3: the rows of issued bills
+#: (per-month totals), how far the billing run completed.
+SCHEMA_VERSION = 3
 #: The SQLite view connection's page cache, in MiB.
 CACHE_MIB = 32
 
@@ -38,6 +39,7 @@ _TABLES = (
     "bills",
     "calendar",
     "fees",
+    "bill_rows",
 )
 
 _DDL = (
@@ -75,7 +77,10 @@ _DDL = (
         customer_id TEXT NOT NULL, month TEXT NOT NULL, document TEXT NOT NULL,
         digest TEXT NOT NULL, PRIMARY KEY (customer_id, month))""",
     """CREATE TABLE IF NOT EXISTS mv_calendar (
-        id INTEGER PRIMARY KEY, closed_through TEXT NOT NULL)""",
+        id INTEGER PRIMARY KEY, closed_through TEXT, billed_through TEXT)""",
+    """CREATE TABLE IF NOT EXISTS mv_bill_rows (
+        customer_id TEXT NOT NULL, month TEXT NOT NULL, provider TEXT NOT NULL,
+        amount BIGINT NOT NULL, PRIMARY KEY (month, provider, customer_id))""",
     """CREATE TABLE IF NOT EXISTS mv_fees (
         operator TEXT NOT NULL, version INTEGER NOT NULL, effective_from TEXT NOT NULL,
         flat_fee BIGINT NOT NULL, PRIMARY KEY (operator, version))""",
