@@ -349,6 +349,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from matome.generate import generate_log
+
+    try:
+        start = YearMonth.parse(args.start)
+    except MatomeError as e:
+        return _fail(args, e)
+    out: TextIO = sys.stdout if args.out == "-" else Path(args.out).open("w", encoding="utf-8")  # noqa: SIM115
+    try:
+        n = 0
+        for body in generate_log(
+            args.lines, args.months, seed=args.seed, start=start, keys=not args.no_keys
+        ):
+            out.write(json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n")
+            n += 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"matome generate: {n:,} commands", file=sys.stderr)
+    return 0
+
+
 def _cmd_keygen(args: argparse.Namespace) -> int:
     """Print a new random key for encryption at rest (keep it apart from the store)."""
     print(base64.b64encode(secrets.token_bytes(32)).decode())
@@ -487,6 +509,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("customer_id")
     status.set_defaults(func=_cmd_status)
+
+    generate = sub.add_parser(
+        "generate",
+        help="write a synthetic, realistic command log (JSON Lines) for N lines over M months",
+    )
+    generate.add_argument("--lines", type=int, default=1000, help="access lines (1000)")
+    generate.add_argument("--months", type=int, default=12, help="months (12)")
+    generate.add_argument("--seed", type=int, default=1, help="the same seed, the same log")
+    generate.add_argument("--start", default="2024-01", help="first month, YYYY-MM")
+    generate.add_argument("--no-keys", action="store_true", help="no idempotency keys")
+    generate.add_argument("--out", default="-", help="output file (- for stdout)")
+    generate.set_defaults(func=_cmd_generate)
 
     keygen = sub.add_parser(
         "keygen", help="print a new key for encryption at rest (set it as MATOME_CIPHER_KEY)"

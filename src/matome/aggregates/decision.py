@@ -57,6 +57,20 @@ S = TypeVar("S", bound=_Stream)
 class Decision:
     """One command's decision in progress (see the module docstring)."""
 
+    def hash_secret(self, field: str, secret: str) -> str:
+        """Hash a new secret (kept as the hash of the command's ``field``)."""
+        stored = self.credentials.hash(secret)
+        self.secret_hashes[field] = stored
+        return stored
+
+    def check_secret(self, field: str, secret: str, stored: str) -> bool:
+        """Whether ``secret`` matches ``stored``; a match is kept as the hash of the
+        command's ``field`` (a mismatch is hashed only if a key must remember it)."""
+        ok = self.credentials.verify(secret, stored)
+        if ok:
+            self.secret_hashes[field] = stored
+        return ok
+
     def __init__(
         self,
         *,
@@ -75,6 +89,9 @@ class Decision:
         #: The stream whose credential (password, access key) the command presented, once
         #: checked: an idempotency key keeps the secrets' hashes under it.
         self.authenticated: UUID | None = None
+        #: The stored hash of each secret the command presented or set, as the decision
+        #: computed or checked it (an idempotency key keeps these: no second derivation).
+        self.secret_hashes: dict[str, str] = {}
         #: The latest state of every stream emitted on, after its events.
         self.states: dict[UUID, Any] = {}
         self.security_states: dict[UUID, Any] = {}

@@ -198,7 +198,7 @@ def check_access_key(line: AccessLine, access_key: AccessKey, d: Decision) -> No
     """The line holder's commands carry the line's access key [アクセスキー] (§2, "Who may do
     what"); a wrong one is ``wrong_access_key`` (not counted: only passwords lock, §10)."""
     d.authenticated = line.id
-    if not d.credentials.verify(access_key.reveal(), line.access_key_hash):
+    if not d.check_secret("access_key", access_key.reveal(), line.access_key_hash):
         d.refuse(WrongAccessKey(f"wrong access key for line {line.customer_id}"))
 
 
@@ -240,7 +240,7 @@ def decide_open_line(
         customer_id=c.customer_id,
         operator=c.operator,
         kind=c.kind,
-        access_key_hash=d.credentials.hash(c.access_key.reveal()),
+        access_key_hash=d.hash_secret("access_key", c.access_key.reveal()),
         line_limit=c.line_limit,
         billing=c.billing,
     )

@@ -310,7 +310,7 @@ def authenticate(passport: Passport, password: Password, d: Decision) -> bool:
             )
         )
         return False
-    if d.credentials.verify(password.reveal(), passport.password_hash):
+    if d.check_secret("password", password.reveal(), passport.password_hash):
         return True
     failures = passport.consecutive_failures + 1
     locked = failures >= policy.lockout_after
@@ -407,7 +407,7 @@ def decide_register_passport(
         ev.Registered,
         passport_id=c.passport_id,
         customer_id=c.customer_id,
-        password_hash=d.credentials.hash(c.password.reveal()),
+        password_hash=d.hash_secret("password", c.password.reveal()),
         email=c.email,
         applicant=c.applicant,
         limit=c.limit,
@@ -471,7 +471,9 @@ def decide_change_passport_details(
     d.emit(
         passport,
         ev.DetailsChanged,
-        password_hash=None if c.password is None else d.credentials.hash(c.password.reveal()),
+        password_hash=None
+        if c.password is None
+        else d.hash_secret("password", c.password.reveal()),
         email=c.email,
         line_auth=c.line_auth,
     )
@@ -490,7 +492,7 @@ def decide_reset_password(
     d.emit(
         passport,
         ev.PasswordReset,
-        password_hash=d.credentials.hash(c.password.reveal()),
+        password_hash=d.hash_secret("password", c.password.reveal()),
         channel=c.channel,
     )
     return cmd.Done()

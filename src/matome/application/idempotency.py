@@ -83,6 +83,15 @@ def answer_again(
     return result
 
 
+def _secret_hashes(command: cmd.Command[Any], d: Decision) -> dict[str, str]:
+    """The salted hashes of the command's secrets: those the decision already computed or
+    checked (the owner's own stored hash of a correct secret), else a new one."""
+    return {
+        name: d.secret_hashes.get(name) or d.credentials.hash(value)
+        for name, value in _secrets(command).items()
+    }
+
+
 def bind_key(command: cmd.Command[Any], result: cmd.Result, d: Decision) -> None:
     """Bind the command's key to its body and first result (emitted with its events)."""
     if command.key is None:
@@ -93,7 +102,7 @@ def bind_key(command: cmd.Command[Any], result: cmd.Result, d: Decision) -> None
         key=command.key,
         command=command.NAME,
         digest=fingerprint(command),
-        secrets={n: d.credentials.hash(v) for n, v in _secrets(command).items()},
+        secrets=_secret_hashes(command, d),
         result=result.to_json(),
         owner=None if d.authenticated is None else str(d.authenticated),
     )
@@ -110,7 +119,7 @@ def bind_refusal(command: cmd.Command[Any], refusal: MatomeError, d: Decision) -
         key=command.key,
         command=command.NAME,
         digest=fingerprint(command),
-        secrets={n: d.credentials.hash(v) for n, v in _secrets(command).items()},
+        secrets=_secret_hashes(command, d),
         result={},
         error=refusal.to_json(),
         owner=None if d.authenticated is None else str(d.authenticated),

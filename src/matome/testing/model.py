@@ -276,6 +276,7 @@ class ReferenceModel:
         self._subs: dict[str, Sub] = {}
         self._providers: dict[str, Provider] = {}
         self._keys: dict[str, tuple[cmd.Command[Any], ModelResult]] = {}
+        self._refs: dict[str, str] = {}  # a client's purchase reference -> its receipt
         self._closed: YearMonth | None = None
         self._first: YearMonth | None = None
         self._last: YearMonth | None = None
@@ -934,6 +935,8 @@ class ReferenceModel:
     # Purchases, cancellations, refunds (§3, §4, §9, §10) -------------------------------------
 
     def _purchase(self, c: cmd.Purchase, k: _Checks) -> Commit | None:
+        if c.ref is not None and c.ref in self._refs:
+            k.add("duplicate", f"reference {c.ref!r} names a purchase already")
         p, line = self._passport_and_line(c.passport_id.value, k)
         provider_code, service_code = c.provider.value, c.service.value
         provider, service = self._service(provider_code, service_code, k)
@@ -986,6 +989,8 @@ class ReferenceModel:
             p.failures = 0
             p.last_at = c.at
             receipt = receipt_number(p.passport_id, p.purchases)
+            if c.ref is not None:
+                self._refs[c.ref] = receipt
             self._subs[receipt] = Sub(
                 seq=len(self._subs),
                 receipt=receipt,
@@ -1008,13 +1013,21 @@ class ReferenceModel:
 
         return commit
 
+    def _named(self, c: cmd.Cancel | cmd.Refund, k: _Checks) -> Sub | None:
+        """The purchase a cancel or refund names: by receipt, or by the client's reference
+        given with the purchase (else unknown_receipt)."""
+        receipt = c.receipt if c.receipt is not None else self._refs.get(c.purchase_ref or "")
+        s = None if receipt is None else self._subs.get(receipt)
+        if s is None:
+            k.add("unknown_receipt", f"no purchase {c.receipt or c.purchase_ref}")
+        return s
+
     def _cancel(self, c: cmd.Cancel, k: _Checks) -> Commit | None:
         """§4: only an active monthly subscription can be cancelled, by its ID's holder."""
-        s = self._subs.get(c.receipt)
+        s = self._named(c, k)
         if s is None:
-            k.add("unknown_receipt", f"no receipt {c.receipt}")
             return None
-        k.in_time(s.last_at, f"receipt {c.receipt}")
+        k.in_time(s.last_at, f"receipt {s.receipt}")
         p = self._passport(s.passport_id, k)
         if p is None:
             return None
@@ -1032,11 +1045,10 @@ class ReferenceModel:
 
     def _refund(self, c: cmd.Refund, k: _Checks) -> Commit | None:
         """§4: refunds add up to at most what was charged so far; charged in the month recorded."""
-        s = self._subs.get(c.receipt)
+        s = self._named(c, k)
         if s is None:
-            k.add("unknown_receipt", f"no receipt {c.receipt}")
             return None
-        k.in_time(s.last_at, f"receipt {c.receipt}")
+        k.in_time(s.last_at, f"receipt {s.receipt}")
         charged = self._charged_so_far(s, YearMonth.of(c.at))
         total = sum(a for _, a in s.refunds) + c.amount.amount
         k.check(

@@ -360,6 +360,19 @@ def invalid_commands() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def _refs() -> st.SearchStrategy[str]:
+    """A client's own reference for a purchase (named again by ``purchase_ref``)."""
+    return st.text(_ALNUM + "-_#", min_size=1, max_size=20)
+
+
+def _named_purchase() -> list[
+    tuple[dict[str, st.SearchStrategy[Any]], dict[str, st.SearchStrategy[Any]]]
+]:
+    """A cancel or refund names its purchase by receipt number or by the client's reference."""
+    receipts = st.text(string.ascii_uppercase + _DIGITS, min_size=5, max_size=21)
+    return [({"receipt": receipts}, {}), ({"purchase_ref": _refs()}, {})]
+
+
 _HIKARI = ("hikari_next", "hikari_light", "hikari_light_plus")
 _EAST_KINDS = ("hikari_next", "hikari_light", "hikari_light_plus", "b_flets", "flets_adsl")
 
@@ -491,18 +504,13 @@ def _command_json(name: str) -> st.SearchStrategy[dict[str, Any]]:
                 "provider": provider_codes(),
                 "service": service_codes(),
             }
-            optional = {"quantity": quantities(), "presented_line": cid}
+            optional = {"quantity": quantities(), "presented_line": cid, "ref": _refs()}
         case "cancel":
-            fields |= {
-                "receipt": st.text(string.ascii_uppercase + _DIGITS, min_size=5, max_size=21),
-                "password": passwords(),
-            }
+            fields |= {"password": passwords()}
+            shapes = _named_purchase()
         case "refund":
-            fields |= {
-                "receipt": st.text(string.ascii_uppercase + _DIGITS, min_size=5, max_size=21),
-                "amount": yen(1, 5_000),
-                "reason": st.just("refund"),
-            }
+            fields |= {"amount": yen(1, 5_000), "reason": st.just("refund")}
+            shapes = _named_purchase()
         case "set_fee":
             fields |= {
                 "operator": st.sampled_from(["east", "west"]),
@@ -583,8 +591,8 @@ def command_logs(
     of contract 2: the line holder's commands carry the line's access key, purchases and
     cancellations the password of the Passport ID — mostly right, sometimes wrong.  Some
     commands are refused by the rules — that is part of the history — but none is malformed.
-    Receipts used by ``cancel`` and ``refund`` are predicted from the purchases so far
-    (:func:`predicted_receipt`).
+    ``cancel`` and ``refund`` name a purchase by the reference it was given, or by its receipt
+    predicted from the purchases so far (:func:`predicted_receipt`).
     """
     log: list[dict[str, Any]] = []
     now = start
@@ -626,6 +634,7 @@ def command_logs(
     bought: dict[str, int] = {}
     receipts: list[str] = []
     buyer: dict[str, str] = {}  # receipt -> passport
+    refs: dict[str, str] = {}  # the client's reference -> the receipt it names
     sent: list[dict[str, Any]] = []
     opened = 0  # customer IDs are never reused
 
@@ -691,6 +700,8 @@ def command_logs(
         }
         if pricing == "per_purchase" and draw(st.integers(0, 3)) == 0:
             command["quantity"] = draw(st.sampled_from([2, 3, 10]))
+        if draw(st.integers(0, 2)) == 0:  # the client's own name for it
+            command["ref"] = f"order-{len(log)}"
         came_over = draw(st.sampled_from(["own", "own", "own", "unknown", "other"]))
         if came_over == "own":
             command["presented_line"] = passports[pid]
@@ -710,7 +721,7 @@ def command_logs(
         command: dict[str, Any] = {"command": "change_line", "customer_id": line, "change": change}
         if change == "menu_change":
             command["new_kind"] = "hikari_light" if kind == "hikari_next" else "hikari_next"
-        elif change == "item_change" and draw(st.booleans()):
+        elif change == "item_change" and draw(st.sampled_from([True, True, False])):
             # §6: an item change never switches Hikari Next ⇄ Hikari Light (a menu change).
             kinds = _EAST_KINDS if operator_of[line] == "east" else _HIKARI[:2]
             command["new_kind"] = draw(
@@ -732,6 +743,15 @@ def command_logs(
         if (renumbered or change == "cancellation") and len(lines) > 1:
             lines.remove(line)
         return command
+
+    def name_purchase() -> dict[str, str]:
+        """A purchase named by its (predicted) receipt, or by the reference it was given."""
+        if bool(refs) and draw(st.booleans()):
+            return {"purchase_ref": draw(st.sampled_from(sorted(refs)))}
+        return {"receipt": draw(st.sampled_from(receipts))}
+
+    def named(command: dict[str, Any]) -> str:
+        return str(command["receipt"] if "receipt" in command else refs[command["purchase_ref"]])
 
     def wrong_access_key(line: str, pid: str | None) -> dict[str, Any]:
         commands: list[dict[str, Any]] = [
@@ -782,6 +802,8 @@ def command_logs(
             receipt = predicted_receipt(pid, bought[pid])
             receipts.append(receipt)
             buyer[receipt] = pid
+            if "ref" in command:
+                refs[command["ref"]] = receipt
         elif action == "wrong_password" and pid is not None:
             if bool(receipts) and draw(st.booleans()):
                 command = {
@@ -794,12 +816,12 @@ def command_logs(
         elif action == "wrong_access_key":
             command = wrong_access_key(line, pid)
         elif action == "cancel" and receipts:
-            receipt = draw(st.sampled_from(receipts))
-            command = {"command": action, "receipt": receipt, "password": password[buyer[receipt]]}
+            command = {"command": action, **name_purchase()}
+            command["password"] = password[buyer[named(command)]]
         elif action == "refund" and receipts:
             command = {
                 "command": action,
-                "receipt": draw(st.sampled_from(receipts)),
+                **name_purchase(),
                 "amount": draw(st.sampled_from([50, 100, 525, 1500])),
                 "reason": "返金",
             }
