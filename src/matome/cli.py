@@ -13,6 +13,7 @@ import json
 import secrets
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -371,6 +372,22 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_follow(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        engine = _engine(args)
+        try:
+            applied = engine.follow(stop.is_set, poll=args.poll)
+        finally:
+            engine.close()
+    except MatomeError as e:
+        return _fail(args, e)
+    print(f"matome follow: applied {applied:,} log positions", file=sys.stderr)
+    return 0
+
+
 def _cmd_keygen(args: argparse.Namespace) -> int:
     """Print a new random key for encryption at rest (keep it apart from the store)."""
     print(base64.b64encode(secrets.token_bytes(32)).decode())
@@ -521,6 +538,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--no-keys", action="store_true", help="no idempotency keys")
     generate.add_argument("--out", default="-", help="output file (- for stdout)")
     generate.set_defaults(func=_cmd_generate)
+
+    follow = sub.add_parser(
+        "follow",
+        parents=[common],
+        help="a projection worker: keep the views up to date with the log until stopped",
+    )
+    follow.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between polls (NOTIFY wakes sooner)"
+    )
+    follow.set_defaults(func=_cmd_follow)
 
     keygen = sub.add_parser(
         "keygen", help="print a new key for encryption at rest (set it as MATOME_CIPHER_KEY)"

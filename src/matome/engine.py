@@ -413,6 +413,19 @@ class Engine:
         return verify_store(self._store, self.policy, progress)
 
     @_guarded
+    def follow(
+        self,
+        should_stop: Callable[[], bool],
+        *,
+        poll: float = 1.0,
+        progress: Progress | None = None,
+    ) -> int:
+        """Keep the views up to date with the log until ``should_stop()`` (a projection
+        worker: see :meth:`matome.projections.runner.Projection.follow`)."""
+        projection, _ = self.views
+        return projection.follow(should_stop, poll=poll, progress=progress)
+
+    @_guarded
     def rebuild_views(self, progress: Progress | None = None) -> int:
         """Drop the read models and replay the whole log into them."""
         projection, _ = self.views

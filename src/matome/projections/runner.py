@@ -18,6 +18,7 @@ chunk itself or from one query per chunk instead of one per event.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -549,6 +550,33 @@ class Projection:
             if progress is not None and total:
                 progress(done, total)
         return done
+
+    def follow(
+        self,
+        should_stop: Callable[[], bool],
+        *,
+        poll: float = 1.0,
+        progress: Progress | None = None,
+    ) -> int:
+        """Keep the views up to date until ``should_stop()``; return the events applied.
+
+        On PostgreSQL the runner wakes on the NOTIFY every insert sends; a lost notification
+        (eventsourcing issue #305) only delays it until the next poll, every ``poll`` seconds.
+        On SQLite it polls.  Several followers (threads or processes) may run at once: each
+        batch is applied under the tracking row's lock, so no event is applied twice.
+        """
+        applied = 0
+        wait = getattr(self.store, "wait_for_events", None)
+        channel = getattr(self.log.recorder, "channel_name", None)
+        while not should_stop():
+            applied += self.catch_up(progress)
+            if should_stop():
+                break
+            if wait is not None and channel:
+                wait(channel, poll)
+            else:
+                time.sleep(poll)
+        return applied
 
     def _apply_batch(self, cur: Cursor, position: int, stop: int) -> tuple[int, int]:
         """Apply the next (up to) ``BATCH`` events of interest after ``position`` in one

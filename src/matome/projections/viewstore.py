@@ -218,26 +218,36 @@ class _PgCursor:
 
 
 class PostgresViewStore(ViewStore):
+    """The views in the event store's PostgreSQL database and schema, through a connection
+    pool (queries from several threads run side by side)."""
+
     dialect = "postgres"
 
     def __init__(self, env: dict[str, str]) -> None:
         super().__init__()
-        import psycopg
+        from psycopg_pool import ConnectionPool
 
-        self._conn = psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"],
-            host=env["POSTGRES_HOST"],
-            port=int(env["POSTGRES_PORT"]),
-            user=env["POSTGRES_USER"],
-            password=env.get("POSTGRES_PASSWORD") or None,
-            autocommit=False,
-        )
+        self.settings = env
         schema = env.get("POSTGRES_SCHEMA")
+        kwargs: dict[str, Any] = {
+            "dbname": env["POSTGRES_DBNAME"],
+            "host": env["POSTGRES_HOST"],
+            "port": int(env["POSTGRES_PORT"]),
+            "user": env["POSTGRES_USER"],
+            "password": env.get("POSTGRES_PASSWORD") or None,
+            "connect_timeout": int(env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
+            "autocommit": False,
+        }
         if schema:
-            from psycopg import sql
-
-            self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-            self._conn.commit()
+            kwargs["options"] = f"-c search_path={schema}"
+        self._kwargs = kwargs
+        self._pool = ConnectionPool(
+            kwargs=kwargs,
+            min_size=1,
+            max_size=int(env.get("POSTGRES_POOL_SIZE", "5")) + 5,
+            timeout=float(env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
+            open=True,
+        )
 
     def sql(self, statement: str) -> str:
         return statement.replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY")
@@ -253,12 +263,24 @@ class PostgresViewStore(ViewStore):
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Cursor]:
-        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield _PgCursor(cur)
 
+    def wait_for_events(self, channel: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a NOTIFY on ``channel`` (eventsourcing's
+        PostgreSQL recorder sends one with every insert); whether one came.  A lost
+        notification only delays the caller until its next poll."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(**{**self._kwargs, "autocommit": True}) as conn:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                return True
+        return False
+
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._pool.close()
 
 
 def open_view_store(env: dict[str, str]) -> ViewStore:
