@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,6 +102,20 @@ def make_engine(store_url: str) -> Iterator[EngineFactory]:
     yield make
     for engine in made:
         engine.close()
+
+
+@pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every engine opened during the test — the ``matome`` command line's included — hashes
+    secrets with :data:`TEST_ITERATIONS` unless told otherwise (the scheme is the same; stored
+    hashes carry their own round count)."""
+    real_open = Engine.open
+
+    def open_cheaply(db: str | None = None, **kwargs: Any) -> Engine:
+        kwargs.setdefault("hash_iterations", TEST_ITERATIONS)
+        return real_open(db, **kwargs)
+
+    monkeypatch.setattr(Engine, "open", staticmethod(open_cheaply))
 
 
 @pytest.fixture

@@ -38,13 +38,34 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: Digits beyond which a JSON integer is not converted (every bound of the contract is far
+#: below; Python itself refuses more than 4,300 digits, without saying where).
+_MAX_DIGITS = 30
+
+
+class _HugeInteger:
+    """A JSON integer too long to convert: refused by :func:`_check_text`, naming its field."""
+
+    def __init__(self, digits: str) -> None:
+        self.digits = len(digits.lstrip("-"))
+
+
+def _parse_int(text: str) -> int | _HugeInteger:
+    return _HugeInteger(text) if len(text) > _MAX_DIGITS else int(text)
+
+
 def _check_text(value: Any, where: str) -> None:
-    """Every string (and key) must be valid Unicode: JSON escapes can spell lone surrogates."""
+    """Every string (and key) must be valid Unicode — JSON escapes can spell lone surrogates,
+    and bytes that are not UTF-8 arrive as such (``surrogateescape``) — and every integer of
+    a convertible length."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(f"{where} is not valid Unicode text (a lone surrogate)") from None
+        except UnicodeEncodeError as e:
+            what = "not UTF-8" if "\udc80" <= value[e.start] <= "\udcff" else "a lone surrogate"
+            raise InvalidInput(f"{where} is not valid Unicode text ({what})") from None
+    elif isinstance(value, _HugeInteger):
+        raise InvalidInput(f"{where}: an integer of {value.digits:,} digits is out of bounds")
     elif isinstance(value, Mapping):
         for key, item in value.items():
             _check_text(key, f"a field name in {where}")
@@ -60,12 +81,11 @@ def parse_line(text: str | bytes) -> Command[Any]:
     if size > MAX_LINE_BYTES:
         raise InvalidInput(f"the line is {size:,} bytes; at most {MAX_LINE_BYTES:,} are read")
     if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InvalidInput(f"the line is not UTF-8 (byte {e.start + 1})") from None
+        # Bytes that are not UTF-8 become lone surrogates: inside a string, _check_text names
+        # the field that holds them; elsewhere the line is not valid JSON.
+        text = text.decode("utf-8", "surrogateescape")
     try:
-        obj = json.loads(text, object_pairs_hook=_no_duplicates)
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_parse_int)
     except json.JSONDecodeError as e:
         raise InvalidInput(f"not valid JSON: {e.msg} at column {e.colno}") from None
     except RecursionError:

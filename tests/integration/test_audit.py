@@ -106,10 +106,11 @@ def buy(e: Engine, at: str, service: str = "back") -> str:
 
 
 def explanation(audit: dict[str, Any], receipt: str) -> dict[str, Any]:
-    (found,) = [
+    found: list[dict[str, Any]] = [
         x for x in audit["explanations"] if x["receipt"] == receipt and x["rule"] != "refund"
     ]
-    return found
+    assert len(found) == 1, found
+    return found[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,18 +1,13 @@
 """Billing documents through the command line: a small command log in, JSON documents out.
 
-Every case writes a short command log (JSON Lines) to ``tmp_path``, applies it with
-``matome run LOG --db DB`` and reads the documents back with ``matome bill|statement|
-providers|settle|contacts|continuity|rebuild --json --db DB``; each runs on an SQLite file and
-on PostgreSQL (DOMAIN.md §4–§8, INTERCHANGE.md "Documents out" and "Command line").
+Every case writes a short contract-2 command log (JSON Lines, built with
+:mod:`tests.integration.logs`) to ``tmp_path``, applies it with ``matome run LOG --db DB`` and
+reads the documents back with ``matome bill|statement|providers|settle|contacts|continuity|
+status|rebuild --json --db DB``; each runs on an SQLite file and on PostgreSQL (DOMAIN.md
+§4–§8, INTERCHANGE.md "Documents out" and "Command line").
 
-The CLI runs in-process (``matome.cli.main``).  Its engines are opened with the tests' cheap
-PBKDF2 round count (the scheme is the same; stored hashes carry their own round count), and one
+The CLI runs in-process (``matome.cli.main``) with the tests' cheap PBKDF2 round count, and one
 test runs the real ``matome`` console script in a subprocess with production settings.
-
-Receipt numbers are only known once a purchase has been applied, so a log entry may carry two
-test-only keys that never reach ``matome``: ``"as": NAME`` on a purchase names its receipt, and
-``"$NAME"`` in a ``receipt`` field refers to it (the log is run in as many pieces as needed);
-``"refused": CODE`` expects the command to be refused with that error code.
 """
 
 from __future__ import annotations
@@ -21,294 +16,43 @@ import json
 import os
 import subprocess
 import sys
-from argparse import Namespace
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from matome import cli
-from matome.engine import Engine
-from tests.conftest import TEST_ITERATIONS
-
-Entry = dict[str, Any]
-Doc = Any
-
-LINE = "CAF0000000001"
-LINE2 = "CAF0000000002"
-LINE3 = "CAF0000000003"
-PID = "taro.1"
-PID2 = "hanako.2"
-PW = "Pass1234"
-LABEL = "フレッツ・まとめて支払い料金"
-APPLICANT: Entry = {"name": "山田 太郎", "phone": "06-1234-5678", "contract_holder": True}
-BY_NUMBER: Entry = {"method": "customer_number", "number": "0012345678"}
-BY_PHONE: Entry = {"method": "phone_bill", "number": "06-1234-5678", "cycle_start_day": 6}
-JAN_TO_APR = ("2024-01", "2024-02", "2024-03", "2024-04")
-
-
-def jst(day: str, time: str = "10:00:00") -> str:
-    """A business time in 2024, written with the Tokyo offset (``day`` is ``MM-DD``)."""
-    return f"2024-{day}T{time}+09:00"
-
-
-# ---------------------------------------------------------------------------------------------
-# Command-log builders
-
-
-def provider(code: str, name: str, at: str = "2023-12-01T09:00:00+09:00") -> Entry:
-    return {
-        "command": "register_provider",
-        "at": at,
-        "provider": code,
-        "name": name,
-        "contact": f"0120-000-{ord(code[0]):03d}",
-        "goods": "information",
-    }
-
-
-def service(code: str, svc: str, name: str, pricing: str, price: int) -> Entry:
-    return {
-        "command": "list_service",
-        "at": "2023-12-01T09:05:00+09:00",
-        "provider": code,
-        "service": svc,
-        "name": name,
-        "pricing": pricing,
-        "price": price,
-    }
-
-
-def line(
-    customer_id: str = LINE,
-    billing: Entry | None = None,
-    at: str = "2023-12-01T10:00:00+09:00",
-    kind: str = "hikari_next",
-) -> Entry:
-    return {
-        "command": "open_line",
-        "at": at,
-        "customer_id": customer_id,
-        "operator": "west",
-        "kind": kind,
-        "access_key": "Ak3y0001",
-        "line_limit": 10000,
-        "billing": billing if billing is not None else BY_NUMBER,
-    }
-
-
-def passport(
-    pid: str = PID, customer_id: str = LINE, at: str = "2023-12-02T10:00:00+09:00"
-) -> Entry:
-    return {
-        "command": "register_passport",
-        "at": at,
-        "customer_id": customer_id,
-        "passport_id": pid,
-        "password": PW,
-        "email": f"{pid}@example.jp",
-        "applicant": APPLICANT,
-        "limit": 5000,
-        "line_auth": False,
-    }
-
-
-def catalog() -> list[Entry]:
-    """Provider A: ``back`` (monthly 525, the guide's "back service") and ``item`` (per
-    purchase 440); provider B: ``anime1`` and ``anime2`` (monthly 300 each); provider C lists
-    ``news`` (monthly 100) and is never bought from unless a test says so."""
-    return [
-        provider("A", "A Co."),
-        provider("B", "B Co."),
-        provider("C", "C Co."),
-        service("A", "back", "back service", "monthly", 525),
-        service("A", "item", "movie rental", "per_purchase", 440),
-        service("B", "anime1", "anime 1", "monthly", 300),
-        service("B", "anime2", "anime 2", "monthly", 300),
-        service("C", "news", "news", "monthly", 100),
-    ]
-
-
-def world(billing: Entry | None = None) -> list[Entry]:
-    """The catalog, line ``LINE`` (billed by customer number unless told) and ``taro.1``."""
-    return [*catalog(), line(LINE, billing), passport()]
-
-
-def buy(
-    at: str,
-    svc: str = "back",
-    *,
-    provider: str = "A",
-    pid: str = PID,
-    name: str | None = None,
-    refused: str | None = None,
-) -> Entry:
-    entry: Entry = {
-        "command": "purchase",
-        "at": at,
-        "passport_id": pid,
-        "password": PW,
-        "provider": provider,
-        "service": svc,
-    }
-    if name is not None:
-        entry["as"] = name
-    if refused is not None:
-        entry["refused"] = refused
-    return entry
-
-
-def cancel(at: str, name: str) -> Entry:
-    return {"command": "cancel", "at": at, "receipt": f"${name}"}
-
-
-def refund(at: str, name: str, amount: int, refused: str | None = None) -> Entry:
-    entry: Entry = {
-        "command": "refund",
-        "at": at,
-        "receipt": f"${name}",
-        "amount": amount,
-        "reason": "配信不良",
-    }
-    if refused is not None:
-        entry["refused"] = refused
-    return entry
-
-
-def regulate(at: str, customer_id: str = LINE) -> Entry:
-    return {"command": "regulate_line", "at": at, "customer_id": customer_id}
-
-
-def lift(at: str, customer_id: str = LINE) -> Entry:
-    return {
-        "command": "lift_regulation",
-        "at": at,
-        "customer_id": customer_id,
-        "channel": "written",
-    }
-
-
-def change_line(at: str, change: str, customer_id: str = LINE, **kw: Any) -> Entry:
-    return {"command": "change_line", "at": at, "customer_id": customer_id, "change": change, **kw}
-
-
-def change_billing(at: str, billing: Entry, reason: str, customer_id: str = LINE) -> Entry:
-    return {
-        "command": "change_billing",
-        "at": at,
-        "customer_id": customer_id,
-        "billing": billing,
-        "reason": reason,
-    }
-
-
-def issue(at: str, month: str, refused: str | None = None) -> Entry:
-    entry: Entry = {"command": "issue_bills", "at": at, "month": month}
-    if refused is not None:
-        entry["refused"] = refused
-    return entry
-
-
-# ---------------------------------------------------------------------------------------------
-# The CLI driver
-
-
-class Matome:
-    """Runs ``matome`` in-process against one store and parses what it prints."""
-
-    def __init__(self, db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        self.db = db
-        self.tmp_path = tmp_path
-        self.capsys = capsys
-        self.receipts: dict[str, str] = {}
-        self._logs = 0
-
-    def run(self, *entries: Entry) -> list[Entry]:
-        """Apply ``entries`` through ``matome run``; check each result; return them all."""
-        results: list[Entry] = []
-        piece: list[Entry] = []
-        for entry in entries:
-            if self._unresolved(entry, piece):
-                results += self._run_piece(piece)
-                piece = []
-            piece.append(entry)
-        if piece:
-            results += self._run_piece(piece)
-        return results
-
-    def _unresolved(self, entry: Entry, piece: Sequence[Entry]) -> bool:
-        ref = entry.get("receipt")
-        if not (isinstance(ref, str) and ref.startswith("$")):
-            return False
-        return ref[1:] not in self.receipts and any(e.get("as") == ref[1:] for e in piece)
-
-    def _run_piece(self, piece: list[Entry]) -> list[Entry]:
-        bodies = []
-        for entry in piece:
-            body = {k: v for k, v in entry.items() if k not in ("as", "refused")}
-            ref = body.get("receipt")
-            if isinstance(ref, str) and ref.startswith("$"):
-                body["receipt"] = self.receipts[ref[1:]]
-            bodies.append(body)
-        self._logs += 1
-        path = self.tmp_path / f"log{self._logs}.jsonl"
-        path.write_text(
-            "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bodies), encoding="utf-8"
-        )
-        self.capsys.readouterr()
-        assert cli.main(["run", str(path), "--db", self.db]) == 0
-        results = [json.loads(text) for text in self.capsys.readouterr().out.splitlines()]
-        assert len(results) == len(piece)
-        for entry, result in zip(piece, results, strict=True):
-            expected = entry.get("refused")
-            if expected is None:
-                assert result["ok"] is True, (entry, result)
-            else:
-                assert result["ok"] is False, (entry, result)
-                assert result["error"]["code"] == expected, (entry, result)
-            if "as" in entry:
-                self.receipts[entry["as"]] = result["receipt"]
-        return results
-
-    def call(self, *args: str) -> tuple[int, Doc]:
-        """``matome ARGS --json --db DB``: the exit code and the parsed JSON it printed."""
-        self.capsys.readouterr()
-        code = cli.main([*args, "--json", "--db", self.db])
-        out = self.capsys.readouterr().out
-        return code, json.loads(out)
-
-    def doc(self, *args: str) -> Doc:
-        code, document = self.call(*args)
-        assert code == 0, document
-        return document
-
-    def bill(self, customer_id: str, month: str) -> Doc:
-        return self.doc("bill", customer_id, month)
-
-    def subtotals(self, customer_id: str = LINE, months: Sequence[str] = JAN_TO_APR) -> list[int]:
-        return [self.bill(customer_id, m)["subtotal"] for m in months]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An SQLite file, or a fresh PostgreSQL schema (skipped or failed per conftest)."""
-    if request.param == "sqlite":
-        return str(tmp_path / "matome.sqlite")
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-def matome(
-    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Matome:
-    def engine(args: Namespace) -> Engine:
-        return Engine.open(args.db, hash_iterations=TEST_ITERATIONS)
-
-    monkeypatch.setattr(cli, "_engine", engine)
-    return Matome(db, tmp_path, capsys)
-
+from tests.integration.logs import (
+    BY_NUMBER,
+    BY_PHONE,
+    EAST,
+    JAN_TO_APR,
+    LABEL,
+    LINE,
+    LINE2,
+    LINE3,
+    PID,
+    PID2,
+    Doc,
+    Entry,
+    Matome,
+    buy,
+    cancel,
+    catalog,
+    change_billing,
+    change_limit,
+    change_line,
+    delete,
+    issue,
+    jst,
+    lift,
+    line,
+    passport,
+    provider,
+    refund,
+    regulate,
+    service,
+    set_fee,
+    world,
+)
 
 # ---------------------------------------------------------------------------------------------
 # §4: the six charging patterns of the monthly-flat table
@@ -765,6 +509,7 @@ def test_issuing_a_month_closes_the_months_before_it(matome: Matome) -> None:
         pytest.param(("bill", "CAF9999999999", "2024-01"), id="bill"),
         pytest.param(("statement", "CAF9999999999", "2024-01"), id="statement"),
         pytest.param(("contacts", "CAF9999999999"), id="contacts"),
+        pytest.param(("status", "CAF9999999999"), id="status"),
     ],
 )
 def test_unknown_customer_id_is_an_unknown_line_error(
@@ -791,11 +536,13 @@ def test_unknown_customer_id_is_an_unknown_line_error(
         pytest.param(("settle", "2024-00"), id="settle"),
         pytest.param(("bill", "caf0000000001", "2024-01"), id="lower-case-customer-id"),
         pytest.param(("statement", LINE, "2024-01", "--page", "0"), id="page-0"),
+        pytest.param(("status", "CAF000000000"), id="status-short-customer-id"),
     ],
 )
 def test_malformed_request_is_invalid_input(matome: Matome, args: tuple[str, ...]) -> None:
     """INTERCHANGE.md ("Command line"), DOMAIN.md §1 (formats): a malformed month (or customer
     ID, or page) prints ``{"error": {"code": "invalid_input", ...}}`` and exits 1."""
+    matome.run(*world())
     code, document = matome.call(*args)
     assert code == 1
     assert document["error"]["code"] == "invalid_input"
@@ -891,45 +638,171 @@ def test_provider_totals_across_lines(matome: Matome) -> None:
     assert matome.doc("providers", "2023-11") == []
 
 
-def test_settlement_shape_and_default_fee(matome: Matome) -> None:
-    """DOMAIN.md §8: per provider gross, lines, average per line, fee and net; 2024 usage under
-    the 2012 schedule — averages up to 900 pay the existing fee (31.5 yen per line when under
-    600) plus 10% consumption tax, rounded down."""
+def test_settlement_is_per_provider_and_operator_with_the_fee_before_tax(matome: Matome) -> None:
+    """DOMAIN.md §8 (Decisions), INTERCHANGE.md ("settlement"), contract 2: one entry per
+    provider and operator ``{provider, operator, gross, lines, average_per_line, fee, tax, net,
+    status}``.  2024 usage under the 2012 schedule: averages up to 900 pay the existing fee —
+    30 yen per line before tax when the average is under 600 (the source's 31.5 yen is 30 yen +
+    5% tax) — plus 10% consumption tax, each rounded down.  Contract 1 added 10% to 31.5 yen
+    (tax counted twice: 69 and 34 below)."""
     matome.run(*_two_lines_buying())
     assert matome.doc("settle", "2024-01") == [
-        # 2 lines × 31.5 × 1.10 = 69.3 → 69
+        # 2 lines × 30 = 60; tax 6; net 1050 − 66
         {
             "provider": "A",
+            "operator": "west",
             "gross": 1050,
             "lines": 2,
             "average_per_line": "525.00",
-            "fee": 69,
-            "net": 981,
+            "fee": 60,
+            "tax": 6,
+            "net": 984,
+            "status": "settled",
         },
-        # 1 line × 31.5 × 1.10 = 34.65 → 34
+        # 1 line × 30 = 30; tax 3; net 300 − 33
         {
             "provider": "B",
+            "operator": "west",
             "gross": 300,
             "lines": 1,
             "average_per_line": "300.00",
-            "fee": 34,
-            "net": 266,
+            "fee": 30,
+            "tax": 3,
+            "net": 267,
+            "status": "settled",
         },
+    ]
+    assert matome.doc("settle", "2023-11") == []
+
+
+def test_east_and_west_lines_settle_apart(matome: Matome) -> None:
+    """DOMAIN.md §8 (Decision): the average per line is computed per provider and per operator;
+    the same provider gets one entry for its East lines and one for its West lines."""
+    matome.run(
+        *world(),
+        line(EAST, BY_PHONE),
+        passport(PID2, EAST),
+        buy(jst("01-10"), "back"),
+        buy(jst("01-11"), "item", pid=PID2),
+        buy(jst("01-12"), "anime1", provider="B", pid=PID2),
+    )
+    settlement = matome.doc("settle", "2024-01")
+    assert [(s["provider"], s["operator"], s["gross"], s["lines"]) for s in settlement] == [
+        ("A", "east", 440, 1),
+        ("A", "west", 525, 1),
+        ("B", "east", 300, 1),
+    ]
+    assert [(s["fee"], s["tax"], s["net"]) for s in settlement] == [
+        (30, 3, 407),
+        (30, 3, 492),
+        (30, 3, 267),
+    ]
+    # Provider totals still add both operators' lines up.
+    assert matome.doc("providers", "2024-01") == [
+        {"provider": "A", "lines": 2, "amount": 965},
+        {"provider": "B", "lines": 1, "amount": 300},
     ]
 
 
-def test_settlement_refuses_an_unconfigured_flat_fee(matome: Matome) -> None:
-    """DOMAIN.md §8 (Decision): an average of 901–1,500 yen needs the 2012 flat fee, which the
-    sources do not state; the default schedule refuses to settle (fee_not_configured, exit 1)."""
-    matome.run(*world(), buy(jst("01-10"), "back"), buy(jst("01-11"), "item"))
-    code, document = matome.call("settle", "2024-01")
-    assert code == 1
-    assert document["error"]["code"] == "fee_not_configured"
+def _mid_tier_month() -> list[Entry]:
+    """Provider A averages 965 yen per line in January (the 901–1,500 tier, whose flat fee the
+    sources do not state); provider B averages 300."""
+    return [
+        *world(),
+        buy(jst("01-10"), "back"),
+        buy(jst("01-11"), "item"),
+        buy(jst("01-12"), "anime1", provider="B"),
+    ]
+
+
+def test_unconfigured_flat_fee_is_listed_per_provider_and_the_others_still_settle(
+    matome: Matome,
+) -> None:
+    """DOMAIN.md §8, contract 2: a provider whose tier has no amount is listed with status
+    ``fee_not_configured`` (null fee, tax and net); the other providers still settle, and
+    ``matome settle`` exits 0 (contract 1 refused the whole month)."""
+    matome.run(*_mid_tier_month())
+    code, settlement = matome.call("settle", "2024-01")
+    assert code == 0
+    assert settlement == [
+        {
+            "provider": "A",
+            "operator": "west",
+            "gross": 965,
+            "lines": 1,
+            "average_per_line": "965.00",
+            "fee": None,
+            "tax": None,
+            "net": None,
+            "status": "fee_not_configured",
+        },
+        {
+            "provider": "B",
+            "operator": "west",
+            "gross": 300,
+            "lines": 1,
+            "average_per_line": "300.00",
+            "fee": 30,
+            "tax": 3,
+            "net": 267,
+            "status": "settled",
+        },
+    ]
+    code, table, _ = matome.text("settle", "2024-01")
+    assert code == 0
+    assert "fee_not_configured" in table
+
+
+def test_set_fee_configures_the_flat_fee_from_its_month_on(matome: Matome) -> None:
+    """DOMAIN.md §8, contract 2: ``set_fee`` sets the 2012 flat fee per line (before tax) for an
+    operator from ``effective_from`` on (an event: settlements replay); West falls back to
+    East's; a month before it stays unconfigured; a fee effective from a closed month is
+    ``month_closed``."""
+    matome.run(
+        *_mid_tier_month(),
+        buy(jst("02-11"), "item"),
+        set_fee(jst("02-20"), "east", "2024-02", 50),
+    )
+    # February: back 525 + item 440 = 965 on one West line; West uses East's 50 yen per line.
+    [february_a, february_b] = matome.doc("settle", "2024-02")
+    assert february_a == {
+        "provider": "A",
+        "operator": "west",
+        "gross": 965,
+        "lines": 1,
+        "average_per_line": "965.00",
+        "fee": 50,
+        "tax": 5,
+        "net": 910,
+        "status": "settled",
+    }
+    assert (february_b["provider"], february_b["fee"], february_b["status"]) == ("B", 30, "settled")
+    assert matome.doc("settle", "2024-01")[0]["status"] == "fee_not_configured"
+    matome.run(
+        set_fee(jst("02-21"), "west", "2024-01", 80),
+        issue(jst("03-01", "09:00:00"), "2024-02"),
+        set_fee(jst("03-02"), "west", "2024-02", 90, refused="month_closed"),
+        set_fee(jst("03-02"), "west", "2024-13", 90, refused="invalid_input"),
+        set_fee(jst("03-02"), "north", "2024-04", 90, refused="invalid_input"),
+        set_fee(jst("03-02"), "west", "2024-04", 100_000_000, refused="invalid_input"),
+    )
+    # West's own fee (from January) now takes precedence over East's for West lines.
+    assert [
+        (s["provider"], s["fee"], s["tax"], s["net"]) for s in matome.doc("settle", "2024-01")
+    ] == [
+        ("A", 80, 8, 877),
+        ("B", 30, 3, 267),
+    ]
+    assert matome.doc("settle", "2024-02")[0]["fee"] == 80
+    # set_fee is an event: a rebuilt store settles the same.
+    before = [matome.doc("settle", m) for m in ("2024-01", "2024-02")]
+    matome.doc("rebuild")
+    assert [matome.doc("settle", m) for m in ("2024-01", "2024-02")] == before
 
 
 def test_settlement_of_a_refund_month_formats_a_negative_average(matome: Matome) -> None:
     """DOMAIN.md §4, §8: refunds recorded in a month with no sales make the provider's gross
-    negative; no fee is taken, and the average per line is still the true average."""
+    negative; no fee and no tax are taken, and the average per line is still the true average."""
     matome.run(
         *world(),
         line(LINE2),
@@ -942,13 +815,265 @@ def test_settlement_of_a_refund_month_formats_a_negative_average(matome: Matome)
     assert matome.doc("settle", "2024-02") == [
         {
             "provider": "A",
+            "operator": "west",
             "gross": -201,
             "lines": 2,
             "average_per_line": "-100.50",
             "fee": 0,
+            "tax": 0,
             "net": -201,
+            "status": "settled",
         }
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Contract 2: physical goods, quantities, refund caps, item changes, the usage status
+
+
+def _goods(at: str) -> list[Entry]:
+    return [
+        provider("G", "Goods Co.", at=at, goods="physical"),
+        service("G", "box", "お菓子の箱", "per_purchase", 1200, at=at),
+    ]
+
+
+def test_west_lines_buy_physical_goods(matome: Matome) -> None:
+    """DOMAIN.md §1, design "Physical goods", contract 2: NTT West's guide covers goods, so a
+    West line buys them at any time (contract 1 refused them with goods_not_offered)."""
+    matome.run(
+        *_goods("2011-01-04T09:00:00+09:00"),
+        line(LINE, at="2011-01-05T10:00:00+09:00"),
+        passport(PID, LINE, at="2011-01-06T10:00:00+09:00"),
+        buy(jst("01-10", year=2011), "box", provider="G"),
+        buy(jst("03-10"), "box", provider="G"),
+    )
+    assert matome.bill(LINE, "2011-01")["rows"] == [
+        {"provider": "G", "provider_name": "Goods Co.", "label": LABEL, "amount": 1200}
+    ]
+    assert matome.bill(LINE, "2024-03")["subtotal"] == 1200
+
+
+def test_east_lines_buy_physical_goods_from_2012_06_05(matome: Matome) -> None:
+    """DOMAIN.md §1, design "Physical goods": NTT East sells physical goods from 2012-06-05;
+    before that a purchase of goods on an East line is ``goods_not_offered``."""
+    matome.run(
+        *_goods("2012-01-04T09:00:00+09:00"),
+        line(EAST, BY_PHONE, at="2012-01-05T10:00:00+09:00"),
+        passport(PID, EAST, at="2012-01-06T10:00:00+09:00"),
+        buy("2012-06-04T23:59:59+09:00", "box", provider="G", refused="goods_not_offered"),
+        buy("2012-06-05T00:00:00+09:00", "box", provider="G"),
+    )
+    assert matome.bill(EAST, "2012-06")["subtotal"] == 1200
+
+
+@pytest.mark.parametrize(
+    ("kind", "new_kind", "refused"),
+    [
+        pytest.param("hikari_next", "hikari_light", "invalid_input", id="next-to-light"),
+        pytest.param("hikari_light", "hikari_next", "invalid_input", id="light-to-next"),
+        pytest.param("hikari_next", "hikari_next", None, id="next-stays-next"),
+    ],
+)
+def test_item_change_never_switches_hikari_next_and_light(
+    matome: Matome, kind: str, new_kind: str, refused: str | None
+) -> None:
+    """DOMAIN.md §6, contract 2: an ``item_change`` that asks for Hikari Next ⇄ Light is
+    ``invalid_input`` (that is a menu change, which ends the service); nothing changes, and
+    the subscription keeps being charged.  An item change within one kind keeps the service."""
+    matome.run(
+        *catalog(),
+        line(LINE, kind=kind),
+        passport(),
+        buy(jst("01-15")),
+        change_line(jst("02-10"), "item_change", new_kind=new_kind, refused=refused),
+    )
+    assert matome.subtotals() == [525, 525, 525, 525]
+    assert matome.doc("continuity") == (
+        []
+        if refused
+        else [
+            {
+                "customer_id": LINE,
+                "at": jst("02-10"),
+                "change": "item_change",
+                "new_customer_id": None,
+                "kept": True,
+                "cancelled": [],
+                "deleted": [],
+            }
+        ]
+    )
+    assert matome.status()["passports"][0]["status"] == "in_use"
+
+
+def test_quantity_is_shown_on_the_bill_and_the_statement(matome: Matome) -> None:
+    """DOMAIN.md §4, §7 (the guide's statement shows 600 yen × 10), contract 2: a per-purchase
+    item bought in a quantity is charged unit price × quantity, and the bill and the statement
+    show both; the limit is checked against the whole amount."""
+    matome.run(
+        *world(),
+        service("A", "stamp", "スタンプ", "per_purchase", 600),
+        buy(jst("01-10"), "stamp", quantity=10, refused="limit_exceeded"),  # 6,000 > 5,000
+        change_limit(jst("01-10", "11:00:00"), 8000),
+        buy(jst("01-10", "12:00:00"), "stamp", quantity=10, name="ten"),
+        buy(jst("01-10", "13:00:00"), "stamp", name="one"),
+    )
+    bill = matome.bill(LINE, "2024-01")
+    assert bill["subtotal"] == 6600
+    by_receipt = {c["receipt"]: c for c in bill["charges"]}
+    ten, one = by_receipt[matome.receipts["ten"]], by_receipt[matome.receipts["one"]]
+    assert (ten["unit_price"], ten["quantity"], ten["amount"]) == (600, 10, 6000)
+    assert (one["unit_price"], one["quantity"], one["amount"]) == (600, 1, 600)
+    rows = {r["receipt"]: r for r in matome.doc("statement", LINE, "2024-01")["rows"]}
+    assert (rows[ten["receipt"]]["unit_price"], rows[ten["receipt"]]["quantity"]) == (600, 10)
+    assert rows[ten["receipt"]]["amount"] == 6000
+    code, table, _ = matome.text("statement", LINE, "2024-01")
+    assert code == 0
+    assert "6,000" in table or "6000" in table
+
+
+#: (service, quantity) pairs a purchase may not carry.
+BAD_QUANTITIES: list[tuple[str, object]] = [
+    ("item", 0),
+    ("item", 100),
+    ("item", -1),
+    ("item", "2"),
+    ("item", 1.0),
+    ("item", True),
+    ("item", None),
+    ("back", 2),  # a monthly-flat service is bought one at a time
+]
+
+
+def test_quantity_out_of_range_is_invalid_input(matome: Matome) -> None:
+    """DOMAIN.md §4, design "Quantity": 1–99 of a per-purchase item; a monthly-flat service
+    is bought one at a time.  Anything else is ``invalid_input`` and charges nothing; 99 is
+    accepted."""
+    results = matome.run(
+        *world(),
+        *[
+            buy(jst("01-10", f"10:00:{i:02d}"), svc, quantity=q, refused="invalid_input")
+            for i, (svc, q) in enumerate(BAD_QUANTITIES)
+        ],
+    )
+    assert all("quantity" in r["error"]["message"] for r in results[-len(BAD_QUANTITIES) :])
+    assert matome.bill(LINE, "2024-01")["subtotal"] == 0
+    matome.run(
+        service("A", "sticker", "sticker", "per_purchase", 50, at=jst("01-11")),
+        buy(jst("01-12"), "sticker", quantity=99),
+    )
+    assert matome.bill(LINE, "2024-01")["subtotal"] == 4950
+
+
+def test_refund_of_a_per_purchase_item_is_capped_by_price_times_quantity(
+    matome: Matome,
+) -> None:
+    """DOMAIN.md §4, contract 2: refunds of one purchase never add up to more than what was
+    charged for it (unit price × quantity), minus earlier refunds."""
+    matome.run(
+        *world(),
+        buy(jst("01-10"), "item", quantity=3, name="m"),
+        refund(jst("01-20"), "m", 1321, refused="refund_exceeds_charge"),
+        refund(jst("01-21"), "m", 1000),
+        refund(jst("02-01"), "m", 321, refused="refund_exceeds_charge"),
+        refund(jst("02-02"), "m", 320),
+        refund(jst("02-03"), "m", 1, refused="refund_exceeds_charge"),
+    )
+    assert matome.subtotals(months=("2024-01", "2024-02")) == [1320 - 1000, -320]
+
+
+def test_refund_of_a_monthly_subscription_is_capped_by_the_months_charged_so_far(
+    matome: Matome,
+) -> None:
+    """DOMAIN.md §4, design "Refunds are capped by what was charged so far" (contract 2): a
+    monthly subscription can be refunded its price for each month charged through the refund's
+    month — not for months still to come, and not after its last charged month."""
+    matome.run(
+        *world(),
+        buy(jst("01-15"), name="s"),
+        refund(jst("01-20"), "s", 526, refused="refund_exceeds_charge"),
+        refund(jst("01-21"), "s", 525),
+        refund(jst("02-10"), "s", 526, refused="refund_exceeds_charge"),
+        cancel(jst("02-11"), "s"),
+        refund(jst("04-10"), "s", 525),
+        refund(jst("04-11"), "s", 1, refused="refund_exceeds_charge"),
+    )
+    assert matome.subtotals() == [0, 525, 0, -525]
+
+
+def test_a_same_month_repurchase_has_nothing_to_refund_in_its_first_month(
+    matome: Matome,
+) -> None:
+    """DOMAIN.md §4 (patterns 4/5), contract 2: a monthly service cancelled and bought again in
+    one month is charged once, to the earlier subscription; the re-purchase was not charged
+    that month, so it has nothing to refund until its next month is charged."""
+    matome.run(
+        *world(),
+        buy(jst("02-10"), name="s"),
+        cancel(jst("03-05"), "s"),
+        buy(jst("03-20"), name="t"),
+        refund(jst("03-21"), "t", 1, refused="refund_exceeds_charge"),
+        refund(jst("03-22"), "s", 1050),
+        refund(jst("04-02"), "t", 526, refused="refund_exceeds_charge"),
+        refund(jst("04-03"), "t", 525),
+    )
+    assert matome.subtotals() == [0, 525, 525 - 1050, 525 - 525]
+
+
+def test_status_lists_the_line_and_its_passport_ids(matome: Matome) -> None:
+    """INTERCHANGE.md ("usage status"), DOMAIN.md §2, §5, §10, contract 2: ``matome status
+    CUSTOMER_ID --json`` lists each Passport ID with its status (``in_use``, ``locked`` after
+    ten wrong passwords, ``regulated`` while its line is), limit and line-authentication
+    setting; deleted IDs are gone; a line without IDs is ``not_used``."""
+    matome.run(
+        *world(),
+        line(LINE2),
+        passport(PID2, LINE, at="2023-12-03T10:00:00+09:00", limit=2000, line_auth=True),
+        passport("gone.3", LINE, at="2023-12-03T11:00:00+09:00", limit=100),
+        *[
+            buy(
+                jst("01-10", f"10:00:{i:02d}"),
+                "item",
+                pid=PID2,
+                password="Wrong999",
+                presented_line=LINE,
+                refused="wrong_password",
+            )
+            for i in range(10)
+        ],
+        buy(jst("01-11"), "item", pid=PID2, presented_line=LINE, refused="locked_out"),
+    )
+    matome.run(delete(jst("01-12"), "gone.3"))
+    assert matome.status(LINE) == {
+        "customer_id": LINE,
+        "status": "in_use",
+        "passports": [
+            {"passport_id": PID2, "status": "locked", "limit": 2000, "line_auth": True},
+            {"passport_id": PID, "status": "in_use", "limit": 5000, "line_auth": False},
+        ],
+    }
+    assert matome.status(LINE2) == {"customer_id": LINE2, "status": "not_used", "passports": []}
+    matome.run(regulate(jst("01-13")))
+    regulated = matome.status(LINE)
+    assert regulated["status"] == "regulated"
+    assert {p["status"] for p in regulated["passports"]} == {"regulated"}
+    code, table, _ = matome.text("status", LINE)
+    assert code == 0
+    assert PID in table
+    assert PID2 in table
+
+
+def test_status_of_an_unknown_line_is_an_error_with_exit_1(matome: Matome) -> None:
+    """INTERCHANGE.md ("Command line"): ``matome status`` of an unknown customer ID prints the
+    error (``--json``: ``{"error": {"code": "unknown_line", ...}}``) and exits 1."""
+    matome.run(*world())
+    code, document = matome.call("status", "CAF9999999999")
+    assert (code, document["error"]["code"]) == (1, "unknown_line")
+    code, out, err = matome.text("status", "CAF9999999999")
+    assert code == 1
+    assert out == ""
+    assert "unknown_line" in err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """One command log exercising every command and every error code, through ``matome run``.
 
-Runs on an SQLite file and on PostgreSQL (INTERCHANGE.md, "Command log" and "Results").
+The log speaks contract 2 (INTERCHANGE.md, "Changes in contract 2"): the line holder's commands
+carry the line's access key, ``purchase`` and ``cancel`` the Passport ID's password.  Runs on an
+SQLite file and on PostgreSQL (INTERCHANGE.md, "Command log" and "Results").
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ APPLICANT = {"name": "山田 太郎", "phone": "06-1234-5678", "contract_holder"
 LINE = "CAF0000000001"
 LINE2 = "CAF0000000002"
 EAST = "COP12345678"
+OLD_EAST = "COP00002012"
+KEYS = {LINE: "abcd1234", LINE2: "efgh5678", EAST: "ijkl9012", OLD_EAST: "mnop3456"}
 
 
 def t(day: str, time: str = "10:00:00") -> str:
@@ -30,6 +34,7 @@ def passport(pid: str, at: str, line: str = LINE, limit: int = 1000, **kw: Any) 
         "command": "register_passport",
         "at": at,
         "customer_id": line,
+        "access_key": KEYS[line],
         "passport_id": pid,
         "password": "pass1",
         "email": f"{pid}@example.jp",
@@ -52,9 +57,63 @@ def buy(pid: str, at: str, service: str, provider: str = "A", **kw: Any) -> dict
     }
 
 
+def cancel(at: str, receipt: str, password: str = "pass1", **kw: Any) -> dict[str, Any]:
+    return {"command": "cancel", "at": at, "receipt": receipt, "password": password, **kw}
+
+
+def holder(command: str, at: str, pid: str, key: str = KEYS[LINE], **kw: Any) -> dict[str, Any]:
+    """One of the line holder's commands on a Passport ID, with the line's access key."""
+    return {"command": command, "at": at, "passport_id": pid, "access_key": key, **kw}
+
+
+def line(customer_id: str, at: str, operator: str, kind: str, limit: int, billing: Any) -> Any:
+    return {
+        "command": "open_line",
+        "at": at,
+        "customer_id": customer_id,
+        "operator": operator,
+        "kind": kind,
+        "access_key": KEYS.get(customer_id, "abcd1234"),
+        "line_limit": limit,
+        "billing": billing,
+    }
+
+
+BY_NUMBER = {"method": "customer_number", "number": "0012345678"}
+
 # (command, expected): expected is True for accepted, or the error code.
 # "$name" in a receipt field refers to the receipt answered by the purchase labelled "name".
 LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
+    # Physical goods on an East line before 2012-06-05 (§1): not offered yet.
+    (
+        {
+            "command": "register_provider",
+            "at": "2012-01-04T10:00:00+09:00",
+            "provider": "G",
+            "name": "Goods Co.",
+            "contact": "0120-9",
+            "goods": "physical",
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "list_service",
+            "at": "2012-01-04T10:00:00+09:00",
+            "provider": "G",
+            "service": "box",
+            "name": "box",
+            "pricing": "per_purchase",
+            "price": 100,
+        },
+        True,
+        None,
+    ),
+    (line(OLD_EAST, "2012-01-05T10:00:00+09:00", "east", "b_flets", 1000, BY_NUMBER), True, None),
+    (passport("early", "2012-01-06T10:00:00+09:00", line=OLD_EAST), True, None),
+    (buy("early", "2012-06-04T10:00:00+09:00", "box", provider="G"), "goods_not_offered", None),
+    (buy("early", "2012-06-05T10:00:00+09:00", "box", provider="G"), True, None),
     # Providers and catalog
     (
         {
@@ -78,18 +137,6 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
             "goods": "information",
         },
         "duplicate",
-        None,
-    ),
-    (
-        {
-            "command": "register_provider",
-            "at": t("01-01"),
-            "provider": "G",
-            "name": "Goods Co.",
-            "contact": "0120-9",
-            "goods": "physical",
-        },
-        True,
         None,
     ),
     (
@@ -122,19 +169,6 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
         {
             "command": "list_service",
             "at": t("01-01"),
-            "provider": "G",
-            "service": "box",
-            "name": "box",
-            "pricing": "per_purchase",
-            "price": 100,
-        },
-        True,
-        None,
-    ),
-    (
-        {
-            "command": "list_service",
-            "at": t("01-01"),
             "provider": "Z",
             "service": "x",
             "name": "x",
@@ -145,62 +179,32 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
         None,
     ),
     # Lines
+    (line(LINE, t("01-02"), "west", "hikari_next", 3000, BY_NUMBER), True, None),
     (
-        {
-            "command": "open_line",
-            "at": t("01-02"),
-            "customer_id": LINE,
-            "operator": "west",
-            "kind": "hikari_next",
-            "access_key": "abcd1234",
-            "line_limit": 3000,
-            "billing": {"method": "customer_number", "number": "0012345678"},
-        },
+        line(
+            LINE2,
+            t("01-02"),
+            "west",
+            "hikari_light",
+            2000,
+            {"method": "consolidated", "representative": LINE},
+        ),
         True,
         None,
     ),
     (
-        {
-            "command": "open_line",
-            "at": t("01-02"),
-            "customer_id": LINE2,
-            "operator": "west",
-            "kind": "hikari_light",
-            "access_key": "abcd1234",
-            "line_limit": 2000,
-            "billing": {"method": "consolidated", "representative": LINE},
-        },
+        line(
+            EAST,
+            t("01-02"),
+            "east",
+            "b_flets",
+            5000,
+            {"method": "phone_bill", "number": "03-1234-5678", "cycle_start_day": 6},
+        ),
         True,
         None,
     ),
-    (
-        {
-            "command": "open_line",
-            "at": t("01-02"),
-            "customer_id": EAST,
-            "operator": "east",
-            "kind": "b_flets",
-            "access_key": "abcd1234",
-            "line_limit": 5000,
-            "billing": {"method": "phone_bill", "number": "03-1234-5678", "cycle_start_day": 6},
-        },
-        True,
-        None,
-    ),
-    (
-        {
-            "command": "open_line",
-            "at": t("01-02"),
-            "customer_id": "COP12345679",
-            "operator": "west",
-            "kind": "hikari_next",
-            "access_key": "abcd1234",
-            "line_limit": 1,
-            "billing": {"method": "customer_number", "number": "0012345678"},
-        },
-        "invalid_input",
-        None,
-    ),
+    (line("COP12345679", t("01-02"), "west", "hikari_next", 1, BY_NUMBER), "invalid_input", None),
     (
         {
             "command": "change_line_limit",
@@ -211,9 +215,10 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
         "unknown_line",
         None,
     ),
-    # Passports
+    # Passports (§2, §3), registered by the line holder with the line's access key
     (passport("alice", t("01-03")), True, None),
     (passport("alice", t("01-03")), "duplicate", None),
+    (passport("mallory", t("01-03"), access_key=KEYS[LINE2]), "wrong_access_key", None),
     (passport("bobby", t("01-03"), limit=6000), "registration_limit_exceeded", None),
     (passport("bobby", t("01-03"), limit=2500), "limit_sum_exceeded", None),
     (passport("bobby", t("01-03"), limit=500, line_auth=True), True, None),
@@ -221,6 +226,7 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
     (passport("cid2", t("01-03"), limit=400), True, None),
     (passport("cid3", t("01-03"), limit=100), True, None),
     (passport("cid4", t("01-03"), limit=100), "too_many_passports", None),
+    (passport("eve1", t("01-03"), line=EAST, line_auth=True), "invalid_input", None),
     (
         {"command": "change_line_limit", "at": t("01-04"), "customer_id": LINE, "line_limit": 1000},
         "limit_sum_exceeded",
@@ -231,47 +237,26 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
         True,
         None,
     ),
+    (holder("change_passport_limit", t("01-04"), "alice", limit=9000), "limit_sum_exceeded", None),
     (
-        {
-            "command": "change_passport_limit",
-            "at": t("01-04"),
-            "passport_id": "alice",
-            "limit": 9000,
-        },
-        "limit_sum_exceeded",
+        holder("change_passport_limit", t("01-04"), "alice", key="zzzz9999", limit=800),
+        "wrong_access_key",
         None,
     ),
+    (holder("change_passport_limit", t("01-04"), "alice", limit=800), True, None),
+    (holder("change_passport_limit", t("01-04"), "nobody", limit=1), "unknown_passport", None),
     (
-        {
-            "command": "change_passport_limit",
-            "at": t("01-04"),
-            "passport_id": "alice",
-            "limit": 800,
-        },
+        holder("change_passport_details", t("01-04"), "alice", email="alice2@example.jp"),
         True,
         None,
     ),
-    (
-        {"command": "change_passport_limit", "at": t("01-04"), "passport_id": "nobody", "limit": 1},
-        "unknown_passport",
-        None,
-    ),
-    (
-        {
-            "command": "change_passport_details",
-            "at": t("01-04"),
-            "passport_id": "alice",
-            "email": "alice2@example.jp",
-        },
-        True,
-        None,
-    ),
-    # Notification settings and line authentication (§9)
+    # Notification settings (§9): the line holder's, with consent
     (
         {
             "command": "set_notification",
             "at": t("01-05"),
             "customer_id": LINE,
+            "access_key": KEYS[LINE],
             "provider": "A",
             "notify": True,
             "consent": False,
@@ -285,29 +270,42 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
             "command": "set_notification",
             "at": t("01-05"),
             "customer_id": LINE,
+            "access_key": KEYS[LINE],
             "provider": "A",
-            "notify": True,
+            "notify": False,
             "consent": True,
             "channel": "web",
         },
         True,
         None,
     ),
+    # Line authentication (§9): NTT's own check, whatever the notification setting
     (buy("bobby", t("01-06"), "movie"), "line_auth_failed", None),
+    (
+        buy("bobby", t("01-06"), "movie", password="wrong1", presented_line=LINE2),
+        "line_auth_failed",
+        None,
+    ),
     (buy("bobby", t("01-06"), "movie", presented_line=LINE), True, "bobby-movie"),
-    # Purchases, limits, duplicates (§3, §4)
+    # Purchases, limits, duplicates, goods, quantities (§3, §4)
     (buy("alice", t("01-10"), "news", key="k-news"), True, "news"),
     (buy("alice", t("01-10"), "news", key="k-news"), True, None),  # idempotent retry
     (buy("alice", t("01-10"), "movie", key="k-news"), "idempotency_conflict", None),
+    (buy("alice", t("01-10"), "news", key="k-news", password="wrong1"), "wrong_password", None),
     (buy("alice", t("01-10"), "news"), "duplicate", None),
     (buy("alice", t("01-10"), "nothing"), "unknown_service", None),
     (buy("alice", t("01-10"), "movie"), True, "movie"),
     (buy("alice", t("01-10"), "movie"), "limit_exceeded", None),
-    (buy("alice", t("01-10"), "box", provider="G"), "goods_not_offered", None),
+    (buy("alice", t("01-10"), "box", provider="G"), True, None),  # goods on a West line
+    (buy("alice", t("01-10"), "movie", quantity=100), "invalid_input", None),
+    (buy("bobby", t("01-10"), "news", quantity=2, presented_line=LINE), "invalid_input", None),
+    (buy("cid1", t("01-10"), "box", provider="G", quantity=2), "limit_exceeded", None),
+    (buy("cid1", t("01-10"), "box", provider="G", quantity=1), True, None),
     ({**buy("alice", t("01-11"), "movie"), "password": "wrong1"}, "wrong_password", None),
-    # Cancel and refund (§4)
-    ({"command": "cancel", "at": t("01-12"), "receipt": "$movie"}, "not_cancellable", None),
-    ({"command": "cancel", "at": t("01-12"), "receipt": "R0000"}, "unknown_receipt", None),
+    # Cancel (with the buyer's password) and refund (§4)
+    (cancel(t("01-12"), "$movie"), "not_cancellable", None),
+    (cancel(t("01-12"), "R0000"), "unknown_receipt", None),
+    (cancel(t("01-12"), "$news", password="wrong1"), "wrong_password", None),
     (
         {
             "command": "refund",
@@ -330,8 +328,8 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
         True,
         None,
     ),
-    ({"command": "cancel", "at": t("01-13"), "receipt": "$news"}, True, None),
-    ({"command": "cancel", "at": t("01-13"), "receipt": "$news"}, "not_cancellable", None),
+    (cancel(t("01-13"), "$news"), True, None),
+    (cancel(t("01-13"), "$news"), "not_cancellable", None),
     # Billing changes and regulation (§5, §6)
     (
         {
@@ -347,7 +345,8 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
     ({"command": "regulate_line", "at": t("01-15"), "customer_id": LINE}, True, None),
     ({"command": "regulate_line", "at": t("01-15"), "customer_id": LINE}, True, None),
     (buy("cid1", t("01-16"), "movie"), "line_regulated", None),
-    ({**buy("cid1", t("01-16"), "movie"), "password": "wrong1"}, "line_regulated", None),
+    # Credentials before the state they guard: a wrong password on a regulated line is counted.
+    ({**buy("cid1", t("01-16"), "movie"), "password": "wrong1"}, "wrong_password", None),
     (passport("late", t("01-16"), limit=1), "line_regulated", None),
     (
         {"command": "lift_regulation", "at": t("01-17"), "customer_id": LINE, "channel": "online"},
@@ -359,7 +358,7 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
         True,
         None,
     ),
-    # Lockout after ten wrong passwords (§10)
+    # Lockout after ten wrong passwords (§10), unlocked by the line holder or the operator
     *[
         (
             {**buy("cid2", t("01-18", f"10:00:{i:02d}"), "movie"), "password": "wrong1"},
@@ -370,26 +369,66 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
     ],
     (buy("cid2", t("01-18", "11:00:00"), "movie"), "locked_out", None),
     (
-        {
-            "command": "change_passport_details",
-            "at": t("01-18", "12:00:00"),
-            "passport_id": "cid2",
-            "password": "newpw1",
-        },
+        holder("change_passport_details", t("01-18", "12:00:00"), "cid2", password="newpw1"),
         True,
         None,
     ),
     ({**buy("cid2", t("01-18", "13:00:00"), "movie"), "password": "newpw1"}, True, None),
-    # Deletion and line changes (§2, §6)
-    ({"command": "delete_passport", "at": t("01-19"), "passport_id": "cid3"}, True, None),
     (
-        {"command": "delete_passport", "at": t("01-19"), "passport_id": "cid3"},
-        "unknown_passport",
+        {
+            "command": "reset_password",
+            "at": t("01-18", "14:00:00"),
+            "passport_id": "cid1",
+            "password": "reset1",
+            "channel": "written",
+        },
+        True,
         None,
     ),
     (
+        {**buy("cid1", t("01-18", "15:00:00"), "movie"), "password": "reset1"},
+        "limit_exceeded",
+        None,
+    ),
+    # Personal data (the operator's command): erased on request, bills stay intact
+    (
+        {
+            "command": "erase_personal_data",
+            "at": t("01-18", "16:00:00"),
+            "passport_id": "cid2",
+            "reason": "本人からの削除依頼",
+        },
+        True,
+        None,
+    ),
+    (
+        {
+            "command": "erase_personal_data",
+            "at": t("01-18", "16:00:00"),
+            "passport_id": "nobody",
+            "reason": "request",
+        },
+        "unknown_passport",
+        None,
+    ),
+    # Deletion and line changes (§2, §6)
+    (holder("delete_passport", t("01-19"), "cid3", key=KEYS[LINE2]), "wrong_access_key", None),
+    (holder("delete_passport", t("01-19"), "cid3"), True, None),
+    (holder("delete_passport", t("01-19"), "cid3"), "unknown_passport", None),
+    (
         {"command": "change_line", "at": t("01-20"), "customer_id": LINE, "change": "rename"},
         True,
+        None,
+    ),
+    (
+        {
+            "command": "change_line",
+            "at": t("01-21"),
+            "customer_id": LINE2,
+            "change": "item_change",
+            "new_kind": "hikari_next",
+        },
+        "invalid_input",
         None,
     ),
     (
@@ -415,11 +454,34 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
     ),
     # Registration cut-off (§2): West lines can no longer register from 2024-12-01.
     (passport("tooLate", "2024-12-01T00:00:00+09:00", limit=1), "registration_closed", None),
+    # Provider fees (§8)
+    (
+        {
+            "command": "set_fee",
+            "at": t("01-24"),
+            "operator": "east",
+            "effective_from": "2024-01",
+            "flat_fee": 50,
+        },
+        True,
+        None,
+    ),
     # Closing months (§7)
     ({"command": "issue_bills", "at": t("01-31"), "month": "2024-01"}, "invalid_input", None),
     ({"command": "issue_bills", "at": "2024-02-01T00:00:00+09:00", "month": "2024-01"}, True, None),
     ({"command": "issue_bills", "at": "2024-02-01T00:00:00+09:00", "month": "2024-01"}, True, None),
     (buy("nobody", t("01-25"), "movie"), "month_closed", None),
+    (
+        {
+            "command": "set_fee",
+            "at": t("02-02"),
+            "operator": "west",
+            "effective_from": "2024-01",
+            "flat_fee": 60,
+        },
+        "month_closed",
+        None,
+    ),
     # Malformed input
     (
         {
@@ -433,8 +495,14 @@ LOG: list[tuple[dict[str, Any], bool | str, str | None]] = [
         "invalid_input",
         None,
     ),
+    ({**cancel(t("02-02"), "$news"), "extra": 1}, "invalid_input", None),
+    ({"command": "cancel", "at": t("02-02"), "receipt": "$news"}, "invalid_input", None),
     (
-        {"command": "cancel", "at": t("02-02"), "receipt": "$news", "extra": 1},
+        {
+            k: v
+            for k, v in holder("delete_passport", t("02-02"), "alice").items()
+            if k != "access_key"
+        },
         "invalid_input",
         None,
     ),
@@ -470,12 +538,9 @@ def test_log_covers_every_command_and_every_error_code() -> None:
     assert set(ERROR_CLASSES) <= codes
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "log.sqlite")
-    url: str = request.getfixturevalue("pg_url")
-    return url
+@pytest.fixture(autouse=True)
+def _cheap(cheap_hashing: None) -> None:
+    """``matome``'s engines hash with the tests' cheap PBKDF2 round count (same scheme)."""
 
 
 def test_matome_run_answers_every_command_as_the_contract_says(
@@ -522,7 +587,16 @@ def test_matome_run_on_a_missing_log_exits_non_zero(tmp_path: Path) -> None:
     assert main(["run", str(tmp_path / "missing.jsonl"), "--db", ":memory:"]) != 0
 
 
-def test_matome_run_on_a_log_that_is_not_utf8_exits_non_zero(tmp_path: Path) -> None:
+def test_a_line_that_is_not_utf8_is_invalid_input_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Contract 2 (bounds): a line that is not UTF-8 is that line's ``invalid_input``; the log
+    itself can be read, so the run goes on to the next line and exits 0 (contract 1 ended
+    the run with a non-zero exit)."""
     log = tmp_path / "bad.jsonl"
-    log.write_bytes(b'{"command": "\xff"}\n')
-    assert main(["run", str(log), "--db", ":memory:"]) != 0
+    good = json.dumps(LOG[0][0]).encode()
+    log.write_bytes(b'{"command": "\xff"}\n' + good + b"\n")
+    first, second = _run(":memory:", log, capsys)
+    assert (first["line"], first["ok"], first["error"]["code"]) == (1, False, "invalid_input")
+    assert "UTF-8" in first["error"]["message"]
+    assert (second["line"], second["ok"]) == (2, True)

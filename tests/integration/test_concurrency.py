@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 import pytest
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, StoredEvent
 
 from matome.aggregates.passport import passport_id_stream, project_passport
 from matome.application.eventstore import MEMORY
@@ -36,6 +36,7 @@ MONTH = YearMonth.of(AT)
 LINE = "CAF0000000001"
 PROVIDER = "prov1"
 PASSWORD = "Vq3Zr9Lx"
+ACCESS_KEY = "Qz7Kx2Wv"
 BILLING = {"method": "phone_bill", "number": "06-1234-5678", "cycle_start_day": 1}
 APPLICANT = {"name": "Yamada Taro", "phone": "06-1234-5678", "contract_holder": True}
 
@@ -62,7 +63,7 @@ def setup_line(
         customer_id=LINE,
         operator="west",
         kind="hikari_next",
-        access_key="Qz7Kx2Wv",
+        access_key=ACCESS_KEY,
         line_limit=limit * len(passports),
         billing=BILLING,
     )
@@ -77,6 +78,7 @@ def setup_line(
         engine.register_passport(
             at=AT,
             customer_id=LINE,
+            access_key=ACCESS_KEY,
             passport_id=pid,
             password=PASSWORD,
             email=f"{pid}@example.jp",
@@ -124,6 +126,23 @@ def stored_purchases(engine: Engine) -> list[sub_ev.Purchased]:
         assert isinstance(event, sub_ev.Purchased)
         events.append(event)
     return events
+
+
+def before_saving_a_purchase(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, interleave: Callable[[], None]
+) -> None:
+    """Run ``interleave`` once, after ``engine`` has decided a purchase and just before its
+    events reach the store (the race made deterministic)."""
+    real_insert = engine.recorder.insert_events
+    done: list[bool] = []
+
+    def insert_events(stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        if not done and any(s.topic == "matome.subscription.Purchased" for s in stored_events):
+            done.append(True)
+            interleave()
+        return real_insert(stored_events, **kwargs)
+
+    monkeypatch.setattr(engine.recorder, "insert_events", insert_events)
 
 
 def is_memory(store_url: str) -> bool:
@@ -288,18 +307,13 @@ def test_a_purchase_decided_before_a_regulation_and_saved_after_it_is_refused(
                 at=AT, passport_id="alice.a1", password=PASSWORD, provider=PROVIDER, service="mon1"
             )
         )
-    real_save = first.events.put
     interleaved: list[Any] = []
 
-    def save_after_regulation(objs: list[Any], **kwargs: Any) -> Any:
-        if not interleaved and any(
-            getattr(o, "TOPIC", "") == "matome.subscription.Purchased" for o in objs
-        ):
-            # Engine 1 has decided the purchase against an unregulated line: regulate now.
-            interleaved.append(second.regulate_line(at=AT, customer_id=LINE))
-        return real_save(objs, **kwargs)
+    def regulate() -> None:
+        # Engine 1 has decided the purchase against an unregulated line: regulate now.
+        interleaved.append(second.regulate_line(at=AT, customer_id=LINE))
 
-    monkeypatch.setattr(first.events, "put", save_after_regulation)
+    before_saving_a_purchase(first, monkeypatch, regulate)
     with contextlib.suppress(LineRegulated):
         accepted.append(
             first.purchase(
@@ -386,17 +400,12 @@ def test_a_purchase_decided_before_its_month_closes_and_saved_after_is_refused(
     two_engines: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = two_engines
-    real_save = first.events.put
     closed: list[Any] = []
 
-    def save_after_closing(objs: list[Any], **kwargs: Any) -> Any:
-        if not closed and any(
-            getattr(o, "TOPIC", "") == "matome.subscription.Purchased" for o in objs
-        ):
-            closed.append(second.issue_bills(at=MONTH.end(), month=MONTH))
-        return real_save(objs, **kwargs)
+    def close_month() -> None:
+        closed.append(second.issue_bills(at=MONTH.end(), month=MONTH))
 
-    monkeypatch.setattr(first.events, "put", save_after_closing)
+    before_saving_a_purchase(first, monkeypatch, close_month)
     with contextlib.suppress(MonthClosed):
         first.purchase(
             at=AT, passport_id="alice.a1", password=PASSWORD, provider=PROVIDER, service="item1"

@@ -6,6 +6,11 @@ at commit 4971a73) with every kind of event, two idempotency keys and three clos
 must load every event of it (upcasting the shapes that changed, never rewriting them), rebuild
 its views, and answer the same documents — a document may gain members, never lose or change
 one (INTERCHANGE.md).
+
+One document changed meaning in contract 2: the settlement (DOMAIN.md §8, design "Settlement
+fees").  It is answered in the new shape, per provider and operator with ``tax`` and
+``status``, and its numbers follow the corrected rule (see
+:func:`test_the_0_1_store_settles_in_the_contract_2_shape_without_counting_tax_twice`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,7 @@ from matome.fees import schedule_with_flat_fee
 from matome.projections.documents import bill_digest
 from matome.wire import to_json
 from tests.conftest import TEST_ITERATIONS
+from tests.integration.logs import Matome
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "store-v0.1.expected.json").read_text())
@@ -95,10 +102,17 @@ def test_bills_issued_by_0_1_are_upcast_to_typed_bills_with_their_digest_intact(
 
 
 def test_the_0_1_store_answers_the_documents_it_answered(old_store: Engine) -> None:
+    """Bills, statements, contacts, provider totals, continuity and the usage status: every
+    member 0.1 answered is still there with its value (the status gained ``line_auth``)."""
     contains(
-        {k: EXPECTED[k] for k in ("bills", "statements", "contacts", "providers", "continuity")},
+        {
+            k: EXPECTED[k]
+            for k in ("bills", "statements", "contacts", "providers", "continuity", "status")
+        },
         documents(old_store),
     )
+    for status in documents(old_store)["status"].values():
+        assert all(isinstance(p["line_auth"], bool) for p in status["passports"])
     assert documents(old_store)["closed_through"] == EXPECTED["closed_through"]
 
 
@@ -126,3 +140,109 @@ def test_the_0_1_store_takes_new_commands_and_answers_old_keys(old_store: Engine
     )
     assert bought.price.amount == 440
     assert to_json(old_store.bill("CAF9000000003", "2024-04"))["subtotal"] == 440 + 330 - 330
+
+
+#: The settlement of the 0.1 store in contract 2, with the flat fee of 50 yen 0.1 was asked with.
+#: (provider, operator, gross, lines, average_per_line, fee, tax, net) per month.
+SETTLEMENT_2: dict[str, list[tuple[str, str, int, int, str, int, int, int]]] = {
+    "2024-01": [
+        ("A", "west", 525, 1, "525.00", 30, 3, 492),
+        ("B", "west", 1340, 2, "670.00", 67, 6, 1267),
+    ],
+    "2024-02": [
+        ("A", "west", 525, 1, "525.00", 30, 3, 492),
+        ("B", "west", 160, 2, "80.00", 60, 6, 94),
+    ],
+    "2024-03": [
+        ("A", "west", 1705, 3, "568.33", 90, 9, 1606),
+        ("B", "west", 1340, 4, "335.00", 120, 12, 1208),
+        ("G", "east", 1200, 1, "1200.00", 50, 5, 1145),
+    ],
+    "2024-04": [
+        ("A", "west", 525, 2, "262.50", 60, 6, 459),
+        ("B", "west", 300, 1, "300.00", 30, 3, 267),
+    ],
+}
+
+
+def test_the_0_1_store_settles_in_the_contract_2_shape_without_counting_tax_twice(
+    old_store: Engine,
+) -> None:
+    """Contract 2 changed what a settlement says (DOMAIN.md §8 Decisions; design "Settlement
+    fees"), so 0.1's numbers are not expected back; its members are, plus ``operator``,
+    ``tax`` and ``status``.
+
+    Why the numbers differ: 0.1 had one ``fee`` that included 10% consumption tax on top of the
+    schedule's amounts.  For averages under 600 yen the 2011 schedule's "31.5 yen per line" is
+    already 30 yen + 5% tax, so 0.1 took 31.5 × 1.10 per line — tax counted twice (1 line:
+    34 yen).  Contract 2 takes the fee before tax (30 yen per line) and lists the tax apart
+    (3 yen): providers get 1 yen more per line.  Where the 5% rule or the 50-yen flat fee
+    applied, 0.1's fee equals contract 2's fee + tax, and the net is unchanged.  Every
+    provider sold on the lines of one operator here, so the rows are the same rows as 0.1's.
+    """
+    old = EXPECTED["settlement_flat_fee_50"]
+    assert sorted(old) == sorted(SETTLEMENT_2)
+    for month, rows in SETTLEMENT_2.items():
+        settlement = to_json(old_store.settlement(month))
+        assert settlement == [
+            {
+                "provider": provider,
+                "operator": operator,
+                "gross": gross,
+                "lines": lines,
+                "average_per_line": average,
+                "fee": fee,
+                "tax": tax,
+                "net": net,
+                "status": "settled",
+            }
+            for provider, operator, gross, lines, average, fee, tax, net in rows
+        ]
+        for was, now in zip(old[month], settlement, strict=True):
+            same = ("provider", "gross", "lines", "average_per_line")
+            assert {k: now[k] for k in same} == {k: was[k] for k in same}
+            assert now["net"] == now["gross"] - now["fee"] - now["tax"]
+            if Fraction(now["gross"], now["lines"]) < 600:
+                # 0.1: 31.5 yen (tax included) × 1.10; contract 2: 30 yen + 10% tax.
+                assert was["fee"] == int(Fraction(315, 10) * now["lines"] * Fraction(11, 10))
+                assert (now["fee"], now["tax"]) == (30 * now["lines"], 3 * now["lines"])
+                assert now["fee"] + now["tax"] < was["fee"]
+            else:
+                assert now["fee"] + now["tax"] == was["fee"]
+                assert now["net"] == was["net"]
+
+
+def test_keys_bound_by_contract_1_commands_answer_their_first_result_to_contract_2_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cheap_hashing: None
+) -> None:
+    """``matome run`` on the 0.1 store with the fixture log's keyed commands, as a contract-2
+    log would carry them: the purchase needs nothing new (a contract-2 purchase carries the
+    same fields), and a ``quantity`` at its default is left out of the key's digest, so the
+    keys 0.1 bound answer their first results — the receipt 0.1 gave, the refund total — and
+    nothing is written (without the keys the purchase would now be out of time order, in a
+    closed month)."""
+    path = tmp_path / "store-v0.1.sqlite"
+    shutil.copy(FIXTURES / "store-v0.1.sqlite", path)
+
+    matome = Matome(str(path), tmp_path, capsys)
+    events = matome.events()
+    log = [
+        json.loads(line) for line in (FIXTURES / "store-v0.1.log.jsonl").read_text().splitlines()
+    ]
+    news = next(c for c in log if c.get("key") == "fixture:news")
+    refund = next(c for c in log if c.get("key") == "fixture:refund")
+    cancelled = next(c for c in log if c["command"] == "cancel")["receipt"]
+
+    news_again, with_quantity, refund_again = matome.run(news, {**news, "quantity": 1}, refund)
+    first = {"ok": True, "receipt": cancelled, "price": 330, "charged": 330}
+    assert {k: news_again[k] for k in first} == first
+    assert {**with_quantity, "line": news_again["line"]} == news_again
+    assert {k: refund_again[k] for k in ("ok", "receipt", "refunded_total")} == {
+        "ok": True,
+        "receipt": refund["receipt"],
+        "refunded_total": 200,
+    }
+    assert matome.events() == events
+    # Without its key the same purchase is decided afresh: out of time order now.
+    unkeyed = {k: v for k, v in news.items() if k != "key"}
+    matome.run(unkeyed | {"refused": "invalid_input"})

@@ -14,6 +14,7 @@ boundary say so and skip for ``memory``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from eventsourcing.persistence import MapperDeserialisationError, Notification, 
 from matome.aggregates.passport import passport_id_stream
 from matome.application.eventstore import MEMORY
 from matome.engine import Engine
-from matome.errors import IdempotencyConflict, WrongPassword
+from matome.errors import IdempotencyConflict, StoreUnavailable, WrongPassword
 from matome.events import EVENT_TOPICS, DomainEvent
 from matome.events import passport as passport_ev
 from matome.values import TOKYO, PassportId
@@ -51,6 +52,8 @@ PASSWORDS = {
 }
 NEW_PASSWORD = "Cw2Ek9Ru"  # alice.a2 changes to this
 WRONG_PASSWORD = "Zx9Yw8Vu"  # presented once for alice.a3 (refused, counted)
+#: Memory-hard key-derivation schemes a stored credential hash may name (DOMAIN.md §10).
+MEMORY_HARD = ("scrypt", "argon2id", "argon2")
 ALL_SECRETS = (*ACCESS_KEYS.values(), *PASSWORDS.values(), NEW_PASSWORD, WRONG_PASSWORD)
 BILLING = {"method": "phone_bill", "number": "06-1234-5678", "cycle_start_day": 1}
 APPLICANT = {"name": "Yamada Taro", "phone": "06-1234-5678", "contract_holder": True}
@@ -110,6 +113,7 @@ def build_world(engine: Engine) -> World:
             engine.register_passport(
                 at=w.tick(),
                 customer_id=cid,
+                access_key=ACCESS_KEYS[cid],
                 passport_id=pid,
                 password=PASSWORDS[pid],
                 email=f"{pid}@example.jp",
@@ -158,7 +162,9 @@ def build_world(engine: Engine) -> World:
             provider=PROVIDER,
             service="item1",
         )
-    engine.change_passport_details(at=w.tick(), passport_id="alice.a2", password=NEW_PASSWORD)
+    engine.change_passport_details(
+        at=w.tick(), passport_id="alice.a2", access_key=ACCESS_KEYS[LINE_A], password=NEW_PASSWORD
+    )
     return w
 
 
@@ -206,6 +212,15 @@ def max_id(engine: Engine) -> int:
 def row(n: Notification) -> tuple[int, UUID, int, str, bytes]:
     """A notification as plain values (PostgreSQL hands back ``memoryview``/native UUIDs)."""
     return (n.id, UUID(str(n.originator_id)), n.originator_version, n.topic, bytes(n.state))
+
+
+def without_personal_digests(state: bytes) -> Any:
+    """A stored event's JSON state with the salted digests of its personal values blanked."""
+    data = json.loads(state)
+    for value in data.values():
+        if isinstance(value, dict) and "personal" in value:
+            value["digest"] = "…"
+    return data
 
 
 def all_states(engine: Engine, world: World) -> dict[str, Any]:
@@ -261,8 +276,12 @@ def test_a_second_engine_reads_back_exactly_the_events_written(
     assert [row(n) for n in read] == written
     again = [second.mapper.to_domain_event(n) for n in read]
     assert again == decoded
-    # The wire format is canonical: decoding and encoding again gives the very same bytes.
-    assert [second.mapper.to_stored_event(e).state for e in again] == [r[4] for r in written]
+    # The wire format is canonical: decoding and encoding again gives the very same bytes —
+    # but for the salted digests of personal values, drawn afresh each time (the values live
+    # apart from their events, so that erasure can delete them).
+    assert [without_personal_digests(second.mapper.to_stored_event(e).state) for e in again] == [
+        without_personal_digests(r[4]) for r in written
+    ]
     # Per stream, in version order, too.
     for stream in {r[1] for r in written}:
         expected = [e for e in decoded if e.originator_id == stream]
@@ -385,15 +404,22 @@ def test_idempotency_keys_survive_a_restart(make_engine: EngineFactory, reopen: 
     )
     assert max_id(second) == written
 
-    # A different body, or a different secret, under the same key is a conflict.
-    for changes in ({"service": "mon2"}, {"password": "Other123"}):
-        with pytest.raises(IdempotencyConflict) as refused:
-            second.purchase(at=at, key="order-0002", **(body | changes))
-        assert refused.value.code == "idempotency_conflict"
+    # A different body under the same key is a conflict, and writes nothing.
+    with pytest.raises(IdempotencyConflict) as refused:
+        second.purchase(at=at, key="order-0002", **(body | {"service": "mon2"}))
+    assert refused.value.code == "idempotency_conflict"
     assert max_id(second) == written
+    # A different secret under the same key is no free guess (contract 2, DOMAIN.md §10): it is
+    # a wrong password, counted — and the key still answers its first result.
+    with pytest.raises(WrongPassword):
+        second.purchase(at=at, key="order-0002", **(body | {"password": "Other123"}))
+    new = second.recorder.select_notifications(start=written + 1, limit=10)
+    assert [n.topic for n in new] == ["matome.passport.PasswordRejected"]
+    assert second.purchase(at=at, key="order-0002", **body) == answer
     passport = second.passport(PASSPORT_B)
     assert passport is not None
     assert passport.purchases == 3
+    assert passport.consecutive_failures == 1
 
 
 def test_keys_are_answered_by_an_engine_that_never_saw_them(
@@ -446,8 +472,10 @@ def test_a_failing_save_leaves_nothing_written(
     world.tick()
     with monkeypatch.context() as m:
         m.setattr(engine.recorder, "insert_events", broken)
-        with pytest.raises(OSError, match="disk on fire"):
+        # A failing store is reported as ``store_unavailable``, naming the cause.
+        with pytest.raises(StoreUnavailable, match="disk on fire") as failed:
             _purchase_a1_item(engine, world)
+    assert isinstance(failed.value.__cause__, OSError)
     assert {s.topic for s in handed} == {
         "matome.subscription.Purchased",
         "matome.passport.HoldingAdded",
@@ -512,7 +540,7 @@ def test_a_failure_after_the_insert_rolls_the_whole_command_back(
     world.tick()
     with monkeypatch.context() as m:
         m.setattr(engine.recorder, "_insert_events", broken)
-        with pytest.raises(OSError, match="after the insert"):
+        with pytest.raises(StoreUnavailable, match="after the insert"):
             engine.regulate_line(at=world.clock, customer_id=LINE_A)
     # Inside the transaction the rows were there (4 cancellations, 4 holdings ended, the line).
     assert seen == [count_before + 9]
@@ -591,8 +619,9 @@ def test_a_corrupt_event_on_a_stream_stops_its_aggregate_from_loading(
         state=_valid_state(limit="5000"),
     )
     engine.recorder.insert_events([bad])
-    with pytest.raises(MapperDeserialisationError, match="does not load"):
+    with pytest.raises(StoreUnavailable, match="does not load") as failed:
         reopen(engine).passport("alice.a1")
+    assert isinstance(failed.value.__cause__, MapperDeserialisationError)
 
 
 def test_every_stored_topic_is_a_stable_registered_topic(make_engine: EngineFactory) -> None:
@@ -618,10 +647,20 @@ def test_every_stored_topic_is_a_stable_registered_topic(make_engine: EngineFact
 
 
 def test_no_secret_is_stored_in_clear_text(make_engine: EngineFactory) -> None:
+    """DOMAIN.md §10: credentials are never stored in clear text — only salted hashes of a
+    memory-hard KDF (one per access key, password, changed password, idempotency secret)."""
     engine = make_engine()
     build_world(engine)
-    stored = b"\n".join(bytes(n.state) for n in notifications(engine))
-    assert stored.count(b"pbkdf2_sha256$") >= len(ACCESS_KEYS) + len(PASSWORDS) + 2
+    states = [bytes(n.state) for n in notifications(engine)]
+    hashes = [
+        value
+        for state in states
+        for key, value in json.loads(state).items()
+        if key.endswith("_hash") and isinstance(value, str)
+    ]
+    assert len(hashes) >= len(ACCESS_KEYS) + len(PASSWORDS) + 1
+    assert all(h.split("$")[0] in MEMORY_HARD for h in hashes), hashes
+    stored = b"\n".join(states)
     for secret in ALL_SECRETS:
         for form in {secret, secret.lower(), secret.upper()}:
             assert form.encode() not in stored, "a secret is stored in clear text"

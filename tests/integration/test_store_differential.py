@@ -1,5 +1,6 @@
-"""Store differential: the same generated command log on the in-memory store, an SQLite file
-and PostgreSQL yields the same results and identical documents."""
+"""Store differential: the same generated (contract-2) command log on the in-memory store, an
+SQLite file and PostgreSQL yields the same results and identical documents — bills,
+statements, provider totals, settlements, contacts, usage status and continuity."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def _documents(engine: Engine, log: list[dict[str, Any]]) -> dict[str, Any]:
             )
     for line in lines:
         out[f"contacts {line}"] = answer(lambda c=line: to_json(engine.provider_contacts(c)))
+        out[f"status {line}"] = answer(lambda c=line: to_json(engine.usage_status(c)))
     return out
 
 

@@ -25,6 +25,8 @@ Store settings come from :func:`store_env`: an SQLite file (default ``matome.sql
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -32,7 +34,7 @@ import secrets
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
@@ -616,15 +618,19 @@ def _postgres_recorder() -> type[Any]:
         def _table(self, name: str) -> Any:
             return SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(name))
 
-        def _insert_events(
+        def _insert_stored_events(
             self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
         ) -> None:
+            # The stale-read check comes after the lock that serialises writers (the versions
+            # cannot change before the commit) and before the events' insert.  It raises here,
+            # inside eventsourcing's pipeline error handling, having written nothing.
+            if not kwargs.get("gate_held"):
+                # The writers' gate, shared (see WriterGate), before the table lock: the
+                # exclusive holder takes them in the same order.
+                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (GATE_LOCK,))
             read_versions: Mapping[UUID, int] | None = kwargs.get("read_versions")
-            extra: Extra = kwargs.get("extra") or Extra()
-            if not read_versions and extra == Extra():
-                return
-            self._lock_table(curs)
             if read_versions:
+                self._lock_table(curs)
                 curs.execute(
                     SQL(
                         "SELECT originator_id, MAX(originator_version) AS version FROM {0} "
@@ -636,6 +642,26 @@ def _postgres_recorder() -> type[Any]:
                     UUID(str(row["originator_id"])): int(row["version"]) for row in curs.fetchall()
                 }
                 raise_if_stale(read_versions, current)
+            super()._insert_stored_events(curs, stored_events, **kwargs)
+
+        def _fetch_ids_after_insert_events(
+            self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        ) -> Sequence[int] | None:
+            ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            extra: Extra = kwargs.get("extra") or Extra()
+            if extra != Extra():
+                # Written only once the events' insert succeeded (the pipeline synced).  A
+                # statement that failed before the events' insert would make PostgreSQL skip
+                # the rest of the pipeline, and psycopg would then believe in prepared
+                # statements the server never kept ("prepared statement _pg3_N does not
+                # exist" on that connection's next write).  The nested pipeline syncs on
+                # exit, so a failure here is raised inside eventsourcing's error handling.
+                conn = curs.connection
+                with conn.pipeline(), conn.cursor() as more:
+                    self._write_extra(more, extra)
+            return ids
+
+        def _write_extra(self, curs: Any, extra: Extra) -> None:
             if extra.chain:
                 curs.executemany(
                     SQL(
@@ -758,6 +784,144 @@ def __getattr__(name: str) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# The writers' gate: a command that keeps losing races gets the store to itself for a moment
+
+#: The PostgreSQL advisory-lock key of the gate (any fixed number; distinct from CREATE_LOCK).
+GATE_LOCK = 0x6D61_746F_6D65_0001
+
+
+class _ReadWriteLock:
+    """An in-process lock held shared by many or exclusive by one, preferring the exclusive:
+    once an exclusive holder waits, new shared holders wait behind it (else a steady stream
+    of short shared holds would starve it — the very thing the gate is for)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._exclusive or self._shared:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class WriterGate:
+    """Every write of events passes the gate *shared*; a command that lost the race to save
+    several times in a row passes it *exclusive* for its next attempt — read, decide and save
+    — so that nobody can write in between and it cannot lose again.
+
+    Optimistic saves alone can starve a command that reads much: a regulation reads every
+    Passport ID and subscription of its line, and under a steady stream of purchases on that
+    line one of them always lands between its read and its save.  A fraud stop that never
+    lands is the worst outcome a billing engine can have; holding the other writers back for
+    one command is cheap beside it.  The gate spans threads (an in-process lock) and, through
+    the store, processes (see the subclasses).  A thread holding it exclusive writes without
+    the shared part, so its own save does not wait for itself.
+    """
+
+    def __init__(self) -> None:
+        self._lock = _ReadWriteLock()
+        self._local = threading.local()
+
+    def held(self) -> bool:
+        """Whether this thread holds the gate exclusive."""
+        return bool(getattr(self._local, "held", False))
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        if self.held():
+            yield
+            return
+        with self._lock.exclusive(), self._across_processes(exclusive=True):
+            self._local.held = True
+            try:
+                yield
+            finally:
+                self._local.held = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        if self.held():
+            yield
+            return
+        with self._lock.shared(), self._across_processes(exclusive=False):
+            yield
+
+    def _across_processes(self, *, exclusive: bool) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+class FileGate(WriterGate):
+    """The gate of a SQLite file store: an ``flock`` on a file beside the database, so that
+    processes sharing the store share the gate."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    @contextlib.contextmanager
+    def _across_processes(self, *, exclusive: bool) -> Iterator[None]:
+        # One open file per acquisition: flock locks belong to an open file, so two of them
+        # in one process exclude each other as two processes' do.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+
+class PostgresGate(WriterGate):
+    """The gate of a PostgreSQL store: an advisory lock.  The exclusive side holds it on a
+    connection of its own for the attempt; the shared side is taken inside each write's
+    transaction by the recorder (``pg_advisory_xact_lock_shared``), so it costs no round
+    trip.  PostgreSQL queues a shared request behind a waiting exclusive one."""
+
+    def __init__(self, datastore: Any) -> None:
+        super().__init__()
+        self.datastore = datastore
+
+    @contextlib.contextmanager
+    def _across_processes(self, *, exclusive: bool) -> Iterator[None]:
+        if not exclusive:
+            yield  # taken by the recorder, in the write's own transaction
+            return
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (GATE_LOCK,))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (GATE_LOCK,))
+
+
+# ---------------------------------------------------------------------------------------------
 # Infrastructure factories: connection pools sized for threads, safe parallel start-up
 
 
@@ -801,6 +965,17 @@ class EventStoreApplication(Application[UUID]):
         # the next event of a stream written here needs no lookup of its predecessor's.
         self._heads: OrderedDict[UUID, tuple[int, str]] = OrderedDict()
         self._heads_lock = threading.Lock()
+        self.gate = self._construct_gate()
+
+    def _construct_gate(self) -> WriterGate:
+        kind = store_kind(self.store_settings)
+        if kind == "postgres":
+            return PostgresGate(getattr(self.recorder, "datastore", None))
+        if kind == "sqlite":
+            path = self.store_settings.get("SQLITE_DBNAME", "")
+            if path and ":memory:" not in path and "mode=memory" not in path:
+                return FileGate(path + ".gate")
+        return WriterGate()
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # matome's settings come from its own options and MATOME_* variables only (store_env):
@@ -865,9 +1040,13 @@ class EventStoreApplication(Application[UUID]):
             rewrite=tuple(rewrite),
             position=position,
         )
-        self.recorder.insert_events(
-            [x.stored for x in encoded], read_versions=dict(read_versions or {}), extra=extra
-        )
+        with self.gate.shared():
+            self.recorder.insert_events(
+                [x.stored for x in encoded],
+                read_versions=dict(read_versions or {}),
+                extra=extra,
+                gate_held=self.gate.held(),
+            )
         with self._heads_lock:
             for stream, version, hash_ in chain:
                 self._heads[stream] = (version, hash_)
@@ -1036,7 +1215,10 @@ def translate_store_error(error: BaseException, settings: Mapping[str, str]) -> 
         ("file is not a database", "the file is not a database"),
         ("not a database", "the file is not a database"),
         ("unable to open database", "the database file cannot be opened (missing directory?)"),
-        ("does not exist", "it does not exist"),
+        # The database or role named in the settings, not some other object ("prepared
+        # statement ... does not exist" is a driver fault, reported with its own text).
+        ('database "', "it does not exist (no such database)"),
+        ('role "', "the user does not exist"),
         ("connection refused", "the server refused the connection"),
         ("timeout", "the server did not answer in time"),
         ("timed out", "the server did not answer in time"),
@@ -1054,7 +1236,7 @@ def translate_store_error(error: BaseException, settings: Mapping[str, str]) -> 
     if "pooltimeout" in text or "couldn't get a connection" in text:
         text += " | " + _postgres_diagnosis(settings).lower()
     for needle, cause in causes:
-        if needle in text:
+        if needle in text and (not needle.endswith('"') or "does not exist" in text):
             return StoreUnavailable(f"{store}: {cause}")
     return StoreUnavailable(f"{store}: {chain[-1].__class__.__name__}: {chain[-1]}")
 

@@ -8,6 +8,7 @@ makes it decide again.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -55,6 +56,14 @@ class _VerifiedOnce:
         return self._seen[key]
 
 
+#: Lost races after which a command's next attempt takes the writers' gate exclusive.
+ESCALATE_AFTER = 3
+
+
+class _Reconfirm(Exception):
+    """A refusal decided against cached state: decide again against the store itself."""
+
+
 def _keys_of(owner: str) -> Callable[[Any], bool]:
     return lambda state: isinstance(state, KeyRecord) and state.owner == owner
 
@@ -92,46 +101,68 @@ class CommandService:
         handler = HANDLERS[type(command)]
         credentials = _VerifiedOnce(self.hasher)
         fresh = False
+        conflicts = 0
         for attempt in range(self.max_attempts):
-            uow = UnitOfWork(self.cache, fresh=fresh)
-            d = Decision(
-                at=command.at, recorded_at=uow.now, policy=self.policy, credentials=credentials
+            # After a few lost races the attempt runs with the store to itself (WriterGate):
+            # a command that reads much cannot be starved by a stream of small writes.
+            gate = (
+                self.app.gate.exclusive()
+                if conflicts >= ESCALATE_AFTER
+                else contextlib.nullcontext()
             )
             try:
-                record = None if command.key is None else load_key(uow, command.key)
-                if record is not None:
-                    answer = idempotency.answer_again(record, command, credentials)
-                    if isinstance(answer, cmd.Result):
-                        return answer  # type: ignore[return-value]  # RESULT is R
-                    if not isinstance(answer, IdempotencyConflict):
-                        raise answer  # the refusal the key was bound by, answered again
-                    d.refuse(answer)
-                if not isinstance(command, cmd.IssueBills):
-                    # §7: issue_bills may name a closed month (closing again changes nothing).
-                    ledger.check_month_open(load_calendar(uow), d)
-                result = handler(uow, command, d)
-                refusal = d.verdict()
-                if refusal is not None:
-                    if not fresh:
-                        fresh = True  # confirm the refusal against the store itself
-                        continue
-                    if d.counted_events():
-                        if record is None:
-                            idempotency.bind_refusal(command, refusal, d)
-                        self._save(d.counted_events(), d.security_states, uow, position)
-                    raise refusal
-                if result is None:
-                    raise RuntimeError(f"{command.NAME}: the decider neither refused nor decided")
-                idempotency.bind_key(command, result, d)
-                self._save(d.events, d.states, uow, position)
-                return result  # type: ignore[return-value]  # the handler answers RESULT
+                with gate:
+                    return self._attempt(command, handler, credentials, fresh, position)
+            except _Reconfirm:
+                fresh = True  # confirm the refusal against the store itself
             except IntegrityError:
                 # Someone else wrote to a stream we decided against: decide again on fresh
                 # state, after a short random pause so racing writers spread out.
                 if fresh:
                     time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
                 fresh = True
+                conflicts += 1
         raise Busy(f"{command.NAME}: gave up after {self.max_attempts} conflicting attempts")
+
+    def _attempt(
+        self,
+        command: cmd.Command[R],
+        handler: Callable[..., cmd.Result | None],
+        credentials: _VerifiedOnce,
+        fresh: bool,
+        position: LogPosition | None,
+    ) -> R:
+        """One attempt: decide against cached (or, ``fresh``, stored) state and save."""
+        uow = UnitOfWork(self.cache, fresh=fresh)
+        d = Decision(
+            at=command.at, recorded_at=uow.now, policy=self.policy, credentials=credentials
+        )
+        record = None if command.key is None else load_key(uow, command.key)
+        if record is not None:
+            answer = idempotency.answer_again(record, command, credentials)
+            if isinstance(answer, cmd.Result):
+                return answer  # type: ignore[return-value]  # RESULT is R
+            if not isinstance(answer, IdempotencyConflict):
+                raise answer  # the refusal the key was bound by, answered again
+            d.refuse(answer)
+        if not isinstance(command, cmd.IssueBills):
+            # §7: issue_bills may name a closed month (closing again changes nothing).
+            ledger.check_month_open(load_calendar(uow), d)
+        result = handler(uow, command, d)
+        refusal = d.verdict()
+        if refusal is not None:
+            if not fresh:
+                raise _Reconfirm
+            if d.counted_events():
+                if record is None:
+                    idempotency.bind_refusal(command, refusal, d)
+                self._save(d.counted_events(), d.security_states, uow, position)
+            raise refusal
+        if result is None:
+            raise RuntimeError(f"{command.NAME}: the decider neither refused nor decided")
+        idempotency.bind_key(command, result, d)
+        self._save(d.events, d.states, uow, position)
+        return result  # type: ignore[return-value]  # the handler answers RESULT
 
     def _save(
         self,
