@@ -92,6 +92,18 @@ _STORE_EXITS = {
 }
 
 
+def _dumps(obj: Any, **kwargs: Any) -> str:
+    """JSON as UTF-8 text: readable (``ensure_ascii=False``) unless it holds text that is
+    not valid Unicode — a path given in bytes that are not UTF-8 — which is escaped instead,
+    so that the output stays valid UTF-8 JSON."""
+    text = json.dumps(obj, ensure_ascii=False, **kwargs)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, **kwargs)
+    return text
+
+
 def exit_code(error: MatomeError) -> int:
     """The exit code of the command line for ``error``."""
     return _STORE_EXITS.get(error.code, EXIT_REFUSED)
@@ -100,7 +112,7 @@ def exit_code(error: MatomeError) -> int:
 def _fail(args: argparse.Namespace, error: MatomeError) -> int:
     """Report ``error`` in one line (the contract's JSON with ``--json``); its exit code."""
     if getattr(args, "json", False):
-        print(json.dumps({"error": error.to_json()}, ensure_ascii=False))
+        print(_dumps({"error": error.to_json()}))
     else:
         print(f"matome {args.command}: {error.code}: {error.message}", file=sys.stderr)
     return exit_code(error)
@@ -144,7 +156,7 @@ def run_log(
             raise _StoreFailed(StoreUnavailable(result["error"]["message"]), line.number)
         accepted += result["ok"]
         refused += not result["ok"]
-        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        out.write(_dumps(result) + "\n")
         progress.step()
     progress.close()
     return accepted, refused
@@ -272,7 +284,7 @@ def _document(args: argparse.Namespace, build: Any, render: Any) -> int:
     finally:
         engine.close()
     if args.json:
-        print(json.dumps(to_json(document), ensure_ascii=False))
+        print(_dumps(to_json(document)))
     else:
         print(render(document))
     return 0
@@ -344,7 +356,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     except MatomeError as e:
         return _fail(args, e)
     if args.json:
-        print(json.dumps(to_json(result), ensure_ascii=False))
+        print(_dumps(to_json(result)))
     else:
         print(verification_table(result))
     return 0 if result.ok else 1
@@ -363,7 +375,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         for body in generate_log(
             args.lines, args.months, seed=args.seed, start=start, keys=not args.no_keys
         ):
-            out.write(json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n")
+            out.write(_dumps(body, separators=(",", ":")) + "\n")
             n += 1
     finally:
         if out is not sys.stdout:

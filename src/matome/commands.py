@@ -7,6 +7,7 @@ as plain ``str``/``int`` or as value types) and the JSON command log (:func:`par
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -770,7 +771,22 @@ def parse_command(obj: Mapping[str, Any]) -> Command[Any]:
         raise InvalidInput(f"{name}: missing field(s): {', '.join(missing)}")
     try:
         return cls(**body)
-    except InvalidInput as e:
-        raise InvalidInput(f"{name}: {e.message}") from None
-    except (TypeError, ValueError) as e:  # a converter met a type it cannot read
-        raise InvalidInput(f"{name}: {e}") from None
+    except (InvalidInput, TypeError, ValueError) as e:  # TypeError: a type it cannot read
+        message = e.message if isinstance(e, InvalidInput) else str(e)
+        raise InvalidInput(f"{name}: {_naming_the_field(fields, body, message)}") from None
+
+
+def _naming_the_field(fields: Mapping[str, Any], body: Mapping[str, Any], message: str) -> str:
+    """``message`` with the field it is about in front, when the message does not name it:
+    the value types' own messages name the type ("value must be a string"), and the contract
+    names the field.  Only a refused command pays for finding it."""
+    for key, value in body.items():
+        converter = fields[key].converter
+        if converter is None:
+            continue
+        try:
+            converter(value)
+        except (InvalidInput, TypeError, ValueError) as e:
+            own = e.message if isinstance(e, InvalidInput) else str(e)
+            return own if re.search(rf"\b{re.escape(key)}\b", own) else f"{key}: {own}"
+    return message

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
@@ -62,6 +62,7 @@ from matome.errors import (
     StoreUnavailable,
     UnknownLine,
 )
+from matome.events.base import DomainEvent
 from matome.fees import DEFAULT_SCHEDULE, FeePeriod
 from matome.policy import DEFAULT_POLICY, Policy
 from matome.projections.documents import Documents
@@ -74,6 +75,7 @@ from matome.values import (
     ProviderCode,
     YearMonth,
     require_aware,
+    require_text,
 )
 from matome.verify import verify_store
 
@@ -119,6 +121,28 @@ def _command_method(cls: Callable[P, cmd.Command[R]]) -> Callable[Concatenate[En
     return method
 
 
+class ReadOnlyEvents:
+    """Reading a stream's events through eventsourcing's ``EventStore``, without its ``put``:
+    an event written around the commands would have no hash-chain link (``matome verify``
+    would report the store broken) and would keep its personal values inside the event."""
+
+    def __init__(self, store: EventStore[UUID]) -> None:
+        self._store = store
+
+    def get(
+        self,
+        originator_id: UUID,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[DomainEvent]:
+        """The stream's events (see ``eventsourcing.persistence.EventStore.get``)."""
+        for event in self._store.get(originator_id, gt=gt, lte=lte, desc=desc, limit=limit):
+            yield cast(DomainEvent, event)
+
+
 class Engine:
     """matome's billing engine.  Every command of the contract is a typed method here.
 
@@ -160,9 +184,9 @@ class Engine:
                 raise
             missing = ("does not exist", "not a matome store")
             if not create and any(m in translated.message for m in missing):
+                cause = translated.message.rsplit(": ", 1)[-1].splitlines()[0]
                 raise StoreNotFound(
-                    f"there is no matome store in {describe(settings)} "
-                    f"({translated.message.rsplit(': ', 1)[-1]})"
+                    f"there is no matome store in {describe(settings)} ({cause})"
                 ) from e
             raise translated from e
         self._commands = CommandService(
@@ -249,13 +273,14 @@ class Engine:
         return self._store.mapper
 
     @property
-    def events(self) -> EventStore[UUID]:
-        """The event store (eventsourcing's ``EventStore``)."""
-        return self._store.events
+    def events(self) -> ReadOnlyEvents:
+        """The events of one stream, decoded (read-only: events are written by commands
+        only, with their hash-chain links and personal values kept apart)."""
+        return ReadOnlyEvents(self._store.events)
 
     @property
     def hasher(self) -> Hasher:
-        """The credential hasher (salted PBKDF2; see :mod:`matome.credentials`)."""
+        """The credential hasher (salted scrypt; see :mod:`matome.credentials`)."""
         return self._commands.hasher
 
     @_guarded
@@ -451,8 +476,10 @@ class Engine:
     @_guarded
     def subscription(self, receipt: str) -> Subscription | None:
         """The purchase with that receipt number, or ``None``."""
+        if not isinstance(receipt, str):
+            raise InvalidInput(f"receipt must be a string, got {type(receipt).__name__}")
         state: Subscription | None = self._commands.cache.get(
-            subscription_id(receipt), project_subscription
+            subscription_id(require_text(receipt, "receipt")), project_subscription
         )
         return state
 
@@ -495,6 +522,8 @@ def _month(value: YearMonth | str) -> YearMonth:
 def _instant(value: datetime | str | None, what: str) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return None if value is None else require_aware(value, what)
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a time (ISO-8601 text), got {type(value).__name__}")
     try:
         return require_aware(datetime.fromisoformat(value), what)
     except ValueError:

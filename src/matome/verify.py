@@ -102,25 +102,31 @@ def verify_store(
     #: Every event's hash folded again from the stored events as they are now.
     folded: dict[str, str] = {}
     chained = 0
+    # The recorded versions of each stream, gathered once (looked for per stream below).
+    recorded_versions: dict[UUID, list[int]] = {}
+    for stream, version in recorded:
+        recorded_versions.setdefault(stream, []).append(version)
     for stream, events in streams.items():
         events.sort(key=lambda e: e[0])
-        breaks += _check_stream(stream, events, recorded)
+        breaks += _check_stream(stream, events, recorded, recorded_versions.get(stream, []))
         hash_ = GENESIS
         for version, _, topic, state in events:
             hash_ = link(hash_, stream, version, content_hash(topic, state))
             folded[f"{stream}@{version}"] = hash_
             chained += (stream, version) in recorded
         heads[stream] = hash_
-    for (stream, version), _ in recorded.items():
+    for stream, versions in recorded_versions.items():
         if stream not in streams:
+            first, last = min(versions), max(versions)
+            span = f"version {first}" if first == last else f"versions {first}–{last}"
             breaks.append(
                 Break(
                     kind=BreakKind.MISSING,
                     stream=str(stream),
-                    version=version,
+                    version=first,
                     position=None,
                     topic=None,
-                    message=f"the stream has a recorded hash for version {version} but no events",
+                    message=f"the stream has recorded hashes for {span} but no events (deleted?)",
                 )
             )
     breaks += _check_personal(store, streams)
@@ -145,6 +151,7 @@ def _check_stream(
     stream: UUID,
     events: list[tuple[int, int, str, dict[str, Any]]],
     recorded: dict[tuple[UUID, int], str],
+    recorded_versions: list[int],
 ) -> list[Break]:
     out: list[Break] = []
     hash_ = GENESIS
@@ -194,7 +201,7 @@ def _check_stream(
             hash_ = want  # report each changed event once, not every event after it
         expected += 1
     last = events[-1][0] if events else 0
-    beyond = sorted(v for (s, v) in recorded if s == stream and v > last)
+    beyond = sorted(v for v in recorded_versions if v > last)
     if beyond:
         out.append(
             Break(

@@ -43,6 +43,8 @@ from matome.wire import to_json
 from tests.conftest import TEST_ITERATIONS, EngineFactory
 
 PW = "Pass1234"
+#: Every line's access key (the line holder's credential, contract 2).
+KEY = "Ak3y0001"
 APPLICANT: dict[str, Any] = {
     "name": "Yamada Taro",
     "phone": "06-1234-5678",
@@ -159,7 +161,7 @@ def setup(engine: Engine, history: History) -> None:
             customer_id=cid(n),
             operator="west",
             kind="hikari_next",
-            access_key="Ak3y0001",
+            access_key=KEY,
             line_limit=20000,
             billing=BILLINGS[n % 2],
         )
@@ -173,6 +175,7 @@ def setup(engine: Engine, history: History) -> None:
             applicant=APPLICANT,
             limit=5000,
             line_auth=False,
+            access_key=KEY,
         )
 
 
@@ -201,7 +204,7 @@ def apply(
                 )
                 receipts.append(result.receipt)
             elif op.kind == "cancel" and receipts:
-                engine.cancel(at=at, receipt=receipts[a % len(receipts)])
+                engine.cancel(at=at, receipt=receipts[a % len(receipts)], password=PW)
             elif op.kind == "refund" and receipts:
                 engine.refund(
                     at=at, receipt=receipts[a % len(receipts)], amount=b % 300 + 1, reason="r"
@@ -215,7 +218,9 @@ def apply(
                     at=at, customer_id=line, billing=BILLINGS[b % 2], reason="customer_number"
                 )
             elif op.kind == "delete_passport":
-                engine.delete_passport(at=at, passport_id=pid(a % len(history.passport_lines)))
+                engine.delete_passport(
+                    at=at, passport_id=pid(a % len(history.passport_lines)), access_key=KEY
+                )
             elif op.kind == "change_line":
                 change = ("relocation", "rename", "menu_change", "cancellation")[b % 4]
                 new_kind = "hikari_light" if change == "menu_change" else None

@@ -539,7 +539,7 @@ LINE_HOLDER_DECISIONS: list[tuple[str, Any]] = [
     (
         "register_passport",
         lambda d, key: passport.decide_register_passport(
-            a_line(), None, None, register_command(d.at.isoformat(), access_key=key), d
+            a_line(), None, None, {}, register_command(d.at.isoformat(), access_key=key), d
         ),
     ),
     (
@@ -547,6 +547,7 @@ LINE_HOLDER_DECISIONS: list[tuple[str, Any]] = [
         lambda d, key: passport.decide_change_passport_limit(
             a_passport(),
             a_line(),
+            {},
             cmd.ChangePassportLimit(at=d.at, passport_id=PID, access_key=key, limit=100),
             d,
         ),
@@ -617,7 +618,8 @@ def test_the_access_key_is_checked_before_the_state_it_guards() -> None:
     d = decision("2024-12-05T10:00:00+09:00")
     c = register_command(d.at.isoformat(), access_key="Wrong123", passport_id=str(PID), limit=9000)
     assert (
-        passport.decide_register_passport(a_line(regulated=True), a_passport(), None, c, d) is None
+        passport.decide_register_passport(a_line(regulated=True), a_passport(), None, {}, c, d)
+        is None
     )
     assert {type(r) for r in d.refusals} >= {
         WrongAccessKey,
@@ -643,7 +645,7 @@ def test_a_provider_registering_on_a_customers_behalf_needs_no_access_key() -> N
     )
     d = decision("2025-01-10T10:00:00+09:00")
     east = a_line(operator=Operator.EAST, kind=LineKind.B_FLETS)
-    assert passport.decide_register_passport(east, None, a_provider(), c, d) is not None
+    assert passport.decide_register_passport(east, None, a_provider(), {}, c, d) is not None
     assert d.verdict() is None
 
 
@@ -744,7 +746,7 @@ def test_line_auth_cannot_be_switched_on_for_an_id_on_a_non_hikari_line(kind: Li
     east = a_line(operator=Operator.EAST, kind=kind)
     d = decision("2024-02-01T10:00:00+09:00")
     c = register_command(d.at.isoformat(), line_auth=True)
-    assert passport.decide_register_passport(east, None, None, c, d) is None
+    assert passport.decide_register_passport(east, None, None, {}, c, d) is None
     assert type(d.verdict()) is InvalidInput
     d = decision("2024-02-01T10:00:00+09:00")
     change = cmd.ChangePassportDetails(

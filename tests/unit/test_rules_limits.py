@@ -71,6 +71,107 @@ def test_registration_is_refused_when_the_ids_limits_would_pass_the_cap(engine: 
 
 
 # ---------------------------------------------------------------------------------------------
+# "Because of the invariant, the line's cap then holds too" (§3): what an ID spent this month
+# holds its part of the cap even when its limit is lowered or it is deleted (Decision,
+# docs/design.md "Usage limits")
+
+
+def _spend_the_cap(engine: Engine) -> None:
+    """A line with a 3,000 yen cap whose ID ``taro.1`` (limit 3,000) spends all of it in
+    2024-02 on one-off items."""
+    setup_world(engine, line_limit=3000, limit=3000)
+    for minute in range(10):
+        buy(engine, f"2024-02-01T10:{minute:02d}:00+09:00", ITEM)  # 10 x 300
+
+
+def _bill_total(engine: Engine, month: str) -> int:
+    return engine.bill(customer_id=CID, month=month).subtotal.amount
+
+
+def test_a_limit_lowered_below_the_spend_frees_nothing_for_another_id_that_month(
+    engine: Engine,
+) -> None:
+    """§3: moving a spent limit to a new ID would put 6,000 yen on a 3,000 yen line's bill."""
+    _spend_the_cap(engine)
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=0
+    )
+    with refused(engine, LimitSumExceeded) as info:
+        register(engine, "hanako.2", at="2024-02-02T11:00:00+09:00", limit=3000)
+    assert "spent this month" in info.value.message
+    # A limit of 0 adds nothing: allowed.
+    register(engine, "hanako.2", at="2024-02-02T11:00:00+09:00", limit=0)
+    with refused(engine, LimitSumExceeded):
+        engine.change_passport_limit(
+            access_key=KEY, at="2024-02-02T12:00:00+09:00", passport_id="hanako.2", limit=1
+        )
+    assert _bill_total(engine, "2024-02") == 3000
+    # The next month the one-off spend is gone: the limit is free again.
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-03-01T00:00:00+09:00", passport_id="hanako.2", limit=3000
+    )
+    buy(engine, "2024-03-01T10:00:00+09:00", ITEM, passport_id="hanako.2")
+
+
+def test_a_deleted_ids_spend_holds_the_cap_until_its_month_ends(engine: Engine) -> None:
+    """§2 + §3: what a deleted ID spent stays on the month's bill, so it stays on the cap."""
+    _spend_the_cap(engine)
+    engine.delete_passport(access_key=KEY, at="2024-02-02T10:00:00+09:00", passport_id=PID)
+    with refused(engine, LimitSumExceeded):
+        register(engine, "hanako.2", at="2024-02-02T11:00:00+09:00", limit=1)
+    register(engine, "hanako.2", at="2024-03-01T00:00:00+09:00", limit=3000)
+
+
+def test_a_monthly_service_kept_past_a_lowered_limit_holds_the_cap_every_month(
+    engine: Engine,
+) -> None:
+    """§3 + §4: a monthly subscription is charged every month it runs, whatever the limit."""
+    setup_world(engine, line_limit=3000, limit=3000)
+    buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY)  # 525 a month
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=0
+    )
+    with refused(engine, LimitSumExceeded):
+        register(engine, "hanako.2", at="2024-04-02T11:00:00+09:00", limit=3000 - 524)
+    register(engine, "hanako.2", at="2024-04-02T11:00:00+09:00", limit=3000 - 525)
+
+
+def test_raising_a_limit_back_is_checked_against_what_the_others_spent(engine: Engine) -> None:
+    """§3: ID A (limit lowered to 1,000 after spending 2,000) and ID B (1,000) together hold
+    3,000 of the cap; A may not go back up to 3,000 that month."""
+    setup_world(engine, line_limit=3000, limit=2000)
+    register(engine, "hanako.2", at="2024-01-06T00:00:00+09:00", limit=1000)
+    for minute in range(6):
+        buy(engine, f"2024-02-01T10:{minute:02d}:00+09:00", ITEM)  # 1,800
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=0
+    )
+    with refused(engine, LimitSumExceeded):
+        engine.change_passport_limit(
+            access_key=KEY, at="2024-02-02T11:00:00+09:00", passport_id=PID, limit=2001
+        )
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-02T11:00:00+09:00", passport_id=PID, limit=2000
+    )
+
+
+def test_a_change_that_adds_nothing_is_allowed_under_a_cap_lowered_below_the_spend(
+    engine: Engine,
+) -> None:
+    """§3: a cap lowered below the month's spend only stops further purchases; limit changes
+    that do not raise what the IDs hold stay possible."""
+    _spend_the_cap(engine)
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-02T10:00:00+09:00", passport_id=PID, limit=0
+    )
+    engine.change_line_limit(at="2024-02-02T10:01:00+09:00", customer_id=CID, line_limit=0)
+    register(engine, "hanako.2", at="2024-02-02T11:00:00+09:00", limit=0)
+    engine.change_passport_limit(
+        access_key=KEY, at="2024-02-02T12:00:00+09:00", passport_id=PID, limit=2000
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Monthly spend ≤ ID limit (§3)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -40,6 +40,7 @@ from matome.values import (
     Operator,
     PassportId,
     ProviderCode,
+    YearMonth,
     Yen,
     tokyo_date,
 )
@@ -96,6 +97,9 @@ class AccessLine:
     predecessor: CustomerId | None = None
     passports: Mapping[PassportId, Yen] = attrs.field(factory=lambda: _frozen({}))
     notifications: Mapping[ProviderCode, bool] = attrs.field(factory=lambda: _frozen({}))
+    #: The billing month in which each deleted ID left the line: what it spent that month is
+    #: on the line's bill and still holds part of the cap until the month ends (§3).
+    detached: Mapping[PassportId, YearMonth] = attrs.field(factory=lambda: _frozen({}))
 
     @property
     def limit_sum(self) -> Yen:
@@ -129,9 +133,19 @@ def _moved(s: AccessLine, e: ev.LineMoved) -> AccessLine:
         # §6: the service ends: every ID is deleted; the regulation setting is not carried.
         changes["passports"] = _frozen({})
         changes["regulated"] = False
+        changes["detached"] = _detached(s, s.passports, e.at)
     if e.ended:
         changes.update(ended=True, ended_at=e.at, successor=e.new_customer_id)
     return _step(s, e, **changes)
+
+
+def _detached(
+    s: AccessLine, pids: Iterable[PassportId], at: datetime
+) -> Mapping[PassportId, YearMonth]:
+    detached = dict(s.detached)
+    for pid in pids:
+        detached[pid] = YearMonth.of(at)
+    return _frozen(detached)
 
 
 def _with_passport(s: AccessLine, pid: PassportId, limit: Yen | None) -> Mapping[PassportId, Yen]:
@@ -165,7 +179,10 @@ project_line = make_projector(
             s, e, passports=_with_passport(s, e.passport_id, e.limit)
         ),
         ev.PassportDetached: lambda s, e: _step(
-            s, e, passports=_with_passport(s, e.passport_id, None)
+            s,
+            e,
+            passports=_with_passport(s, e.passport_id, None),
+            detached=_detached(s, [e.passport_id], e.at),
         ),
     }
 )
@@ -247,10 +264,94 @@ def decide_open_line(
     return cmd.LineResult(customer_id=c.customer_id)
 
 
+class Spender(Protocol):
+    """What the cap's share of an ID needs of it (a :class:`~matome.aggregates.passport.
+    Passport`): what it spent in a month, and its stream (decided against)."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def last_at(self) -> datetime: ...
+
+    def spend(self, month: YearMonth, *, once_per_month: bool) -> Yen: ...
+
+
+def cap_holders(line: AccessLine, month: YearMonth) -> list[PassportId]:
+    """The IDs that hold part of the line's cap in ``month``: its current IDs and those
+    deleted in that month (see :func:`held_of_cap`)."""
+    return sorted({*line.passports, *(p for p, m in line.detached.items() if m == month)})
+
+
+def held_of_cap(
+    line: AccessLine,
+    spenders: Mapping[PassportId, Spender | None],
+    month: YearMonth,
+    d: Decision,
+) -> dict[PassportId, Yen]:
+    """What each ID holds of the line's cap in ``month`` (§3, Decision): a current ID its
+    limit — or what it spent that month, if more (a limit lowered below the spend frees
+    nothing spent); an ID deleted that month what it spent (it stays on the month's bill).
+
+    Checking a new limit against the sum of these, not of the limits alone, is what makes
+    "the line's cap then holds too" true: moving a limit from an ID that already spent it to
+    another ID cannot put more than the cap on one month's bill.  ``spenders`` are the IDs of
+    :func:`cap_holders`, each decided against (a purchase meanwhile changes its spend).
+    """
+    once = d.policy.monthly_once_per_month
+    held: dict[PassportId, Yen] = {}
+    for pid in cap_holders(line, month):
+        spender = spenders.get(pid)
+        d.against(spender, f"Passport ID {pid}")
+        spent = Yen.ZERO if spender is None else spender.spend(month, once_per_month=once)
+        limit = line.passports.get(pid)
+        held[pid] = spent if limit is None else max(limit, spent, key=lambda y: y.amount)
+    return held
+
+
+def require_within_cap(
+    line: AccessLine,
+    held: Mapping[PassportId, Yen],
+    changed: PassportId | None,
+    new_share: Yen,
+    cap: Yen,
+    d: Decision,
+) -> None:
+    """Refuse (``limit_sum_exceeded``) a change that takes the shares of the cap — with
+    ``changed``'s replaced by ``new_share`` — above ``cap`` (§3: refused, not clamped).
+
+    A change that does not raise the total is allowed even above the cap: the cap may have
+    been lowered below this month's spend, which, like a lowered ID limit, only stops
+    further purchases."""
+    others = sum(y.amount for pid, y in held.items() if pid != changed)
+    total = Yen(others + new_share.amount)
+    before = sum(y.amount for y in held.values())
+    if total <= cap or total.amount <= before:
+        return
+    limits = line.limit_sum.amount + (
+        new_share.amount - line.passports.get(changed, Yen.ZERO).amount
+        if changed is not None and changed in line.passports
+        else new_share.amount
+    )
+    why = (
+        f"limits would add up to {Yen(limits)}"
+        if total.amount == limits
+        else f"limits and what IDs spent this month beyond their limits (or before their "
+        f"deletion) would add up to {total}"
+    )
+    d.refuse(LimitSumExceeded(f"{why}, above the line's cap {cap}"))
+
+
 def decide_change_line_limit(
     line: AccessLine | None, c: cmd.ChangeLineLimit, d: Decision
 ) -> cmd.Done | None:
-    """§3: the cap may not go below the sum of the line's ID limits (refused, not clamped)."""
+    """§3: the cap may not go below the sum of the line's ID limits (refused, not clamped).
+    It may go below what was spent this month: like a lowered ID limit, it only stops
+    further purchases (no ID can then take more than the cap leaves, see
+    :func:`require_within_cap`)."""
     line = require_line(line, c.customer_id, d)
     if line is None:
         return None

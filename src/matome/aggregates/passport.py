@@ -15,7 +15,13 @@ from matome import commands as cmd
 from matome.aggregates.base import make_projector, stream_id
 from matome.aggregates.catalog import Provider, require_listing, require_provider
 from matome.aggregates.decision import Decision
-from matome.aggregates.line import AccessLine, check_access_key, require_line
+from matome.aggregates.line import (
+    AccessLine,
+    check_access_key,
+    held_of_cap,
+    require_line,
+    require_within_cap,
+)
 from matome.aggregates.subscription import (
     Reference,
     Subscription,
@@ -32,7 +38,6 @@ from matome.errors import (
     GoodsNotOffered,
     InvalidInput,
     LimitExceeded,
-    LimitSumExceeded,
     LineAuthFailed,
     LineRegulated,
     LockedOut,
@@ -339,13 +344,17 @@ def decide_register_passport(
     line: AccessLine | None,
     existing: Passport | None,
     via: Provider | None,
+    spenders: Mapping[PassportId, Passport | None],
     c: cmd.RegisterPassport,
     d: Decision,
 ) -> cmd.PassportResult | None:
     """Register a Passport ID on a line (§2): the line holder with the line's access key, or a
     provider on the customer's behalf; not on a regulated line, at most five per line, a limit
     of at most 5,000 yen within the line's cap; from the cut-off only NTT East providers may
-    register one on a customer's behalf."""
+    register one on a customer's behalf.
+
+    ``spenders`` are the IDs that hold part of the line's cap this month
+    (:func:`~matome.aggregates.line.cap_holders`)."""
     policy = d.policy
     line = require_line(line, c.customer_id, d)
     if c.via_provider is not None:
@@ -393,13 +402,8 @@ def decide_register_passport(
             f"line {c.customer_id} holds {policy.max_passports} Passport IDs already"
         ),
     )
-    total = line.limit_sum + c.limit
-    d.require(
-        total <= line.line_limit,
-        lambda: LimitSumExceeded(
-            f"limits would add up to {total}, above the line's cap {line.line_limit}"
-        ),
-    )
+    held = held_of_cap(line, spenders, YearMonth.of(c.at), d)
+    require_within_cap(line, held, None, c.limit, line.line_limit, d)
     if d.refused:
         return None
     d.create(
@@ -421,23 +425,25 @@ def decide_register_passport(
 def decide_change_passport_limit(
     passport: Passport | None,
     line: AccessLine | None,
+    spenders: Mapping[PassportId, Passport | None],
     c: cmd.ChangePassportLimit,
     d: Decision,
 ) -> cmd.Done | None:
-    """§3: any limit that keeps the sum of the line's ID limits within its cap; lowering it
-    below what was spent is allowed (it only stops further purchases).  The line holder's
-    command, with the line's access key."""
+    """§3: any limit that keeps what the line's IDs hold of its cap within it
+    (:func:`~matome.aggregates.line.held_of_cap`: limits, or this month's spend where more);
+    lowering it below what was spent is allowed (it only stops further purchases, and frees
+    nothing spent this month).  The line holder's command, with the line's access key.
+
+    ``spenders`` are the IDs that hold part of the line's cap this month."""
     passport, line = _passport_and_line(passport, line, c.passport_id, d)
     if passport is None or line is None:
         return None
     check_access_key(line, c.access_key, d)
-    total = line.limit_sum - passport.limit + c.limit
-    d.require(
-        total <= line.line_limit,
-        lambda: LimitSumExceeded(
-            f"limits would add up to {total}, above the line's cap {line.line_limit}"
-        ),
-    )
+    month = YearMonth.of(c.at)
+    held = held_of_cap(line, {**spenders, c.passport_id: passport}, month, d)
+    spent = passport.spend(month, once_per_month=d.policy.monthly_once_per_month)
+    new_share = max(c.limit, spent, key=lambda y: y.amount)
+    require_within_cap(line, held, c.passport_id, new_share, line.line_limit, d)
     if d.refused:
         return None
     d.emit(passport, ev.LimitChanged, limit=c.limit)

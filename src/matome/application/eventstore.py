@@ -30,8 +30,10 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import sqlite3
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -1183,6 +1185,27 @@ def check_store(settings: Mapping[str, str]) -> None:
         raise StoreNotFound(f"there is no store at {path} (matome run or matome demo creates one)")
     if os.path.isdir(path):
         raise StoreUnavailable(f"{path} is a directory, not a matome store")
+    if os.path.getsize(path) == 0:
+        # SQLite would take an empty file for an empty database and write its tables into
+        # it: a read command must leave a file that holds no store as it found it.
+        raise StoreNotFound(f"{path} is an empty file, not a matome store")
+
+
+def _sqlite_directory_problem(path: str) -> str | None:
+    """Why SQLite cannot open ``path`` when the cause is its directory: SQLite needs to
+    write its journal files (WAL) beside the database, for reads too."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"its directory {folder} does not exist"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return (
+            f"its directory {folder} is read-only (SQLite writes its journal files beside "
+            "the database, for reads too)"
+        )
+    return None
 
 
 def translate_store_error(error: BaseException, settings: Mapping[str, str]) -> MatomeError | None:
@@ -1219,6 +1242,7 @@ def translate_store_error(error: BaseException, settings: Mapping[str, str]) -> 
         # statement ... does not exist" is a driver fault, reported with its own text).
         ('database "', "it does not exist (no such database)"),
         ('role "', "the user does not exist"),
+        ('relation "', "it is not a matome store (no event table; schema missing or empty)"),
         ("connection refused", "the server refused the connection"),
         ("timeout", "the server did not answer in time"),
         ("timed out", "the server did not answer in time"),
@@ -1235,10 +1259,16 @@ def translate_store_error(error: BaseException, settings: Mapping[str, str]) -> 
         return None
     if "pooltimeout" in text or "couldn't get a connection" in text:
         text += " | " + _postgres_diagnosis(settings).lower()
+    if "unable to open database" in text and store_kind(settings) == "sqlite":
+        problem = _sqlite_directory_problem(settings["SQLITE_DBNAME"])
+        if problem is not None:
+            return StoreUnavailable(f"{store}: {problem}")
     for needle, cause in causes:
         if needle in text and (not needle.endswith('"') or "does not exist" in text):
             return StoreUnavailable(f"{store}: {cause}")
-    return StoreUnavailable(f"{store}: {chain[-1].__class__.__name__}: {chain[-1]}")
+    # The driver's own words, first line only (PostgreSQL adds the SQL and a caret below).
+    detail = (str(chain[-1]).strip().splitlines() or [""])[0]
+    return StoreUnavailable(f"{store}: {chain[-1].__class__.__name__}: {detail}")
 
 
 def _postgres_diagnosis(settings: Mapping[str, str]) -> str:
@@ -1285,16 +1315,31 @@ def describe(settings: Mapping[str, str]) -> str:
     return "in-memory store"
 
 
+def _redacted(url: str) -> str:
+    """``url`` with any password between ``:`` and ``@`` masked (secrets are never echoed)."""
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
 def _postgres_env(url: str) -> dict[str, str]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:  # an unclosed "[", a port out of range or not a number
+        raise InvalidInput(f"store URL {_redacted(url)!r} is malformed: {e}") from None
     query = parse_qs(parts.query)
+    for name, least in (("pool_size", 1), ("max_overflow", 0), ("connect_timeout", 1)):
+        for value in query.get(name, []):
+            if not value.isdigit() or int(value) < least:
+                raise InvalidInput(
+                    f"store URL: {name} must be a whole number of at least {least}, got {value!r}"
+                )
     dbname = unquote(parts.path.lstrip("/")) or "postgres"
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": "matome.application.eventstore:PostgresRecorder",
         "POSTGRES_DBNAME": dbname,
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_PORT": str(port or 5432),
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
         # Writers wait for the table lock a bounded time, then the unit of work retries.
@@ -1303,8 +1348,11 @@ def _postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_CONNECT_TIMEOUT": query.get(
             "connect_timeout", [os.environ.get("MATOME_PG_CONNECT_TIMEOUT", "5")]
         )[0],
-        "POSTGRES_POOL_SIZE": query.get("pool_size", ["5"])[0],
-        "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["20"])[0],
+        # Connections kept open, and how many more a busy process may open: one at start,
+        # so that many processes starting together do not exhaust the server's
+        # max_connections (eventsourcing opens pool_size connections up front).
+        "POSTGRES_POOL_SIZE": query.get("pool_size", ["1"])[0],
+        "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["15"])[0],
     }
     if "schema" in query:
         env["POSTGRES_SCHEMA"] = query["schema"][0]

@@ -9,6 +9,7 @@ decider, one entry here, and its tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from matome import commands as cmd
@@ -18,7 +19,14 @@ from matome.aggregates.line import AccessLine
 from matome.aggregates.passport import Passport
 from matome.aggregates.subscription import Subscription
 from matome.application.uow import UnitOfWork
-from matome.values import BillingAccount, Consolidated, CustomerId, PassportId, ProviderCode
+from matome.values import (
+    BillingAccount,
+    Consolidated,
+    CustomerId,
+    PassportId,
+    ProviderCode,
+    YearMonth,
+)
 
 __all__ = ["HANDLERS", "Handler", "load_calendar", "load_key"]
 
@@ -80,6 +88,15 @@ def load_active_subs(uow: UnitOfWork, passports: Iterable[Passport | None]) -> d
 
 def load_line_passports(uow: UnitOfWork, state: AccessLine) -> Mapping[PassportId, Any]:
     return {pid: load_passport(uow, pid) for pid in state.passports}
+
+
+def load_cap_holders(
+    uow: UnitOfWork, state: AccessLine | None, at: datetime
+) -> Mapping[PassportId, Any]:
+    """The IDs holding part of the line's cap in the month of ``at`` (§3)."""
+    if state is None:
+        return {}
+    return {pid: load_passport(uow, pid) for pid in line.cap_holders(state, YearMonth.of(at))}
 
 
 def _owner(uow: UnitOfWork, p: Passport | None) -> AccessLine | None:
@@ -146,8 +163,9 @@ def _list_service(uow: UnitOfWork, c: cmd.ListService, d: Decision) -> cmd.Resul
 
 def _register_passport(uow: UnitOfWork, c: cmd.RegisterPassport, d: Decision) -> cmd.Result | None:
     via = None if c.via_provider is None else load_provider(uow, c.via_provider)
+    state = load_line(uow, c.customer_id)
     return passport.decide_register_passport(
-        load_line(uow, c.customer_id), load_passport(uow, c.passport_id), via, c, d
+        state, load_passport(uow, c.passport_id), via, load_cap_holders(uow, state, c.at), c, d
     )
 
 
@@ -155,7 +173,8 @@ def _change_passport_limit(
     uow: UnitOfWork, c: cmd.ChangePassportLimit, d: Decision
 ) -> cmd.Result | None:
     p = load_passport(uow, c.passport_id)
-    return passport.decide_change_passport_limit(p, _owner(uow, p), c, d)
+    owner = _owner(uow, p)
+    return passport.decide_change_passport_limit(p, owner, load_cap_holders(uow, owner, c.at), c, d)
 
 
 def _change_passport_details(

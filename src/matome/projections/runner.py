@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 from matome.charging import last_charged_month
 from matome.events import bill as bill_ev
@@ -506,6 +506,17 @@ class Projection:
             tracked = self._position(cur, lock=False)
         return 0 if tracked is None else tracked[0]
 
+    def _ensure_tracking_row(self) -> None:
+        """The tracking row, created at position 0 if missing, so that ``SELECT ... FOR
+        UPDATE`` has a row to lock: catch-ups that start together on a store never caught up
+        would otherwise each find no row, lock nothing and apply the same events."""
+        with self.store.transaction(write=True) as cur:
+            cur.execute(
+                "INSERT INTO mv_tracking (view, position, schema_version) VALUES (?, 0, ?) "
+                "ON CONFLICT (view) DO NOTHING",
+                (VIEW_NAME, SCHEMA_VERSION),
+            )
+
     def _set_position(self, cur: Cursor, position: int) -> None:
         if self.store.dialect == "postgres":
             cur.execute(
@@ -532,6 +543,8 @@ class Projection:
         if self.position() >= stop:
             # Up to date: answered from a read transaction, so a read-only store still answers.
             return 0
+        if self.store.dialect == "postgres":
+            self._ensure_tracking_row()
         done = 0
         total: int | None = None
         while True:
@@ -586,6 +599,7 @@ class Projection:
         however large the batch is.
         """
         recorder = self.log.recorder
+        select = self._select_through(cur) or recorder.select_notifications
         # The views hold no personal data: skip reading it where the mapper can.
         to_event = getattr(
             self.log.mapper,
@@ -596,9 +610,7 @@ class Projection:
         handled, last = 0, position
         while handled < BATCH:
             limit = min(CHUNK, BATCH - handled)
-            chunk = recorder.select_notifications(
-                start=last + 1, limit=limit, stop=stop, topics=TOPICS
-            )
+            chunk = select(start=last + 1, limit=limit, stop=stop, topics=TOPICS)
             events: list[DomainEvent] = []
             for notification in chunk:
                 event = to_event(notification)
@@ -621,6 +633,38 @@ class Projection:
             if len(chunk) < limit:
                 break
         return handled, last
+
+    def _select_through(self, cur: Cursor) -> Callable[..., Sequence[Notification]] | None:
+        """On a SQLite file, the events read through the views' own connection, inside the
+        batch's transaction.  Read through the event store's connection pool instead, a
+        catch-up that holds the database's write lock would wait for a pooled connection
+        while the writers holding them all wait for that lock: a deadlock until SQLite's
+        busy timeout."""
+        table = getattr(self.log.recorder, "events_table_name", None)
+        if not getattr(self.store, "beside_events", False) or not table:
+            return None
+        marks = ",".join("?" * len(TOPICS))
+        sql = (
+            f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
+            f"WHERE rowid >= ? AND rowid <= ? AND topic IN ({marks}) ORDER BY rowid LIMIT ?"
+        )
+
+        def select(
+            *, start: int, limit: int, stop: int, topics: Sequence[str]
+        ) -> list[Notification]:
+            cur.execute(sql, (start, stop, *topics, limit))
+            return [
+                Notification(
+                    id=row[0],
+                    originator_id=UUID(row[1]),
+                    originator_version=row[2],
+                    topic=row[3],
+                    state=bytes(row[4]),
+                )
+                for row in cur.fetchall()
+            ]
+
+        return select
 
     def _check_schema(self) -> None:
         with self.store.transaction(write=False) as cur:

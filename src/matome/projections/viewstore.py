@@ -155,6 +155,9 @@ class ViewStore:
 class SQLiteViewStore(ViewStore):
     def __init__(self, path: str) -> None:
         super().__init__()
+        #: The views share the events' database file (not so for an in-memory store): a
+        #: catch-up reads the events through this connection, inside its own transaction.
+        self.beside_events = path != ":memory:"
         # Autocommit mode: transactions are begun explicitly (BEGIN IMMEDIATE for writers, so
         # two catch-ups never interleave their reads of the tracking position).
         self._conn = sqlite3.connect(
@@ -244,7 +247,8 @@ class PostgresViewStore(ViewStore):
         self._pool = ConnectionPool(
             kwargs=kwargs,
             min_size=1,
-            max_size=int(env.get("POSTGRES_POOL_SIZE", "5")) + 5,
+            max_size=int(env.get("POSTGRES_POOL_SIZE", "1"))
+            + int(env.get("POSTGRES_MAX_OVERFLOW", "15")),
             timeout=float(env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
             open=True,
         )
