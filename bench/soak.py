@@ -26,8 +26,7 @@ Usage::
 
 It prints one row per scenario and store: kills survived, processes started, commands, bills
 issued, events, and anything lost, doubled or otherwise different (must be nothing), and exits
-1 if anything was.  ``known`` counts differences from known engine bugs (see
-``KNOWN_LATE_BILL_TIME`` in the harness), reported but not failed.
+1 if anything was.
 """
 
 from __future__ import annotations
@@ -114,7 +113,7 @@ def soak(
 
 _HEADER = (
     f"{'scenario':<16} {'store':<9} {'kills':>6} {'starts':>6} {'stores':>6} {'commands':>8} "
-    f"{'bills':>7} {'events':>7} {'lost':>5} {'doubled':>7} {'other':>5} {'known':>5} "
+    f"{'bills':>7} {'events':>7} {'lost':>5} {'doubled':>7} {'other':>5} "
     f"{'wall s':>7} {'cpu s':>7}"
 )
 
@@ -123,7 +122,7 @@ def _print_row(out: Outcome) -> None:
     print(
         f"{out.scenario:<16} {out.store:<9} {out.kills:>6} {out.starts:>6} "
         f"{out.trajectories:>6} {out.commands:>8} {out.bills:>7} {out.events:>7} "
-        f"{out.lost:>5} {out.doubled:>7} {out.other:>5} {out.known:>5} "
+        f"{out.lost:>5} {out.doubled:>7} {out.other:>5} "
         f"{out.seconds:>7.1f} {out.cpu:>7.1f}",
         flush=True,
     )

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -215,7 +214,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if after:
                 print(f"matome run: resuming {path} after line {after}", file=sys.stderr)
             # A billing run cut short with the log is completed before going on.
-            engine.complete_billing(datetime.now(UTC))
+            engine.complete_billing()
         accepted, refused = run_log(engine, source, sys.stdout, total, after=after)
     except _StoreFailed as stopped:
         print(

@@ -289,11 +289,17 @@ class Engine:
         return self._store.matome_recorder.log_position(log_id)
 
     @_guarded
-    def complete_billing(self, at: datetime) -> int:
+    def complete_billing(self, at: datetime | None = None) -> int:
         """Issue every bill of the closed months that an interrupted billing run left unissued;
-        return how many."""
-        through = self.closed_through()
-        return 0 if through is None else self.run_billing(through, at)
+        return how many.
+
+        The bills carry the business time ``at`` — by default that of the ``issue_bills``
+        that closed the months, as an uninterrupted run would have (the wall clock is never a
+        business time)."""
+        calendar: Calendar | None = self._commands.cache.get(CALENDAR_ID, project_calendar)
+        if calendar is None or calendar.closed_through is None:
+            return 0
+        return self.run_billing(calendar.closed_through, at or calendar.last_at)
 
     def forget_cached_states(self) -> None:
         """Forget the aggregate states cached in memory; they are read again from the store

@@ -880,6 +880,20 @@ class WriterGate:
         return contextlib.nullcontext()
 
 
+class _OpenFile:
+    """A file descriptor closed when the thread that kept it ends (its thread-local storage
+    is dropped) — or, inherited by a forked child, left to the parent."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+
+
 class FileGate(WriterGate):
     """The gate of a SQLite file store: an ``flock`` on a file beside the database, so that
     processes sharing the store share the gate."""
@@ -887,17 +901,36 @@ class FileGate(WriterGate):
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
+        self._files = threading.local()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def _shared_file(self) -> int:
+        # flock locks belong to an open file: each thread keeps its own (opened once, not
+        # per write), so threads exclude each other as processes do.  A forked child opens
+        # its own rather than share its parent's.
+        held: _OpenFile | None = getattr(self._files, "file", None)
+        if held is None or held.pid != os.getpid():
+            held = self._files.file = _OpenFile(self._open())
+        return held.fd
 
     @contextlib.contextmanager
     def _across_processes(self, *, exclusive: bool) -> Iterator[None]:
-        # One open file per acquisition: flock locks belong to an open file, so two of them
-        # in one process exclude each other as two processes' do.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if exclusive:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the lock
+            return
+        fd = self._shared_file()
+        fcntl.flock(fd, fcntl.LOCK_SH)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
         finally:
-            os.close(fd)  # releases the lock
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class PostgresGate(WriterGate):
