@@ -317,6 +317,10 @@ def generate_log(
                     for gone in line.passports:
                         gone.deleted = True
         month = month.next()
-    out.sort(key=lambda x: (x[0], x[1]))
-    for _, _, body in out:
-        yield body
+        # Every command drawn for a month falls in that month (refunds come 5 days after a
+        # purchase made by the 19th): the log is written a month at a time, in time order,
+        # and memory holds one month of commands, not the whole log.
+        out.sort(key=lambda x: (x[0], x[1]))
+        for _, _, body in out:
+            yield body
+        out.clear()
