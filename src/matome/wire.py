@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import cattrs
+import orjson
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from matome.documents import Charge, Statement
@@ -154,7 +155,15 @@ def dumps(data: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    return json.loads(text)
+    """JSON text matome wrote (stored events, view rows) as Python values.
+
+    Through ``orjson``: about 3× faster than ``json``, which matters when a rebuild or an
+    audit reads a whole log.  Input from outside (command logs) is read by
+    :mod:`matome.interchange` with ``json`` and its own bounds, never through this function."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # what orjson refuses (an integer past 64 bits) json reads
 
 
 T = TypeVar("T")

@@ -28,7 +28,6 @@ import base64
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -59,7 +58,7 @@ from eventsourcing.utils import Environment
 
 from matome.errors import Busy, InvalidInput, MatomeError, StoreNotFound, StoreUnavailable
 from matome.events.base import EVENT_TOPICS, DomainEvent
-from matome.wire import converter, dumps
+from matome.wire import converter, dumps, loads
 
 __all__ = [
     "DEFAULT_DB",
@@ -279,12 +278,15 @@ class EventMapper(Mapper[UUID]):
 
     def stored_state(self, stored_event: StoredEvent) -> dict[str, Any]:
         """The JSON state of a stored event, as stored (personal references unresolved)."""
-        data = stored_event.state
+        return self.state_of(stored_event.state)
+
+    def state_of(self, data: bytes) -> dict[str, Any]:
+        """The JSON state stored as ``data`` (decrypted and decompressed as configured)."""
         if self.cipher:
             data = self.cipher.decrypt(data)
         if self.compressor:
             data = self.compressor.decompress(data)
-        state: dict[str, Any] = json.loads(data)
+        state: dict[str, Any] = loads(data)
         return state
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
@@ -315,9 +317,7 @@ class EventMapper(Mapper[UUID]):
                     found = {r: memory[r] for r in wanted if r in memory}
                 for name, ref in refs.items():
                     data = found.get(ref)
-                    state[name] = (
-                        {"erased": True} if data is None else json.loads(self.open_text(data))
-                    )
+                    state[name] = {"erased": True} if data is None else loads(self.open_text(data))
             originator_id = stored_event.originator_id
             if not isinstance(originator_id, UUID):
                 originator_id = UUID(str(originator_id))

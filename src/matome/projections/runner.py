@@ -24,8 +24,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+)
 
+from matome.application.eventstore import event_to_json, upcast
 from matome.charging import last_charged_month
 from matome.events import bill as bill_ev
 from matome.events import catalog as catalog_ev
@@ -35,8 +41,8 @@ from matome.events import passport as passport_ev
 from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
 from matome.projections.viewstore import SCHEMA_VERSION, Cursor, ViewStore
-from matome.values import billing_to_json, tokyo_date
-from matome.wire import dumps, to_json
+from matome.values import tokyo_date
+from matome.wire import dumps
 
 __all__ = ["VIEW_NAME", "EventLog", "Progress", "Projection", "utc_text"]
 
@@ -258,6 +264,51 @@ class _BatchCursor:
         return found
 
 
+class Raw:
+    """An event as the projection reads it: its stream, version and stored JSON state
+    (brought up to the current class version), without building the typed event.
+
+    Decoding into typed events (cattrs, every value type validated again) was most of a
+    rebuild's time; the handlers need a few fields of each event, as text and numbers.  The
+    typed events are still what the aggregates load, and what :mod:`matome.verify` checks.
+    """
+
+    __slots__ = ("state", "stream", "version")
+
+    def __init__(self, stream: str, version: int, state: dict[str, Any]) -> None:
+        self.stream = stream
+        self.version = version
+        self.state = state
+
+    @property
+    def at(self) -> datetime:
+        at: datetime = datetime.fromisoformat(self.state["at"])
+        if at.utcoffset() is None:
+            raise ValueError(f"stored time {self.state['at']!r} has no offset")
+        return at
+
+    @property
+    def month(self) -> str:
+        """The Tokyo billing month of ``at`` as ``YYYY-MM``."""
+        text: str = self.state["at"]
+        if text.endswith("+09:00") and len(text) >= 19:
+            return text[:7]  # written in Tokyo time (the usual case): its own month
+        return _month_text(self.at)
+
+
+#: A stored event as the runner reads it: notification id, stream (UUID text), version, topic,
+#: stored state.
+_Row = tuple[int, str, int, str, bytes]
+
+
+def _stream_text(stored: str) -> str:
+    """The UUID text (``str(UUID)``) of an originator ID as SQLite stores it (32 hex digits),
+    without building the UUID."""
+    if len(stored) == 32:
+        return f"{stored[:8]}-{stored[8:12]}-{stored[12:16]}-{stored[16:20]}-{stored[20:]}"
+    return str(UUID(stored))
+
+
 def _subscription(cur: Cursor, stream: str) -> tuple[str, datetime] | None:
     if isinstance(cur, _BatchCursor):
         return cur.subscription(stream)
@@ -266,91 +317,77 @@ def _subscription(cur: Cursor, stream: str) -> tuple[str, datetime] | None:
     return None if row is None else (row[0], _parse_utc(row[1]))
 
 
-def _sub_purchased(cur: Cursor, e: sub_ev.Purchased) -> None:
-    stream = str(e.originator_id)
-    at = utc_text(e.at)
+def _sub_purchased(cur: Cursor, e: Raw) -> None:
+    s = e.state
+    at = e.at
     cur.execute(
         _INSERT_SUB,
         (
-            e.receipt,
-            stream,
-            e.customer_id.value,
-            e.passport_id.value,
-            e.provider.value,
-            e.service.value,
-            e.service_name,
-            e.pricing.value,
-            e.price.amount,
-            at,
-            _month_text(e.at),
-            e.quantity,
+            s["receipt"],
+            e.stream,
+            s["customer_id"],
+            s["passport_id"],
+            s["provider"],
+            s["service"],
+            s["service_name"],
+            s["pricing"],
+            int(s["price"]),
+            utc_text(at),
+            e.month,
+            int(s["quantity"]),
         ),
     )
     if isinstance(cur, _BatchCursor):
         # The instant of ``at`` (utc_text keeps every microsecond a datetime has).
-        cur.purchased(stream, e.receipt, e.at)
+        cur.purchased(e.stream, s["receipt"], at)
 
 
-def _sub_cancelled(cur: Cursor, e: sub_ev.Cancelled) -> None:
+def _sub_cancelled(cur: Cursor, e: Raw) -> None:
     # The view keeps the last charged month beside the cancellation so that month queries can
     # select by range; the rule itself is matome.charging's.
-    stream = str(e.originator_id)
-    sub = _subscription(cur, stream)
+    sub = _subscription(cur, e.stream)
     if sub is None:
-        raise LookupError(f"Cancelled for unknown subscription stream {e.originator_id}")
-    last = last_charged_month(sub[1], e.at)
-    cur.execute(
-        _CANCEL_SUB,
-        (utc_text(e.at), str(last), e.reason.value, e.originator_version, stream),
-    )
+        raise LookupError(f"Cancelled for unknown subscription stream {e.stream}")
+    at = e.at
+    last = last_charged_month(sub[1], at)
+    cur.execute(_CANCEL_SUB, (utc_text(at), str(last), e.state["reason"], e.version, e.stream))
 
 
-def _sub_refunded(cur: Cursor, e: sub_ev.Refunded) -> None:
-    sub = _subscription(cur, str(e.originator_id))
+def _sub_refunded(cur: Cursor, e: Raw) -> None:
+    sub = _subscription(cur, e.stream)
     if sub is None:
         return  # as ever: a refund of an unknown purchase adds no row
+    at = e.at
+    s = e.state
     cur.execute(
         _INSERT_REFUND,
-        (
-            sub[0],
-            e.originator_version,
-            utc_text(e.at),
-            _month_text(e.at),
-            e.amount.amount,
-            e.reason,
-        ),
+        (sub[0], e.version, utc_text(at), e.month, int(s["amount"]), s["reason"]),
     )
 
 
-def _line_opened(cur: Cursor, e: line_ev.LineOpened) -> None:
+def _line_opened(cur: Cursor, e: Raw) -> None:
+    s = e.state
     cur.execute(
         _INSERT_LINE,
-        (
-            e.customer_id.value,
-            str(e.originator_id),
-            e.operator.value,
-            e.kind.value,
-            utc_text(e.at),
-            e.predecessor.value if e.predecessor else None,
-        ),
+        (s["customer_id"], e.stream, s["operator"], s["kind"], utc_text(e.at), s["predecessor"]),
     )
     if isinstance(cur, _BatchCursor):
-        cur.opened(str(e.originator_id), e.customer_id.value)
-    _billing(cur, e.customer_id.value, e)
+        cur.opened(e.stream, s["customer_id"])
+    _billing(cur, s["customer_id"], e)
 
 
-def _billing(cur: Cursor, customer_id: str, e: line_ev.LineOpened | line_ev.BillingChanged) -> None:
+def _billing(cur: Cursor, customer_id: str, e: Raw) -> None:
+    # The billing object is stored in the contract's JSON form (billing_to_json).
     cur.execute(
-        _INSERT_BILLING,
-        (customer_id, e.originator_version, utc_text(e.at), dumps(billing_to_json(e.billing))),
+        _INSERT_BILLING, (customer_id, e.version, utc_text(e.at), dumps(e.state["billing"]))
     )
 
 
-def _customer_of(cur: Cursor, stream: Any) -> str:
+def _customer_of(cur: Cursor, stream: str) -> str:
     if isinstance(cur, _BatchCursor):
-        found = cur.customer(str(stream))
+        found = cur.customer(stream)
     else:
-        cur.execute(_LINE_BY_STREAM, (str(stream),))
+        cur.execute(_LINE_BY_STREAM, (stream,))
         row = cur.fetchone()
         found = None if row is None else str(row[0])
     if found is None:
@@ -358,101 +395,92 @@ def _customer_of(cur: Cursor, stream: Any) -> str:
     return found
 
 
-def _billing_changed(cur: Cursor, e: line_ev.BillingChanged) -> None:
-    _billing(cur, _customer_of(cur, e.originator_id), e)
+def _billing_changed(cur: Cursor, e: Raw) -> None:
+    _billing(cur, _customer_of(cur, e.stream), e)
 
 
-def _line_moved(cur: Cursor, e: line_ev.LineMoved) -> None:
-    customer_id = _customer_of(cur, e.originator_id)
+def _line_moved(cur: Cursor, e: Raw) -> None:
+    s = e.state
+    customer_id = _customer_of(cur, e.stream)
+    at = utc_text(e.at)
     cur.execute(
         _INSERT_CONTINUITY,
         (
             customer_id,
-            e.originator_version,
-            utc_text(e.at),
-            e.change.value,
-            e.new_customer_id.value if e.new_customer_id else None,
-            int(e.kept),
-            dumps(list(e.cancelled)),
-            dumps([p.value for p in e.deleted]),
+            e.version,
+            at,
+            s["change"],
+            s["new_customer_id"],
+            int(bool(s["kept"])),
+            dumps(list(s["cancelled"])),
+            dumps(list(s["deleted"])),
         ),
     )
-    if e.new_kind is not None:
-        cur.execute(_LINE_KIND, (e.new_kind.value, customer_id))
-    if e.ended:
-        cur.execute(
-            _LINE_ENDED,
-            (
-                utc_text(e.at),
-                e.new_customer_id.value if e.new_customer_id else None,
-                customer_id,
-            ),
-        )
+    if s["new_kind"] is not None:
+        cur.execute(_LINE_KIND, (s["new_kind"], customer_id))
+    if s["ended"]:
+        cur.execute(_LINE_ENDED, (at, s["new_customer_id"], customer_id))
 
 
-def _provider_registered(cur: Cursor, e: catalog_ev.ProviderRegistered) -> None:
+def _provider_registered(cur: Cursor, e: Raw) -> None:
+    s = e.state
+    cur.execute(_INSERT_PROVIDER, (s["provider"], s["name"], s["contact"], s["goods"]))
+
+
+def _passport_registered(cur: Cursor, e: Raw) -> None:
+    s = e.state
+    cur.execute(_INSERT_PASSPORT, (s["passport_id"], e.stream, s["customer_id"], utc_text(e.at)))
+
+
+def _passport_deleted(cur: Cursor, e: Raw) -> None:
     cur.execute(
-        _INSERT_PROVIDER,
-        (e.provider.value, e.name, e.contact, e.goods.value),
+        "UPDATE mv_passports SET deleted_at = ? WHERE stream = ?", (utc_text(e.at), e.stream)
     )
 
 
-def _passport_registered(cur: Cursor, e: passport_ev.Registered) -> None:
-    cur.execute(
-        _INSERT_PASSPORT,
-        (e.passport_id.value, str(e.originator_id), e.customer_id.value, utc_text(e.at)),
-    )
-
-
-def _passport_deleted(cur: Cursor, e: passport_ev.PassportDeleted) -> None:
-    cur.execute(
-        "UPDATE mv_passports SET deleted_at = ? WHERE stream = ?",
-        (utc_text(e.at), str(e.originator_id)),
-    )
-
-
-def _bill_issued(cur: Cursor, e: bill_ev.BillIssued) -> None:
-    cur.execute(
-        _INSERT_BILL,
-        (e.customer_id.value, str(e.month), dumps(to_json(e.bill)), e.digest),
-    )
+def _bill_issued(cur: Cursor, e: Raw) -> None:
+    s = e.state
+    bill = s["bill"]
+    customer_id, month = s["customer_id"], s["month"]
+    # The bill document as issued: stored in the contract's JSON form (to_json of the Bill).
+    cur.execute(_INSERT_BILL, (customer_id, month, dumps(bill), s["digest"]))
     # The month's totals per provider, read by provider totals and settlement once the
     # month's billing run completed (instead of recomputing every charge of every line).
     cur.executemany(
         _INSERT_BILL_ROW,
-        [
-            (e.customer_id.value, str(e.month), r.provider.value, r.amount.amount)
-            for r in e.bill.rows
-        ],
+        [(customer_id, month, r["provider"], int(r["amount"])) for r in bill["rows"]],
     )
 
 
-def _billing_run_completed(cur: Cursor, e: ledger_ev.BillingRunCompleted) -> None:
-    cur.execute("UPDATE mv_calendar SET billed_through = ? WHERE id = 1", (str(e.through),))
+def _billing_run_completed(cur: Cursor, e: Raw) -> None:
+    through = e.state["through"]
+    cur.execute("UPDATE mv_calendar SET billed_through = ? WHERE id = 1", (through,))
     cur.execute(
         "INSERT INTO mv_calendar (id, billed_through) SELECT 1, ? "
         "WHERE NOT EXISTS (SELECT 1 FROM mv_calendar WHERE id = 1)",
-        (str(e.through),),
+        (through,),
     )
 
 
-def _fee_set(cur: Cursor, e: ledger_ev.FeeSet) -> None:
+def _fee_set(cur: Cursor, e: Raw) -> None:
+    s = e.state
     cur.execute(
         "INSERT INTO mv_fees (operator, version, effective_from, flat_fee) VALUES (?, ?, ?, ?)",
-        (e.operator.value, e.originator_version, str(e.effective_from), e.flat_fee.amount),
+        (s["operator"], e.version, s["effective_from"], int(s["flat_fee"])),
     )
 
 
-def _months_closed(cur: Cursor, e: ledger_ev.MonthsClosed) -> None:
-    cur.execute("UPDATE mv_calendar SET closed_through = ? WHERE id = 1", (str(e.through),))
+def _months_closed(cur: Cursor, e: Raw) -> None:
+    through = e.state["through"]
+    cur.execute("UPDATE mv_calendar SET closed_through = ? WHERE id = 1", (through,))
     cur.execute(
         "INSERT INTO mv_calendar (id, closed_through) SELECT 1, ? "
         "WHERE NOT EXISTS (SELECT 1 FROM mv_calendar WHERE id = 1)",
-        (str(e.through),),
+        (through,),
     )
 
 
-HANDLERS: dict[type[DomainEvent], Callable[[Cursor, Any], None]] = {
+_BY_CLASS: dict[type[DomainEvent], Callable[[Cursor, Raw], None]] = {
     sub_ev.Purchased: _sub_purchased,
     sub_ev.Cancelled: _sub_cancelled,
     sub_ev.Refunded: _sub_refunded,
@@ -467,8 +495,16 @@ HANDLERS: dict[type[DomainEvent], Callable[[Cursor, Any], None]] = {
     ledger_ev.FeeSet: _fee_set,
     ledger_ev.BillingRunCompleted: _billing_run_completed,
 }
+#: The view handlers by event topic.
+HANDLERS: dict[str, Callable[[Cursor, Raw], None]] = {
+    cls.TOPIC: handler for cls, handler in _BY_CLASS.items()
+}
+#: The event class of each topic the views read (for upcasting old stored versions).
+_CLASSES: dict[str, type[DomainEvent]] = {cls.TOPIC: cls for cls in _BY_CLASS}
 #: Only these topics are read from the log: the others do not change the views.
-TOPICS = tuple(sorted(cls.TOPIC for cls in HANDLERS))
+TOPICS = tuple(sorted(HANDLERS))
+#: Topics whose handler looks its purchase up by stream (prefetched a chunk at a time).
+_LOOKUPS = frozenset((sub_ev.Cancelled.TOPIC, sub_ev.Refunded.TOPIC))
 
 
 class EventLog(Protocol):
@@ -598,43 +634,64 @@ class Projection:
         They are read, decoded and applied ``CHUNK`` at a time, so memory stays bounded
         however large the batch is.
         """
-        recorder = self.log.recorder
-        select = self._select_through(cur) or recorder.select_notifications
-        # The views hold no personal data: skip reading it where the mapper can.
-        to_event = getattr(
-            self.log.mapper,
-            "to_domain_event_without_personal_data",
-            self.log.mapper.to_domain_event,
-        )
+        select = self._select_through(cur) or self._select_notifications
+        state_of = getattr(self.log.mapper, "state_of", None)
         writes = _BatchCursor(cur)
         handled, last = 0, position
         while handled < BATCH:
             limit = min(CHUNK, BATCH - handled)
-            chunk = select(start=last + 1, limit=limit, stop=stop, topics=TOPICS)
-            events: list[DomainEvent] = []
-            for notification in chunk:
-                event = to_event(notification)
-                assert isinstance(event, DomainEvent)
-                events.append(event)
+            chunk = select(last + 1, limit, stop)
+            events = [self._raw(row, state_of) for row in chunk]
             writes.prefetch(
-                [
-                    str(e.originator_id)
-                    for e in events
-                    if type(e) is sub_ev.Cancelled or type(e) is sub_ev.Refunded
-                ]
+                [e.stream for e, row in zip(events, chunk, strict=True) if row[3] in _LOOKUPS]
             )
-            for event in events:
-                HANDLERS[type(event)](writes, event)
+            for event, row in zip(events, chunk, strict=True):
+                try:
+                    HANDLERS[row[3]](writes, event)
+                except (KeyError, TypeError, ValueError) as e:
+                    raise MapperDeserialisationError(
+                        f"stored event {row[3]!r} of {event.stream} v{event.version} does not "
+                        f"load into the views: {e!r}"
+                    ) from e
             writes.flush()
             writes.forget()  # memory stays bounded by the chunk
             handled += len(chunk)
             if chunk:
-                last = chunk[-1].id
+                last = chunk[-1][0]
             if len(chunk) < limit:
                 break
         return handled, last
 
-    def _select_through(self, cur: Cursor) -> Callable[..., Sequence[Notification]] | None:
+    def _raw(self, row: _Row, state_of: Callable[[bytes], dict[str, Any]] | None) -> Raw:
+        """The row's event as a :class:`Raw` (its state upcast to the current class
+        version; personal values are not read: the views hold none)."""
+        _, stream, version, topic, data = row
+        try:
+            if state_of is None:  # a mapper of another kind: its JSON through the event
+                event = self.log.mapper.to_domain_event(
+                    StoredEvent(UUID(stream), version, topic, data)
+                )
+                if not isinstance(event, DomainEvent):
+                    raise TypeError(f"not a matome event: {event!r}")
+                state = event_to_json(event)
+            else:
+                state = state_of(data)
+            cls = _CLASSES[topic]
+            if state.get("class_version", 1) != cls.class_version:
+                state = upcast(cls, state)
+        except Exception as e:
+            raise MapperDeserialisationError(
+                f"stored event {topic!r} of {stream} v{version} does not load: {e}"
+            ) from e
+        return Raw(stream, version, state)
+
+    def _select_notifications(self, start: int, limit: int, stop: int) -> list[_Row]:
+        chunk = self.log.recorder.select_notifications(
+            start=start, limit=limit, stop=stop, topics=TOPICS
+        )
+        return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in chunk]
+
+    def _select_through(self, cur: Cursor) -> Callable[[int, int, int], list[_Row]] | None:
         """On a SQLite file, the events read through the views' own connection, inside the
         batch's transaction.  Read through the event store's connection pool instead, a
         catch-up that holds the database's write lock would wait for a pooled connection
@@ -649,20 +706,9 @@ class Projection:
             f"WHERE rowid >= ? AND rowid <= ? AND topic IN ({marks}) ORDER BY rowid LIMIT ?"
         )
 
-        def select(
-            *, start: int, limit: int, stop: int, topics: Sequence[str]
-        ) -> list[Notification]:
-            cur.execute(sql, (start, stop, *topics, limit))
-            return [
-                Notification(
-                    id=row[0],
-                    originator_id=UUID(row[1]),
-                    originator_version=row[2],
-                    topic=row[3],
-                    state=bytes(row[4]),
-                )
-                for row in cur.fetchall()
-            ]
+        def select(start: int, limit: int, stop: int) -> list[_Row]:
+            cur.execute(sql, (start, stop, *TOPICS, limit))
+            return [(r[0], _stream_text(r[1]), r[2], r[3], r[4]) for r in cur.fetchall()]
 
         return select
 
