@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, TextIO
 from matome.documents import check_page
 from matome.engine import Engine
 from matome.errors import Busy, InvalidInput, MatomeError, StoreNotFound, StoreUnavailable
-from matome.interchange import apply_line, log_lines
+from matome.interchange import LogLine, apply_line, apply_lines, log_lines
 from matome.report import audit_html
 from matome.tables import (
     audit_table,
@@ -79,6 +79,8 @@ class _Progress:
 
 #: Exit codes (docs/reliability.md): a document that does not exist or a refusal (with
 #: ``--strict``) is 1, as the contract says; the rest say what went wrong with the store.
+#: Lines of a log file recorded per transaction by ``matome run`` (``--batch``).
+DEFAULT_BATCH = 100
 EXIT_REFUSED = 1
 EXIT_LOG_UNREADABLE = 2
 EXIT_STORE_NOT_FOUND = 3
@@ -133,32 +135,56 @@ def run_log(
     total: int | None = None,
     *,
     after: int = 0,
+    batch: int = 1,
 ) -> tuple[int, int]:
     """Apply a command log, printing one JSON result per command, skipping the lines up to
     ``after``; return how many commands were accepted and refused.
 
     Every command records the log's position with what it writes, so a run cut short can be
-    resumed exactly where it stopped (``matome run --resume``).  A failure of the store stops
-    the run (it is not a refusal of the line): :class:`_StoreFailed`.
+    resumed exactly where it stopped (``matome run --resume``).  With ``batch`` > 1, that many
+    lines are decided one after another and recorded in one transaction
+    (:func:`matome.interchange.apply_lines`: the same decisions, fewer commits); their results
+    are printed once the batch is recorded.  A failure of the store stops the run (it is not a
+    refusal of the line): :class:`_StoreFailed`.
     """
-    accepted = refused = 0
+    counts = [0, 0]
     progress = _Progress(total, "commands")
+    pending: list[LogLine] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        try:
+            if len(pending) == 1:
+                one = pending[0]
+                results = [apply_line(engine, one.number, one.text, one.position)]
+            else:
+                results = apply_lines(engine, pending)
+        except (StoreNotFound, StoreUnavailable) as e:
+            progress.close()
+            raise _StoreFailed(StoreUnavailable(e.message), pending[0].number) from None
+        for result in results:
+            if not result["ok"] and result["error"]["code"] in (
+                StoreNotFound.code,
+                StoreUnavailable.code,
+            ):
+                progress.close()
+                raise _StoreFailed(StoreUnavailable(result["error"]["message"]), result["line"])
+            counts[0] += result["ok"]
+            counts[1] += not result["ok"]
+            out.write(_dumps(result) + "\n")
+        progress.step(len(pending))
+        pending.clear()
+
     for line in log_lines(stream):
         if line.number <= after:
             continue
-        result = apply_line(engine, line.number, line.text, line.position)
-        if not result["ok"] and result["error"]["code"] in (
-            StoreNotFound.code,
-            StoreUnavailable.code,
-        ):
-            progress.close()
-            raise _StoreFailed(StoreUnavailable(result["error"]["message"]), line.number)
-        accepted += result["ok"]
-        refused += not result["ok"]
-        out.write(_dumps(result) + "\n")
-        progress.step()
+        pending.append(line)
+        if len(pending) >= batch:
+            flush()
+    flush()
     progress.close()
-    return accepted, refused
+    return counts[0], counts[1]
 
 
 def _resume_after(engine: Engine, path: str) -> int:
@@ -215,7 +241,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 print(f"matome run: resuming {path} after line {after}", file=sys.stderr)
             # A billing run cut short with the log is completed before going on.
             engine.complete_billing()
-        accepted, refused = run_log(engine, source, sys.stdout, total, after=after)
+        batch = args.batch if args.batch is not None else (1 if path == "-" else DEFAULT_BATCH)
+        accepted, refused = run_log(
+            engine, source, sys.stdout, total, after=after, batch=max(1, batch)
+        )
     except _StoreFailed as stopped:
         print(
             f"matome run: stopped at line {stopped.number}: {stopped.error.message}; the lines "
@@ -461,6 +490,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--strict", action="store_true", help="exit 1 when any command was refused")
     run.add_argument("--quiet", action="store_true", help="no summary line on stderr")
+    run.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"lines recorded per transaction, decided exactly as one at a time (default "
+        f"{DEFAULT_BATCH} for a file, 1 for standard input, where each line is answered at once)",
+    )
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser(

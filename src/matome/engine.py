@@ -38,7 +38,7 @@ from matome.application.eventstore import (
     store_env,
     translate_store_error,
 )
-from matome.application.service import CommandService
+from matome.application.service import UNBATCHED, CommandService
 from matome.audit import audit_line
 from matome.billing import run_billing
 from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf
@@ -326,6 +326,58 @@ class Engine:
         result = self._commands.execute(command, position)
         if isinstance(command, cmd.IssueBills):
             self.run_billing(command.month, command.at)
+        return result
+
+    @_guarded
+    def execute_batch(
+        self, items: Sequence[tuple[cmd.Command[Any], LogPosition | None]]
+    ) -> list[cmd.Result | MatomeError]:
+        """Decide ``items`` in order and record them together; return each one's result or
+        refusal, exactly as :meth:`execute` one at a time would (see
+        :meth:`matome.application.service.CommandService.execute_batch`).
+
+        Commands that cannot share a transaction (``issue_bills``, ``erase_personal_data``)
+        run alone, in their place.  A batch that waited too long for the store's lock is
+        executed again one command at a time.  A failure of the store raises (nothing of the
+        batch is kept)."""
+        out: list[cmd.Result | MatomeError] = []
+        run: list[tuple[cmd.Command[Any], LogPosition | None]] = []
+
+        def flush() -> None:
+            if not run:
+                return
+            try:
+                out.extend(self._commands.execute_batch(run))
+            except Exception as e:
+                seen = (
+                    e
+                    if isinstance(e, MatomeError)
+                    else translate_store_error(e, self.store_settings)
+                )
+                if not isinstance(seen, Busy):
+                    raise
+                for command, position in run:
+                    out.append(self._one(command, position))
+            run.clear()
+
+        for command, position in items:
+            if type(command) in UNBATCHED:
+                flush()
+                out.append(self._one(command, position))
+            else:
+                run.append((command, position))
+        flush()
+        return out
+
+    def _one(
+        self, command: cmd.Command[Any], position: LogPosition | None
+    ) -> cmd.Result | MatomeError:
+        try:
+            result: cmd.Result = self.execute(command, position)
+        except (StoreUnavailable, StoreNotFound):
+            raise
+        except MatomeError as e:
+            return e
         return result
 
     open_line = _command_method(cmd.OpenLine)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -22,7 +22,7 @@ from matome.commands import Command, parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput, MatomeError
 
-__all__ = ["MAX_LINE_BYTES", "LogLine", "apply_line", "log_lines", "parse_line"]
+__all__ = ["MAX_LINE_BYTES", "LogLine", "apply_line", "apply_lines", "log_lines", "parse_line"]
 
 #: The longest command-log line accepted (INTERCHANGE.md bounds): 64 KiB.
 MAX_LINE_BYTES = 64 * 1024
@@ -107,6 +107,32 @@ def apply_line(
     except MatomeError as e:
         return {"line": number, "ok": False, "error": e.to_json()}
     return {"line": number, "ok": True, **result.to_json()}
+
+
+def apply_lines(engine: Engine, lines: Sequence[LogLine]) -> list[dict[str, Any]]:
+    """Apply several command-log lines as one batch (:meth:`Engine.execute_batch`: the
+    decisions of one line at a time, recorded together); return their result objects, in
+    order.  A line that does not parse is answered ``invalid_input`` in its place.  A failure
+    of the store is raised: nothing of the batch is kept."""
+    results: list[dict[str, Any] | None] = []
+    items: list[tuple[Command[Any], LogPosition | None]] = []
+    slots: list[int] = []
+    for line in lines:
+        try:
+            command = parse_line(line.text)
+        except MatomeError as e:
+            results.append({"line": line.number, "ok": False, "error": e.to_json()})
+            continue
+        slots.append(len(results))
+        results.append(None)
+        items.append((command, line.position))
+    for slot, outcome in zip(slots, engine.execute_batch(items), strict=True):
+        number = lines[slot].number  # one result per line: slot is the line's index
+        if isinstance(outcome, MatomeError):
+            results[slot] = {"line": number, "ok": False, "error": outcome.to_json()}
+        else:
+            results[slot] = {"line": number, "ok": True, **outcome.to_json()}
+    return [r for r in results if r is not None]
 
 
 @attrs.frozen

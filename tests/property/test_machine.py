@@ -3,7 +3,8 @@
 ``test_engine_agrees_with_the_reference_model`` runs the machine under the loaded profile
 (``ci`` in CI).  The mutation tests break one rule of the *engine* through a test seam (a
 monkeypatch or a policy setting — never an edit of the source) and require the machine to find
-a counterexample and shrink it to a short command log.
+a counterexample and shrink it to a short command log — one on which the unbroken engine
+agrees with the model, so that it is the planted bug's.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from hypothesis.stateful import run_state_machine_as_test
 
 import matome.charging
 import matome.values
+from matome.aggregates import decision as decision_module
 from matome.aggregates import line as line_aggregate
+from matome.aggregates import passport as passport_aggregate
 from matome.aggregates.passport import Passport
 from matome.engine import Engine
+from matome.errors import LockedOut, MatomeError, WrongPassword, rank
 from matome.events.subscription import CancelReason
 from matome.policy import Policy
-from matome.testing.machine import BillingMachine
+from matome.testing.machine import BillingMachine, Disagreement
 from matome.values import YearMonth, Yen, tokyo_date
 
 TestBilling = BillingMachine.TestCase
@@ -60,7 +64,7 @@ MUTANT_SETTINGS = settings(
 #: customer (set up in every run), at most this many commands.
 SHORT = 20
 #: Mutants whose counterexamples Hypothesis needs minutes to shrink: ``pytest -m slow``.
-SLOW = {"utc_month_boundaries", "limit_check_off_by_one"}
+SLOW = {"utc_month_boundaries", "limit_check_off_by_one", "refunds_capped_by_the_price"}
 
 
 @contextmanager
@@ -147,7 +151,80 @@ def limit_check_off_by_one() -> Iterator[type[BillingMachine]]:
         Passport.spend = original  # type: ignore[method-assign]
 
 
+@contextmanager
+def _setting(module: Any, name: str, replacement: Any) -> Iterator[None]:
+    original = getattr(module, name)
+    setattr(module, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+def _password_before_line(refusals: list[MatomeError]) -> MatomeError | None:
+    """The contract's order, except that locked_out and wrong_password outrank
+    line_auth_failed."""
+
+    def mutant_rank(error: MatomeError) -> float:
+        if error.code == "line_auth_failed":
+            return rank("wrong_password") + 0.5
+        return rank(error.code)
+
+    return min(refusals, key=mutant_rank) if refusals else None
+
+
+@contextmanager
+def password_checked_before_the_line() -> Iterator[type[BillingMachine]]:
+    """§9, §10 and the refusal order: locked_out and wrong_password are ranked before
+    line_auth_failed, so a purchase from the wrong line with a wrong password is counted (and
+    someone on another line can lock the ID out).
+
+    The engine's decider does not check the password at all once the line check failed, which
+    would hide the ranking; the mutant checks it anyway, as a decider that collects every
+    refusal does (harmless under the right ranking: a wrong password is counted only when it
+    is the refusal reported).
+    """
+    original = passport_aggregate.decide_purchase
+
+    def decide_purchase(
+        passport: Any, line: Any, provider: Any, c: Any, d: Any, *args: Any, **kw: Any
+    ) -> Any:
+        result = original(passport, line, provider, c, d, *args, **kw)
+        line_failed = (
+            passport is not None
+            and not passport.deleted
+            and line is not None
+            and passport.line_auth
+            and line.kind.has_line_auth
+            and c.presented_line != line.customer_id
+        )
+        if line_failed and not any(isinstance(e, WrongPassword | LockedOut) for e in d.refusals):
+            passport_aggregate.authenticate(passport, c.password, d)
+        return result
+
+    with (
+        _setting(decision_module, "first_refusal", _password_before_line),
+        _setting(passport_aggregate, "decide_purchase", decide_purchase),
+    ):
+        yield BillingMachine
+
+
+def _capped_by_the_price(pricing: Any, amount: int, *args: Any, **kwargs: Any) -> int:
+    return amount  # one charge, however many months were charged (or none)
+
+
+@contextmanager
+def refunds_capped_by_the_price() -> Iterator[type[BillingMachine]]:
+    """§4: refunds capped by the price of one charge instead of what was charged so far (a
+    subscription charged for months is under-refundable; a free same-month re-purchase is
+    refundable)."""
+    with _replacing("charged_so_far", _capped_by_the_price):
+        yield BillingMachine
+
+
 MUTATIONS: dict[str, Callable[[], Any]] = {
+    "password_checked_before_the_line": password_checked_before_the_line,
+    "refunds_capped_by_the_price": refunds_capped_by_the_price,
     "first_of_month_exception_removed": first_of_month_exception_removed,
     "utc_month_boundaries": utc_month_boundaries,
     "repurchase_charged_twice": repurchase_charged_twice,
@@ -168,6 +245,24 @@ def test_the_machine_finds_and_shrinks_a_broken_rule(mutation: str) -> None:
     setup = ("register_provider", "list_service")
     steps = [c for c in log if c["command"] not in setup][2:]  # after the first customer
     assert 0 < len(steps) <= SHORT, f"{mutation}: counterexample of {len(steps)} steps: {log}"
+    # The counterexample is the planted bug's: without it, engine and model agree on it.
+    assert _disagreement(log) is None, f"{mutation}: {_disagreement(log)} without the mutation"
+
+
+def _disagreement(log: list[dict[str, Any]]) -> str | None:
+    """How the (unbroken) engine and the model disagree on ``log``: answers or bills."""
+    machine = BillingMachine()
+    try:
+        for command in log:
+            machine.apply(command)
+        for line in machine.model.lines():
+            for month in machine.model.months():
+                machine._check_bill(line, month)
+    except Disagreement as e:
+        return str(e)
+    finally:
+        machine.engine.close()
+    return None
 
 
 def test_tokyo_date_is_restored_after_the_utc_mutation() -> None:

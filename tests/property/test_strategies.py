@@ -1,5 +1,6 @@
 """The kit's strategies generate what they promise: valid values parse, invalid ones are
-refused with invalid_input, and generated command logs are answered command by command."""
+refused with invalid_input, and generated command logs (contract 2: with credentials) are
+answered command by command."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from matome.cli import apply_line
@@ -29,6 +30,14 @@ from matome.values import (
     Yen,
 )
 
+PURCHASE = {"command": "purchase", "at": "2025-01-15T10:00:00+09:00", "passport_id": "taro",
+            "password": "pass1", "provider": "A", "service": "item"}  # fmt: skip
+
+
+def _purchase(**fields: Any) -> object:
+    return parse_command({**PURCHASE, **fields})
+
+
 VALID: list[tuple[st.SearchStrategy[Any], Callable[[Any], object]]] = [
     (mst.customer_ids(), CustomerId),
     (mst.passport_ids(), PassportId),
@@ -39,6 +48,8 @@ VALID: list[tuple[st.SearchStrategy[Any], Callable[[Any], object]]] = [
     (mst.applicants(), lambda a: Applicant(**a)),
     (mst.yen(), lambda v: Yen.non_negative(v, "price")),
     (mst.year_months().map(str), YearMonth.parse),
+    (mst.quantities(), lambda q: _purchase(quantity=q)),
+    (mst.tokyo_times().map(lambda d: d.isoformat()), lambda at: _purchase(at=at)),
 ]
 INVALID: list[tuple[st.SearchStrategy[Any], Callable[[Any], object]]] = [
     (mst.invalid_customer_ids(), CustomerId),
@@ -51,6 +62,8 @@ INVALID: list[tuple[st.SearchStrategy[Any], Callable[[Any], object]]] = [
     (mst.invalid_yen(), lambda v: Yen.non_negative(v, "price")),
     (mst.invalid_months(), YearMonth.parse),
     (mst.invalid_cycle_days(), lambda d: PhoneBill("06-1234-5678", d)),
+    (mst.invalid_quantities(), lambda q: _purchase(quantity=q)),
+    (mst.invalid_times(), lambda at: _purchase(at=at)),
 ]
 
 
@@ -116,3 +129,58 @@ def test_generated_logs_are_well_formed_and_mostly_accepted(log: list[dict[str, 
         ]
     )
     assert json.loads(json.dumps(mst.format_log(log).splitlines()[0]))
+
+
+def _has(log: list[dict[str, Any]], **fields: Any) -> bool:
+    return any(all(c.get(k) == v for k, v in fields.items()) for c in log)
+
+
+#: Situations of contract 2 the generated logs must contain (between them).
+FEATURES: dict[str, Callable[[list[dict[str, Any]]], bool]] = {
+    "a wrong access key": lambda log: _has(log, access_key=mst.WRONG_ACCESS_KEY),
+    "a wrong password on a cancel": lambda log: _has(
+        log, command="cancel", password=mst.WRONG_PASSWORD
+    ),
+    "a purchase of several items": lambda log: any(c.get("quantity", 1) > 1 for c in log),
+    "a purchase over another line": lambda log: any(
+        c["command"] == "purchase"
+        and "presented_line" in c
+        and c["presented_line"] != log_owner(log, c["passport_id"])
+        for c in log
+    ),
+    "an operator's password reset": lambda log: _has(log, command="reset_password"),
+    "a fee setting": lambda log: _has(log, command="set_fee"),
+    "an erasure of personal data": lambda log: _has(log, command="erase_personal_data"),
+    "a registration by a provider without a key": lambda log: any(
+        c["command"] == "register_passport" and "access_key" not in c for c in log
+    ),
+    "an item change of the line's kind": lambda log: any(
+        c.get("change") == "item_change" and "new_kind" in c for c in log
+    ),
+    "a key reused for another body": lambda log: any(
+        a.get("key") is not None and a.get("key") == b.get("key") and a != b
+        for i, a in enumerate(log)
+        for b in log[i + 1 :]
+    ),
+}
+
+
+def test_generated_logs_exercise_contract_2() -> None:
+    """Between them, a hundred generated logs contain every situation of :data:`FEATURES`."""
+    seen: set[str] = set()
+
+    @settings(max_examples=100, phases=[Phase.generate], database=None, derandomize=True)
+    @given(mst.command_logs())
+    def collect(log: list[dict[str, Any]]) -> None:
+        seen.update(name for name, found in FEATURES.items() if found(log))
+
+    collect()
+    assert sorted(set(FEATURES) - seen) == []
+
+
+def log_owner(log: list[dict[str, Any]], passport_id: str) -> str | None:
+    """The line a Passport ID was registered on in ``log``."""
+    for c in log:
+        if c["command"] == "register_passport" and c["passport_id"] == passport_id:
+            return str(c["customer_id"])
+    return None

@@ -182,17 +182,21 @@ def test_a_key_bound_to_another_body_counts_a_wrong_password_before_the_conflict
 
 def test_only_the_right_secret_gets_idempotency_conflict(engine: Engine) -> None:
     """DOMAIN.md §10: only a correct secret gets ``idempotency_conflict``; secrets are part of
-    the body (checked against a hash), so the same key with another right password — after a
-    password change — is a conflict too."""
+    the body (checked against a hash).  Once the password changed, the hashes the key kept of
+    the old one are gone with it: the same body is then answered again whatever secret it
+    carries — an answer that depends on no secret reveals none (see the test below)."""
     setup_world(engine)
-    buy(engine, "2024-02-01T09:00:00+09:00", ITEM, key="k-1")
+    first = buy(engine, "2024-02-01T09:00:00+09:00", ITEM, key="k-1")
     with refused(engine, IdempotencyConflict):
         buy(engine, "2024-02-01T09:30:00+09:00", ITEM, key="k-1")
     engine.change_passport_details(
         at="2024-02-01T09:00:00+09:00", passport_id=PID, access_key=KEY, password="Other123"
     )
+    assert buy(engine, "2024-02-01T09:00:00+09:00", ITEM, password="Other123", key="k-1") == first
+    assert buy(engine, "2024-02-01T09:00:00+09:00", ITEM, password=WRONG, key="k-1") == first
+    # Another body is decided: the credential first (a wrong one counted), then the conflict.
     with refused(engine, IdempotencyConflict):
-        buy(engine, "2024-02-01T09:00:00+09:00", ITEM, password="Other123", key="k-1")
+        buy(engine, "2024-02-01T09:30:00+09:00", ITEM, password="Other123", key="k-1")
 
 
 def test_a_key_bound_to_a_line_holder_command_checks_the_access_key_first(
@@ -311,3 +315,24 @@ def test_a_replayed_issue_bills_answers_the_first_result(engine: Engine) -> None
     assert first.closed  # the month was closed by this command
     again = engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02", key="i")
     assert again == first
+
+
+def test_a_retry_after_the_password_was_reset_answers_the_first_result(engine: Engine) -> None:
+    """A reset replaces the password and erases the hashes the key kept of the old one; a
+    retry of a purchase made with the old password is the same body and answers its first
+    result again — it is not decided again, where the old password would count as wrong
+    (§10) and could lock the ID out."""
+    setup_world(engine)
+    first = buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="k-1")
+    engine.reset_password(
+        at="2024-02-02T10:00:00+09:00", passport_id=PID, password="Newpass1", channel="phone"
+    )
+    before = event_count(engine)
+    assert buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="k-1") == first
+    assert event_count(engine) == before
+    passport = engine.passport(PID)
+    assert passport is not None
+    assert passport.consecutive_failures == 0
+    # Another body under that key is still a conflict.
+    with refused(engine, IdempotencyConflict):
+        buy(engine, "2024-02-03T10:00:00+09:00", ITEM, key="k-1", password="Newpass1")

@@ -413,11 +413,11 @@ class POPORecorder(POPOApplicationRecorder):
             ids = super()._insert_events(stored_events, **kwargs)
             for stream, version, hash_ in extra.chain:
                 self._chain[stream, version] = hash_
-            for row in extra.personal:
-                self._personal[row.ref] = row
-            for subject in extra.erase:
+            for subject in extra.erase:  # first: the values written with these events stay
                 for ref in [r for r, row in self._personal.items() if row.subject == subject]:
                     del self._personal[ref]
+            for row in extra.personal:
+                self._personal[row.ref] = row
             if extra.position is not None:
                 self._positions[extra.position.log_id] = extra.position
             for stream, version, state in extra.rewrite:
@@ -506,13 +506,13 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 "VALUES (?, ?, ?)",
                 [(s.hex, v, h) for s, v, h in extra.chain],
             )
+        for subject in extra.erase:  # first: the values written with these events stay
+            c.execute(f"DELETE FROM {_PERSONAL_TABLE} WHERE subject = ?", (subject,))
         if extra.personal:
             c.executemany(
                 f"INSERT INTO {_PERSONAL_TABLE} (ref, subject, data, salt) VALUES (?, ?, ?, ?)",
                 [(r.ref, r.subject, r.data, r.salt) for r in extra.personal],
             )
-        for subject in extra.erase:
-            c.execute(f"DELETE FROM {_PERSONAL_TABLE} WHERE subject = ?", (subject,))
         if extra.position is not None:
             p = extra.position
             c.execute(
@@ -672,17 +672,17 @@ def _postgres_recorder() -> type[Any]:
                     ).format(self._table(_CHAIN_TABLE)),
                     list(extra.chain),
                 )
+            for subject in extra.erase:  # first: the values written with these events stay
+                curs.execute(
+                    SQL("DELETE FROM {0} WHERE subject = %s").format(self._table(_PERSONAL_TABLE)),
+                    (subject,),
+                )
             if extra.personal:
                 curs.executemany(
                     SQL(
                         "INSERT INTO {0} (ref, subject, data, salt) VALUES (%s, %s, %s, %s)"
                     ).format(self._table(_PERSONAL_TABLE)),
                     [(r.ref, r.subject, r.data, r.salt) for r in extra.personal],
-                )
-            for subject in extra.erase:
-                curs.execute(
-                    SQL("DELETE FROM {0} WHERE subject = %s").format(self._table(_PERSONAL_TABLE)),
-                    (subject,),
                 )
             if extra.position is not None:
                 p = extra.position
@@ -1059,19 +1059,30 @@ class EventStoreApplication(Application[UUID]):
             return
         encoded = [self.event_mapper.encode(e) for e in events]
         chain = self._links(encoded)
-        erase: list[str] = []
+        #: The last event (by index) of this write that erases each subject's values.
+        erased_at: dict[str, int] = {}
         rewrite: list[tuple[UUID, int, bytes]] = []
-        for e in events:
+        for index, e in enumerate(events):
             if getattr(e, "ERASES_PERSONAL_DATA", False):
-                erase.append(str(e.originator_id))
+                erased_at[str(e.originator_id)] = index
                 rewrite += self._redactions(e.originator_id, below=e.originator_version)
             if getattr(e, "REPLACES_SECRET", False) and getattr(e, "password_hash", None):
                 # The hashes of the old secret kept with idempotency keys go with it.
-                erase.append(f"secret:{e.originator_id}")
+                erased_at[f"secret:{e.originator_id}"] = index
+        # The recorders delete the erased subjects' values first, then insert the new ones;
+        # a value written by an event before the erasing one (in one write of several
+        # commands) is not inserted at all, and one written after it is kept — as if each
+        # command had been written on its own.
+        personal = tuple(
+            row
+            for index, x in enumerate(encoded)
+            for row in x.personal
+            if erased_at.get(row.subject, -1) < index
+        )
         extra = Extra(
             chain=tuple(chain),
-            personal=tuple(row for x in encoded for row in x.personal),
-            erase=tuple(erase),
+            personal=personal,
+            erase=tuple(erased_at),
             rewrite=tuple(rewrite),
             position=position,
         )
@@ -1088,6 +1099,15 @@ class EventStoreApplication(Application[UUID]):
                 self._heads.move_to_end(stream)
             while len(self._heads) > _HEADS:
                 self._heads.popitem(last=False)
+
+    def check_unchanged(self, read_versions: Mapping[UUID, int]) -> None:
+        """Fail with ``IntegrityError`` if a stream moved from the version it was read at
+        (a check without a write: for decisions that recorded nothing)."""
+        current: dict[UUID, int] = {}
+        for stream in read_versions:
+            last = self.recorder.select_events(stream, desc=True, limit=1)
+            current[stream] = last[0].originator_version if last else 0
+        raise_if_stale(read_versions, current)
 
     def _links(self, encoded: Sequence[Encoded]) -> list[ChainRow]:
         """Each event's hash, chained to the previous event of its stream.

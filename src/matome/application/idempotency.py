@@ -65,14 +65,19 @@ def answer_again(
     """What the key answers ``command``: its first result, or the refusal it was bound by
     (to raise again), when ``command`` is the body it was bound to; else the conflict."""
     secrets = _secrets(command)
-    # Hashes erased since (their secret changed) match no body that carries a secret.
-    kept: Mapping[str, str] = {} if isinstance(record.secrets, Erased) else record.secrets
-    same = (
-        record.command == command.NAME
-        and record.digest == fingerprint(command)
-        and set(secrets) == set(kept)
-        and all(credentials.verify(v, kept[n]) for n, v in secrets.items())
-    )
+    if isinstance(record.secrets, Erased):
+        # The hashes of the secrets it was bound with went with those secrets (a new
+        # password, a reset, an erasure): there is nothing left to compare them with.  The
+        # body decides.  Deciding the retry again instead would check the old password
+        # against the new one — a wrong password, counted, that could lock the ID out for
+        # a retry of a command that already succeeded.
+        same_secrets = True
+    else:
+        kept: Mapping[str, str] = record.secrets
+        same_secrets = set(secrets) == set(kept) and all(
+            credentials.verify(v, kept[n]) for n, v in secrets.items()
+        )
+    same = record.command == command.NAME and record.digest == fingerprint(command) and same_secrets
     if not same:
         return IdempotencyConflict(
             f"key {command.key!r} was already used by a {record.command} with a different body"

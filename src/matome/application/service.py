@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
+import attrs
 from eventsourcing.persistence import IntegrityError
 
 from matome import commands as cmd
@@ -26,7 +27,7 @@ from matome.application.eventstore import EventStoreApplication, LogPosition
 from matome.application.handlers import HANDLERS, load_calendar, load_key
 from matome.application.uow import StateCache, UnitOfWork
 from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf
-from matome.errors import Busy, IdempotencyConflict
+from matome.errors import Busy, IdempotencyConflict, MatomeError
 from matome.events import passport as passport_ev
 from matome.events.base import DomainEvent
 from matome.policy import DEFAULT_POLICY, Policy
@@ -58,6 +59,58 @@ class _VerifiedOnce:
 
 #: Lost races after which a command's next attempt takes the writers' gate exclusive.
 ESCALATE_AFTER = 3
+#: Commands that never share a transaction: ``issue_bills`` is followed by the billing run,
+#: and an erasure rewrites stored events (see the engine).
+UNBATCHED: frozenset[type[cmd.Command[Any]]] = frozenset({cmd.IssueBills, cmd.ErasePersonalData})
+
+
+@attrs.define
+class _Decided:
+    """What deciding one command came to: a result or a refusal, and the events to record
+    (with the states after them) — none for a refusal that counted nothing."""
+
+    result: cmd.Result | None = None
+    refusal: MatomeError | None = None
+    #: A refusal answered again for an idempotency key: final, not to be confirmed.
+    final: bool = False
+    events: list[DomainEvent] = attrs.field(factory=list)
+    states: dict[UUID, Any] = attrs.field(factory=dict)
+
+
+class _Batch:
+    """The commands of one batch so far: their events, the states after them, and the
+    version at which each stream was first read from the store (checked when saving)."""
+
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+        self.states: dict[UUID, Any] = {}
+        self.base: dict[UUID, int] = {}
+
+    def add(self, decided: _Decided) -> None:
+        self.events += decided.events
+        self.states.update(decided.states)
+
+
+class _BatchUnit(UnitOfWork):
+    """A unit of work inside a batch: the states the batch's earlier commands wrote come
+    from the batch; others from the cache, with the version first read noted for the
+    save's check."""
+
+    def __init__(self, cache: StateCache, batch: _Batch) -> None:
+        super().__init__(cache, fresh=False)
+        self._batch = batch
+
+    def load(self, stream: UUID, projector: Callable[[Any, Iterable[Any]], Any]) -> Any:
+        if stream in self.states:
+            return self.states[stream]
+        if stream in self._batch.states:
+            state = self._batch.states[stream]
+            self.read[stream] = state.version
+            self.states[stream] = state
+            return state
+        state = super().load(stream, projector)
+        self._batch.base.setdefault(stream, self.read[stream])
+        return state
 
 
 class _Reconfirm(Exception):
@@ -134,6 +187,23 @@ class CommandService:
     ) -> R:
         """One attempt: decide against cached (or, ``fresh``, stored) state and save."""
         uow = UnitOfWork(self.cache, fresh=fresh)
+        decided = self._decide(command, handler, credentials, uow)
+        if decided.refusal is not None:
+            if not decided.final and not fresh:
+                raise _Reconfirm
+            self._save(decided.events, decided.states, uow, position)
+            raise decided.refusal
+        self._save(decided.events, decided.states, uow, position)
+        return decided.result  # type: ignore[return-value]  # the handler answers RESULT
+
+    def _decide(
+        self,
+        command: cmd.Command[Any],
+        handler: Callable[..., cmd.Result | None],
+        credentials: _VerifiedOnce,
+        uow: UnitOfWork,
+    ) -> _Decided:
+        """Decide ``command`` against the states ``uow`` loads; record nothing."""
         d = Decision(
             at=command.at, recorded_at=uow.now, policy=self.policy, credentials=credentials
         )
@@ -141,9 +211,10 @@ class CommandService:
         if record is not None:
             answer = idempotency.answer_again(record, command, credentials)
             if isinstance(answer, cmd.Result):
-                return answer  # type: ignore[return-value]  # RESULT is R
+                return _Decided(result=answer)
             if not isinstance(answer, IdempotencyConflict):
-                raise answer  # the refusal the key was bound by, answered again
+                # The refusal the key was bound by, answered again (no need to confirm it).
+                return _Decided(refusal=answer, final=True)
             d.refuse(answer)
         if not isinstance(command, cmd.IssueBills):
             # §7: issue_bills may name a closed month (closing again changes nothing).
@@ -151,18 +222,77 @@ class CommandService:
         result = handler(uow, command, d)
         refusal = d.verdict()
         if refusal is not None:
-            if not fresh:
-                raise _Reconfirm
-            if d.counted_events():
-                if record is None:
-                    idempotency.bind_refusal(command, refusal, d)
-                self._save(d.counted_events(), d.security_states, uow, position)
-            raise refusal
+            if not d.counted_events():
+                return _Decided(refusal=refusal)
+            if record is None:
+                idempotency.bind_refusal(command, refusal, d)
+            return _Decided(
+                refusal=refusal, events=d.counted_events(), states=dict(d.security_states)
+            )
         if result is None:
             raise RuntimeError(f"{command.NAME}: the decider neither refused nor decided")
         idempotency.bind_key(command, result, d)
-        self._save(d.events, d.states, uow, position)
-        return result  # type: ignore[return-value]  # the handler answers RESULT
+        return _Decided(result=result, events=list(d.events), states=dict(d.states))
+
+    # -----------------------------------------------------------------------------------------
+    # Batches: many commands of a log in one transaction, decided exactly as one at a time
+
+    def execute_batch(
+        self, items: Sequence[tuple[cmd.Command[Any], LogPosition | None]]
+    ) -> list[cmd.Result | MatomeError]:
+        """Decide ``items`` in order, each against the states the ones before it left, and
+        record everything they decided in **one** transaction (with the last position);
+        return each command's result or refusal.
+
+        The decisions are those of :meth:`execute` one command at a time: each command sees
+        exactly what the commands before it in the batch wrote.  What they read is checked
+        when the batch is saved; if another writer changed any of it meanwhile, nothing of
+        the batch is kept and its commands are executed again one at a time.  ``issue_bills``
+        and ``erase_personal_data`` cannot be batched (the engine runs them alone).
+        """
+        batch = _Batch()
+        outcomes: list[cmd.Result | MatomeError] = []
+        decided_units: list[tuple[_Decided, _BatchUnit]] = []
+        for command, _ in items:
+            if type(command) in UNBATCHED:
+                raise ValueError(f"{command.NAME} cannot be batched")
+            uow = _BatchUnit(self.cache, batch)
+            decided = self._decide(
+                command, HANDLERS[type(command)], _VerifiedOnce(self.hasher), uow
+            )
+            batch.add(decided)
+            decided_units.append((decided, uow))
+            outcome = decided.refusal if decided.refusal is not None else decided.result
+            if outcome is None:  # _decide answers one or the other
+                raise RuntimeError(f"{command.NAME}: decided neither a result nor a refusal")
+            outcomes.append(outcome)
+        try:
+            self._commit(batch, items[-1][1] if items else None)
+        except IntegrityError:
+            # Another writer got there first: decide every command again, one at a time.
+            redone: list[cmd.Result | MatomeError] = []
+            for command, position in items:
+                try:
+                    redone.append(self.execute(command, position))
+                except MatomeError as e:
+                    redone.append(e)
+            return redone
+        for state in batch.states.values():
+            if state is not None:
+                self.cache.put(state)
+        for decided, uow in decided_units:
+            self._forget_replaced_secrets(decided.events, uow)
+        return outcomes
+
+    def _commit(self, batch: _Batch, position: LogPosition | None) -> None:
+        written = {e.originator_id for e in batch.events}
+        read = {s: v for s, v in batch.base.items() if s not in written}
+        if batch.events:
+            self.app.record(batch.events, read_versions=read, position=position)
+        else:
+            # Nothing to write (every command refused, or answered again): what the refusals
+            # were decided against must still be what the store holds.
+            self.app.check_unchanged(read)
 
     def _save(
         self,

@@ -21,7 +21,9 @@ Credentials (DOMAIN.md §2 "Who may do what", §9, §10):
   ``change_passport_details``, ``delete_passport``, ``set_notification``) carry the access key
   of the line (for an ID: of the ID's line).  A wrong one is ``wrong_access_key``; it is not
   counted and binds no idempotency key.  ``register_passport`` with ``via_provider`` needs no
-  key, but one given is checked.  A line that continues under a new customer ID keeps its key.
+  key on an NTT East line from the cut-off (the provider registers on the customer's
+  behalf); elsewhere a missing key is ``wrong_access_key``.  A key given is checked.  A line
+  that continues under a new customer ID keeps its key.
 * The Passport ID holder's commands (``purchase``, ``cancel``) carry the ID's password (for a
   cancel: of the ID that bought the receipt).  A locked ID is ``locked_out`` and its password
   is not checked; a wrong password is ``wrong_password`` and is counted — only when it is the
@@ -45,9 +47,10 @@ Readings the model takes where neither document spells the detail out:
   remember the business time of the latest thing that happened to it; a command dated before
   that, on anything it decides against, is ``invalid_input``.  A purchase decides against its ID
   and the ID's line; the line holder's commands on an ID against the ID and its line (they read
-  the line's access key); a cancel against the subscription and its ID; a refund against the
-  subscription; ``reset_password`` against the ID; a cancel-all (regulation, deletion, a line
-  change that ends the service) against every ID concerned and their active subscriptions.
+  the line's access key) — the line of a deleted ID too; a cancel against the subscription and
+  its ID; a refund against the subscription; ``reset_password`` and ``erase_personal_data``
+  against the ID; a cancel-all (regulation, deletion, a line change that ends the service)
+  against every ID concerned and their active subscriptions.
   Refused commands and no-ops (regulating a regulated line, lifting an unregulated one) leave
   no time behind, except a counted wrong password.
 * Refunds (§4): refunds of one purchase add up to at most what was charged for it so far —
@@ -56,7 +59,10 @@ Readings the model takes where neither document spells the detail out:
   month) in which it carries the charge (a same-month re-purchase under the once-per-month
   policy does not carry its first month).
 * ``set_fee`` is refused with ``month_closed`` when ``effective_from`` is a closed month;
-  otherwise accepted (the model does not settle).
+  otherwise accepted (the model does not settle).  ``erase_personal_data`` is accepted for
+  any ID ever registered, also a deleted one (the model keeps no personal data).
+* A purchase may carry the client's own reference (``ref``, unique: ``duplicate``), by which
+  a cancel or refund may name it (``purchase_ref``) instead of its receipt.
 * Providers and services exist from their business time on; a consolidated-billing
   representative is checked as currently recorded.
 * :meth:`ReferenceModel.months` runs from the month of the earliest business time of any
@@ -71,7 +77,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from matome import commands as cmd
@@ -90,7 +96,6 @@ from matome.values import (
     Password,
     Pricing,
     YearMonth,
-    tokyo_date,
 )
 
 __all__ = ["ModelResult", "ReferenceModel", "receipt_number"]
@@ -110,6 +115,24 @@ _MENU_KINDS = {LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT}
 _LINE_AUTH_KINDS = {LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT, LineKind.HIKARI_LIGHT_PLUS}
 #: §6 / design: changes that end the line record for good.
 _TERMINAL = {ChangeKind.CANCELLATION, ChangeKind.AREA_MOVE, ChangeKind.COLLABO_CONVERSION}
+
+
+#: Business months and days are Tokyo's (§4): the model converts times itself, so that it does
+#: not share the engine's conversion.
+_JST = timezone(timedelta(hours=9))
+
+
+def _tokyo_day(at: datetime) -> date:
+    return at.astimezone(_JST).date()
+
+
+def _month(at: datetime) -> YearMonth:
+    day = _tokyo_day(at)
+    return YearMonth(day.year, day.month)
+
+
+def _first_instant(month: YearMonth) -> datetime:
+    return datetime(month.year, month.month, 1, tzinfo=_JST)
 
 
 def receipt_number(passport_id: str, n: int) -> str:
@@ -158,6 +181,7 @@ class Passport:
     line_auth: bool
     last_at: datetime
     deleted: bool = False
+    deleted_at: datetime | None = None
     failures: int = 0  # consecutive wrong passwords (§10)
     purchases: int = 0
 
@@ -191,7 +215,7 @@ class Sub:
         return self.price * self.quantity
 
     def first_month(self) -> YearMonth:
-        return YearMonth.of(self.bought_at)
+        return _month(self.bought_at)
 
     def last_month(self) -> YearMonth | None:
         """The last month a monthly subscription is charged; None while it is active (§4).
@@ -201,9 +225,9 @@ class Sub:
         """
         if self.cancelled_at is None:
             return None
-        day = tokyo_date(self.cancelled_at)
-        month = YearMonth.of(self.cancelled_at)
-        if day.day == 1 and day != tokyo_date(self.bought_at):
+        day = _tokyo_day(self.cancelled_at)
+        month = _month(self.cancelled_at)
+        if day.day == 1 and day != _tokyo_day(self.bought_at):
             return month.previous()
         return month
 
@@ -352,9 +376,7 @@ class ReferenceModel:
                     out.append(_charge(s, s.amount, "charge"))
             if refunds:
                 out.extend(
-                    _charge(s, -amount, "refund")
-                    for at, amount in s.refunds
-                    if YearMonth.of(at) == month
+                    _charge(s, -amount, "refund") for at, amount in s.refunds if _month(at) == month
                 )
         return out
 
@@ -383,7 +405,7 @@ class ReferenceModel:
 
     def apply(self, command: cmd.Command[Any]) -> ModelResult:
         """Decide one (already validated) command and apply it if accepted."""
-        month = YearMonth.of(command.at)
+        month = _month(command.at)
         self._first = month if self._first is None else min(self._first, month)
         self._last = month if self._last is None else max(self._last, month)
 
@@ -609,6 +631,39 @@ class ReferenceModel:
     def _limit_sum(self, line: Line, without: str | None = None) -> int:
         return sum(self._passports[p].limit for p in line.passports if p != without)
 
+    def _held_of_cap(self, line: Line, at: datetime, k: _Checks) -> dict[str, int]:
+        """§3 (design.md "Usage limits"): what each ID holds of the line's cap in the month of
+        ``at`` — a current ID its limit, or its spend that month if more; an ID deleted from
+        the line that month its spend.  Each is decided against (time order)."""
+        month = _month(at)
+        held: dict[str, int] = {}
+        for p in self._passports.values():
+            current = p.passport_id in line.passports
+            gone_this_month = (
+                p.customer_id == line.customer_id
+                and p.deleted_at is not None
+                and _month(p.deleted_at) == month
+            )
+            if not current and not gone_this_month:
+                continue
+            k.in_time(p.last_at, f"Passport ID {p.passport_id}")
+            spent = self._spend(p.passport_id, month)
+            held[p.passport_id] = max(p.limit, spent) if current else spent
+        return held
+
+    @staticmethod
+    def _within_cap(
+        held: dict[str, int], changed: str | None, share: int, cap: int, k: _Checks
+    ) -> None:
+        """A change may not take the shares of the cap above it — unless it does not raise
+        them (the cap may have been lowered below the month's spend)."""
+        total = sum(v for pid, v in held.items() if pid != changed) + share
+        k.check(
+            total <= cap or total <= sum(held.values()),
+            "limit_sum_exceeded",
+            f"the IDs would hold {total} of the line's cap {cap} this month",
+        )
+
     def _change_line_limit(self, c: cmd.ChangeLineLimit, k: _Checks) -> Commit | None:
         line = self._line(c.customer_id, k)
         if line is None:
@@ -688,7 +743,7 @@ class ReferenceModel:
             for p, subs in affected:
                 cancelled += self._cancel_subs(p, subs, c.at)
                 p.deleted = True
-                p.last_at = c.at
+                p.deleted_at = p.last_at = c.at
                 deleted.append(p.passport_id)
             line.last_at = c.at
             if not kept:
@@ -813,6 +868,14 @@ class ReferenceModel:
         )
         if line is None:
             return None
+        on_behalf = (
+            c.via_provider is not None
+            and line.operator is Operator.EAST
+            and c.at >= self.policy.registration_cutoff
+        )
+        if c.access_key is None and not on_behalf:
+            # design.md: only an NTT East provider, from the cut-off, registers without it.
+            k.add("wrong_access_key", f"registering on {line.customer_id} needs its access key")
         self._access_key(line, c.access_key, k)
         self._line_auth_allowed(line, c.line_auth, k)
         k.check(not line.regulated, "line_regulated", "no new ID on a regulated line")
@@ -827,11 +890,7 @@ class ReferenceModel:
             "too_many_passports",
             "a line holds at most 5 IDs",
         )
-        k.check(
-            self._limit_sum(line) + limit <= line.cap,
-            "limit_sum_exceeded",
-            "the IDs' limits would exceed the line's cap",
-        )
+        self._within_cap(self._held_of_cap(line, c.at, k), None, limit, line.cap, k)
 
         def commit() -> dict[str, Any]:
             self._passports[pid] = Passport(
@@ -849,11 +908,8 @@ class ReferenceModel:
         if p is None or line is None:
             return None
         self._access_key(line, c.access_key, k)
-        k.check(
-            self._limit_sum(line, without=p.passport_id) + c.limit.amount <= line.cap,
-            "limit_sum_exceeded",
-            "the IDs' limits would exceed the line's cap",
-        )
+        share = max(c.limit.amount, self._spend(p.passport_id, _month(c.at)))
+        self._within_cap(self._held_of_cap(line, c.at, k), p.passport_id, share, line.cap, k)
 
         def commit() -> dict[str, Any]:
             p.limit = c.limit.amount
@@ -897,7 +953,7 @@ class ReferenceModel:
         def commit() -> dict[str, Any]:
             cancelled = self._cancel_subs(p, subs, c.at)
             p.deleted = True
-            p.last_at = line.last_at = c.at
+            p.deleted_at = p.last_at = line.last_at = c.at
             line.passports.remove(p.passport_id)
             return {"cancelled": sorted(cancelled)}
 
@@ -970,7 +1026,7 @@ class ReferenceModel:
         if service is None:
             return None
 
-        month = YearMonth.of(c.at)
+        month = _month(c.at)
         spend = self._spend(p.passport_id, month)
         already = any(
             s.passport_id == p.passport_id
@@ -1049,7 +1105,7 @@ class ReferenceModel:
         if s is None:
             return None
         k.in_time(s.last_at, f"receipt {s.receipt}")
-        charged = self._charged_so_far(s, YearMonth.of(c.at))
+        charged = self._charged_so_far(s, _month(c.at))
         total = sum(a for _, a in s.refunds) + c.amount.amount
         k.check(
             total <= charged,
@@ -1077,7 +1133,8 @@ class ReferenceModel:
         return commit
 
     def _issue_bills(self, c: cmd.IssueBills, k: _Checks) -> Commit | None:
-        k.check(c.at >= c.month.end(), "invalid_input", f"{c.month} has not ended")
+        ended = c.at >= _first_instant(c.month.next())
+        k.check(ended, "invalid_input", f"{c.month} has not ended")
 
         def commit() -> dict[str, Any]:
             if self._closed is not None and c.month <= self._closed:
