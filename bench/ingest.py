@@ -8,8 +8,10 @@ What it measures, in one process on one store:
 * **cold** — a log from ``matome.generate.generate_log(lines, months, seed=...)`` (the
   catalog, lines opened, Passport IDs registered, a few months of purchases, cancellations,
   refunds, line changes, and ``issue_bills`` on the 1st of every month) applied the way
-  ``matome run`` applies it: ``matome.interchange.log_lines`` over the file's bytes and
-  ``apply_line`` for each command, on ``Engine.open(db, kdf=...)``.  With the production KDF
+  ``matome run`` applies a file: ``matome.interchange.log_lines`` over the file's bytes and
+  ``apply_lines`` on batches of ``--batch`` commands (default ``matome.cli.DEFAULT_BATCH``,
+  as ``matome run FILE``; ``--batch 1``: ``apply_line`` one command per transaction, as
+  ``matome run -``), on ``Engine.open(db, kdf=...)``.  With the production KDF
   (scrypt, ≈ 0.5 s a derivation) every access key and password is hashed once and every wrong
   password costs a derivation: this is the first pass, with those costs in it.
 * **warm** — then, on the same engine, a second log of purchases only, by the same Passport
@@ -64,10 +66,11 @@ from _common import (
     write_json,
 )
 
+from matome.cli import DEFAULT_BATCH
 from matome.credentials import PRODUCTION, TESTING, Kdf
 from matome.engine import Engine
 from matome.generate import generate_log
-from matome.interchange import LogLine, apply_line, log_lines
+from matome.interchange import LogLine, apply_line, apply_lines, log_lines
 from matome.values import YearMonth
 
 KDFS: dict[str, Kdf] = {"production": PRODUCTION, "testing": TESTING}
@@ -137,6 +140,7 @@ def ingest_pass(
     log_path: Path,
     chunk: int,
     profiler: cProfile.Profile | None = None,
+    batch: int = DEFAULT_BATCH,
 ) -> dict[str, Any]:
     """Apply the log in chunks of ``chunk`` lines, each followed by the baseline saving as many
     events as the chunk recorded; return the figures."""
@@ -152,11 +156,16 @@ def ingest_pass(
             with matome.timing():
                 if profiler is not None:
                     profiler.enable()
-                n = 0
-                for line in itertools.islice(lines, chunk):
-                    result = apply_line(engine, line.number, line.text, line.position)
-                    accepted += bool(result["ok"])
-                    n += 1
+                taken = list(itertools.islice(lines, chunk))
+                n = len(taken)
+                if batch == 1:
+                    for line in taken:
+                        result = apply_line(engine, line.number, line.text, line.position)
+                        accepted += bool(result["ok"])
+                else:
+                    for start in range(0, n, batch):
+                        results = apply_lines(engine, taken[start : start + batch])
+                        accepted += sum(bool(r["ok"]) for r in results)
                 if profiler is not None:
                     profiler.disable()
             if not n:
@@ -210,6 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--warm-purchases", type=int, default=1000, help="purchases in the warm log"
     )
     parser.add_argument("--chunk", type=int, default=100, help="alternate every CHUNK lines")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=DEFAULT_BATCH,
+        help=f"commands per transaction, as matome run --batch (default {DEFAULT_BATCH}, what "
+        "matome run does with a file; 1: one transaction per command, as from stdin)",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="files here (default: temp dir)")
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL server (--store postgres)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -217,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", type=Path, default=None, help="cProfile matome's part of the warm pass"
     )
     args = parser.parse_args(argv)
+    if args.batch < 1:
+        parser.error("--batch must be at least 1")
     if args.lines < 1 or args.months < 1 or args.chunk < 1 or args.warm_purchases < 0:
         parser.error("sizes must be positive")
 
@@ -262,10 +280,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "months": args.months,
             "seed": args.seed,
             "chunk": args.chunk,
+            "batch": args.batch,
         }
-        results["cold"] = ingest_pass("cold", engine, baseline, cold, args.chunk)
+        results["cold"] = ingest_pass("cold", engine, baseline, cold, args.chunk, batch=args.batch)
         profiler = cProfile.Profile() if args.profile is not None else None
-        results["warm"] = ingest_pass("warm", engine, baseline, warm, args.chunk, profiler)
+        results["warm"] = ingest_pass(
+            "warm", engine, baseline, warm, args.chunk, profiler, batch=args.batch
+        )
         results["load"] = [load_before, load_average()]
         results["peak_rss_mb"] = peak_rss_mb()
         if profiler is not None:

@@ -58,7 +58,11 @@ def summary(walls: list[float], cpus: list[float]) -> dict[str, Any]:
     }
 
 
-def measure(store: Path, month: YearMonth, samples: int, month_samples: int, seed: int) -> Any:
+def measure(
+    store: Path | str, month: YearMonth, samples: int, month_samples: int, seed: int
+) -> Any:
+    """Time the queries on ``store`` (an SQLite file, or a PostgreSQL URL: ``pg_scale.py``)."""
+    label = store.name if isinstance(store, Path) else str(store).split("?")[-1]
     engine = Engine.open(str(store), kdf=TESTING, create=False)
     try:
         projection, documents = engine.views
@@ -86,7 +90,7 @@ def measure(store: Path, month: YearMonth, samples: int, month_samples: int, see
         walls: dict[str, list[float]] = {q: [] for q in (*LINE_QUERIES, *MONTH_QUERIES)}
         cpus: dict[str, list[float]] = {q: [] for q in walls}
         log(
-            f"  queries {store.name}: {len(lines)} lines x {len(LINE_QUERIES)} queries, "
+            f"  queries {label}: {len(lines)} lines x {len(LINE_QUERIES)} queries, "
             f"{month_samples} x {len(MONTH_QUERIES)} month queries"
         )
         for cid in lines:

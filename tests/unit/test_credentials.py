@@ -90,6 +90,21 @@ def test_a_refused_purchase_derives_the_wrong_password_once(engine: Engine) -> N
     assert passport.consecutive_failures == 1
 
 
+def test_a_keyed_refused_purchase_hashes_its_secret_for_the_key_once(engine: Engine) -> None:
+    """A keyed wrong password binds its key with a salted hash of the secret (§10 retries):
+    one derivation to check it, one to hash it — not one more for the attempt that confirms
+    the refusal against the store; the same as when the command is decided in a batch."""
+    setup_world(engine)
+    hasher = engine.hasher
+    before = hasher.derivations
+    with pytest.raises(WrongPassword):
+        buy(engine, "2024-02-01T10:00:00+09:00", password=WRONG, key="k-wrong")
+    assert hasher.derivations == before + 2
+    passport = engine.passport(PID)
+    assert passport is not None
+    assert passport.consecutive_failures == 1
+
+
 def test_a_keys_secret_hashes_go_away_when_the_password_changes(engine: Engine) -> None:
     """DOMAIN.md §10: the salted hashes an idempotency key keeps of a password are deleted
     with it when the password changes.  The same body is then answered again from the key

@@ -46,9 +46,14 @@ class _VerifiedOnce:
     def __init__(self, hasher: Hasher) -> None:
         self._hasher = hasher
         self._seen: dict[tuple[str, str], bool] = {}
+        self._hashed: dict[str, str] = {}
 
     def hash(self, secret: str) -> str:
-        return self._hasher.hash(secret)
+        # One salted hash per secret for all attempts of the command: only the saved
+        # attempt's events are recorded, so a hash reused across attempts is used once.
+        if secret not in self._hashed:
+            self._hashed[secret] = self._hasher.hash(secret)
+        return self._hashed[secret]
 
     def verify(self, secret: str, stored: str) -> bool:
         key = (secret, stored)

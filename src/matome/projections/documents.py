@@ -263,9 +263,7 @@ class Documents:
     def _issued_totals(self, month: YearMonth) -> list[tuple[ProviderCode, Operator, int, int]]:
         """Per provider and operator: amount and lines, from the month's issued bills."""
         rows = self.projection.query(
-            "SELECT r.provider, l.operator, SUM(r.amount), COUNT(DISTINCT r.customer_id) "
-            "FROM mv_bill_rows r JOIN mv_lines l ON l.customer_id = r.customer_id "
-            "WHERE r.month = ? GROUP BY r.provider, l.operator",
+            "SELECT provider, operator, amount, lines FROM mv_provider_months WHERE month = ?",
             (str(month),),
         )
         return [(ProviderCode(p), Operator(o), int(a), int(n)) for p, o, a, n in rows]

@@ -116,6 +116,14 @@ _INSERT_BILL = "INSERT INTO mv_bills (customer_id, month, document, digest) VALU
 _INSERT_BILL_ROW = (
     "INSERT INTO mv_bill_rows (customer_id, month, provider, amount) VALUES (?, ?, ?, ?)"
 )
+#: Adds one issued bill's row to its month's total for the provider and the line's operator.
+_ADD_PROVIDER_MONTH = (
+    "INSERT INTO mv_provider_months (month, provider, operator, amount, lines) "
+    "SELECT ?, ?, operator, ?, 1 FROM mv_lines WHERE customer_id = ? "
+    "ON CONFLICT (month, provider, operator) DO UPDATE SET "
+    "amount = mv_provider_months.amount + excluded.amount, "
+    "lines = mv_provider_months.lines + 1"
+)
 _DEFERRED = {
     sql: rank
     for rank, sql in enumerate(
@@ -132,6 +140,7 @@ _DEFERRED = {
             _INSERT_REFUND,
             _INSERT_BILL,
             _INSERT_BILL_ROW,
+            _ADD_PROVIDER_MONTH,
         )
     )
 }
@@ -446,10 +455,11 @@ def _bill_issued(cur: Cursor, e: Raw) -> None:
     cur.execute(_INSERT_BILL, (customer_id, month, dumps(bill), s["digest"]))
     # The month's totals per provider, read by provider totals and settlement once the
     # month's billing run completed (instead of recomputing every charge of every line).
-    cur.executemany(
-        _INSERT_BILL_ROW,
-        [(customer_id, month, r["provider"], int(r["amount"])) for r in bill["rows"]],
-    )
+    rows = [(r["provider"], int(r["amount"])) for r in bill["rows"]]
+    cur.executemany(_INSERT_BILL_ROW, [(customer_id, month, p, a) for p, a in rows])
+    # ... and kept summed per month, provider and operator as the bills are issued (a bill has
+    # one row per provider: each row is one more line billed for that provider).
+    cur.executemany(_ADD_PROVIDER_MONTH, [(month, p, a, customer_id) for p, a in rows])
 
 
 def _billing_run_completed(cur: Cursor, e: Raw) -> None:

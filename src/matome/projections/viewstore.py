@@ -23,8 +23,10 @@ __all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
 
 #: Bump when the view tables change: a store at another version is rebuilt from the log.
 #: 2: purchases' quantity; the fee settings of ``set_fee``.  3: the rows of issued bills
-#: (per-month totals), how far the billing run completed.
-SCHEMA_VERSION = 3
+#: (per-month totals), how far the billing run completed.  4: per month, provider and operator,
+#: the totals of the issued bills kept as they are issued (provider totals and settlement read
+#: one row per provider, not every bill row of the month).
+SCHEMA_VERSION = 4
 #: The SQLite view connection's page cache, in MiB.
 CACHE_MIB = 32
 
@@ -40,6 +42,7 @@ _TABLES = (
     "calendar",
     "fees",
     "bill_rows",
+    "provider_months",
 )
 
 _DDL = (
@@ -81,6 +84,9 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS mv_bill_rows (
         customer_id TEXT NOT NULL, month TEXT NOT NULL, provider TEXT NOT NULL,
         amount BIGINT NOT NULL, PRIMARY KEY (month, provider, customer_id))""",
+    """CREATE TABLE IF NOT EXISTS mv_provider_months (
+        month TEXT NOT NULL, provider TEXT NOT NULL, operator TEXT NOT NULL,
+        amount BIGINT NOT NULL, lines BIGINT NOT NULL, PRIMARY KEY (month, provider, operator))""",
     """CREATE TABLE IF NOT EXISTS mv_fees (
         operator TEXT NOT NULL, version INTEGER NOT NULL, effective_from TEXT NOT NULL,
         flat_fee BIGINT NOT NULL, PRIMARY KEY (operator, version))""",
