@@ -27,7 +27,10 @@ Peak RSS (``VmHWM``) of this process is reported.  Nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -115,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
             accepted += sum(bool(r["ok"]) for r in apply_lines(engine, pending))
             commands += len(pending)
-        events = engine.recorder.max_notification_id() or 0
+        events = engine.internals.recorder.max_notification_id() or 0
         after_eps, _ = _baseline_eps(baseline, args.baseline_events)
         base_eps = (before_eps + after_eps) / 2
         out["ingest"] = {
@@ -136,12 +139,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
         # 2. the billing run ----------------------------------------------------------------
-        projection, documents = engine.views
+        projection, documents = engine.internals.views
         projection.catch_up()
         at = last.next().start() + timedelta(minutes=30)
         billing = Clock()
+        profiler = cProfile.Profile() if args.profile is not None else None
         with billing.timing():
+            if profiler is not None:
+                profiler.enable()
             engine.issue_bills(at=at, month=str(last))
+            if profiler is not None:
+                profiler.disable()
+        if profiler is not None:
+            profiler.dump_stats(args.profile)
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
+            log(f"profile of the billing run, saved to {args.profile}:\n{text.getvalue()}")
         bills = len(documents.issued_bills(last))
         base = Clock()
         with base.timing():
@@ -183,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--query-samples", type=int, default=300)
     parser.add_argument("--month-samples", type=int, default=30)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile the billing run")
     args = parser.parse_args(argv)
     if args.months < 2:
         parser.error("--months must be at least 2 (the last month is billed)")

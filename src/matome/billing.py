@@ -1,4 +1,4 @@
-"""The billing run: issue every bill of the closed months, once (DOMAIN.md §7).
+"""The billing run: issue every bill of the closed months, once (rules §7).
 
 ``issue_bills`` closes a month (a decision of the calendar, :mod:`matome.aggregates.ledger`);
 the billing run then records each line's bill of each closed month as a ``BillIssued`` event
@@ -125,12 +125,21 @@ def _issue_month(
     by_line: dict[CustomerId, list[Charge]] = {}
     for c in documents.charges(month):
         by_line.setdefault(c.customer_id, []).append(c.charge)
+    lines = [c for c in sorted(by_line, key=lambda c: c.value) if c.value not in done]
+    # Read once for the whole run, not once per bill (a round trip each on PostgreSQL).
+    histories = documents.billing_histories(lines)
+    names = documents.provider_names()
     bills = []
-    for customer_id in sorted(by_line, key=lambda c: c.value):
-        if customer_id.value in done:
-            continue
-        bill = documents.compose_bill(customer_id, month, by_line[customer_id], BillStatus.ISSUED)
-        account = entry_in_force(documents.billing_history(customer_id), month)
+    for customer_id in lines:
+        bill = documents.compose_bill(
+            customer_id,
+            month,
+            by_line[customer_id],
+            BillStatus.ISSUED,
+            histories=histories,
+            provider_names=names,
+        )
+        account = entry_in_force(histories[customer_id], month)
         bills.append((bill, bill_sources(bill, account[1])))
     hashes = chain_hashes(store, {ref for _, sources in bills for ref in sources})
     events = [

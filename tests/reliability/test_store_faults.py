@@ -143,16 +143,24 @@ def world() -> list[dict[str, Any]]:
     ]
 
 
+#: Lines of a log that outgrows a 300 KiB disk (or a 200 KB file) under ``matome run FILE``'s
+#: default batches.
+FILLING = 1200
+
+
 def big_log(lines: int = 60) -> list[dict[str, Any]]:
-    """The world, then providers with long names and now and then a purchase (every command
-    is a transaction of several pages: a few dozen fill a 300 KiB disk)."""
+    """The world, then providers with long names and, in the first 60 lines, now and then a
+    purchase (every command is a transaction of several pages: a few dozen fill a 300 KiB
+    disk one command per transaction; :data:`FILLING` do in batches)."""
     log = world()
     for i in range(lines):
-        if i % 10 == 9:
+        # In time order: three days of 20 commands, then a day per 60 (a valid February date).
+        at = _at(1 + i // 20, i % 20) if i < 60 else _at(4 + (i - 60) // 60, (i - 60) % 60)
+        if i % 10 == 9 and i < 60:
             log.append(
                 {
                     "command": "purchase",
-                    "at": _at(1 + i // 20, i % 20),
+                    "at": at,
                     "passport_id": "yamada.taro",
                     "password": PW,
                     "provider": "A",
@@ -163,7 +171,7 @@ def big_log(lines: int = 60) -> list[dict[str, Any]]:
             log.append(
                 {
                     "command": "register_provider",
-                    "at": _at(1 + i // 20, i % 20),
+                    "at": at,
                     "provider": f"P{i:04d}",
                     "name": f"provider {i} " + "x" * 180,
                     "contact": "0120-000-222",
@@ -397,7 +405,9 @@ def immutable(*paths: Path) -> Iterator[None]:
 def test_a_full_disk_stops_the_run_at_one_line_and_it_resumes(
     matome: Matome, tmp_path: Path
 ) -> None:
-    log = write_log(tmp_path / "log.jsonl", big_log())
+    # Long enough to fill the disk with the file's default batches (few commits, few WAL
+    # frames), not only one command per transaction.
+    log = write_log(tmp_path / "log.jsonl", big_log(FILLING))
     with small_disk(tmp_path / "disk") as disk:
         db = disk / "store.sqlite"
         failed = matome("run", str(log), "--db", str(db))
@@ -415,7 +425,7 @@ def test_a_file_size_limit_stops_the_run_at_one_line_and_it_resumes(
     matome: Matome, tmp_path: Path
 ) -> None:
     """``ulimit -f``: past the limit a write fails (SIGXFSZ is ignored, not fatal)."""
-    log = write_log(tmp_path / "log.jsonl", big_log())
+    log = write_log(tmp_path / "log.jsonl", big_log(FILLING))
     db = tmp_path / "store.sqlite"
 
     def limit() -> None:

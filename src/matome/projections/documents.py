@@ -1,4 +1,4 @@
-"""The documents of the contract, queried from the views (INTERCHANGE.md, "Documents out").
+"""The documents of the contract, queried from the views (docs/contract.md, "Documents out").
 
 This module only gathers facts from the view tables; what is charged is decided by
 :mod:`matome.charging`, and the documents are composed by :mod:`matome.documents`, so a bill,
@@ -72,6 +72,8 @@ _SUB_COLUMNS = (
 #: A purchase with its line's operator (settlement is per operator, §8).
 _SUBS = "mv_subs s JOIN mv_lines l ON l.customer_id = s.customer_id"
 _N_SUB_COLUMNS = 14
+#: Keys per ``IN (...)`` query (below every SQL engine's limit on parameters).
+_IN_CHUNK = 500
 
 
 def _parse_utc(text: str) -> datetime:
@@ -210,7 +212,7 @@ class Documents:
         return [(_Sub.from_row(r[:_N_SUB_COLUMNS]), r[_N_SUB_COLUMNS:]) for r in rows]
 
     def charges(self, month: YearMonth, customer_id: str | None = None) -> list[LineCharge]:
-        """The charges of ``month`` (DOMAIN.md §4), of one line or of every line, sorted."""
+        """The charges of ``month`` (rules §4), of one line or of every line, sorted."""
         out: list[LineCharge] = []
         subs = self._month_subs(month, customer_id)
         once = self.policy.monthly_once_per_month
@@ -246,6 +248,25 @@ class Documents:
             (customer_id.value,),
         )
         return [(_parse_utc(at), int(v), billing_from_json(json.loads(b))) for at, v, b in rows]
+
+    def billing_histories(
+        self, customer_ids: Sequence[CustomerId]
+    ) -> dict[CustomerId, list[AccountEntry]]:
+        """:meth:`billing_history` of many lines, read a few hundred lines per query (the
+        billing run: one round trip per bill is what a PostgreSQL store cannot afford)."""
+        out: dict[CustomerId, list[AccountEntry]] = {cid: [] for cid in customer_ids}
+        by_text = {cid.value: cid for cid in out}
+        ids = list(by_text)
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            rows = self.projection.query(
+                "SELECT customer_id, at, version, billing FROM mv_billing "
+                f"WHERE customer_id IN ({', '.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            for cid, at, v, b in rows:
+                out[by_text[cid]].append((_parse_utc(at), int(v), billing_from_json(json.loads(b))))
+        return out
 
     def billing_account(self, customer_id: CustomerId, month: YearMonth) -> BillingAccount:
         """The billing account in force at the end of ``month`` (Decision of §7)."""
@@ -300,15 +321,26 @@ class Documents:
         month: YearMonth,
         charges: Sequence[Charge],
         status: BillStatus,
+        *,
+        histories: Mapping[CustomerId, Sequence[AccountEntry]] | None = None,
+        provider_names: Mapping[ProviderCode, str] | None = None,
     ) -> Bill:
+        """The bill of ``charges``; ``histories`` (:meth:`billing_histories`) and
+        ``provider_names``, when given, are used instead of reading them (many bills)."""
+
+        def account_of(cid: CustomerId, m: YearMonth) -> BillingAccount:
+            if histories is not None and cid in histories:
+                return account_in_force(histories[cid], m)
+            return self.billing_account(cid, m)
+
         return compose_bill(
             customer_id=customer_id,
             month=month,
-            billing_account=self.billing_account(customer_id, month),
-            issue_date=issue_date(customer_id, month, self.billing_account),
+            billing_account=account_of(customer_id, month),
+            issue_date=issue_date(customer_id, month, account_of),
             status=status,
             charges=charges,
-            provider_names=self.provider_names(),
+            provider_names=self.provider_names() if provider_names is None else provider_names,
         )
 
     def provider_names(self) -> dict[ProviderCode, str]:
