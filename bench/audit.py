@@ -331,8 +331,8 @@ class Template:
         engine = Engine.open(str(path), hash_iterations=1)
         try:
             self.events: list[DomainEvent] = []
-            for n in engine.recorder.select_notifications(start=1, limit=1_000_000):
-                event = engine.mapper.to_domain_event(n)
+            for n in engine.internals.recorder.select_notifications(start=1, limit=1_000_000):
+                event = engine.internals.mapper.to_domain_event(n)
                 assert isinstance(event, DomainEvent)
                 self.events.append(event)
             self.audits = {m: to_json(engine.audit(CUSTOMER, m)) for m in (MIDDLE, LAST)}
@@ -402,7 +402,7 @@ def fill(db: Path, template: Template, other_lines: int, seed: int) -> dict[str,
                 break
         pending += target[written:]
         store.record(pending)
-        events = engine.recorder.max_notification_id() or 0
+        events = engine.internals.recorder.max_notification_id() or 0
     finally:
         engine.close()
     seconds = time.perf_counter() - started

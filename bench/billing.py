@@ -174,7 +174,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             now = time.perf_counter()
             if now - last >= 15:
                 last = now
-                events = engine.recorder.max_notification_id() or 0
+                events = engine.internals.recorder.max_notification_id() or 0
                 log(
                     f"  built {commands:,} commands, {events:,} events, business month "
                     f"{month_now} of {month_number(args.months)}; "
@@ -233,10 +233,10 @@ def _fast_dir() -> str | None:
 def _save_copy(
     engine: Engine, work: Path, dest: Path, commands: int, started: float
 ) -> dict[str, Any]:
-    projection, _ = engine.views
+    projection, _ = engine.internals.views
     projection.catch_up()
     copy_sqlite(work, dest)
-    events = engine.recorder.max_notification_id() or 0
+    events = engine.internals.recorder.max_notification_id() or 0
     log(
         f"  saved {dest.name}: {commands:,} commands, {events:,} events, "
         f"{dest.stat().st_size / 2**20:,.0f} MB, {time.perf_counter() - started:,.0f}s"
@@ -261,9 +261,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         copy_sqlite(store, scratch)
         engine = Engine.open(str(scratch), kdf=TESTING)
         try:
-            projection, documents = engine.views
+            projection, documents = engine.internals.views
             projection.catch_up()
-            before = engine.recorder.max_notification_id() or 0
+            before = engine.internals.recorder.max_notification_id() or 0
             if documents.issued_bills(month):
                 raise SystemExit(f"{store}: bills of {month} are issued already")
             matome = Clock()
@@ -275,7 +275,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 if profiler is not None:
                     profiler.disable()
             bills = len(documents.issued_bills(month))
-            events_after = engine.recorder.max_notification_id() or 0
+            events_after = engine.internals.recorder.max_notification_id() or 0
             rows = projection.query(
                 "SELECT count(*) FROM mv_bill_rows WHERE month = ?", (str(month),)
             )[0][0]

@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the command-log reader with atheris (libFuzzer).
 
-The property (INTERCHANGE.md, "Command log"; the reliability issue): ``parse_line`` lets
+The property (docs/contract.md, "Command log"; the reliability issue): ``parse_line`` lets
 nothing but ``invalid_input`` escape, whatever bytes a line holds; with ``--apply``,
 ``apply_line`` on an in-memory engine holding a short history never raises, answers the
 contract's result object (one UTF-8 JSON line), and a refusal (but a counted wrong password)
@@ -200,13 +200,13 @@ def main() -> None:
             parse_line(data)
         if engine is None:
             return
-        before = engine.recorder.max_notification_id() or 0
+        before = engine.internals.recorder.max_notification_id() or 0
         result = apply_line(engine, 1, data)
         json.dumps(result, ensure_ascii=False).encode("utf-8")
         if not result["ok"]:
             if set(result["error"]) != {"code", "message"}:
                 raise AssertionError(f"not the contract's error object: {result}")
-            after = engine.recorder.max_notification_id() or 0
+            after = engine.internals.recorder.max_notification_id() or 0
             if result["error"]["code"] != "wrong_password" and after != before:
                 raise AssertionError(f"a refused line wrote {after - before} events: {result}")
 

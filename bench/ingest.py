@@ -146,8 +146,8 @@ def ingest_pass(
     events as the chunk recorded; return the figures."""
     matome, base = Clock(), Clock()
     commands = accepted = events = 0
-    derivations = engine.hasher.derivations
-    before = engine.recorder.max_notification_id() or 0
+    derivations = engine.internals.hasher.derivations
+    before = engine.internals.recorder.max_notification_id() or 0
     base_before = baseline.events()
     last_progress = time.monotonic()
     with log_path.open("rb") as f:
@@ -171,7 +171,7 @@ def ingest_pass(
             if not n:
                 break
             commands += n
-            now_events = engine.recorder.max_notification_id() or 0
+            now_events = engine.internals.recorder.max_notification_id() or 0
             written = now_events - before - events
             events += written
             with base.timing():
@@ -189,7 +189,7 @@ def ingest_pass(
         "accepted": accepted,
         "refused": commands - accepted,
         "events": events,
-        "derivations": engine.hasher.derivations - derivations,
+        "derivations": engine.internals.hasher.derivations - derivations,
         "seconds": matome.wall,
         "cpu_seconds": matome.cpu,
         "baseline_seconds": base.wall,

@@ -65,12 +65,12 @@ def measure(
     label = store.name if isinstance(store, Path) else str(store).split("?")[-1]
     engine = Engine.open(str(store), kdf=TESTING, create=False)
     try:
-        projection, documents = engine.views
+        projection, documents = engine.internals.views
         caught = projection.catch_up()
         billed = sorted(documents.issued_bills(month))
         if not billed:
             raise SystemExit(f"{store}: no bill of {month} is issued (run billing.py first)")
-        events = engine.recorder.max_notification_id() or 0
+        events = engine.internals.recorder.max_notification_id() or 0
         rng = random.Random(seed)
         lines = rng.sample(billed, min(samples, len(billed)))
         m = str(month)

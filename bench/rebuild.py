@@ -619,8 +619,8 @@ class _RssSampler:
 
 def _read(engine: Engine, *, decode: bool, topics: Sequence[str] = ()) -> int:
     """Read (and decode) every notification like a bare eventsourcing reader; return how many."""
-    recorder = engine.recorder
-    to_event = engine.mapper.to_domain_event
+    recorder = engine.internals.recorder
+    to_event = engine.internals.mapper.to_domain_event
     stop = recorder.max_notification_id() or 0
     start = 1
     count = 0
@@ -640,9 +640,9 @@ def _read(engine: Engine, *, decode: bool, topics: Sequence[str] = ()) -> int:
 def run_phase(phase: str, db: Path) -> dict[str, Any]:
     engine = Engine.open(str(db))
     try:
-        positions = engine.recorder.max_notification_id() or 0
+        positions = engine.internals.recorder.max_notification_id() or 0
         if phase.startswith("rebuild"):
-            engine.views  # noqa: B018  (open the view store outside the measured time)
+            engine.internals.views  # noqa: B018  (open the view store outside the measured time)
         rss_before = _rss_mb()
         trace = phase == "rebuild-tracemalloc"
         if trace:
@@ -675,7 +675,7 @@ def run_phase(phase: str, db: Path) -> dict[str, Any]:
             out["traced_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
         if phase.startswith("rebuild"):
-            projection, _ = engine.views
+            projection, _ = engine.internals.views
             out["view_rows"] = sum(
                 projection.query(f"SELECT count(*) FROM mv_{table}")[0][0] for table in VIEWS
             )
@@ -785,7 +785,7 @@ def check(db: Path, gen: LogGenerator) -> None:
                 f"accepted; {customer_id} {YearMonth.of(at)} subtotal {after['subtotal']} — ok"
             )
             # An incremental catch-up and a rebuild give the same views.
-            projection, _ = engine.views
+            projection, _ = engine.internals.views
             before = projection.dump()
             engine.rebuild_views()
             _ensure(projection.dump() == before, "rebuilt views differ")

@@ -151,11 +151,11 @@ def child_rebuild_pair(db: Path, rounds: int) -> dict[str, Any]:
 
     engine = Engine.open(str(db), create=False)
     try:
-        mapper = engine.mapper
+        mapper = engine.internals.mapper
         if getattr(mapper, "cipher", None) or getattr(mapper, "compressor", None):
             return {"skipped": "the store is encrypted or compressed: its states are not JSON"}
-        engine.views  # noqa: B018  (open the view store outside the measured time)
-        recorder = engine.recorder
+        engine.internals.views  # noqa: B018  (open the view store outside the measured time)
+        recorder = engine.internals.recorder
         stop = recorder.max_notification_id() or 0
         transcoder = JSONTranscoder()
         per_round: list[dict[str, float]] = []

@@ -1,4 +1,4 @@
-"""Shared fixtures: an engine on every store, and Hypothesis profiles.
+"""Shared fixtures: an engine on every store; matome's own tests opt in to the kit's plugin.
 
 PostgreSQL tests skip with a reason when no server is reachable, unless
 ``MATOME_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), which turns the skip into a failure.
@@ -17,10 +17,11 @@ import pytest
 
 from matome.engine import Engine
 from matome.policy import DEFAULT_POLICY, Policy
-from matome.testing import profiles
 
-# The profiles (ci, dev, deep) are matome.testing.profiles', loaded by the matome pytest plugin.
-profiles.load()
+# The kit's pytest plugin is opt-in (installing matome loads nothing into other projects'
+# pytest): matome's own tests ask for it, as a downstream project would.  It loads the
+# Hypothesis profile named by HYPOTHESIS_PROFILE (ci, dev, deep; ci by default).
+pytest_plugins = ["matome.testing.pytest_plugin"]
 
 PG_URL = os.environ.get("MATOME_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("MATOME_REQUIRE_POSTGRES") == "1"

@@ -1,5 +1,5 @@
 """Audit replays of disputed bills: one line's bill rebuilt from that line's own streams and
-explained charge by charge (INTERCHANGE.md, ``matome audit``).
+explained charge by charge (docs/contract.md, ``matome audit``).
 
 The replay reads only the streams of the line (its line stream, its Passport IDs, their
 subscriptions, the providers they bought from, the billing calendar, the issued bill and — for

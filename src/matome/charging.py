@@ -1,4 +1,4 @@
-"""The charging rules of DOMAIN.md §4 — the one place that says what is charged in a month.
+"""The charging rules of §4 (docs/rules.md) — the one place that says what is charged in a month.
 
 Every consumer asks this module and nothing else: the spend check of a purchase (§3, in
 :mod:`matome.aggregates.passport`), the bills, provider totals and settlement of the projections

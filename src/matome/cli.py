@@ -1,4 +1,5 @@
-"""``matome`` — the command line of the interchange contract (INTERCHANGE.md, "Command line").
+"""``matome`` — the command line of the interchange contract (docs/contract.md, "Command line";
+``matome.reference.text("contract")``).
 
 Entry points stay thin: parsing arguments, calling the engine, printing.  ``--json`` output is
 the contract; without it, tables for people.
@@ -10,35 +11,62 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import secrets
+import shlex
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, NoReturn, TextIO
 
+from matome import __version__
 from matome.documents import check_page
 from matome.engine import Engine
-from matome.errors import Busy, InvalidInput, MatomeError, StoreNotFound, StoreUnavailable
+from matome.errors import (
+    Busy,
+    InvalidInput,
+    MatomeError,
+    StoreNotFound,
+    StoreUnavailable,
+    UnknownPassport,
+)
 from matome.interchange import LogLine, apply_line, apply_lines, log_lines
 from matome.report import audit_html
+from matome.schema import schema_text
 from matome.tables import (
+    Rows,
     audit_table,
+    bill_rows,
     bill_table,
+    contacts_rows,
     contacts_table,
+    continuity_rows,
     continuity_table,
+    highlight,
+    provider_totals_rows,
     provider_totals_table,
+    settlement_rows,
     settlement_table,
+    statement_rows,
     statement_table,
+    to_csv,
+    usage_status_rows,
     usage_status_table,
     verification_table,
 )
 from matome.values import CustomerId, PassportId, YearMonth
 from matome.wire import to_json
 
-__all__ = ["apply_line", "exit_code", "main", "run_log"]
+__all__ = [
+    "apply_line",
+    "build_parser",
+    "exit_code",
+    "main",
+    "run_log",
+]
 
 
 class _Progress:
@@ -83,6 +111,8 @@ class _Progress:
 DEFAULT_BATCH = 100
 EXIT_REFUSED = 1
 EXIT_LOG_UNREADABLE = 2
+#: A command line that cannot be read (argparse's own exit code).
+EXIT_USAGE = 2
 EXIT_STORE_NOT_FOUND = 3
 EXIT_STORE_UNAVAILABLE = 4
 EXIT_BUSY = 5
@@ -110,13 +140,27 @@ def exit_code(error: MatomeError) -> int:
     return _STORE_EXITS.get(error.code, EXIT_REFUSED)
 
 
+def _say(args: argparse.Namespace, error: MatomeError) -> None:
+    """Report ``error`` in one line: the contract's error object on stdout with ``--json``,
+    else ``matome COMMAND: code: message`` on stderr."""
+    if getattr(args, "json", False):
+        print(_dumps({"error": error.to_json()}), flush=True)
+    else:
+        command = getattr(args, "command", None)
+        where = f"matome {command}" if command else "matome"
+        print(f"{where}: {error.code}: {error.message}", file=sys.stderr, flush=True)
+
+
 def _fail(args: argparse.Namespace, error: MatomeError) -> int:
     """Report ``error`` in one line (the contract's JSON with ``--json``); its exit code."""
-    if getattr(args, "json", False):
-        print(_dumps({"error": error.to_json()}))
-    else:
-        print(f"matome {args.command}: {error.code}: {error.message}", file=sys.stderr)
+    _say(args, error)
     return exit_code(error)
+
+
+def _colour(stream: TextIO | None = None) -> bool:
+    """Colour only on a terminal (stdout by default), and never with ``NO_COLOR`` set
+    (https://no-color.org)."""
+    return (stream or sys.stdout).isatty() and not os.environ.get("NO_COLOR")
 
 
 class _StoreFailed(Exception):
@@ -179,12 +223,30 @@ def run_log(
     for line in log_lines(stream):
         if line.number <= after:
             continue
+        if batch > 1 and _runs_alone(line):
+            # The engine runs it in a transaction of its own anyway: what came before is
+            # recorded and printed first, so that a printed result is always a recorded one
+            # (a billing run can take minutes) and a store failure names this line.
+            flush()
+            pending.append(line)
+            flush()
+            continue
         pending.append(line)
         if len(pending) >= batch:
             flush()
     flush()
     progress.close()
     return counts[0], counts[1]
+
+
+#: The commands the engine never batches (``matome.application.service.UNBATCHED``), as they
+#: appear in a line's JSON.  A line that only mentions one (in a name, say) is cut out of its
+#: batch for nothing: the decisions are the same either way.
+_ALONE = (b'"issue_bills"', b'"erase_personal_data"')
+
+
+def _runs_alone(line: LogLine) -> bool:
+    return any(marker in line.text for marker in _ALONE)
 
 
 def _resume_after(engine: Engine, path: str) -> int:
@@ -221,7 +283,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             total = sum(1 for _ in log_lines(source))
             source.seek(0)
     except OSError as e:
-        print(f"matome run: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+        _say(args, InvalidInput(f"cannot read {path}: {e.strerror or e}"))
         return EXIT_LOG_UNREADABLE
     try:
         engine = Engine.open(args.db)
@@ -230,26 +292,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
             source.close()
         return _fail(args, e)
     try:
-        after = 0
+        after = skipped = 0
         if args.resume and path != "-":
             try:
                 after = _resume_after(engine, path)
             except InvalidInput as e:
-                print(f"matome run: {e.message}", file=sys.stderr)
+                _say(args, e)
                 return EXIT_LOG_UNREADABLE
             if after:
                 print(f"matome run: resuming {path} after line {after}", file=sys.stderr)
+                skipped = sum(1 for line in log_lines(source) if line.number <= after)
+                source.seek(0)
             # A billing run cut short with the log is completed before going on.
             engine.complete_billing()
         batch = args.batch if args.batch is not None else (1 if path == "-" else DEFAULT_BATCH)
+        events_before = _events(engine)
+        started = time.monotonic()
         accepted, refused = run_log(
             engine, source, sys.stdout, total, after=after, batch=max(1, batch)
         )
+        elapsed = time.monotonic() - started
+        events = _events(engine) - events_before
     except _StoreFailed as stopped:
-        print(
-            f"matome run: stopped at line {stopped.number}: {stopped.error.message}; the lines "
-            "before it are applied — fix the store and run again with --resume",
-            file=sys.stderr,
+        _say(
+            args,
+            StoreUnavailable(
+                f"stopped at line {stopped.number}: {stopped.error.message}; the lines before "
+                "it are applied — fix the store and run again with --resume"
+            ),
         )
         return EXIT_STORE_UNAVAILABLE
     except MatomeError as e:
@@ -260,11 +330,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         engine.close()
     if not args.quiet:
         print(
-            f"matome run: {accepted + refused:,} commands: {accepted:,} accepted, "
-            f"{refused:,} refused",
+            run_summary(accepted, refused, skipped, events, elapsed),
             file=sys.stderr,
         )
     return EXIT_REFUSED if args.strict and refused else 0
+
+
+def _events(engine: Engine) -> int:
+    """How many events the store holds (its last notification id)."""
+    return engine.internals.recorder.max_notification_id() or 0
+
+
+def run_summary(applied: int, refused: int, skipped: int, events: int, seconds: float) -> str:
+    """The line ``matome run`` ends with on stderr: what it applied, refused and skipped (the
+    lines ``--resume`` found already applied), and how fast it recorded events."""
+    rate = events / seconds if seconds > 0 else 0.0
+    return (
+        f"matome run: {applied:,} applied, {refused:,} refused, {skipped:,} skipped; "
+        f"{events:,} events in {seconds:.1f}s ({rate:,.0f} events/s)"
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -273,7 +357,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         engine = _engine(args, create=True)
         try:
-            return run_demo(engine, sys.stdout, as_json=args.json)
+            db_option = f" --db {shlex.quote(args.db)}" if args.db else ""
+            return run_demo(engine, sys.stdout, as_json=args.json, db_option=db_option)
         finally:
             engine.close()
     except MatomeError as e:
@@ -297,9 +382,19 @@ def _check_request(args: argparse.Namespace) -> None:
         check_page(args.page, args.per_page)
 
 
-def _document(args: argparse.Namespace, build: Any, render: Any) -> int:
-    """Print a document: the contract's JSON with ``--json``, a table otherwise; exit 1 with the
-    error when it does not exist (INTERCHANGE.md, "Command line")."""
+def _document(
+    args: argparse.Namespace,
+    build: Callable[[Engine], Any],
+    render: Callable[[Any], str],
+    rows: Callable[[Any], Rows] | None = None,
+    extra: Callable[[Engine, Any], Any] | None = None,
+    added: Callable[[Any], dict[str, Any]] | None = None,
+) -> int:
+    """Print a document: the contract's JSON with ``--json``, CSV with ``--csv`` (``rows``),
+    a table otherwise; exit 1 with the error when it does not exist (docs/contract.md, "Command
+    line").  ``extra`` reads what else the table needs from the store (given to ``render`` and
+    ``rows`` as a pair with the document); ``added`` gives the fields added to every item of
+    the JSON (the contract allows additions, never renames)."""
     try:
         _check_request(args)
         engine = _engine(args)
@@ -307,49 +402,95 @@ def _document(args: argparse.Namespace, build: Any, render: Any) -> int:
         return _fail(args, e)
     try:
         document = build(engine)
+        shown = document if extra is None else (document, extra(engine, document))
     except MatomeError as e:
         return _fail(args, e)
     finally:
         engine.close()
     if args.json:
-        print(_dumps(to_json(document)))
+        data = to_json(document)
+        if added is not None:
+            data = [{**item, **added(shown)} for item in data]
+        print(_dumps(data))
+    elif getattr(args, "csv", False) and rows is not None:
+        sys.stdout.write(to_csv(rows(shown)))
     else:
-        print(render(document))
+        text = render(shown)
+        print(highlight(text) if _colour() else text)
     return 0
 
 
 def _cmd_bill(args: argparse.Namespace) -> int:
-    return _document(args, lambda e: e.bill(args.customer_id, args.month), bill_table)
+    return _document(args, lambda e: e.bill(args.customer_id, args.month), bill_table, bill_rows)
+
+
+def _statement(args: argparse.Namespace, engine: Engine) -> Any:
+    """The statement page; a Passport ID the store has never known is ``unknown_passport``
+    (not an empty page)."""
+    if args.passport is not None and engine.passport(args.passport) is None:
+        raise UnknownPassport(f"no Passport ID {args.passport}")
+    return engine.statement(
+        args.customer_id,
+        args.month,
+        passport_id=args.passport,
+        page=args.page,
+        per_page=args.per_page,
+    )
+
+
+def _refund_reasons(engine: Engine, statement: Any) -> dict[str, str]:
+    """receipt → reason of the refunds on the statement (the bill's charges carry them)."""
+    if not any(getattr(r.kind, "value", r.kind) == "refund" for r in statement.rows):
+        return {}
+    bill = engine.bill(statement.customer_id, statement.month)
+    return {c.receipt: c.reason for c in bill.charges if c.reason is not None}
 
 
 def _cmd_statement(args: argparse.Namespace) -> int:
     return _document(
         args,
-        lambda e: e.statement(
-            args.customer_id,
-            args.month,
-            passport_id=args.passport,
-            page=args.page,
-            per_page=args.per_page,
-        ),
-        statement_table,
+        lambda e: _statement(args, e),
+        lambda shown: statement_table(*shown),
+        lambda shown: statement_rows(*shown),
+        extra=_refund_reasons,
     )
 
 
 def _cmd_providers(args: argparse.Namespace) -> int:
-    return _document(args, lambda e: e.provider_totals(args.month), provider_totals_table)
+    return _document(
+        args, lambda e: e.provider_totals(args.month), provider_totals_table, provider_totals_rows
+    )
 
 
 def _cmd_contacts(args: argparse.Namespace) -> int:
-    return _document(args, lambda e: e.provider_contacts(args.customer_id), contacts_table)
+    return _document(
+        args, lambda e: e.provider_contacts(args.customer_id), contacts_table, contacts_rows
+    )
 
 
 def _cmd_settle(args: argparse.Namespace) -> int:
-    return _document(args, lambda e: e.settlement(args.month), settlement_table)
+    """A settlement; while its month is not closed it is a preview (its amounts may still
+    change): a heading says so, and every line of the JSON gets ``"preview": true``."""
+    month = YearMonth.parse(args.month)
+
+    def preview(shown: Any) -> bool:
+        closed: YearMonth | None = shown[1]
+        return closed is None or month > closed
+
+    return _document(
+        args,
+        lambda e: e.settlement(month),
+        lambda shown: settlement_table(shown[0], month, shown[1]),
+        lambda shown: settlement_rows(shown[0], preview(shown)),
+        extra=lambda e, _: e.closed_through(),
+        added=lambda shown: {"preview": preview(shown)},
+    )
 
 
 def _cmd_continuity(args: argparse.Namespace) -> int:
-    return _document(args, lambda e: e.continuity(args.customer_id), continuity_table)
+    return _document(
+        args, lambda e: e.continuity(args.customer_id), continuity_table, continuity_rows
+    )
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -435,7 +576,9 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    return _document(args, lambda e: e.usage_status(args.customer_id), usage_status_table)
+    return _document(
+        args, lambda e: e.usage_status(args.customer_id), usage_status_table, usage_status_rows
+    )
 
 
 def _cmd_rebuild(args: argparse.Namespace) -> int:
@@ -464,23 +607,136 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# ``matome schema``: the command log's JSON Schema, generated from the command classes
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    sys.stdout.write(schema_text())
+    return 0
+
+
+#: An example for every command (``--help`` prints it); they run against the demo store
+#: (``matome demo``) and the logs in ``examples/``.
+EXAMPLES: dict[str, str] = {
+    "run": """\
+  matome run examples/first-bill.jsonl            # one JSON result per line on stdout
+  matome run examples/first-bill.jsonl --strict   # exit 1 if any command was refused
+  matome run big.jsonl --batch 500 --resume       # continue a run cut short
+  matome generate --lines 10 | matome run -       # standard input, answered line by line""",
+    "demo": """\
+  matome demo                     # the story, on matome.sqlite (or --db / $MATOME_DB)
+  matome demo --json              # only the demo's bills, one JSON document per line""",
+    "bill": """\
+  matome bill CAF9000000001 2024-01
+  matome bill CAF9000000001 2024-01 --json      # the contract's document
+  matome bill CAF9000000001 2024-02 --csv       # its charges, one CSV row each""",
+    "statement": """\
+  matome statement CAF9000000001 2024-01 --passport yamada.taro
+  matome statement CAF9000000002 2024-02 --csv  # a refund is a refund row with its reason""",
+    "providers": """\
+  matome providers 2024-01
+  matome providers 2024-01 --csv""",
+    "contacts": """\
+  matome contacts CAF9000000001""",
+    "settle": """\
+  matome settle 2024-01                # a closed month: what each provider is paid
+  matome settle 2024-03 --json         # not closed yet: every line says "preview": true""",
+    "continuity": """\
+  matome continuity                    # every line change
+  matome continuity CAF9000000001""",
+    "audit": """\
+  matome audit CAF9000000001 2024-01
+  matome audit CAF9000000001 2024-01 --html audit.html
+  matome audit CAF9000000001 2024-01 --as-of 2024-01-20T00:00:00+09:00""",
+    "verify": """\
+  matome verify                        # exit 1 when any hash chain or issued bill is broken
+  matome verify --json""",
+    "status": """\
+  matome status CAF9000000002          # regulated, with its Passport IDs""",
+    "generate": """\
+  matome generate --lines 1000 --months 12 --out big.jsonl
+  matome generate --lines 10 --months 2 | matome run - --db :memory:""",
+    "follow": """\
+  matome follow --db postgresql://matome@db:5432/billing --poll 2""",
+    "keygen": """\
+  matome keygen > cipher.key           # keep it apart from the store
+  export MATOME_CIPHER_KEY=$(cat cipher.key)""",
+    "rebuild": """\
+  matome rebuild
+  matome rebuild --json""",
+    "schema": """\
+  matome schema > command-log.schema.json""",
+}
+
+_EXIT_CODES = f"""\
+exit codes:
+  0  done
+  {EXIT_REFUSED}  refused, or the document does not exist (run: only with --strict)
+  2  usage error, or a log file that cannot be read
+  {EXIT_STORE_NOT_FOUND}  no store at --db
+  {EXIT_STORE_UNAVAILABLE}  the store cannot be read or written
+  {EXIT_BUSY}  the store is busy (another writer); try again"""
+
+
+class _UsageError(Exception):
+    """A command line argparse cannot read (reported by :func:`main`, not by argparse)."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="matome",
         description="Event-sourced billing for FLET'S collect-on-behalf payments.",
+        epilog="first hour:\n  matome demo\n  matome bill CAF9000000001 2024-01\n"
+        "  matome audit CAF9000000001 2024-01\n  matome verify\n\n"
+        "matome COMMAND --help shows an example for each command.\n\n" + _EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"matome {__version__}")
     db_help = (
         "store: an SQLite file path (default matome.sqlite, or $MATOME_DB), :memory:, or a "
         "postgresql:// URL"
     )
+    json_help = "print the contract's JSON (errors too: one JSON line)"
     parser.add_argument("--db", default=None, help=db_help)
+    parser.add_argument("--json", action="store_true", default=False, help=json_help)
+    parser.add_argument(
+        "--csv", action="store_true", default=False, help="tabular documents as CSV"
+    )
     common = argparse.ArgumentParser(add_help=False)
-    # Given after the command it wins; not given there, the global --db stands.
+    # Given after the command they win; not given there, the global options stand.
     common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser(
-        "run", parents=[common], help="apply a command log (JSON Lines); print one result each"
+    def command(name: str, help: str, *parents: argparse.ArgumentParser, **kw: Any) -> Any:
+        return sub.add_parser(
+            name,
+            parents=list(parents),  # type: ignore[arg-type]
+            help=help,
+            description=kw.pop("description", help[0].upper() + help[1:] + "."),
+            epilog=f"example:\n{EXAMPLES[name]}\n\n{_EXIT_CODES}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kw,
+        )
+
+    run = command(
+        "run",
+        "apply a command log (JSON Lines); print one result each",
+        common,
+        description="Apply a command log (JSON Lines, docs/contract.md): one JSON result per "
+        "line on stdout, and a summary on stderr (applied, refused, skipped, events/s). "
+        "Progress shows on a terminal's stderr only.",
     )
     run.add_argument("log", help="the command log file, or - for standard input")
     run.add_argument(
@@ -500,21 +756,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
 
-    demo = sub.add_parser(
-        "demo", parents=[common], help="build a small realistic history and print its bills"
+    demo = command(
+        "demo",
+        "tell the demo story: three months of two lines, applied once, and their bills",
+        common,
     )
-    demo.add_argument("--json", action="store_true", help="print the contract's JSON")
     demo.set_defaults(func=_cmd_demo)
 
     doc = argparse.ArgumentParser(add_help=False, parents=[common])
-    doc.add_argument("--json", action="store_true", help="print the contract's JSON document")
+    table = argparse.ArgumentParser(add_help=False, parents=[doc])
+    table.add_argument(
+        "--csv",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the rows as CSV (a header line first)",
+    )
 
-    bill = sub.add_parser("bill", parents=[doc], help="the bill of one line for one month")
+    bill = command("bill", "the bill of one line for one month", table)
     bill.add_argument("customer_id")
     bill.add_argument("month", help="YYYY-MM")
     bill.set_defaults(func=_cmd_bill)
 
-    statement = sub.add_parser("statement", parents=[doc], help="the usage statement")
+    statement = command("statement", "the usage statement of a line for a month", table)
     statement.add_argument("customer_id")
     statement.add_argument("month", help="YYYY-MM")
     statement.add_argument("--passport", default=None, help="only this Passport ID")
@@ -522,28 +785,30 @@ def build_parser() -> argparse.ArgumentParser:
     statement.add_argument("--per-page", type=int, default=50)
     statement.set_defaults(func=_cmd_statement)
 
-    providers = sub.add_parser("providers", parents=[doc], help="provider totals for a month")
+    providers = command("providers", "provider totals for a month across all lines", table)
     providers.add_argument("month", help="YYYY-MM")
     providers.set_defaults(func=_cmd_providers)
 
-    contacts = sub.add_parser(
-        "contacts", parents=[doc], help="providers a line bought from, with contacts"
-    )
+    contacts = command("contacts", "the providers a line bought from, with contacts", table)
     contacts.add_argument("customer_id")
     contacts.set_defaults(func=_cmd_contacts)
 
-    settle = sub.add_parser("settle", parents=[doc], help="settlement to providers for a month")
+    settle = command(
+        "settle",
+        "settlement to providers for a month (a preview until the month is closed)",
+        table,
+    )
     settle.add_argument("month", help="YYYY-MM")
     settle.set_defaults(func=_cmd_settle)
 
-    continuity = sub.add_parser("continuity", parents=[doc], help="the continuity table")
+    continuity = command("continuity", "the line-move continuity table", table)
     continuity.add_argument("customer_id", nargs="?", default=None)
     continuity.set_defaults(func=_cmd_continuity)
 
-    audit = sub.add_parser(
+    audit = command(
         "audit",
-        parents=[doc],
-        help="explain a bill from the events behind it",
+        "explain a bill from the events behind it",
+        doc,
         description="Rebuild one line's bill for one month from the line's own events and "
         "explain every charge (and every month a subscription was not charged).",
     )
@@ -562,22 +827,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.set_defaults(func=_cmd_audit)
 
-    verify = sub.add_parser(
-        "verify",
-        parents=[doc],
-        help="check every hash chain and every issued bill; exit 1 on any break",
+    verify = command(
+        "verify", "check every hash chain and every issued bill; exit 1 on any break", doc
     )
     verify.set_defaults(func=_cmd_verify)
 
-    status = sub.add_parser(
-        "status", parents=[doc], help="the usage status of a line and its Passport IDs"
-    )
+    status = command("status", "the usage status of a line and its Passport IDs", table)
     status.add_argument("customer_id")
     status.set_defaults(func=_cmd_status)
 
-    generate = sub.add_parser(
+    generate = command(
         "generate",
-        help="write a synthetic, realistic command log (JSON Lines) for N lines over M months",
+        "write a synthetic, realistic command log (JSON Lines) for N lines over M months",
     )
     generate.add_argument("--lines", type=int, default=1000, help="access lines (1000)")
     generate.add_argument("--months", type=int, default=12, help="months (12)")
@@ -587,25 +848,38 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", default="-", help="output file (- for stdout)")
     generate.set_defaults(func=_cmd_generate)
 
-    follow = sub.add_parser(
+    follow = command(
         "follow",
-        parents=[common],
-        help="a projection worker: keep the views up to date with the log until stopped",
+        "a projection worker: keep the views up to date with the log until stopped",
+        common,
     )
     follow.add_argument(
         "--poll", type=float, default=1.0, help="seconds between polls (NOTIFY wakes sooner)"
     )
     follow.set_defaults(func=_cmd_follow)
 
-    keygen = sub.add_parser(
-        "keygen", help="print a new key for encryption at rest (set it as MATOME_CIPHER_KEY)"
+    keygen = command(
+        "keygen", "print a new key for encryption at rest (set it as MATOME_CIPHER_KEY)"
     )
     keygen.set_defaults(func=_cmd_keygen)
 
-    rebuild = sub.add_parser("rebuild", parents=[doc], help="drop and replay the read models")
+    rebuild = command("rebuild", "drop and replay the read models", doc)
     rebuild.set_defaults(func=_cmd_rebuild)
 
+    schema = command(
+        "schema",
+        "print the JSON Schema (draft 2020-12) of a command-log line",
+        description="Print the JSON Schema (draft 2020-12) of one command-log line, generated "
+        "from matome.commands: every command, its fields, required ones, enums and formats. "
+        "The same file ships as matome/reference/command-log.schema.json.",
+    )
+    schema.set_defaults(func=_cmd_schema)
+
     return parser
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    return "--json" in argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -617,11 +891,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Past a file size limit (ulimit -f) a write fails and is reported; by default the
         # signal would kill the process mid-transaction without a word.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        # Argparse's own messages, in the one-line form of every other error.
+        error = InvalidInput(e.message)
+        if _wants_json(argv):
+            print(_dumps({"error": error.to_json()}), flush=True)
+        else:
+            print(f"{e.prog}: {error.code}: {e.message}", file=sys.stderr)
+            print(f"try: {e.prog} --help", file=sys.stderr)
+        return EXIT_USAGE
     try:
         code: int = args.func(args)
     except MatomeError as e:  # e.g. a malformed --db
         return _fail(args, e)
+    except OSError as e:  # a file named on the command line (--out, --html, ...)
+        where = f" {e.filename}" if e.filename else ""
+        _say(args, InvalidInput(f"cannot use{where}: {e.strerror or e}"))
+        return EXIT_USAGE
     return code
 
 

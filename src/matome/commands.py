@@ -1,4 +1,4 @@
-"""Commands of the interchange contract (INTERCHANGE.md, "Command log") and their results.
+"""Commands of the interchange contract (docs/contract.md, "Command log") and their results.
 
 A command object is valid once constructed: every field is converted and checked at the edge,
 so that the engine only decides.  The same classes serve the Python API (fields may be given
@@ -349,11 +349,15 @@ class Done(Result):
 
 @attrs.frozen(kw_only=True)
 class LineResult(Result):
+    """An accepted ``open_line``: the customer ID of the line opened."""
+
     customer_id: CustomerId
 
 
 @attrs.frozen(kw_only=True)
 class PassportResult(Result):
+    """An accepted ``register_passport``: the Passport ID and its usage status."""
+
     passport_id: PassportId
     status: str
 
@@ -372,24 +376,34 @@ class PurchaseResult(Result):
 
 @attrs.frozen(kw_only=True)
 class CancelResult(Result):
+    """An accepted ``cancel``: the receipt and the last month charged (``None``: none)."""
+
     receipt: str
     last_charged_month: YearMonth | None
 
 
 @attrs.frozen(kw_only=True)
 class RefundResult(Result):
+    """An accepted ``refund``: the receipt and everything refunded for it so far."""
+
     receipt: str
     refunded_total: Yen
 
 
 @attrs.frozen(kw_only=True)
 class RegulationResult(Result):
+    """``regulate_line`` / ``lift_regulation``: whether the line is now regulated, and the
+    receipts of the subscriptions a regulation cancelled (§5)."""
+
     regulated: bool
     cancelled: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
 class LineChangeResult(Result):
+    """An accepted ``change_line``: whether the Passport IDs were kept, the new customer ID
+    (if any), and the subscriptions cancelled and IDs deleted by the change (§6)."""
+
     kept: bool
     new_customer_id: CustomerId | None
     cancelled: tuple[str, ...] = ()
@@ -398,11 +412,15 @@ class LineChangeResult(Result):
 
 @attrs.frozen(kw_only=True)
 class DeletionResult(Result):
+    """An accepted ``delete_passport``: the receipts of the subscriptions it cancelled."""
+
     cancelled: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
 class IssueResult(Result):
+    """An accepted ``issue_bills``: the month asked for and every month it closed (§7)."""
+
     month: YearMonth
     closed: tuple[YearMonth, ...] = ()
 
@@ -428,7 +446,7 @@ class Command(Generic[R]):
     RESULT: ClassVar[type[Result]] = Result
     #: Fields holding secrets: left out of idempotency digests and never echoed.
     SECRETS: ClassVar[tuple[str, ...]] = ()
-    #: The credential the command is authenticated by, if any (DOMAIN.md §2, "Who may do
+    #: The credential the command is authenticated by, if any (rules §2, "Who may do
     #: what"): ``password`` (the Passport ID holder) or ``access_key`` (the line holder).
     CREDENTIAL: ClassVar[str | None] = None
 
@@ -436,6 +454,7 @@ class Command(Generic[R]):
     key: str | None = attrs.field(default=None, converter=_key)
 
 
+#: Every command class, by its contract name (``"purchase"``: :class:`Purchase`).
 COMMANDS: dict[str, type[Command[Any]]] = {}
 C = TypeVar("C", bound=type[Command[Any]])
 

@@ -1,4 +1,4 @@
-"""Secrets are hashed before they reach an event, and never logged or exported (DOMAIN.md §10).
+"""Secrets are hashed before they reach an event, and never logged or exported (rules §10).
 
 Hashes are **scrypt**, memory-hard, with a random salt:
 ``scrypt$<log2 N>$<r>$<p>$<salt>$<hash>`` (salt and hash in URL-safe base64).  The production

@@ -1,4 +1,4 @@
-"""The documents of the contract (INTERCHANGE.md, "Documents out") as typed values.
+"""The documents of the interchange contract (docs/contract.md, "Documents out") as typed values.
 
 Each document is a frozen attrs class built by a pure ``compose_*`` function from facts the
 caller gathered (from the views, or from the events of one line).  Only the one cattrs
@@ -76,7 +76,7 @@ __all__ = [
     "sort_charges",
 ]
 
-#: The bill row label of DOMAIN.md §7 [フレッツ・まとめて支払い料金].
+#: The bill row label of rules §7 [フレッツ・まとめて支払い料金].
 LABEL = "フレッツ・まとめて支払い料金"
 
 
@@ -139,7 +139,7 @@ class BillRow:
 
 @attrs.frozen(kw_only=True)
 class Bill:
-    """The bill of one line for one month (INTERCHANGE.md, "Bill of one line for one month")."""
+    """The bill of one line for one month (docs/contract.md, "Bill of one line for one month")."""
 
     customer_id: CustomerId
     month: YearMonth
@@ -153,7 +153,7 @@ class Bill:
 
 @attrs.frozen(kw_only=True)
 class StatementRow:
-    """A row of the usage statement [ご利用明細] with the columns of DOMAIN.md §7."""
+    """A row of the usage statement [ご利用明細] with the columns of rules §7."""
 
     receipt: str
     passport_id: PassportId
@@ -350,7 +350,7 @@ class Timeline:
 
 @attrs.frozen(kw_only=True)
 class Audit:
-    """A bill explained from the events behind it (INTERCHANGE.md, ``matome audit``).
+    """A bill explained from the events behind it (docs/contract.md, ``matome audit``).
 
     ``as_of`` / ``recorded_as_of``: the business time and the recorded time the history was
     cut at (``None``: now).  ``bill`` is the bill recomputed from the line's own streams as of
@@ -403,7 +403,7 @@ class Break:
 
 @attrs.frozen(kw_only=True)
 class Verification:
-    """What ``matome verify`` checked and found (INTERCHANGE.md, ``matome verify``).
+    """What ``matome verify`` checked and found (docs/contract.md, ``matome verify``).
 
     ``events`` read, ``streams`` checked, ``chained`` events with a recorded hash (events
     written before matome 0.2 have none: they are sealed by the first later event of their
@@ -655,7 +655,7 @@ def compose_usage_status(
     regulated: bool,
     passports: Mapping[PassportId, tuple[Yen, bool, bool]],
 ) -> UsageStatus:
-    """The line's Passport IDs as the service page lists them (DOMAIN.md §2).
+    """The line's Passport IDs as the service page lists them (rules §2).
 
     ``passports`` maps each current ID to (limit, locked, line authentication).  Each is listed
     with its status — ``regulated`` [規制中] while the line is regulated, else ``locked`` after

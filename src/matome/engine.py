@@ -5,6 +5,13 @@ aggregates (:mod:`matome.aggregates`) and recorded by the command service
 (:mod:`matome.application`); documents are composed (:mod:`matome.documents`) from the views
 (:mod:`matome.projections`); ``issue_bills`` is followed by the billing run
 (:mod:`matome.billing`).
+
+The public surface of :class:`Engine` is what a user of the library needs: :meth:`Engine.open`
+and :meth:`Engine.close`, one typed method per command of the contract, :meth:`Engine.execute`
+and :meth:`Engine.execute_batch`, the documents, the state queries, and the audit, verify,
+rebuild and follow helpers.  The machinery underneath — the event store's recorder and
+mapper, raw event streams, the views, the credential hasher — is reachable only through
+:attr:`Engine.internals`, which the version policy does not cover (CHANGELOG.md).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
@@ -56,6 +63,7 @@ from matome.documents import (
 )
 from matome.errors import (
     Busy,
+    EngineBusy,
     InvalidInput,
     MatomeError,
     StoreNotFound,
@@ -79,10 +87,22 @@ from matome.values import (
 )
 from matome.verify import verify_store
 
-__all__ = ["Engine", "EngineBusy", "bill_id", "receipt_number"]
+__all__ = ["Engine", "EngineBusy", "EngineInternals", "bill_id", "receipt_number"]
 
-#: The name the ``busy`` refusal had before it moved to :mod:`matome.errors`.
-EngineBusy = Busy
+#: The engine's earlier attributes for the machinery now under :attr:`Engine.internals`: still
+#: answered at run time (not listed by ``dir``, unknown to type checkers), removed in 0.3.
+_MOVED_TO_INTERNALS = frozenset(
+    {
+        "events",
+        "forget_cached_states",
+        "hasher",
+        "mapper",
+        "recorder",
+        "run_billing",
+        "store_settings",
+        "views",
+    }
+)
 
 R = TypeVar("R", bound=cmd.Result)
 P = ParamSpec("P")
@@ -103,7 +123,7 @@ def _guarded(method: M) -> M:
         except MatomeError:
             raise
         except Exception as e:
-            translated = translate_store_error(e, self.store_settings)
+            translated = translate_store_error(e, self._store.store_settings)
             if translated is None:
                 raise
             raise translated from e
@@ -117,7 +137,14 @@ def _command_method(cls: Callable[P, cmd.Command[R]]) -> Callable[Concatenate[En
     def method(self: Engine, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.execute(cls(*args, **kwargs))
 
-    method.__doc__ = f"``{getattr(cls, 'NAME', '')}``: {cls.__doc__ or ''}"
+    name = getattr(cls, "NAME", "")
+    method.__name__ = name or getattr(cls, "__name__", "command")
+    method.__qualname__ = f"Engine.{method.__name__}"
+    method.__doc__ = (
+        f"``{name}``: {cls.__doc__ or ''}\n\nThe keyword arguments are the fields of "
+        f":class:`matome.commands.{getattr(cls, '__name__', '')}`; returns its result or raises "
+        "its refusal (a :class:`~matome.errors.MatomeError`)."
+    )
     return method
 
 
@@ -149,6 +176,9 @@ class Engine:
     Build one with :meth:`open` (``"matome.sqlite"``, ``":memory:"``, ``"postgresql://..."``).
     Methods raise a :class:`~matome.errors.MatomeError` carrying the contract's error code;
     a refused command has written nothing (except a counted wrong password).
+
+    ``policy`` and ``fee_schedule`` are the settings the engine was opened with.  The machinery
+    underneath is :attr:`internals` (not public API).
     """
 
     def __init__(
@@ -211,7 +241,7 @@ class Engine:
         try:
             self._store.event_mapper.stored_state(first[0])
         except Exception:
-            store = describe(self.store_settings)
+            store = describe(self._store.store_settings)
             if self._store.event_mapper.cipher:
                 raise StoreUnavailable(
                     f"{store}: its events cannot be decrypted with this key (wrong "
@@ -255,33 +285,23 @@ class Engine:
         )
 
     # -----------------------------------------------------------------------------------------
-    # The store underneath (for tools that read the log itself)
+    # The machinery underneath (matome's own tools, tests and benchmarks; not public API)
 
     @property
-    def store_settings(self) -> dict[str, str]:
-        """The eventsourcing settings of the store."""
-        return self._store.store_settings
+    def internals(self) -> EngineInternals:
+        """The machinery under the engine — the store's settings, recorder and mapper, raw event
+        streams, the views, the credential hasher — for matome's own tools, tests and
+        benchmarks.  Not public API: it may change in any release (CHANGELOG.md, "Version
+        policy")."""
+        return EngineInternals(self)  # made on demand: no engine ⇄ internals reference cycle
 
-    @property
-    def recorder(self) -> ApplicationRecorder:
-        """The event store's recorder (eventsourcing's notification log lives here)."""
-        return self._store.recorder
+    if not TYPE_CHECKING:  # the type checker knows only the new names
 
-    @property
-    def mapper(self) -> Mapper[UUID]:
-        """The mapper that turns stored events into matome's events and back."""
-        return self._store.mapper
-
-    @property
-    def events(self) -> ReadOnlyEvents:
-        """The events of one stream, decoded (read-only: events are written by commands
-        only, with their hash-chain links and personal values kept apart)."""
-        return ReadOnlyEvents(self._store.events)
-
-    @property
-    def hasher(self) -> Hasher:
-        """The credential hasher (salted scrypt; see :mod:`matome.credentials`)."""
-        return self._commands.hasher
+        def __getattr__(self, name: str) -> Any:
+            # The earlier names of the internals: still answered at run time, not listed.
+            if name in _MOVED_TO_INTERNALS:
+                return getattr(self.internals, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @_guarded
     def log_position(self, log_id: str) -> LogPosition | None:
@@ -299,12 +319,7 @@ class Engine:
         calendar: Calendar | None = self._commands.cache.get(CALENDAR_ID, project_calendar)
         if calendar is None or calendar.closed_through is None:
             return 0
-        return self.run_billing(calendar.closed_through, at or calendar.last_at)
-
-    def forget_cached_states(self) -> None:
-        """Forget the aggregate states cached in memory; they are read again from the store
-        (what another process on the same store would see)."""
-        self._commands.cache.clear()
+        return self._run_billing(calendar.closed_through, at or calendar.last_at)
 
     def close(self) -> None:
         """Close the views' and the event store's connections."""
@@ -325,7 +340,7 @@ class Engine:
         """
         result = self._commands.execute(command, position)
         if isinstance(command, cmd.IssueBills):
-            self.run_billing(command.month, command.at)
+            self._run_billing(command.month, command.at)
         return result
 
     @_guarded
@@ -352,7 +367,7 @@ class Engine:
                 seen = (
                     e
                     if isinstance(e, MatomeError)
-                    else translate_store_error(e, self.store_settings)
+                    else translate_store_error(e, self._store.store_settings)
                 )
                 if not isinstance(seen, Busy):
                     raise
@@ -405,30 +420,30 @@ class Engine:
     # The billing run and the documents (from the views)
 
     @_guarded
-    def run_billing(self, through: YearMonth, at: datetime) -> int:
+    def _run_billing(self, through: YearMonth, at: datetime) -> int:
         """Issue every bill of a closed month up to ``through`` not issued yet; return how many
         (see :mod:`matome.billing`)."""
-        projection, documents = self.views
+        projection, documents = self._view_pair()
         return run_billing(self._store, projection, documents, through, at)
 
-    @property
     @_guarded
-    def views(self) -> tuple[Projection, Documents]:
+    def _view_pair(self) -> tuple[Projection, Documents]:
         """The billing projection and its document queries (created on first use)."""
         with self._views_lock:
             if self._views is None:
-                projection = Projection(self._store, open_view_store(self.store_settings))
+                settings = self._store.store_settings
+                projection = Projection(self._store, open_view_store(settings))
                 self._views = (projection, Documents(projection, self.policy, self.fee_schedule))
             return self._views
 
     def _documents(self) -> Documents:
-        projection, documents = self.views
+        projection, documents = self._view_pair()
         projection.catch_up()
         return documents
 
     @_guarded
     def bill(self, customer_id: CustomerId | str, month: YearMonth | str) -> Bill:
-        """The bill of one line for one month (INTERCHANGE.md, "Bill")."""
+        """The bill of one line for one month (docs/contract.md, "Bill")."""
         return self._documents().bill(_cid(customer_id), _month(month))
 
     @_guarded
@@ -505,13 +520,13 @@ class Engine:
     ) -> int:
         """Keep the views up to date with the log until ``should_stop()`` (a projection
         worker: see :meth:`matome.projections.runner.Projection.follow`)."""
-        projection, _ = self.views
+        projection, _ = self._view_pair()
         return projection.follow(should_stop, poll=poll, progress=progress)
 
     @_guarded
     def rebuild_views(self, progress: Progress | None = None) -> int:
         """Drop the read models and replay the whole log into them."""
-        projection, _ = self.views
+        projection, _ = self._view_pair()
         return projection.rebuild(progress)
 
     # -----------------------------------------------------------------------------------------
@@ -550,7 +565,7 @@ class Engine:
 
     @_guarded
     def usage_status(self, customer_id: CustomerId | str) -> UsageStatus:
-        """The usage status of a line and its Passport IDs (DOMAIN.md §2; see
+        """The usage status of a line and its Passport IDs (rules §2; see
         :func:`matome.documents.compose_usage_status`)."""
         line = self.line(customer_id)
         if line is None:
@@ -567,6 +582,59 @@ class Engine:
         """The latest closed billing month, if any."""
         calendar: Calendar | None = self._commands.cache.get(CALENDAR_ID, project_calendar)
         return None if calendar is None else calendar.closed_through
+
+
+class EngineInternals:
+    """The machinery under an :class:`Engine` (``engine.internals``), for matome's own tools,
+    tests and benchmarks.
+
+    Not public API: the version policy does not cover it, and any release may change it.
+    Everything here bypasses the contract — read the log with it, never write through it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def store_settings(self) -> dict[str, str]:
+        """The eventsourcing settings of the store."""
+        return self._engine._store.store_settings
+
+    @property
+    def recorder(self) -> ApplicationRecorder:
+        """The event store's recorder (eventsourcing's notification log lives here)."""
+        return self._engine._store.recorder
+
+    @property
+    def mapper(self) -> Mapper[UUID]:
+        """The mapper that turns stored events into matome's events and back."""
+        return self._engine._store.mapper
+
+    @property
+    def events(self) -> ReadOnlyEvents:
+        """The events of one stream, decoded (read-only: events are written by commands
+        only, with their hash-chain links and personal values kept apart)."""
+        return ReadOnlyEvents(self._engine._store.events)
+
+    @property
+    def hasher(self) -> Hasher:
+        """The credential hasher (salted scrypt; see :mod:`matome.credentials`)."""
+        return self._engine._commands.hasher
+
+    @property
+    def views(self) -> tuple[Projection, Documents]:
+        """The billing projection and its document queries (created on first use)."""
+        return self._engine._view_pair()
+
+    def run_billing(self, through: YearMonth, at: datetime) -> int:
+        """Issue every bill of a closed month up to ``through`` not issued yet; return how many
+        (see :mod:`matome.billing`; :meth:`Engine.complete_billing` is the public way)."""
+        return self._engine._run_billing(through, at)
+
+    def forget_cached_states(self) -> None:
+        """Forget the aggregate states cached in memory; they are read again from the store
+        (what another process on the same store would see)."""
+        self._engine._commands.cache.clear()
 
 
 def _cid(value: CustomerId | str) -> str:

@@ -1,7 +1,7 @@
 """matome's exceptions: one class per error code of the interchange contract.
 
 Every refusal the engine makes is a :class:`MatomeError` subclass whose ``code`` is the
-contract's error code (INTERCHANGE.md, "Results").  A refused command writes nothing, with the
+contract's error code (docs/contract.md, "Results").  A refused command writes nothing, with the
 single exception documented on :class:`WrongPassword`.
 """
 
@@ -16,6 +16,7 @@ __all__ = [
     "Busy",
     "ConsentRequired",
     "DuplicateError",
+    "EngineBusy",
     "FeeNotConfigured",
     "GoodsNotOffered",
     "IdempotencyConflict",
@@ -77,7 +78,7 @@ class IdempotencyConflict(MatomeError):
 
 
 class MonthClosed(MatomeError):
-    """The command's business time falls in a month whose bills were issued (DOMAIN.md §7)."""
+    """The command's business time falls in a month whose bills were issued (rules §7)."""
 
     code = "month_closed"
 
@@ -119,13 +120,13 @@ class DuplicateError(MatomeError):
 
 
 class LineRegulated(MatomeError):
-    """The line is regulated [利用規制]: no purchase, no new Passport ID (DOMAIN.md §5)."""
+    """The line is regulated [利用規制]: no purchase, no new Passport ID (rules §5)."""
 
     code = "line_regulated"
 
 
 class LockedOut(MatomeError):
-    """The Passport ID's password is disabled after too many wrong entries (DOMAIN.md §10)."""
+    """The Passport ID's password is disabled after too many wrong entries (rules §10)."""
 
     code = "locked_out"
 
@@ -134,7 +135,7 @@ class WrongPassword(MatomeError):
     """The password did not match.
 
     The one refusal that leaves something behind: the failed attempt is recorded so that
-    consecutive failures can lock the ID (DOMAIN.md §10, INTERCHANGE.md "Results").
+    consecutive failures can lock the ID (rules §10, docs/contract.md "Results").
     """
 
     code = "wrong_password"
@@ -143,7 +144,7 @@ class WrongPassword(MatomeError):
 class WrongAccessKey(MatomeError):
     """The line holder's command did not carry the line's access key [アクセスキー] (§2).
 
-    Not counted: only Passport ID passwords lock (DOMAIN.md §10).
+    Not counted: only Passport ID passwords lock (rules §10).
     """
 
     code = "wrong_access_key"
@@ -156,7 +157,7 @@ class LineAuthFailed(MatomeError):
 
 
 class NotAllowedOnline(MatomeError):
-    """Lifting a regulation needs a written application [書面] (DOMAIN.md §5)."""
+    """Lifting a regulation needs a written application [書面] (rules §5)."""
 
     code = "not_allowed_online"
 
@@ -168,13 +169,13 @@ class ConsentRequired(MatomeError):
 
 
 class RegistrationClosed(MatomeError):
-    """Self-service registration and detail changes ended on 2024-12-01 (DOMAIN.md §2)."""
+    """Self-service registration and detail changes ended on 2024-12-01 (rules §2)."""
 
     code = "registration_closed"
 
 
 class TooManyPassports(MatomeError):
-    """A line holds at most five Passport IDs (DOMAIN.md §1)."""
+    """A line holds at most five Passport IDs (rules §1)."""
 
     code = "too_many_passports"
 
@@ -186,32 +187,32 @@ class RegistrationLimitExceeded(MatomeError):
 
 
 class LimitSumExceeded(MatomeError):
-    """The per-ID limits would add up to more than the line's cap (DOMAIN.md §3)."""
+    """The per-ID limits would add up to more than the line's cap (rules §3)."""
 
     code = "limit_sum_exceeded"
 
 
 class LimitExceeded(MatomeError):
-    """The purchase would take the ID's spend this month above its limit (DOMAIN.md §3)."""
+    """The purchase would take the ID's spend this month above its limit (rules §3)."""
 
     code = "limit_exceeded"
 
 
 class NotCancellable(MatomeError):
-    """Only an active monthly-flat subscription can be cancelled (DOMAIN.md §4)."""
+    """Only an active monthly-flat subscription can be cancelled (rules §4)."""
 
     code = "not_cancellable"
 
 
 class RefundExceedsCharge(MatomeError):
     """Refunds of one purchase may never add up to more than was charged for it so far
-    (DOMAIN.md §4)."""
+    (rules §4)."""
 
     code = "refund_exceeds_charge"
 
 
 class GoodsNotOffered(MatomeError):
-    """NTT East sells physical goods from 2012-06-05 only (DOMAIN.md §1).
+    """NTT East sells physical goods from 2012-06-05 only (rules §1).
 
     An addition to the contract's list of codes (the contract allows additions).
     """
@@ -220,7 +221,10 @@ class GoodsNotOffered(MatomeError):
 
 
 class FeeNotConfigured(MatomeError):
-    """The fee schedule needs an amount nobody has configured (an addition to the contract)."""
+    """The fee schedule needs an amount nobody has configured (an addition to the contract).
+
+    Raised by :mod:`matome.fees` (which re-exports it, as before); a settlement reports it as
+    the line's ``status`` instead of failing."""
 
     code = "fee_not_configured"
 
@@ -245,7 +249,12 @@ class Busy(MatomeError):
     code = "busy"
 
 
-#: The contract's order of precedence (INTERCHANGE.md, "Results"): when several refusals apply
+#: matome 0.1's name of :class:`Busy` (also importable from :mod:`matome.engine`): the same
+#: class, kept so that ``except EngineBusy`` goes on working.
+EngineBusy = Busy
+
+
+#: The contract's order of precedence (docs/contract.md, "Results"): when several refusals apply
 #: to one command, the first in this table is reported.  Codes on one line share a rank.  This
 #: table *is* the order: the deciders collect every refusal that applies and report the first
 #: by :func:`rank`, so the order never depends on the order in which checks are written.
@@ -254,7 +263,7 @@ REFUSAL_ORDER: tuple[tuple[str, ...], ...] = (
     ("month_closed",),
     ("unknown_line", "unknown_passport", "unknown_provider", "unknown_service", "unknown_receipt"),
     # Credentials before the state they guard; the line check before the password, so that
-    # nobody on another line can lock an ID out (DOMAIN.md §9, §10).
+    # nobody on another line can lock an ID out (rules §9, §10).
     ("line_auth_failed",),
     ("locked_out",),
     ("wrong_password", "wrong_access_key"),
@@ -291,6 +300,8 @@ def first_refusal(refusals: list[MatomeError]) -> MatomeError | None:
     return min(refusals, key=lambda e: rank(e.code))
 
 
+#: The class of each command refusal, by its contract error code (``busy``,
+#: ``fee_not_configured`` and the store's errors are not command refusals).
 ERROR_CLASSES: dict[str, type[MatomeError]] = {
     cls.code: cls
     for cls in (

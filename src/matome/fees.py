@@ -1,4 +1,4 @@
-"""Provider fees [手数料] for settlement (DOMAIN.md §8): effective-dated, tiered, given as data.
+"""Provider fees [手数料] for settlement (rules §8): effective-dated, tiered, given as data.
 
 A schedule is a list of :class:`FeePeriod` objects, each in force from a usage month on.  A
 period's tiers are chosen by the provider's **average billed amount per access line** for the

@@ -1,4 +1,4 @@
-"""The command log of the interchange contract (INTERCHANGE.md, "Command log"): one JSON line in,
+"""The command log of the interchange contract (docs/contract.md, "Command log"): one JSON line in,
 one result object out.
 
 :func:`parse_line` reads one line of a command log into a command, enforcing the contract's
@@ -24,7 +24,7 @@ from matome.errors import InvalidInput, MatomeError
 
 __all__ = ["MAX_LINE_BYTES", "LogLine", "apply_line", "apply_lines", "log_lines", "parse_line"]
 
-#: The longest command-log line accepted (INTERCHANGE.md bounds): 64 KiB.
+#: The longest command-log line accepted (docs/contract.md, bounds): 64 KiB.
 MAX_LINE_BYTES = 64 * 1024
 
 

@@ -1,4 +1,4 @@
-"""Effective-dated policy settings: every **Decision** of DOMAIN.md is a setting, not a constant."""
+"""Effective-dated policy settings: every **Decision** of the rules is a setting, not a constant."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__ = ["DEFAULT_POLICY", "Policy"]
 
 @attrs.frozen(kw_only=True)
 class Policy:
-    """The business rules that an operator may tune.  Defaults follow DOMAIN.md.
+    """The business rules that an operator may tune.  Defaults follow docs/rules.md.
 
     Dated settings compare against a command's *business* time, so a historic log replays under
     the rules that were in force when it happened.
@@ -38,4 +38,5 @@ class Policy:
     physical_goods_from: datetime = datetime(2012, 6, 5, tzinfo=TOKYO)
 
 
+#: The policy of the rules as written (every setting at its default).
 DEFAULT_POLICY = Policy()

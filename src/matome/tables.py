@@ -1,9 +1,18 @@
-"""Plain-text tables for people (``--json`` gives the contract's documents instead)."""
+"""Plain-text tables for people (``--json`` gives the contract's documents instead), and the
+same rows as CSV (``--csv``, through the :mod:`csv` module).
+
+Every tabular document has one ``*_rows`` function giving its column names and rows of plain
+values (whole yen as ``int``); the text table and the CSV are both written from it, so the two
+never disagree.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matome.documents import (
@@ -20,14 +29,25 @@ from matome.documents import (
 from matome.values import Consolidated, Yen
 
 __all__ = [
+    "PREVIEW_MARK",
+    "Rows",
     "audit_table",
+    "bill_rows",
     "bill_table",
+    "contacts_rows",
     "contacts_table",
+    "continuity_rows",
     "continuity_table",
+    "highlight",
+    "provider_totals_rows",
     "provider_totals_table",
+    "settlement_rows",
     "settlement_table",
+    "statement_rows",
     "statement_table",
     "table",
+    "to_csv",
+    "usage_status_rows",
     "usage_status_table",
     "verification_table",
     "width",
@@ -75,12 +95,98 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+#: Column names and rows of plain values: what a table and a CSV are written from.
+Rows = tuple[list[str], list[list[Any]]]
+
+#: The word that marks a document of a month not yet closed: its amounts may still change.
+PREVIEW_MARK = "PREVIEW"
+
+
+def _csv_cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def to_csv(rows: Rows) -> str:
+    """``rows`` as CSV (RFC 4180 quoting, ``\r\n`` line ends, the header first): whole yen
+    without separators, booleans ``true``/``false``, nothing for a missing value."""
+    headers, body = rows
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(headers)
+    writer.writerows([_csv_cell(v) for v in row] for row in body)
+    return out.getvalue()
+
+
+_MARKERS = re.compile(rf"^(?:{PREVIEW_MARK}:|BROKEN:|OK:)|\[{PREVIEW_MARK}\]", flags=re.M)
+_COLOURS = {"B": "31", "O": "32"}  # red, green; a preview is yellow (33)
+
+
+def highlight(text: str) -> str:
+    """``text`` with its markers in colour (ANSI), for a terminal: a preview in yellow, a
+    broken history in red, an intact one in green."""
+    return _MARKERS.sub(lambda m: f"\x1b[{_COLOURS.get(m[0][0], '33')}m{m[0]}\x1b[0m", text)
+
+
+def _kind(kind: Any) -> str:
+    return str(getattr(kind, "value", kind))
+
+
+def bill_rows(bill: Bill) -> Rows:
+    """A bill's charges, one row each (a refund is a ``refund`` row with its reason), with the
+    bill's line, month and status on every row."""
+    return (
+        [
+            "customer_id",
+            "month",
+            "status",
+            "provider",
+            "receipt",
+            "passport_id",
+            "service",
+            "pricing",
+            "kind",
+            "unit_price",
+            "quantity",
+            "amount",
+            "started_on",
+            "reason",
+        ],
+        [
+            [
+                bill.customer_id,
+                bill.month,
+                bill.status.value,
+                c.provider,
+                c.receipt,
+                c.passport_id,
+                c.service,
+                c.pricing.value,
+                c.kind.value,
+                c.unit_price.amount,
+                c.quantity,
+                c.amount.amount,
+                c.started_on,
+                c.reason,
+            ]
+            for c in bill.charges
+        ],
+    )
+
+
 def bill_table(bill: Bill) -> str:
-    """A bill as a person reads it: heading, one row per provider, subtotal, then charges."""
+    """A bill as a person reads it: heading, one row per provider, subtotal, then charges (a
+    refund shows as a ``refund`` row with its reason)."""
     account = bill.billing_account
     payer = f"via {account.representative}" if isinstance(account, Consolidated) else account.number
+    status = PREVIEW_MARK if bill.status.value == "preview" else bill.status.value
     head = (
-        f"Bill {bill.customer_id}  {bill.month}  [{bill.status.value}]  "
+        f"Bill {bill.customer_id}  {bill.month}  [{status}]  "
         f"issue date {bill.issue_date}  billed to {account.method} {payer}"
     )
     rows = table(
@@ -88,16 +194,17 @@ def bill_table(bill: Bill) -> str:
         [[r.provider, r.provider_name, r.label, r.amount.amount] for r in bill.rows],
     )
     charges = table(
-        ["receipt", "passport", "provider", "service", "pricing", "started", "amount"],
+        ["receipt", "passport", "provider", "service", "kind", "started", "amount", "reason"],
         [
             [
                 c.receipt,
                 c.passport_id,
                 c.provider,
                 c.service,
-                c.pricing.value,
+                c.kind.value,
                 c.started_on,
                 c.amount.amount,
+                c.reason,
             ]
             for c in bill.charges
         ],
@@ -105,46 +212,105 @@ def bill_table(bill: Bill) -> str:
     return f"{head}\n{rows}\nsubtotal: {bill.subtotal.amount:,} yen\n\ncharges:\n{charges}"
 
 
-def statement_table(doc: Statement) -> str:
-    """A page of the usage statement [ご利用明細]."""
-    head = (
-        f"Usage statement {doc.customer_id}  {doc.month}  page {doc.page} "
-        f"({len(doc.rows)} of {doc.total} rows)"
-    )
-    body = table(
-        ["receipt", "passport", "provider", "unit price", "qty", "amount", "started"],
+def statement_rows(doc: Statement, reasons: Mapping[str, str] | None = None) -> Rows:
+    """The rows of a statement page; ``reasons`` (receipt → a refund's reason, from the bill)
+    fills the reason of refund rows."""
+    reasons = reasons or {}
+    return (
+        [
+            "receipt",
+            "passport_id",
+            "provider",
+            "provider_name",
+            "service_name",
+            "kind",
+            "unit_price",
+            "quantity",
+            "amount",
+            "started_on",
+            "reason",
+        ],
         [
             [
                 r.receipt,
                 r.passport_id,
+                r.provider,
                 r.provider_name,
+                r.service_name,
+                _kind(r.kind),
                 r.unit_price.amount,
                 r.quantity,
                 r.amount.amount,
                 r.started_on,
+                reasons.get(r.receipt) if _kind(r.kind) == "refund" else None,
             ]
             for r in doc.rows
         ],
     )
+
+
+def statement_table(doc: Statement, reasons: Mapping[str, str] | None = None) -> str:
+    """A page of the usage statement [ご利用明細]: a refund is a ``refund`` row (its amount
+    negative) with its reason."""
+    head = (
+        f"Usage statement {doc.customer_id}  {doc.month}  page {doc.page} "
+        f"({len(doc.rows)} of {doc.total} rows)"
+    )
+    _, rows = statement_rows(doc, reasons)
+    body = table(
+        [
+            "receipt",
+            "passport",
+            "provider",
+            "kind",
+            "unit price",
+            "qty",
+            "amount",
+            "started",
+            "reason",
+        ],
+        [[r[0], r[1], r[3], r[5], r[6], r[7], r[8], r[9], r[10]] for r in rows],
+    )
     return f"{head}\n{body}"
 
 
+def provider_totals_rows(doc: Sequence[ProviderTotal]) -> Rows:
+    return ["provider", "lines", "amount"], [[r.provider, r.lines, r.amount.amount] for r in doc]
+
+
 def provider_totals_table(doc: Sequence[ProviderTotal]) -> str:
-    return table(
-        ["provider", "lines", "amount"], [[r.provider, r.lines, r.amount.amount] for r in doc]
-    )
+    return table(*provider_totals_rows(doc))
+
+
+def contacts_rows(doc: Sequence[Contact]) -> Rows:
+    return ["provider", "name", "contact"], [[r.provider, r.name, r.contact] for r in doc]
 
 
 def contacts_table(doc: Sequence[Contact]) -> str:
-    return table(["provider", "name", "contact"], [[r.provider, r.name, r.contact] for r in doc])
+    return table(*contacts_rows(doc))
 
 
-def settlement_table(doc: Sequence[SettlementLine]) -> str:
+_SETTLEMENT_COLUMNS = (
+    "provider",
+    "operator",
+    "gross",
+    "lines",
+    "average_per_line",
+    "fee",
+    "tax",
+    "net",
+    "status",
+)
+
+
+def settlement_rows(doc: Sequence[SettlementLine], preview: bool = False) -> Rows:
+    """Settlement lines; ``preview``: the month is not closed yet (a column says so)."""
+
     def yen(value: Yen | None) -> int | None:
         return None if value is None else value.amount
 
-    return table(
-        ["provider", "operator", "gross", "lines", "average/line", "fee", "tax", "net", "status"],
+    return (
+        [*_SETTLEMENT_COLUMNS, "preview"],
         [
             [
                 r.provider,
@@ -156,15 +322,36 @@ def settlement_table(doc: Sequence[SettlementLine]) -> str:
                 yen(r.tax),
                 yen(r.net),
                 r.status.value,
+                preview,
             ]
             for r in doc
         ],
     )
 
 
-def continuity_table(doc: Sequence[ContinuityRow]) -> str:
-    return table(
-        ["customer ID", "at", "change", "new ID", "kept", "cancelled", "deleted"],
+def settlement_table(
+    doc: Sequence[SettlementLine], month: Any = None, closed_through: Any = None
+) -> str:
+    """Settlement lines; when ``month`` is given and is after ``closed_through``, a heading
+    marks the whole table as a preview (the month is not closed: amounts may still change)."""
+    preview = month is not None and (closed_through is None or str(month) > str(closed_through))
+    _, rows = settlement_rows(doc)
+    body = table(
+        ["provider", "operator", "gross", "lines", "average/line", "fee", "tax", "net", "status"],
+        [r[:-1] for r in rows],
+    )
+    if not preview:
+        return body
+    closed = f"closed through {closed_through}" if closed_through else "no month closed yet"
+    return (
+        f"{PREVIEW_MARK}: {month} is not closed yet ({closed}); these amounts may still change "
+        f"until issue_bills closes it\n{body}"
+    )
+
+
+def continuity_rows(doc: Sequence[ContinuityRow]) -> Rows:
+    return (
+        ["customer_id", "at", "change", "new_customer_id", "kept", "cancelled", "deleted"],
         [
             [
                 r.customer_id,
@@ -180,13 +367,27 @@ def continuity_table(doc: Sequence[ContinuityRow]) -> str:
     )
 
 
+def continuity_table(doc: Sequence[ContinuityRow]) -> str:
+    _, rows = continuity_rows(doc)
+    return table(["customer ID", "at", "change", "new ID", "kept", "cancelled", "deleted"], rows)
+
+
+def usage_status_rows(doc: UsageStatus) -> Rows:
+    """A line's Passport IDs, with the line and its status on every row."""
+    return (
+        ["customer_id", "line_status", "passport_id", "status", "limit", "line_auth"],
+        [
+            [doc.customer_id, doc.status, p.passport_id, p.status, p.limit.amount, p.line_auth]
+            for p in doc.passports
+        ],
+    )
+
+
 def usage_status_table(doc: UsageStatus) -> str:
     """A line's status and its Passport IDs, as the service page lists them (§2)."""
     head = f"Line {doc.customer_id}  [{doc.status}]"
-    body = table(
-        ["passport", "status", "limit", "line auth"],
-        [[p.passport_id, p.status, p.limit.amount, p.line_auth] for p in doc.passports],
-    )
+    _, rows = usage_status_rows(doc)
+    body = table(["passport", "status", "limit", "line auth"], [r[2:] for r in rows])
     return f"{head}\n{body}"
 
 

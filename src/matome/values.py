@@ -1,6 +1,6 @@
 """Value types: validated at the edge, immutable, comparable.
 
-Every format rule of DOMAIN.md §1 lives here.  A value that exists is valid: constructing one
+Every format rule of docs/rules.md §1 lives here.  A value that exists is valid: constructing one
 from bad input raises :class:`~matome.errors.InvalidInput` with a message that names the rule.
 """
 
@@ -84,7 +84,7 @@ def require_text(value: str, what: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Identifiers (DOMAIN.md §1, "Identifier formats")
+# Identifiers (rules §1, "Identifier formats")
 
 _CUSTOMER_CAF = re.compile(r"CAF[0-9]{10}")
 _CUSTOMER_COP = re.compile(r"COP[0-9]{8}")
@@ -202,7 +202,7 @@ class _Secret:
 
 
 class Password(_Secret):
-    """A Passport ID password: 4–10 ASCII alphanumerics, case-sensitive (DOMAIN.md §1)."""
+    """A Passport ID password: 4–10 ASCII alphanumerics, case-sensitive (rules §1)."""
 
     __slots__ = ()
     pattern = _PASSWORD
@@ -210,7 +210,7 @@ class Password(_Secret):
 
 
 class AccessKey(_Secret):
-    """A line's access key [アクセスキー]: 8 ASCII alphanumerics (DOMAIN.md §1)."""
+    """A line's access key [アクセスキー]: 8 ASCII alphanumerics (rules §1)."""
 
     __slots__ = ()
     pattern = _ACCESS_KEY
@@ -256,7 +256,7 @@ def _check_bool(_: object, attribute: attrs.Attribute[bool], value: bool) -> Non
 
 @attrs.frozen
 class Erased:
-    """A personal value that was erased on request (DOMAIN.md: ``erase_personal_data``); what
+    """A personal value that was erased on request (docs/contract.md: ``erase_personal_data``); what
     remains of it is the fact that it existed."""
 
     def __str__(self) -> str:
@@ -308,7 +308,7 @@ class Yen:
     @classmethod
     def non_negative(cls, value: object, what: str) -> Yen:
         """``value`` as an amount a command may carry: whole yen from 0 to :data:`MAX_YEN`
-        (DOMAIN.md §1), refused with a message naming ``what``."""
+        (rules §1), refused with a message naming ``what``."""
         if type(value) is not int:
             raise InvalidInput(f"{what} must be whole yen (an integer), got {value!r}")
         if not 0 <= value <= MAX_YEN:
@@ -319,10 +319,10 @@ class Yen:
 Yen.ZERO = Yen(0)
 
 #: The largest amount a command may carry (price, limit, cap, refund, fee): every sum of them
-#: then fits a 64-bit integer (DOMAIN.md §1).
+#: then fits a 64-bit integer (rules §1).
 MAX_YEN = 99_999_999
 
-#: Business times a command may carry (DOMAIN.md §1 bounds): Tokyo dates 2000-01-01 …
+#: Business times a command may carry (rules §1 bounds): Tokyo dates 2000-01-01 …
 #: 2099-12-31.  Nothing the service bills lies outside, and month arithmetic stays in range.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2099, 12, 31)
@@ -351,7 +351,7 @@ _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 @attrs.frozen(order=True)
 class YearMonth:
-    """A billing month: a calendar month in Asia/Tokyo (DOMAIN.md §4)."""
+    """A billing month: a calendar month in Asia/Tokyo (rules §4)."""
 
     year: int
     month: int = attrs.field()
@@ -404,7 +404,7 @@ class Operator(StrEnum):
     EAST = "east"
 
     def accepts(self, customer_id: CustomerId) -> bool:
-        """West uses ``CAF`` IDs only; East uses ``CAF`` and ``COP`` (DOMAIN.md §1)."""
+        """West uses ``CAF`` IDs only; East uses ``CAF`` and ``COP`` (rules §1)."""
         return self is Operator.EAST or customer_id.value.startswith("CAF")
 
     def other(self) -> Operator:
@@ -412,7 +412,7 @@ class Operator(StrEnum):
 
 
 class LineKind(StrEnum):
-    """The access-line kinds that may hold Passport IDs (DOMAIN.md §1, "Line kinds")."""
+    """The access-line kinds that may hold Passport IDs (rules §1, "Line kinds")."""
 
     HIKARI_NEXT = "hikari_next"
     HIKARI_LIGHT = "hikari_light"
@@ -422,12 +422,12 @@ class LineKind(StrEnum):
 
     @property
     def has_line_auth(self) -> bool:
-        """Line authentication [回線認証] exists for the Hikari kinds only (DOMAIN.md §9)."""
+        """Line authentication [回線認証] exists for the Hikari kinds only (rules §9)."""
         return self in (LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT, LineKind.HIKARI_LIGHT_PLUS)
 
     @property
     def is_next_or_light(self) -> bool:
-        """Hikari Next or Hikari Light: between these two is a menu change (DOMAIN.md §6)."""
+        """Hikari Next or Hikari Light: between these two is a menu change (rules §6)."""
         return self in (LineKind.HIKARI_NEXT, LineKind.HIKARI_LIGHT)
 
     def offered_by(self, operator: Operator) -> bool:
@@ -451,7 +451,7 @@ class Goods(StrEnum):
 
 
 class ChangeKind(StrEnum):
-    """Line changes [異動] of the continuity table (DOMAIN.md §6).
+    """Line changes [異動] of the continuity table (rules §6).
 
     The table itself — which changes keep the service, which end the line, which may carry a
     new customer ID or a new kind — is written once, in the properties below; the line's rules
@@ -494,7 +494,7 @@ class ChangeKind(StrEnum):
 
 
 class BillingChangeReason(StrEnum):
-    """Changes of the billing number that keep the service (DOMAIN.md §6)."""
+    """Changes of the billing number that keep the service (rules §6)."""
 
     RENUMBERING = "renumbering"
     BILLING_PHONE_CHANGE = "billing_phone_change"
@@ -506,14 +506,14 @@ E = TypeVar("E", bound=StrEnum)
 
 
 class ResetChannel(StrEnum):
-    """How a password reset was requested of the operator [電話・書面] (DOMAIN.md §10)."""
+    """How a password reset was requested of the operator [電話・書面] (rules §10)."""
 
     PHONE = "phone"
     WRITTEN = "written"
 
 
 class LiftChannel(StrEnum):
-    """How a lift of regulation was applied for: only ``written`` is accepted (DOMAIN.md §5)."""
+    """How a lift of regulation was applied for: only ``written`` is accepted (rules §5)."""
 
     WRITTEN = "written"
     ONLINE = "online"
@@ -568,6 +568,7 @@ class Consolidated:
     method: ClassVar[str] = "consolidated"
 
 
+#: Where a line's charges are billed: with a phone bill, by customer number, or consolidated.
 BillingAccount = PhoneBill | CustomerNumber | Consolidated
 
 BILLING_METHODS: dict[str, type[PhoneBill] | type[CustomerNumber] | type[Consolidated]] = {

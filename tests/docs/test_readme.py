@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_ci_runs_the_readme_test_command_with_postgres_required() -> None:
 
 
 def _cli_lines() -> list[list[str]]:
-    """The ``matome ...`` lines of README's command-line block, comments dropped."""
+    """The ``matome ...`` lines of README's shell blocks, comments dropped."""
     lines = []
     for block in _blocks("sh"):
         for text in block.splitlines():
@@ -48,21 +49,38 @@ def _cli_lines() -> list[list[str]]:
     return lines
 
 
-def test_readme_command_log_and_command_lines_run(
+def _command_line_section() -> str:
+    return README.split("## The command line\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_command_line_section_uses_no_placeholders_or_missing_files() -> None:
+    """The section's lines name the demo store's lines and files that ship (``examples/``),
+    not the in-memory quickstart's customer or a log that does not exist."""
+    section = _command_line_section()
+    assert "CAF0000000001" not in section
+    assert "history.jsonl" not in section
+    assert "$" not in "".join(" ".join(args) for args in _cli_lines())
+    for args in _cli_lines():
+        for arg in args:
+            if arg.startswith("examples/"):
+                assert (ROOT / arg).is_file(), arg
+    assert 4 <= len(_cli_lines()) <= 7, "about five lines"
+
+
+def test_readme_command_lines_run_against_the_demo_store(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     cheap_hashing: None,
 ) -> None:
-    """README's ``history.jsonl`` (contract 2) is accepted line by line by ``matome run``, and
-    every ``matome`` line of its command-line block then runs with exit 0."""
-    [log] = _blocks("jsonl")
-    (tmp_path / "history.jsonl").write_text(log, encoding="utf-8")
+    """After ``pip install -e . && matome demo``, every ``matome`` line of README's
+    command-line section runs exactly as written, with exit 0 and some output."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MATOME_DB", raising=False)
+    assert cli.main(["demo"]) == 0
     commands = _cli_lines()
-    assert commands[0] == ["run", "history.jsonl"]
-    assert {c[0] for c in commands} >= {"bill", "statement", "settle", "status"}
+    assert {c[0] for c in commands} >= {"bill", "statement", "audit", "verify", "run"}
     for args in commands:
         capsys.readouterr()
         assert cli.main(args) == 0, args
@@ -70,6 +88,6 @@ def test_readme_command_log_and_command_lines_run(
         assert out, args
         if args[0] == "run":
             results = [json.loads(r) for r in out.splitlines()]
-            assert len(results) == len(log.splitlines())
+            assert results, args
             assert all(r["ok"] for r in results), results
     assert (tmp_path / "matome.sqlite").exists()

@@ -1,4 +1,8 @@
-"""docs/rules.md cannot rot: every function it names imports, every test it names exists.
+"""The rules page cannot rot: every function it names imports, every test it names exists.
+
+The page's text ships in the package (``src/matome/reference/rules.md``, read with
+``matome.reference.text("rules")``); the site's ``docs/rules.md`` includes it, so its relative
+links are resolved from ``docs/``.
 
 The page maps each business rule to the code that decides it (a backticked dotted name,
 ``matome.charging.last_charged_month``) and the tests that check it (a backticked pytest node
@@ -16,7 +20,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
+#: Where the page is rendered: its links are relative to this.
 RULES = DOCS / "rules.md"
+#: The page's text, shipped in the package.
+SOURCE = ROOT / "src" / "matome" / "reference" / "rules.md"
 
 #: A backticked span on one line.
 _SPAN = re.compile(r"`([^`\n]+)`")
@@ -159,6 +166,16 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+#: A snippet include of a site page: ``--8<-- "path/from/the/repository/root"``.
+_SNIPPET = re.compile(r'^--8<-- "([^"]+)"\s*$', flags=re.M)
+
+
+def _read_page(path: Path) -> str:
+    """A page of the site as mkdocs renders it: with its snippet includes expanded."""
+    text = path.read_text(encoding="utf-8")
+    return _SNIPPET.sub(lambda m: (ROOT / m.group(1)).read_text(encoding="utf-8"), text)
+
+
 def broken_links(text: str, here: Path = RULES) -> list[str]:
     """Relative links to a file that does not exist, or to an anchor no heading has."""
     broken = []
@@ -171,7 +188,7 @@ def broken_links(text: str, here: Path = RULES) -> list[str]:
             broken.append(f"{target}: no file {file_part}")
             continue
         if anchor:
-            content = text if path == here else path.read_text(encoding="utf-8")
+            content = text if path == here else _read_page(path)
             if anchor not in {slug(h) for h in _HEADING.findall(content)}:
                 broken.append(f"{target}: no heading with anchor #{anchor}")
     return broken
@@ -181,7 +198,7 @@ def broken_links(text: str, here: Path = RULES) -> list[str]:
 
 
 def _page() -> str:
-    return RULES.read_text(encoding="utf-8")
+    return SOURCE.read_text(encoding="utf-8")
 
 
 def test_the_page_names_code_and_tests_for_many_rules() -> None:

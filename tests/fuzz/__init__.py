@@ -242,4 +242,4 @@ def seeded_engine(db: str = ":memory:") -> Engine:
 
 def event_count(engine: Engine) -> int:
     """How many events the store holds."""
-    return engine.recorder.max_notification_id() or 0
+    return engine.internals.recorder.max_notification_id() or 0

@@ -436,7 +436,7 @@ class Matome:
         """How many events the store holds (to show that a refusal wrote nothing)."""
         engine = Engine.open(self.db, hash_iterations=TEST_ITERATIONS)
         try:
-            return engine.recorder.max_notification_id() or 0
+            return engine.internals.recorder.max_notification_id() or 0
         finally:
             engine.close()
 

@@ -367,7 +367,7 @@ def test_erasing_personal_data_keeps_every_chain_and_every_bill(db: str, engine:
     again = Engine.open(db, hash_iterations=TEST_ITERATIONS)
     try:
         assert {m: to_json(again.bill(LINE, m)) for m in bills} == bills
-        registered, *rest = again.events.get(again.passport(PID).id)  # type: ignore[union-attr]
+        registered, *rest = again.internals.events.get(again.passport(PID).id)  # type: ignore[union-attr]
         assert str(registered.email) == str(registered.applicant) == "(erased)"  # type: ignore[attr-defined]
         assert all("new@example.jp" not in repr(e) for e in rest)
     finally:

@@ -59,7 +59,7 @@ def _comparable(value: Any) -> Any:
 def _history(db: str) -> list[tuple[str, str, int, Any]]:
     engine = Engine.open(db, kdf=TESTING, create=False)
     try:
-        mapper = engine.mapper
+        mapper = engine.internals.mapper
         return [
             (
                 n.topic,
@@ -69,7 +69,7 @@ def _history(db: str) -> list[tuple[str, str, int, Any]]:
                     mapper.stored_state(n)  # type: ignore[attr-defined]  # matome's EventMapper
                 ),
             )
-            for n in engine.recorder.select_notifications(start=1, limit=10**9)
+            for n in engine.internals.recorder.select_notifications(start=1, limit=10**9)
         ]
     finally:
         engine.close()
@@ -241,7 +241,10 @@ def test_a_writer_that_changes_what_a_batch_read_makes_it_decided_again_one_at_a
     results = apply_lines(engine, lines[4:])
     assert fired
     assert [r["error"]["code"] for r in results] == [LineRegulated.code] * 5
-    assert engine.recorder.max_notification_id() == other.recorder.max_notification_id()
+    assert (
+        engine.internals.recorder.max_notification_id()
+        == other.internals.recorder.max_notification_id()
+    )
     engine.close()
     other.close()
 
@@ -276,3 +279,38 @@ def test_a_store_failure_keeps_nothing_of_the_batch_and_resume_finishes_the_log(
     # The batch that failed is applied by the resumed run, from its first line.
     assert {r["line"] for r in first} | {r["line"] for r in rest} == {r["line"] for r in clean}
     assert _history(db) == _history(str(tmp_path / "clean.sqlite"))
+
+
+def test_a_billing_run_in_a_batched_log_comes_after_the_lines_before_it_are_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cheap_hashing: None
+) -> None:
+    """``issue_bills`` runs in a transaction of its own: the lines before it are recorded and
+    their results printed before the billing run starts (a printed result is a recorded one,
+    and a crash or store failure during a billing run minutes long names its line)."""
+    import io
+
+    from matome import commands as cmd
+
+    commands = list(generate_log(20, 3, seed=7))
+    log = _write_log(tmp_path / "log.jsonl", commands)
+    issue_lines = [i for i, c in enumerate(commands, 1) if c["command"] == "issue_bills"]
+    assert len(issue_lines) >= 2
+    out = io.StringIO()
+    seen: list[tuple[int, int]] = []
+    real = Engine.execute
+
+    def watching(self: Engine, command: Any, position: Any = None) -> Any:
+        if isinstance(command, cmd.IssueBills):
+            printed = [json.loads(x)["line"] for x in out.getvalue().splitlines()]
+            seen.append((len(printed), max(printed, default=0)))
+        return real(self, command, position)
+
+    monkeypatch.setattr(Engine, "execute", watching)
+    engine = Engine.open(str(tmp_path / "s.sqlite"), kdf=TESTING)
+    try:
+        with log.open("rb") as stream:
+            cli.run_log(engine, stream, out, batch=100)
+    finally:
+        engine.close()
+    # Every line before each issue_bills had been printed when its billing run started.
+    assert seen == [(n - 1, n - 1) for n in issue_lines]

@@ -30,14 +30,14 @@ def test_a_billing_run_starts_after_the_last_month_it_completed(
 ) -> None:
     """The demo closed January and February; closing March looks at March only."""
     months: list[YearMonth] = []
-    real = engine.views[1].charges
+    real = engine.internals.views[1].charges
 
     def charges(month: YearMonth, customer_id: str | None = None) -> Any:
         if customer_id is None:
             months.append(month)
         return real(month, customer_id)
 
-    monkeypatch.setattr(engine.views[1], "charges", charges)
+    monkeypatch.setattr(engine.internals.views[1], "charges", charges)
     engine.issue_bills(at="2024-04-01T09:00:00+09:00", month="2024-03")
     assert months == [YearMonth(2024, 3)]
     months.clear()
@@ -75,7 +75,7 @@ def test_an_interrupted_billing_run_is_completed_with_the_same_bills_once(
             )
     issued = [
         n
-        for n in broken.recorder.select_notifications(start=1, limit=10_000)
+        for n in broken.internals.recorder.select_notifications(start=1, limit=10_000)
         if n.topic == "matome.bill.BillIssued"
     ]
     assert len(issued) == len({(n.originator_id) for n in issued})
@@ -85,7 +85,7 @@ def test_an_interrupted_billing_run_is_completed_with_the_same_bills_once(
 def test_totals_read_from_issued_bills_equal_totals_from_every_charge(engine: Engine) -> None:
     """§8: provider totals and settlement of a month whose bills are all issued come from the
     rows kept with the bills; they equal the totals computed from every charge."""
-    _, documents = engine.views
+    _, documents = engine.internals.views
     engine.set_fee(
         at="2024-03-20T09:00:00+09:00", operator="east", effective_from="2024-03", flat_fee=40
     )

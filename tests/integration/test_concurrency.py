@@ -115,14 +115,14 @@ def run_threads(n: int, work: Callable[[int], None], *, timeout: float = 60.0) -
 
 
 def notifications(engine: Engine, topic: str) -> Sequence[Notification]:
-    return engine.recorder.select_notifications(start=1, limit=10**6, topics=[topic])
+    return engine.internals.recorder.select_notifications(start=1, limit=10**6, topics=[topic])
 
 
 def stored_purchases(engine: Engine) -> list[sub_ev.Purchased]:
     """Every stored ``Purchased`` event, read straight from the store."""
     events = []
     for n in notifications(engine, "matome.subscription.Purchased"):
-        event = engine.mapper.to_domain_event(n)
+        event = engine.internals.mapper.to_domain_event(n)
         assert isinstance(event, sub_ev.Purchased)
         events.append(event)
     return events
@@ -133,7 +133,7 @@ def before_saving_a_purchase(
 ) -> None:
     """Run ``interleave`` once, after ``engine`` has decided a purchase and just before its
     events reach the store (the race made deterministic)."""
-    real_insert = engine.recorder.insert_events
+    real_insert = engine.internals.recorder.insert_events
     done: list[bool] = []
 
     def insert_events(stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
@@ -142,7 +142,7 @@ def before_saving_a_purchase(
             interleave()
         return real_insert(stored_events, **kwargs)
 
-    monkeypatch.setattr(engine.recorder, "insert_events", insert_events)
+    monkeypatch.setattr(engine.internals.recorder, "insert_events", insert_events)
 
 
 def is_memory(store_url: str) -> bool:
@@ -194,7 +194,7 @@ def test_concurrent_purchases_on_one_passport_never_pass_its_limit(
     assert passport.spend(MONTH, once_per_month=True) == Yen(PRICE * len(out.accepted))
     # Never over the limit at any point of the ID's history, not just at the end.
     state = None
-    for event in engine.events.get(passport_id_stream(PassportId("alice.a1"))):
+    for event in engine.internals.events.get(passport_id_stream(PassportId("alice.a1"))):
         state = project_passport(state, [event])
         assert state is not None
         assert state.spend(MONTH, once_per_month=True) <= state.limit

@@ -37,16 +37,18 @@ def test_several_workers_follow_the_log_without_applying_an_event_twice(db: str)
     try:
         run_demo(writer, io.StringIO())
         deadline = time.monotonic() + 20
-        last = writer.recorder.max_notification_id()
-        while workers[0].views[0].position() < (last or 0) and time.monotonic() < deadline:
+        last = writer.internals.recorder.max_notification_id()
+        while (
+            workers[0].internals.views[0].position() < (last or 0) and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=30)
-    followed = workers[0].views[0].dump()
+    followed = workers[0].internals.views[0].dump()
     writer.rebuild_views()
-    assert followed == writer.views[0].dump()
+    assert followed == writer.internals.views[0].dump()
     for w in (writer, *workers):
         w.close()
 
@@ -55,7 +57,7 @@ def test_several_workers_follow_the_log_without_applying_an_event_twice(db: str)
 def test_a_notify_wakes_a_postgres_worker_long_before_its_poll(pg_url: str) -> None:
     writer = Engine.open(pg_url, hash_iterations=TEST_ITERATIONS)
     worker = Engine.open(pg_url, hash_iterations=TEST_ITERATIONS)
-    worker.views[0].catch_up()
+    worker.internals.views[0].catch_up()
     stop = threading.Event()
     thread = threading.Thread(target=worker.follow, args=(stop.is_set,), kwargs={"poll": 30})
     thread.start()
@@ -65,9 +67,9 @@ def test_a_notify_wakes_a_postgres_worker_long_before_its_poll(pg_url: str) -> N
             at="2024-01-01T09:00:00+09:00", provider="A", name="A", contact="0", goods="information"
         )
         start = time.monotonic()
-        while worker.views[0].position() < 1 and time.monotonic() - start < 10:
+        while worker.internals.views[0].position() < 1 and time.monotonic() - start < 10:
             time.sleep(0.02)
-        assert worker.views[0].position() >= 1
+        assert worker.internals.views[0].position() >= 1
         assert time.monotonic() - start < 10  # far less than the 30-second poll
     finally:
         stop.set()

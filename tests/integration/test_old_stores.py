@@ -79,9 +79,9 @@ def documents(engine: Engine) -> dict[str, Any]:
 
 
 def test_every_event_of_the_0_1_store_loads(old_store: Engine) -> None:
-    notifications = old_store.recorder.select_notifications(start=1, limit=10_000)
+    notifications = old_store.internals.recorder.select_notifications(start=1, limit=10_000)
     assert len(notifications) == EXPECTED["events"]
-    events = [old_store.mapper.to_domain_event(n) for n in notifications]
+    events = [old_store.internals.mapper.to_domain_event(n) for n in notifications]
     assert len(events) == EXPECTED["events"]
 
 
@@ -90,13 +90,13 @@ def test_bills_issued_by_0_1_are_upcast_to_typed_bills_with_their_digest_intact(
 ) -> None:
     """``BillIssued`` v1 stored an untyped document; it is read as v2's typed bill, and the
     digest 0.1 recorded is still the digest of that bill's canonical JSON."""
-    notifications = old_store.recorder.select_notifications(
+    notifications = old_store.internals.recorder.select_notifications(
         start=1, limit=10_000, topics=[BillIssued.TOPIC]
     )
     assert notifications, "the fixture has issued bills"
     for notification in notifications:
         assert b'"document"' in notification.state  # stored as 0.1 wrote it, not rewritten
-        event = old_store.mapper.to_domain_event(notification)
+        event = old_store.internals.mapper.to_domain_event(notification)
         assert isinstance(event, BillIssued)
         assert bill_digest(event.bill) == event.digest
 

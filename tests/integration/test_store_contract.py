@@ -185,7 +185,7 @@ def reopen(store_url: str, make_engine: EngineFactory) -> Reopen:
 
     def again(first: Engine) -> Engine:
         if is_memory(store_url):
-            first.forget_cached_states()
+            first.internals.forget_cached_states()
             return first
         return make_engine()
 
@@ -202,11 +202,11 @@ def restart_only(store_url: str) -> None:
 
 
 def notifications(engine: Engine) -> Sequence[Notification]:
-    return engine.recorder.select_notifications(start=1, limit=10**6)
+    return engine.internals.recorder.select_notifications(start=1, limit=10**6)
 
 
 def max_id(engine: Engine) -> int:
-    return engine.recorder.max_notification_id() or 0
+    return engine.internals.recorder.max_notification_id() or 0
 
 
 def row(n: Notification) -> tuple[int, UUID, int, str, bytes]:
@@ -247,13 +247,13 @@ class InsertSpy:
 def spy_inserts(monkeypatch: pytest.MonkeyPatch) -> Callable[[Engine], InsertSpy]:
     def install(engine: Engine) -> InsertSpy:
         spy = InsertSpy()
-        real = engine.recorder.insert_events
+        real = engine.internals.recorder.insert_events
 
         def insert_events(stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
             spy.calls.append(list(stored_events))
             return real(stored_events, **kwargs)
 
-        monkeypatch.setattr(engine.recorder, "insert_events", insert_events)
+        monkeypatch.setattr(engine.internals.recorder, "insert_events", insert_events)
         return spy
 
     return install
@@ -269,23 +269,23 @@ def test_a_second_engine_reads_back_exactly_the_events_written(
     first = make_engine()
     build_world(first)
     written = [row(n) for n in notifications(first)]
-    decoded = [first.mapper.to_domain_event(n) for n in notifications(first)]
+    decoded = [first.internals.mapper.to_domain_event(n) for n in notifications(first)]
 
     second = reopen(first)
     read = notifications(second)
     assert [row(n) for n in read] == written
-    again = [second.mapper.to_domain_event(n) for n in read]
+    again = [second.internals.mapper.to_domain_event(n) for n in read]
     assert again == decoded
     # The wire format is canonical: decoding and encoding again gives the very same bytes —
     # but for the salted digests of personal values, drawn afresh each time (the values live
     # apart from their events, so that erasure can delete them).
-    assert [without_personal_digests(second.mapper.to_stored_event(e).state) for e in again] == [
-        without_personal_digests(r[4]) for r in written
-    ]
+    assert [
+        without_personal_digests(second.internals.mapper.to_stored_event(e).state) for e in again
+    ] == [without_personal_digests(r[4]) for r in written]
     # Per stream, in version order, too.
     for stream in {r[1] for r in written}:
         expected = [e for e in decoded if e.originator_id == stream]
-        assert list(second.events.get(stream)) == expected
+        assert list(second.internals.events.get(stream)) == expected
 
 
 def test_states_rebuild_equal_after_restart(make_engine: EngineFactory, reopen: Reopen) -> None:
@@ -351,7 +351,7 @@ def test_a_multi_stream_command_writes_all_its_events_in_one_transaction(
     assert counts == expected
     # All present, with consecutive notification ids (nobody else wrote in between).
     after = max_id(engine)
-    new = engine.recorder.select_notifications(start=before + 1, limit=10**6)
+    new = engine.internals.recorder.select_notifications(start=before + 1, limit=10**6)
     assert [n.id for n in new] == list(range(before + 1, after + 1))
     assert len(new) == len(batch)
     assert {(UUID(str(n.originator_id)), n.originator_version) for n in new} == {
@@ -413,7 +413,7 @@ def test_idempotency_keys_survive_a_restart(make_engine: EngineFactory, reopen: 
     # a wrong password, counted — and the key still answers its first result.
     with pytest.raises(WrongPassword):
         second.purchase(at=at, key="order-0002", **(body | {"password": "Other123"}))
-    new = second.recorder.select_notifications(start=written + 1, limit=10)
+    new = second.internals.recorder.select_notifications(start=written + 1, limit=10)
     assert [n.topic for n in new] == ["matome.passport.PasswordRejected"]
     assert second.purchase(at=at, key="order-0002", **body) == answer
     passport = second.passport(PASSPORT_B)
@@ -429,7 +429,7 @@ def test_keys_are_answered_by_an_engine_that_never_saw_them(
     first = make_engine()
     world = build_world(first)
     second = make_engine()
-    assert second.hasher._verified == {}
+    assert second.internals.hasher._verified == {}
     r = second.purchase(
         at=world.keyed_at,
         passport_id="alice.a3",
@@ -471,7 +471,7 @@ def test_a_failing_save_leaves_nothing_written(
 
     world.tick()
     with monkeypatch.context() as m:
-        m.setattr(engine.recorder, "insert_events", broken)
+        m.setattr(engine.internals.recorder, "insert_events", broken)
         # A failing store is reported as ``store_unavailable``, naming the cause.
         with pytest.raises(StoreUnavailable, match="disk on fire") as failed:
             _purchase_a1_item(engine, world)
@@ -490,7 +490,7 @@ def test_a_failing_save_leaves_nothing_written(
 
 
 def _insert_then_fail_sqlite(engine: Engine, seen: list[int]) -> Callable[..., Any]:
-    recorder: Any = engine.recorder
+    recorder: Any = engine.internals.recorder
     real = recorder._insert_events
 
     def insert_then_fail(c: Any, stored_events: Sequence[StoredEvent], **kw: Any) -> Any:
@@ -503,7 +503,7 @@ def _insert_then_fail_sqlite(engine: Engine, seen: list[int]) -> Callable[..., A
 
 
 def _insert_then_fail_postgres(engine: Engine, seen: list[int]) -> Callable[..., Any]:
-    recorder: Any = engine.recorder
+    recorder: Any = engine.internals.recorder
     # ``_insert_events`` is PostgresApplicationRecorder's hook, called inside the write
     # transaction just before the insert: do the insert there, look, then fail.
     real_insert = recorder._insert_stored_events
@@ -539,7 +539,7 @@ def test_a_failure_after_the_insert_rolls_the_whole_command_back(
 
     world.tick()
     with monkeypatch.context() as m:
-        m.setattr(engine.recorder, "_insert_events", broken)
+        m.setattr(engine.internals.recorder, "_insert_events", broken)
         with pytest.raises(StoreUnavailable, match="after the insert"):
             engine.regulate_line(at=world.clock, customer_id=LINE_A)
     # Inside the transaction the rows were there (4 cancellations, 4 holdings ended, the line).
@@ -596,13 +596,13 @@ def test_stored_events_are_validated_on_load(
         state=_valid_state(),
     )
     bad = StoredEvent(originator_id=bad_id, originator_version=1, topic=topic, state=state)
-    engine.recorder.insert_events([good, bad])
+    engine.internals.recorder.insert_events([good, bad])
     # The hand-made good row loads (so the bad one fails for its content, not its envelope).
-    (loaded,) = engine.events.get(good_id)
+    (loaded,) = engine.internals.events.get(good_id)
     assert isinstance(loaded, passport_ev.LimitChanged)
     assert loaded.limit.amount == 3000
     with pytest.raises(MapperDeserialisationError):
-        list(engine.events.get(bad_id))
+        list(engine.internals.events.get(bad_id))
 
 
 def test_a_corrupt_event_on_a_stream_stops_its_aggregate_from_loading(
@@ -618,7 +618,7 @@ def test_a_corrupt_event_on_a_stream_stops_its_aggregate_from_loading(
         topic="matome.passport.LimitChanged",
         state=_valid_state(limit="5000"),
     )
-    engine.recorder.insert_events([bad])
+    engine.internals.recorder.insert_events([bad])
     with pytest.raises(StoreUnavailable, match="does not load") as failed:
         reopen(engine).passport("alice.a1")
     assert isinstance(failed.value.__cause__, MapperDeserialisationError)
@@ -637,7 +637,7 @@ def test_every_stored_topic_is_a_stable_registered_topic(make_engine: EngineFact
         assert ":" not in topic  # not module:QualName
         assert topic.startswith("matome.")
     for n in stored:
-        event = engine.mapper.to_domain_event(n)
+        event = engine.internals.mapper.to_domain_event(n)
         assert isinstance(event, DomainEvent)
         assert n.topic == event.TOPIC
     # Topics are stable names, not derived from where the classes live.

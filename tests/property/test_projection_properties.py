@@ -239,7 +239,7 @@ def apply(
 
 
 def line_ids(engine: Engine) -> list[str]:
-    projection, _ = engine.views
+    projection, _ = engine.internals.views
     projection.catch_up()
     return [r[0] for r in projection.query("SELECT customer_id FROM mv_lines")]
 
@@ -268,7 +268,7 @@ def check_documents_add_up(engine: Engine) -> None:
 
 
 def topic_counts(engine: Engine) -> Counter[str]:
-    notifications = engine.recorder.select_notifications(start=1, limit=10**9)
+    notifications = engine.internals.recorder.select_notifications(start=1, limit=10**9)
     return Counter(n.topic for n in notifications)
 
 
@@ -284,7 +284,7 @@ ONE_ROW_PER_EVENT: dict[type[DomainEvent], str] = {
 
 
 def check_exactly_once(engine: Engine) -> None:
-    projection, _ = engine.views
+    projection, _ = engine.internals.views
     projection.catch_up()
     topics = topic_counts(engine)
     dump = projection.dump()
@@ -294,12 +294,12 @@ def check_exactly_once(engine: Engine) -> None:
     assert cancelled == topics[sub_ev.Cancelled.TOPIC]
     # Nothing is left to apply, and applying "again" changes nothing.
     assert projection.catch_up() == 0
-    assert projection.position() == (engine.recorder.max_notification_id() or 0)
+    assert projection.position() == (engine.internals.recorder.max_notification_id() or 0)
     assert projection.dump() == dump
 
 
 def check_rebuild_equals_incremental(engine: Engine) -> None:
-    projection, _ = engine.views
+    projection, _ = engine.internals.views
     projection.catch_up()
     incremental = projection.dump()
     engine.rebuild_views()
@@ -333,12 +333,12 @@ def faulty_handlers(fail_at: int) -> Iterator[list[int]]:
 def check_interrupted_rebuild_resumes(engine: Engine, fail_at: int, batch: int = 3) -> None:
     """Interrupt a rebuild at the ``fail_at``-th handled event, with ``batch`` events per
     transaction; the committed batches stay, and a catch-up finishes the same views."""
-    projection, _ = engine.views
+    projection, _ = engine.internals.views
     projection.catch_up()
     clean = projection.dump()
     handled_ids = [
         n.id
-        for n in engine.recorder.select_notifications(
+        for n in engine.internals.recorder.select_notifications(
             start=1, limit=10**9, topics=list(runner.TOPICS)
         )
     ]
@@ -351,7 +351,7 @@ def check_interrupted_rebuild_resumes(engine: Engine, fail_at: int, batch: int =
         assert projection.position() == (handled_ids[committed * batch - 1] if committed else 0)
         # The fault is gone: the next catch-up resumes where the rebuild stopped.
         assert projection.catch_up() > 0
-    assert projection.position() == (engine.recorder.max_notification_id() or 0)
+    assert projection.position() == (engine.internals.recorder.max_notification_id() or 0)
     assert projection.dump() == clean
     engine.rebuild_views()
     assert projection.dump() == clean
@@ -382,7 +382,7 @@ def test_incremental_views_equal_rebuilt_views(history: History) -> None:
     engine = new_engine()
     try:
         # Catch up after each command, as queries would, so "incremental" is really so.
-        apply(engine, history, after_each=lambda: engine.views[0].catch_up())
+        apply(engine, history, after_each=lambda: engine.internals.views[0].catch_up())
         check_rebuild_equals_incremental(engine)
     finally:
         engine.close()
@@ -414,7 +414,9 @@ def test_interrupted_rebuild_resumes_to_the_same_views(
     try:
         apply(engine, history)
         total = len(
-            engine.recorder.select_notifications(start=1, limit=10**9, topics=list(runner.TOPICS))
+            engine.internals.recorder.select_notifications(
+                start=1, limit=10**9, topics=list(runner.TOPICS)
+            )
         )
         fail_at = data.draw(st.integers(1, total), label="fail_at")
         batch = data.draw(st.integers(1, 4), label="batch")
@@ -468,7 +470,9 @@ def test_rebuild_and_interrupted_rebuild_on_every_store(
     check_exactly_once(engine)
     check_rebuild_equals_incremental(engine)
     total = len(
-        engine.recorder.select_notifications(start=1, limit=10**9, topics=list(runner.TOPICS))
+        engine.internals.recorder.select_notifications(
+            start=1, limit=10**9, topics=list(runner.TOPICS)
+        )
     )
     check_interrupted_rebuild_resumes(engine, fail_at=total // 2 + 1, batch=3)
     check_interrupted_rebuild_resumes(engine, fail_at=1, batch=3)
@@ -479,4 +483,4 @@ def test_rebuild_and_interrupted_rebuild_on_every_store(
     assert to_json(other.bill(DEMO_LINES[0], "2024-01")) == to_json(
         engine.bill(DEMO_LINES[0], "2024-01")
     )
-    assert other.views[0].dump() == engine.views[0].dump()
+    assert other.internals.views[0].dump() == engine.internals.views[0].dump()

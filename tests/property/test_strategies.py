@@ -4,15 +4,17 @@ answered command by command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
 
-from matome.cli import apply_line
+from matome import apply_line
 from matome.commands import parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput
@@ -165,16 +167,27 @@ FEATURES: dict[str, Callable[[list[dict[str, Any]]], bool]] = {
 }
 
 
+#: How many generated logs may be needed to see every situation of :data:`FEATURES`.  In a fresh
+#: process all appear within the first hundred; but Hypothesis mixes literal constants of every
+#: module loaded so far into what it draws, so later in a long test run its early (small)
+#: examples differ — a rare situation then shows up after a few hundred.
+_FEATURE_BUDGET = 600
+
+
 def test_generated_logs_exercise_contract_2() -> None:
-    """Between them, a hundred generated logs contain every situation of :data:`FEATURES`."""
+    """Between them, generated logs contain every situation of :data:`FEATURES` (the search
+    stops as soon as all were seen)."""
     seen: set[str] = set()
 
-    @settings(max_examples=100, phases=[Phase.generate], database=None, derandomize=True)
-    @given(mst.command_logs())
-    def collect(log: list[dict[str, Any]]) -> None:
+    def all_seen(log: list[dict[str, Any]]) -> bool:
         seen.update(name for name, found in FEATURES.items() if found(log))
+        return seen >= set(FEATURES)
 
-    collect()
+    search = settings(
+        max_examples=_FEATURE_BUDGET, phases=[Phase.generate], database=None, derandomize=True
+    )
+    with contextlib.suppress(NoSuchExample):  # not all seen: the assertion says which
+        find(mst.command_logs(), all_seen, settings=search)
     assert sorted(set(FEATURES) - seen) == []
 
 

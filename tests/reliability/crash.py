@@ -1006,11 +1006,11 @@ def snapshot(db: str, log: dict[int, Command], *, views: bool = True) -> Snapsho
         issued: dict[tuple[str, str], list[str]] = {}
         start = 1
         while True:
-            chunk = engine.recorder.select_notifications(start=start, limit=2000)
+            chunk = engine.internals.recorder.select_notifications(start=start, limit=2000)
             if not chunk:
                 break
             for n in chunk:
-                event = engine.mapper.to_domain_event(n)
+                event = engine.internals.mapper.to_domain_event(n)
                 assert isinstance(event, DomainEvent)
                 state = event_to_json(event)
                 state.pop("timestamp", None)
@@ -1033,7 +1033,7 @@ def snapshot(db: str, log: dict[int, Command], *, views: bool = True) -> Snapsho
             for f in ("customer_id", "new_customer_id")
             if isinstance(c.get(f), str)
         }
-        projection = engine.views[0]
+        projection = engine.internals.views[0]
         projection.catch_up()
         customers |= {row[0] for row in projection.query("SELECT customer_id FROM mv_lines")}
         bills: dict[tuple[str, str], str] = {}
@@ -1396,13 +1396,13 @@ def _probe(db: str, ref: Reference, month_of_line: str) -> str:
         issued: Counter[str] = Counter()
         start = 1
         while True:
-            chunk = engine.recorder.select_notifications(
+            chunk = engine.internals.recorder.select_notifications(
                 start=start, limit=5000, topics=(BillIssued.TOPIC,)
             )
             if not chunk:
                 break
             for n in chunk:
-                event = engine.mapper.to_domain_event(n)
+                event = engine.internals.mapper.to_domain_event(n)
                 assert isinstance(event, BillIssued)
                 issued[str(event.month)] += 1
             start = chunk[-1].id + 1
@@ -1604,8 +1604,8 @@ def _views_of(db: str) -> tuple[bool, dict[str, list[Any]]]:
     """Whether the views had caught up with the whole log, and their rows (caught up)."""
     engine = Engine.open(db, hash_iterations=HASH_ITERATIONS, create=False)
     try:
-        projection = engine.views[0]
-        current = projection.position() >= (engine.recorder.max_notification_id() or 0)
+        projection = engine.internals.views[0]
+        current = projection.position() >= (engine.internals.recorder.max_notification_id() or 0)
         projection.catch_up()
         return current, projection.dump()
     finally:

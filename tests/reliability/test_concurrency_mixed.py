@@ -772,9 +772,9 @@ def check_callers(tallies: Sequence[Tally]) -> None:
 def _events(engine: Engine) -> Iterator[tuple[int, str, DomainEvent]]:
     start = 1
     while True:
-        batch = engine.recorder.select_notifications(start=start, limit=1000)
+        batch = engine.internals.recorder.select_notifications(start=start, limit=1000)
         for n in batch:
-            event = engine.mapper.to_domain_event(n)
+            event = engine.internals.mapper.to_domain_event(n)
             assert isinstance(event, DomainEvent)
             yield n.id, n.topic, event
         if len(batch) < 1000:
@@ -894,7 +894,7 @@ def check_bill(engine: Engine, cid: str, month: YearMonth, bad: list[str]) -> di
 
 def check_views_and_verify(engine: Engine, db: str) -> None:
     """The views ``engine`` kept up to date equal a rebuild; ``matome verify`` says OK."""
-    projection, _ = engine.views
+    projection, _ = engine.internals.views
     projection.catch_up()
     incremental = projection.dump()
     projection.rebuild()
@@ -953,7 +953,7 @@ def fresh_world(db: str, *, views: bool = False) -> None:
     try:
         build_world(engine)
         if views:
-            engine.views[0].catch_up()
+            engine.internals.views[0].catch_up()
     finally:
         engine.close()
 
@@ -1075,7 +1075,7 @@ def test_processes_open_a_fresh_postgres_schema_at_once(
     engine = Engine.open(pg_url, hash_iterations=TEST_ITERATIONS, create=False)
     try:
         assert all(engine.provider(f"S{i}") is not None for i in range(n))
-        projection, _ = engine.views
+        projection, _ = engine.internals.views
         projection.catch_up()
         assert len(projection.dump()["providers"]) == n
     finally:
@@ -1115,7 +1115,7 @@ def test_first_catch_up_of_the_views_at_once(pg_url: str, tmp_path: Path, by: st
     assert failed == [], f"{len(failed)} of 4 first queries failed:\n{failed[0]}"
     engine = Engine.open(pg_url, hash_iterations=TEST_ITERATIONS, create=False)
     try:
-        projection, _ = engine.views
+        projection, _ = engine.internals.views
         incremental = projection.dump()
         projection.rebuild()
         assert projection.dump() == incremental

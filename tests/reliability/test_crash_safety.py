@@ -235,7 +235,7 @@ def test_resume_issues_late_bills_at_the_business_time_of_the_issue(tmp_path: Pa
             raise KeyboardInterrupt("the billing run was killed")
 
         with pytest.MonkeyPatch.context() as crash:
-            crash.setattr(Engine, "run_billing", killed)
+            crash.setattr(Engine, "_run_billing", killed)
             with pytest.raises(KeyboardInterrupt):
                 cli.main(["--db", crashed, "run", str(path), "--quiet"])
         assert _bills_issued(crashed) == []
@@ -262,8 +262,8 @@ def _bills_issued(db: str) -> list[tuple[str, str]]:
     engine = Engine.open(db, hash_iterations=TEST_ITERATIONS, create=False)
     try:
         out = []
-        for n in engine.recorder.select_notifications(start=1, limit=1000):
-            event = engine.mapper.to_domain_event(n)
+        for n in engine.internals.recorder.select_notifications(start=1, limit=1000):
+            event = engine.internals.mapper.to_domain_event(n)
             if isinstance(event, BillIssued):
                 out.append((event.at.isoformat(), event.digest))
         return out

@@ -186,14 +186,14 @@ def cancel(
 
 def event_count(engine: Engine) -> int:
     """How many events the store holds (the position of the latest notification)."""
-    return engine.recorder.max_notification_id() or 0
+    return engine.internals.recorder.max_notification_id() or 0
 
 
 def topics_since(engine: Engine, position: int) -> list[str]:
     """The topics of the events recorded after ``position``."""
     return [
         n.topic
-        for n in engine.recorder.select_notifications(
+        for n in engine.internals.recorder.select_notifications(
             start=position, limit=10**9, inclusive_of_start=False
         )
     ]

@@ -80,7 +80,7 @@ def test_a_refused_purchase_derives_the_wrong_password_once(engine: Engine) -> N
     """A refusal is confirmed against the store (a second attempt), but the key derivation is
     not repeated: a wrong password costs one derivation, and is counted once."""
     setup_world(engine)
-    hasher = engine.hasher
+    hasher = engine.internals.hasher
     before = hasher.derivations
     with pytest.raises(WrongPassword):
         buy(engine, "2024-02-01T10:00:00+09:00", password=WRONG)
@@ -95,7 +95,7 @@ def test_a_keyed_refused_purchase_hashes_its_secret_for_the_key_once(engine: Eng
     one derivation to check it, one to hash it — not one more for the attempt that confirms
     the refusal against the store; the same as when the command is decided in a batch."""
     setup_world(engine)
-    hasher = engine.hasher
+    hasher = engine.internals.hasher
     before = hasher.derivations
     with pytest.raises(WrongPassword):
         buy(engine, "2024-02-01T10:00:00+09:00", password=WRONG, key="k-wrong")

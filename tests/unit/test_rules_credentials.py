@@ -371,7 +371,7 @@ def test_a_wrong_cancel_password_is_counted_and_leaves_only_the_security_event(
         cancel(engine, "2024-02-02T10:00:00+09:00", receipt, password=WRONG)
     assert topics_since(engine, before) == ["matome.passport.PasswordRejected"]
     assert WRONG not in info.value.message
-    for n in engine.recorder.select_notifications(start=before + 1, limit=10):
+    for n in engine.internals.recorder.select_notifications(start=before + 1, limit=10):
         assert WRONG.encode() not in n.state
     assert _failures(engine) == 1
 

@@ -64,7 +64,7 @@ def test_the_wrong_password_event_never_holds_the_password(engine: Engine) -> No
     before = event_count(engine)
     with pytest.raises(WrongPassword):
         buy(engine, "2024-02-01T10:00:00+09:00", ITEM, password=WRONG)
-    for n in engine.recorder.select_notifications(start=before + 1, limit=100):
+    for n in engine.internals.recorder.select_notifications(start=before + 1, limit=100):
         assert WRONG.encode() not in n.state
 
 

@@ -92,10 +92,10 @@ def test_notification_settings_record_when_and_through_which_channel(engine: Eng
         channel="settings-site",
         access_key=KEY,
     )
-    (stored,) = engine.recorder.select_notifications(
+    (stored,) = engine.internals.recorder.select_notifications(
         start=before, limit=10, inclusive_of_start=False
     )
-    event = engine.mapper.to_domain_event(stored)
+    event = engine.internals.mapper.to_domain_event(stored)
     assert isinstance(event, NotificationSet)
     assert event.channel == "settings-site"
     assert event.at.isoformat() == "2024-02-01T09:30:00+09:00"

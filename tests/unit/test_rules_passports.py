@@ -86,7 +86,7 @@ def test_the_password_is_stored_only_as_a_hash(engine: Engine) -> None:
     passport = engine.passport(PID)
     assert passport is not None
     assert "Secret99" not in passport.password_hash
-    for n in engine.recorder.select_notifications(start=1, limit=10**9):
+    for n in engine.internals.recorder.select_notifications(start=1, limit=10**9):
         assert b"Secret99" not in n.state
         assert b"Key12345" not in n.state  # the line's access key
 
@@ -564,8 +564,8 @@ def test_erasing_personal_data_erases_every_version_and_keeps_the_bills(engine: 
     )
     bill = to_json(engine.bill(CID, "2024-02"))
     engine.erase_personal_data(at="2024-02-05T00:00:00+09:00", passport_id=PID, reason="request")
-    engine.forget_cached_states()
-    stored = list(engine.events.get(passport_id_stream(PassportId(PID))))
+    engine.internals.forget_cached_states()
+    stored = list(engine.internals.events.get(passport_id_stream(PassportId(PID))))
     registered, changed = stored[0], next(e for e in stored if isinstance(e, DetailsChanged))
     assert isinstance(registered, Registered)
     assert isinstance(registered.email, Erased)

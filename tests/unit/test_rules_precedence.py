@@ -465,7 +465,7 @@ def test_a_refused_command_writes_nothing(engine: Engine) -> None:
     setup_world(engine, limit=600)
     buy(engine, "2024-02-01T10:00:00+09:00", ITEM)
     receipt = buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="x").receipt
-    notifications = len(list(engine.recorder.select_notifications(start=1, limit=10**9)))
+    notifications = len(list(engine.internals.recorder.select_notifications(start=1, limit=10**9)))
     position = event_count(engine)
     attempts: list[Callable[[], object]] = [
         lambda: buy(engine, "2024-02-02T10:00:00+09:00", ITEM),  # limit_exceeded
@@ -498,5 +498,8 @@ def test_a_refused_command_writes_nothing(engine: Engine) -> None:
         with pytest.raises(MatomeError):
             attempt()
     assert _failures(engine) == 0
-    assert len(list(engine.recorder.select_notifications(start=1, limit=10**9))) == notifications
+    assert (
+        len(list(engine.internals.recorder.select_notifications(start=1, limit=10**9)))
+        == notifications
+    )
     assert event_count(engine) == position

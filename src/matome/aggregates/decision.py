@@ -10,7 +10,7 @@ records in a :class:`Decision`:
 * the events to record if the command is accepted, each applied at once to the state it
   changes (so a decider can emit several events on one stream);
 * *security* events, recorded even though the command is refused — a counted wrong password,
-  kept only when ``wrong_password`` is the refusal reported (DOMAIN.md §10).
+  kept only when ``wrong_password`` is the refusal reported (rules §10).
 
 Deciders never read a clock, the store or a cache, and never draw randomness themselves: the
 business time, the recorded time, the policy and the credential checker come with the
@@ -118,13 +118,13 @@ class Decision:
 
     def counted_events(self) -> list[DomainEvent]:
         """The security events to record with the verdict: a wrong password is counted only
-        when it is the refusal reported (DOMAIN.md §10)."""
+        when it is the refusal reported (rules §10)."""
         return self.security_events if isinstance(self.verdict(), WrongPassword) else []
 
     def against(self, state: _Stream | None, what: str) -> None:
         """The command decides against ``state``: business time must not go back on it.
 
-        DOMAIN.md §7 (Decision): a command dated before the latest event of the line, Passport
+        rules §7 (Decision): a command dated before the latest event of the line, Passport
         ID or subscription it decides against is ``invalid_input`` — the past is never decided
         again against a state that already knows the future.
         """

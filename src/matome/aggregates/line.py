@@ -189,7 +189,7 @@ project_line = make_projector(
 
 
 # ---------------------------------------------------------------------------------------------
-# Rules of the line (DOMAIN.md §1, §3, §5, §6, §9)
+# Rules of the line (rules §1, §3, §5, §6, §9)
 
 
 def require_line(
@@ -386,7 +386,7 @@ def decide_change_billing(
 
 @attrs.frozen
 class LineChangeRule:
-    """What a line change does, by the continuity table of DOMAIN.md §6.
+    """What a line change does, by the continuity table of rules §6.
 
     ``kept``: the collect-on-behalf service continues (purchases continue, charges keep being
     billed, regulation is carried over); otherwise every monthly subscription is cancelled and

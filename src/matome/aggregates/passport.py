@@ -276,7 +276,7 @@ project_passport = make_projector(
 
 
 # ---------------------------------------------------------------------------------------------
-# Deciders (DOMAIN.md §2, §3, §4, §9, §10)
+# Deciders (rules §2, §3, §4, §9, §10)
 
 
 def require_passport(

@@ -1,8 +1,8 @@
-"""Idempotency keys (INTERCHANGE.md, "Command log"): a command applied once per key.
+"""Idempotency keys (docs/contract.md, "Command log"): a command applied once per key.
 
 The same key with the same body is applied once and answers its first result again; the same
 key with another body is refused (``idempotency_conflict``) — after the credentials it carries
-are checked, so a key gives no free password guesses (DOMAIN.md §10).  A key is bound by an
+are checked, so a key gives no free password guesses (rules §10).  A key is bound by an
 accepted command, and by a refusal that counted a wrong password, so that re-running a log
 counts nothing twice.  It is recorded as a ``KeyBound`` event holding a digest of the
 command's body with its secrets left out, salted hashes of the secrets (so a retry must present

@@ -38,7 +38,7 @@ class BillingRunCompleted(DomainEvent):
 @attrs.frozen(kw_only=True)
 class KeyBound(DomainEvent):
     """A command bound its idempotency key: an accepted one, or one refused after counting a
-    wrong password (DOMAIN.md §10: re-running a log counts nothing twice).
+    wrong password (rules §10: re-running a log counts nothing twice).
 
     ``digest`` is SHA-256 over the command's canonical JSON with secrets left out; ``secrets``
     holds salted hashes of the secret fields so that a retry must present the same secrets;

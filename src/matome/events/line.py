@@ -57,7 +57,7 @@ class LineLimitChanged(DomainEvent):
 @topic("matome.line.BillingChanged")
 @attrs.frozen(kw_only=True)
 class BillingChanged(DomainEvent):
-    """The billing account changed; the service continues (DOMAIN.md §6)."""
+    """The billing account changed; the service continues (rules §6)."""
 
     billing: BillingAccount
     reason: BillingChangeReason
@@ -66,7 +66,7 @@ class BillingChanged(DomainEvent):
 @topic("matome.line.LineMoved")
 @attrs.frozen(kw_only=True)
 class LineMoved(DomainEvent):
-    """A line change [異動] was applied: one row of the continuity table (DOMAIN.md §6).
+    """A line change [異動] was applied: one row of the continuity table (rules §6).
 
     ``kept`` says whether the collect-on-behalf service continues; when it does not,
     ``cancelled`` lists the receipts of the monthly subscriptions cancelled and ``deleted`` the

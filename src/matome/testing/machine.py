@@ -803,16 +803,16 @@ class BillingMachine(RuleBasedStateMachine):
                 self._check_bill(line, month, statement=True)
 
     def _check_views_and_log(self) -> None:
-        projection, _ = self.engine.views
+        projection, _ = self.engine.internals.views
         projection.catch_up()
         incremental = projection.dump()
         projection.rebuild()
         if projection.dump() != incremental:
             raise Disagreement("incremental views differ from rebuilt views")
-        mapper = self.engine.mapper
+        mapper = self.engine.internals.mapper
         if not isinstance(mapper, EventMapper):
             raise Disagreement(f"the engine's mapper is a {type(mapper).__name__}")
-        for n in self.engine.recorder.select_notifications(start=1, limit=10**9):
+        for n in self.engine.internals.recorder.select_notifications(start=1, limit=10**9):
             event = mapper.to_domain_event(n)
             if not isinstance(event, DomainEvent):
                 raise Disagreement(f"event {n.id} is not a matome event")

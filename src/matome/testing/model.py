@@ -2,20 +2,20 @@
 
 The model answers two questions for a history of commands, and nothing else:
 
-* is each command accepted or refused, and with which error code (INTERCHANGE.md, "Results" and
+* is each command accepted or refused, and with which error code (docs/contract.md, "Results" and
   its order of precedence), and
-* what is each line charged in each month (DOMAIN.md §4 and §7, the bill's rows and subtotal).
+* what is each line charged in each month (rules §4 and §7, the bill's rows and subtotal).
 
 It is deliberately plain: a few dataclasses in dicts, no events, no projections, no storage,
 secrets kept in clear text.  Charges are never stored; a bill is recomputed from the
-purchases, cancellations and refunds each time it is asked for.  Where DOMAIN.md is silent the
+purchases, cancellations and refunds each time it is asked for.  Where the rules are silent the
 model follows docs/design.md.
 
 A refusal is found by *collecting* every refusal that applies to a command and reporting the
 first in the contract's order (:data:`matome.errors.ERROR_PRECEDENCE`), so the model does not
 depend on the order in which the checks happen to be written.
 
-Credentials (DOMAIN.md §2 "Who may do what", §9, §10):
+Credentials (rules §2 "Who may do what", §9, §10):
 
 * The line holder's commands (``register_passport``, ``change_passport_limit``,
   ``change_passport_details``, ``delete_passport``, ``set_notification``) carry the access key
@@ -337,7 +337,7 @@ class ReferenceModel:
         return self.failures(passport_id) >= self.policy.lockout_after
 
     def bill(self, customer_id: str, month: YearMonth) -> dict[str, Any]:
-        """The bill of one line for one month (§7, INTERCHANGE.md "Bill of one line").
+        """The bill of one line for one month (§7, docs/contract.md "Bill of one line").
 
         One row per provider with any charge that month, amount = sum of its charges; rows
         sorted by provider code; subtotal = sum of rows.  Every line ever opened has bills,
@@ -410,7 +410,7 @@ class ReferenceModel:
         self._last = month if self._last is None else max(self._last, month)
 
         checks = _Checks(command.at)
-        # INTERCHANGE.md: the same key with the same body answers the first result again,
+        # docs/contract.md: the same key with the same body answers the first result again,
         # before any check (attrs equality compares every field, secrets by value and ``at``
         # as an instant); a key bound to another body is one more refusal among the others.
         if command.key is not None and command.key in self._keys:

@@ -4,8 +4,10 @@
 * ``dev`` — more examples, random, for local work;
 * ``deep`` — long runs before a release (thousands of examples, long state-machine runs).
 
-Select one with ``HYPOTHESIS_PROFILE=deep pytest`` (the pytest plugin loads it) or
-:func:`load` in your own ``conftest.py``.
+Select one with ``HYPOTHESIS_PROFILE=deep pytest`` in a project that loads the kit's pytest
+plugin (:mod:`matome.testing.pytest_plugin`), or call :func:`load` in your own
+``conftest.py``.  Nothing is registered or loaded until you ask: importing matome leaves
+Hypothesis' settings alone.
 """
 
 from __future__ import annotations
@@ -13,10 +15,18 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, settings
+from hypothesis.errors import InvalidArgument
 
-__all__ = ["PROFILES", "load", "register"]
+__all__ = ["ENV", "PROFILES", "UnknownProfile", "load", "register"]
 
+#: The kit's profiles, in increasing order of effort.
 PROFILES = ("ci", "dev", "deep")
+#: The environment variable that names the profile to load.
+ENV = "HYPOTHESIS_PROFILE"
+
+
+class UnknownProfile(ValueError):
+    """``HYPOTHESIS_PROFILE`` (or the name given to :func:`load`) is not a registered profile."""
 
 
 def register() -> None:
@@ -49,8 +59,19 @@ def register() -> None:
 
 
 def load(default: str = "ci") -> str:
-    """Register the profiles and load ``$HYPOTHESIS_PROFILE`` (or ``default``)."""
+    """Register the profiles and load ``$HYPOTHESIS_PROFILE`` (or ``default``); return its
+    name.  A name nobody registered raises :class:`UnknownProfile`, naming the known ones."""
     register()
-    name = os.environ.get("HYPOTHESIS_PROFILE", default)
+    name = os.environ.get(ENV) or default
+    try:
+        # Asked first: Hypothesis' load_profile notes an unknown name as the current profile
+        # before refusing it, which breaks every later register_profile in the process.
+        settings.get_profile(name)
+    except InvalidArgument:
+        raise UnknownProfile(
+            f"{ENV}={name!r} is not a registered Hypothesis profile; matome's kit registers "
+            f"{', '.join(PROFILES)} (a profile of your own must be registered before the "
+            "kit loads it)"
+        ) from None
     settings.load_profile(name)
     return name

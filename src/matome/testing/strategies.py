@@ -1,6 +1,6 @@
 """Hypothesis strategies for matome: value types (valid and invalid), commands and command logs.
 
-Everything here generates *inputs*: the JSON command-log form of INTERCHANGE.md (``dict``
+Everything here generates *inputs*: the JSON command-log form of docs/contract.md (``dict``
 objects a person can write to a ``.jsonl`` file and replay with ``matome run``) or the typed
 command objects of :mod:`matome.commands`.
 
@@ -62,7 +62,7 @@ _ALNUM = string.ascii_letters + string.digits
 _DIGITS = string.digits
 
 # ---------------------------------------------------------------------------------------------
-# Value types (DOMAIN.md §1)
+# Value types (rules §1)
 
 
 def customer_ids(operator: str | None = None) -> st.SearchStrategy[str]:
@@ -95,6 +95,7 @@ def passport_ids() -> st.SearchStrategy[str]:
 
 
 def invalid_passport_ids() -> st.SearchStrategy[str]:
+    """Text that is not a Passport ID: too short, too long, or with a character IDs may not hold."""
     return st.one_of(
         st.text(_ALNUM, max_size=3),
         st.text(_ALNUM, min_size=61, max_size=80),
@@ -110,6 +111,7 @@ def passwords() -> st.SearchStrategy[str]:
 
 
 def invalid_passwords() -> st.SearchStrategy[str]:
+    """Text that is not a password (4-10 letters and digits): too short, too long, a symbol."""
     return st.one_of(
         st.text(_ALNUM, max_size=3),
         st.text(_ALNUM, min_size=11, max_size=20),
@@ -123,6 +125,7 @@ def access_keys() -> st.SearchStrategy[str]:
 
 
 def invalid_access_keys() -> st.SearchStrategy[str]:
+    """Text that is not an access key [アクセスキー]: not eight letters and digits."""
     return st.one_of(
         st.text(_ALNUM, max_size=7),
         st.text(_ALNUM, min_size=9, max_size=12),
@@ -131,6 +134,7 @@ def invalid_access_keys() -> st.SearchStrategy[str]:
 
 
 def invalid_billing_numbers() -> st.SearchStrategy[str]:
+    """Text that is not a billing customer number: not ``00`` followed by eight digits."""
     return st.one_of(
         st.text(_DIGITS, min_size=8, max_size=8).map(lambda d: "01" + d),
         st.text(_DIGITS, min_size=0, max_size=12)
@@ -140,6 +144,7 @@ def invalid_billing_numbers() -> st.SearchStrategy[str]:
 
 
 def invalid_emails() -> st.SearchStrategy[str]:
+    """Text that is not an e-mail address: no ``@``, nothing after it, no domain, a space."""
     return st.one_of(
         st.text(string.ascii_lowercase, min_size=1, max_size=10),  # no @
         st.text(string.ascii_lowercase, min_size=1, max_size=10).map(lambda s: s + "@"),
@@ -149,6 +154,7 @@ def invalid_emails() -> st.SearchStrategy[str]:
 
 
 def invalid_phones() -> st.SearchStrategy[str]:
+    """Text that is not a phone number: too few or many digits, not led by 0, letters."""
     return st.one_of(
         st.text(_DIGITS, min_size=1, max_size=9),
         st.text(_DIGITS, min_size=12, max_size=15),
@@ -158,6 +164,7 @@ def invalid_phones() -> st.SearchStrategy[str]:
 
 
 def emails() -> st.SearchStrategy[str]:
+    """Valid e-mail addresses (``local@domain.example.jp``)."""
     local = st.text(string.ascii_lowercase + _DIGITS + "._", min_size=1, max_size=12)
     return st.builds(
         lambda a, b: f"{a}@{b}.example.jp",
@@ -176,6 +183,7 @@ def phones() -> st.SearchStrategy[str]:
 
 
 def applicants() -> st.SearchStrategy[dict[str, Any]]:
+    """Applicants of a Passport ID registration, in the contract's JSON form."""
     return st.fixed_dictionaries(
         {
             "name": st.sampled_from(["山田 太郎", "鈴木 花子", "Sato Jiro", "田中"]),
@@ -186,10 +194,12 @@ def applicants() -> st.SearchStrategy[dict[str, Any]]:
 
 
 def provider_codes() -> st.SearchStrategy[str]:
+    """Valid provider codes: one to six upper-case letters and digits."""
     return st.text(string.ascii_uppercase + _DIGITS, min_size=1, max_size=6)
 
 
 def service_codes() -> st.SearchStrategy[str]:
+    """Valid service codes: lower-case letters, digits and ``-`` (not first)."""
     return st.text(string.ascii_lowercase + _DIGITS + "-", min_size=1, max_size=10).filter(
         lambda s: s[0] != "-"
     )
@@ -212,7 +222,7 @@ def invalid_yen() -> st.SearchStrategy[Any]:
 
 
 def quantities() -> st.SearchStrategy[int]:
-    """How many of a per-purchase item one purchase buys: 1–99 (DOMAIN.md §4)."""
+    """How many of a per-purchase item one purchase buys: 1–99 (rules §4)."""
     return st.integers(1, 99)
 
 
@@ -235,6 +245,7 @@ def invalid_times() -> st.SearchStrategy[str]:
 
 
 def invalid_months() -> st.SearchStrategy[str]:
+    """Text that is not a billing month ``YYYY-MM``: month 0 or above 12, other separators."""
     return st.one_of(
         st.integers(13, 99).map(lambda m: f"2024-{m:02d}"),
         st.just("2024-00"),
@@ -244,10 +255,12 @@ def invalid_months() -> st.SearchStrategy[str]:
 
 
 def invalid_cycle_days() -> st.SearchStrategy[Any]:
+    """Billing cycle days out of range (below 1, above 28) or not an integer."""
     return st.one_of(st.integers(max_value=0), st.integers(min_value=29), st.just("6"))
 
 
 def year_months(min_year: int = 2011, max_year: int = 2026) -> st.SearchStrategy[YearMonth]:
+    """Billing months from January of ``min_year`` to December of ``max_year``."""
     return st.builds(YearMonth, st.integers(min_year, max_year), st.integers(1, 12))
 
 
@@ -301,7 +314,7 @@ def commands() -> st.SearchStrategy[Command[Any]]:
     return st.one_of([_command_json(name).map(parse_command) for name in sorted(COMMANDS)])
 
 
-#: Every amount a command carries (DOMAIN.md §1: 0–99,999,999 yen).
+#: Every amount a command carries (rules §1: 0–99,999,999 yen).
 _YEN_FIELDS = (
     ("open_line", "line_limit"),
     ("change_line_limit", "line_limit"),
@@ -311,7 +324,7 @@ _YEN_FIELDS = (
     ("refund", "amount"),
     ("set_fee", "flat_fee"),
 )
-#: The credential each command cannot do without (DOMAIN.md §2, "Who may do what").
+#: The credential each command cannot do without (rules §2, "Who may do what").
 _CREDENTIALS = (
     ("change_passport_limit", "access_key"),
     ("change_passport_details", "access_key"),
@@ -565,10 +578,11 @@ _ACTIONS = (
     ("reuse_key", 1),
     ("open_line", 2),
 )
-#: A credential nobody was given (valid in form, wrong in fact).
+#: A password nobody was given (valid in form, wrong in fact).
 WRONG_PASSWORD = "Wrong000"
+#: An access key no line was given (valid in form, wrong in fact).
 WRONG_ACCESS_KEY = "Wrong123"
-#: From this business time customers no longer change their IDs' details (DOMAIN.md §2).
+#: From this business time customers no longer change their IDs' details (rules §2).
 _CUTOFF = datetime(2024, 12, 1, tzinfo=TOKYO)
 
 

@@ -1,0 +1,171 @@
+"""The JSON Schema of the command log, generated from the command classes.
+
+``matome schema`` prints it; the package ships it as ``matome/reference/command-log.schema.json``
+(:func:`matome.reference.text`), and a test keeps the two the same.  It is generated from
+:mod:`matome.commands` — the one definition of the contract's commands — and the patterns and
+bounds :mod:`matome.values` checks with, so the schema and the reader cannot drift apart.  The
+schema says what a line may look like; the engine still decides whether it is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, get_args, get_type_hints
+
+import attrs
+
+from matome import values
+from matome.commands import COMMANDS
+
+__all__ = ["SCHEMA_ID", "command_log_schema", "schema_text"]
+
+
+#: Where the schema is published with the package (``matome.reference``).
+SCHEMA_ID = "urn:matome:command-log"
+
+
+def _pattern(regex: re.Pattern[str]) -> str:
+    return f"^(?:{regex.pattern})$"
+
+
+def _value_schemas() -> dict[Any, dict[str, Any]]:
+    """JSON Schema of each value type a command field may hold, from the same patterns and
+    bounds :mod:`matome.values` checks with."""
+    code = {"type": "string", "pattern": _pattern(values._CODE)}
+    return {
+        datetime: {
+            "type": "string",
+            "format": "date-time",
+            "description": "business time, ISO-8601 with a UTC offset; Tokyo date "
+            f"{values.FIRST_DAY} … {values.LAST_DAY}",
+        },
+        values.CustomerId: {
+            "type": "string",
+            "pattern": f"^(?:{values._CUSTOMER_CAF.pattern}|{values._CUSTOMER_COP.pattern})$",
+        },
+        values.PassportId: {"type": "string", "pattern": _pattern(values._PASSPORT_ID)},
+        values.Password: {"type": "string", "pattern": _pattern(values._PASSWORD)},
+        values.AccessKey: {"type": "string", "pattern": _pattern(values._ACCESS_KEY)},
+        values.ProviderCode: code,
+        values.ServiceCode: code,
+        values.Email: {"type": "string", "format": "email", "maxLength": 254},
+        values.Yen: {"type": "integer", "minimum": 0, "maximum": values.MAX_YEN},
+        values.YearMonth: {"type": "string", "pattern": "^20[0-9]{2}-(?:0[1-9]|1[0-2])$"},
+        bool: {"type": "boolean"},
+        values.Applicant: {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "phone": {"type": "string", "pattern": _pattern(values._PHONE)},
+                "contract_holder": {"type": "boolean"},
+            },
+            "required": ["name", "phone", "contract_holder"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def _billing_schema(customer_id: dict[str, Any]) -> dict[str, Any]:
+    def method(name: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"method": {"const": name}, **fields},
+            "required": ["method", *fields],
+            "additionalProperties": False,
+        }
+
+    phone = {"type": "string", "pattern": _pattern(values._PHONE)}
+    return {
+        "oneOf": [
+            method("phone_bill", number=phone, cycle_start_day={"type": "integer"} | _DAYS),
+            method(
+                "customer_number",
+                number={"type": "string", "pattern": _pattern(values._BILLING_NUMBER)},
+            ),
+            method("consolidated", representative=customer_id),
+        ]
+    }
+
+
+_DAYS = {"minimum": 1, "maximum": 28}
+
+#: Text fields (plain ``str``): their bounds, as the command converters check them.
+_TEXT_BOUNDS = {"key": 200, "receipt": 64, "ref": 64, "purchase_ref": 64, "channel": 40}
+
+#: Rules across fields that a command checks after its fields (``__attrs_post_init__``).
+_CROSS_FIELD: dict[str, dict[str, Any]] = {
+    "cancel": {"oneOf": [{"required": ["receipt"]}, {"required": ["purchase_ref"]}]},
+    "refund": {"oneOf": [{"required": ["receipt"]}, {"required": ["purchase_ref"]}]},
+    "register_passport": {"anyOf": [{"required": ["access_key"]}, {"required": ["via_provider"]}]},
+    "change_passport_details": {
+        "anyOf": [{"required": ["password"]}, {"required": ["email"]}, {"required": ["line_auth"]}]
+    },
+}
+
+
+def _field_schema(name: str, hint: Any, known: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    options = [a for a in get_args(hint) if a is not type(None)] or [hint]
+    if len(options) > 1:  # the billing account: one object per method
+        return _billing_schema(known[values.CustomerId])
+    (kind,) = options
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        return {"type": "string", "enum": [m.value for m in kind]}
+    if kind in known:
+        return dict(known[kind])
+    if kind is int:  # quantity (§4)
+        return {"type": "integer", "minimum": 1, "maximum": 99}
+    if kind is str:
+        bound = _TEXT_BOUNDS.get(name, 200)
+        return {"type": "string", "minLength": 1, "maxLength": bound}
+    raise TypeError(f"no JSON Schema for field {name} of type {kind!r}")  # pragma: no cover
+
+
+def command_log_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one line of a command log, generated from the
+    command classes of :mod:`matome.commands` — the one definition of the contract's
+    commands: every command, its fields, which are required, their enums and formats.
+
+    The schema says what a line may look like; the engine still decides whether it is
+    accepted (an unknown Passport ID, a wrong password, a month not yet ended ...)."""
+    known = _value_schemas()
+    defs: dict[str, Any] = {}
+    for name in sorted(COMMANDS):
+        cls = COMMANDS[name]
+        hints = get_type_hints(cls)
+        properties: dict[str, Any] = {"command": {"const": name}}
+        required = ["command"]
+        for field in attrs.fields(cls):
+            properties[field.name] = _field_schema(field.name, hints[field.name], known)
+            if field.default is attrs.NOTHING:
+                required.append(field.name)
+        doc = " ".join((cls.__doc__ or "").split("\n\n")[0].split())
+        definition: dict[str, Any] = {
+            "type": "object",
+            **({"description": doc} if doc else {}),
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+            **_CROSS_FIELD.get(name, {}),
+        }
+        defs[name] = definition
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "matome command log line",
+        "description": "One line of a command log (JSON Lines; the contract's 'Command log', "
+        "docs/contract.md): one command object.  Generated by `matome schema` from "
+        "matome.commands.",
+        "type": "object",
+        "required": ["command"],
+        "properties": {"command": {"enum": sorted(COMMANDS)}},
+        "oneOf": [{"$ref": f"#/$defs/{name}"} for name in sorted(COMMANDS)],
+        "$defs": defs,
+    }
+
+
+def schema_text() -> str:
+    """:func:`command_log_schema` as the text of ``command-log.schema.json``."""
+    return json.dumps(command_log_schema(), ensure_ascii=False, indent=2) + "\n"
