@@ -85,8 +85,8 @@ def measure(
         }
         for line_call in line_calls.values():  # warm-up
             line_call(lines[0])
-        for month_call in month_calls.values():
-            month_call()
+        # The month-wide documents have a row per provider (and operator): their size.
+        rows = {name: len(month_call()) for name, month_call in month_calls.items()}  # type: ignore[arg-type]
         walls: dict[str, list[float]] = {q: [] for q in (*LINE_QUERIES, *MONTH_QUERIES)}
         cpus: dict[str, list[float]] = {q: [] for q in walls}
         log(
@@ -111,7 +111,10 @@ def measure(
             "events": events,
             "billed_lines": len(billed),
             "caught_up_before": caught,
-            "queries": {q: summary(walls[q], cpus[q]) for q in walls},
+            "queries": {
+                q: {**summary(walls[q], cpus[q]), **({"rows": rows[q]} if q in rows else {})}
+                for q in walls
+            },
         }
     finally:
         engine.close()
