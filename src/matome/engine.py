@@ -16,6 +16,7 @@ mapper, raw event streams, the views, the credential hasher — is reachable onl
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -206,9 +207,13 @@ class Engine:
             if not create:
                 self._store.recorder.max_notification_id()  # a store, not just a database?
             self._check_key()
-        except MatomeError:
-            raise
-        except Exception as e:
+        except BaseException as e:
+            opened = getattr(self, "_store", None)
+            if opened is not None:  # closed here, not by the garbage collector (eventstore)
+                with contextlib.suppress(Exception):
+                    opened.close()
+            if isinstance(e, MatomeError) or not isinstance(e, Exception):
+                raise
             translated = translate_store_error(e, settings)
             if translated is None:
                 raise

@@ -17,6 +17,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+#: End to end and seconds long: run by CI (``pytest -m 'system and not slow'``), not by a
+#: plain ``pytest``.
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("ingest", "throughput", "rebuild", "billing", "queries")
 REQUIRE_PG = os.environ.get("MATOME_REQUIRE_POSTGRES") == "1"

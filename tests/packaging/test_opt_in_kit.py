@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+#: End to end and seconds long: run by CI (``pytest -m 'system and not slow'``), not by a
+#: plain ``pytest``.
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = "matome.testing.pytest_plugin"
 
@@ -49,6 +53,7 @@ def test_a_property_runs(n):
 #: What the kit's ``ci`` profile sets, asserted inside a project that opted in.
 KIT_PROFILE = """
 from hypothesis import settings
+
 
 
 def test_the_kits_profile_is_loaded(matome_engine, matome_model):

@@ -63,6 +63,10 @@ from matome.events.base import DomainEvent
 from matome.values import TOKYO, YearMonth
 from matome.wire import to_json
 
+#: End to end and seconds long: run by CI (``pytest -m 'system and not slow'``), not by a
+#: plain ``pytest``.
+pytestmark = pytest.mark.system
+
 # ---------------------------------------------------------------------------------------------
 # The world every worker starts from
 
@@ -1010,6 +1014,7 @@ import pathlib, sys, time
 import psycopg, eventsourcing.postgres  # imported before the start: only opening is timed
 from matome.engine import Engine
 from matome.errors import MatomeError
+
 url, go, ready, action, arg = sys.argv[1:]
 engine = None
 if action == "query":

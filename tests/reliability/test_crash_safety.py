@@ -45,6 +45,10 @@ from tests.reliability.crash import (
     write_variant,
 )
 
+#: End to end and seconds long: run by CI (``pytest -m 'system and not slow'``), not by a
+#: plain ``pytest``.
+pytestmark = pytest.mark.system
+
 #: Kills per scenario and store.
 KILLS = 20
 #: The CI log: ~190 commands, three billing runs of ~40 bills (one closing two months).

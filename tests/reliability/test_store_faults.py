@@ -40,11 +40,16 @@ import pytest
 from matome import cli
 from tests.conftest import PG_URL, require_postgres
 
+#: End to end and seconds long: run by CI (``pytest -m 'system and not slow'``), not by a
+#: plain ``pytest``.
+pytestmark = pytest.mark.system
+
 #: ``python -c RUNNER ARGS...`` is the ``matome`` command with cheap password hashing.
 RUNNER = """
 import sys
 from matome import cli
 from matome.engine import Engine
+
 real = Engine.open
 def open_cheaply(db=None, **kwargs):
     kwargs.setdefault("hash_iterations", 1)

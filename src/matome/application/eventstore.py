@@ -994,7 +994,17 @@ class EventStoreApplication(Application[UUID]):
         self.store_settings = (
             dict(env) if env is not None else {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         )
-        super().__init__(env=self.store_settings)
+        try:
+            super().__init__(env=self.store_settings)
+        except BaseException:
+            # Close what was opened here, in this thread.  Left to the garbage collector,
+            # eventsourcing's __del__ may run in one of the PostgreSQL pool's own worker
+            # threads, and closing the pool there fails (a thread cannot join itself).
+            factory = getattr(self, "factory", None)
+            if factory is not None:
+                with contextlib.suppress(Exception):
+                    factory.close()
+            raise
         self.event_mapper.vault = self.matome_recorder
         # Chain hashes of recent stream heads: a (stream, version) names one hash for good, so
         # the next event of a stream written here needs no lookup of its predecessor's.
