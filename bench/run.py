@@ -18,7 +18,8 @@ under the table.  Phases (``--phases``, default all):
    eventsourcing's one-event transactions, target ≥ 0.5.
 3. ``rebuild`` — ``bench/rebuild.py`` (rebuild ÷ read + matome's mapper, target ≥ 0.6) and,
    on the same file, the rebuild paired round by round with eventsourcing's own transcoder
-   reading the same stored events (``select_notifications`` + ``JSONTranscoder().decode``).
+   reading the same stored events (``select_notifications`` + ``JSONTranscoder().decode``),
+   target ≥ 1.0.
 4. ``billing`` — ``issue_bills`` of the last month on stores of two sizes
    (``bench/billing.py``): bills/s ÷ bare eventsourcing writing as many new streams 500 per
    transaction; the time's growth from the small to the large store (target: 10× the lines in
@@ -561,8 +562,8 @@ def phase_rebuild(args: argparse.Namespace, report: Report, folder: Path, scratc
         _num(p["baseline_eps"], "ev/s"),
         _num(p["rebuild_eps"], "ev/s"),
         p["ratio"],
-        "≥ 0.6",
-        met=p["ratio"] >= 0.6,
+        "≥ 1.0",  # the scale issue's target: at least as fast as eventsourcing's own read+decode
+        met=p["ratio"] >= 1.0,
         ratio_cpu=p["ratio_cpu"],
         peak_rss_mb=p["peak_rss_mb"],
         command=command_line("run.py", pair_args),
