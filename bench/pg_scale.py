@@ -33,7 +33,7 @@ import os
 import pstats
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -50,7 +50,7 @@ from _common import (
     pg_unreachable,
     write_json,
 )
-from billing import BILLS_PER_SAVE, START
+from billing import BILLS_PER_SAVE, START, _encoded
 from queries import measure as measure_queries
 
 from matome.cli import DEFAULT_BATCH
@@ -60,13 +60,6 @@ from matome.generate import generate_log
 from matome.interchange import LogLine, apply_lines, log_lines
 
 __all__ = ["main"]
-
-
-def _encoded(lines: int, months: int, seed: int) -> Iterator[bytes]:
-    import json
-
-    for body in generate_log(lines, months, seed=seed):
-        yield json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _baseline_eps(baseline: Baseline, n: int) -> tuple[float, float]:
@@ -102,7 +95,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         started = last_log = time.perf_counter()
         pending: list[LogLine] = []
         with clock.timing():
-            for line in log_lines(_encoded(args.lines, args.months, args.seed)):
+            for line in log_lines(
+                raw for _, raw in _encoded(generate_log(args.lines, args.months, seed=args.seed))
+            ):
                 pending.append(line)
                 if len(pending) < DEFAULT_BATCH:
                     continue

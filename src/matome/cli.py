@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO
 
 from matome import __version__
+from matome.application.service import UNBATCHED
 from matome.documents import check_page
 from matome.engine import Engine
 from matome.errors import (
@@ -239,10 +240,10 @@ def run_log(
     return counts[0], counts[1]
 
 
-#: The commands the engine never batches (``matome.application.service.UNBATCHED``), as they
-#: appear in a line's JSON.  A line that only mentions one (in a name, say) is cut out of its
-#: batch for nothing: the decisions are the same either way.
-_ALONE = (b'"issue_bills"', b'"erase_personal_data"')
+#: The names of the commands the engine never batches, as they appear in a line's JSON.  A
+#: line that only mentions one (in a name, say) is cut out of its batch for nothing: the
+#: decisions are the same either way.
+_ALONE = tuple(f'"{command.NAME}"'.encode() for command in UNBATCHED)
 
 
 def _runs_alone(line: LogLine) -> bool:

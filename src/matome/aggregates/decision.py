@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from matome.aggregates.base import projector_of
+from matome.aggregates.base import AggregateState, projector_of
 from matome.errors import InvalidInput, MatomeError, WrongPassword, first_refusal
 from matome.events.base import DomainEvent
 from matome.policy import Policy
@@ -40,18 +40,7 @@ class Credentials(Protocol):
     def verify(self, secret: str, stored: str) -> bool: ...
 
 
-class _Stream(Protocol):
-    @property
-    def id(self) -> UUID: ...
-
-    @property
-    def version(self) -> int: ...
-
-    @property
-    def last_at(self) -> datetime: ...
-
-
-S = TypeVar("S", bound=_Stream)
+S = TypeVar("S", bound=AggregateState)
 
 
 class Decision:
@@ -121,7 +110,7 @@ class Decision:
         when it is the refusal reported (rules §10)."""
         return self.security_events if isinstance(self.verdict(), WrongPassword) else []
 
-    def against(self, state: _Stream | None, what: str) -> None:
+    def against(self, state: AggregateState | None, what: str) -> None:
         """The command decides against ``state``: business time must not go back on it.
 
         rules §7 (Decision): a command dated before the latest event of the line, Passport
@@ -136,7 +125,7 @@ class Decision:
                 )
             )
 
-    def against_all(self, states: Iterable[tuple[_Stream | None, str]]) -> None:
+    def against_all(self, states: Iterable[tuple[AggregateState | None, str]]) -> None:
         for state, what in states:
             self.against(state, what)
 

@@ -11,7 +11,7 @@ from uuid import UUID
 import attrs
 
 from matome import commands as cmd
-from matome.aggregates.base import make_projector, stream_id
+from matome.aggregates.base import AggregateState, make_projector, stream_id
 from matome.aggregates.catalog import Provider, require_provider
 from matome.aggregates.decision import Decision
 from matome.aggregates.subscription import Holder, Subscription, cancel_holdings
@@ -264,18 +264,9 @@ def decide_open_line(
     return cmd.LineResult(customer_id=c.customer_id)
 
 
-class Spender(Protocol):
+class Spender(AggregateState, Protocol):
     """What the cap's share of an ID needs of it (a :class:`~matome.aggregates.passport.
     Passport`): what it spent in a month, and its stream (decided against)."""
-
-    @property
-    def id(self) -> UUID: ...
-
-    @property
-    def version(self) -> int: ...
-
-    @property
-    def last_at(self) -> datetime: ...
 
     def spend(self, month: YearMonth, *, once_per_month: bool) -> Yen: ...
 

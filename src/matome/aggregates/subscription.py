@@ -9,7 +9,7 @@ from uuid import UUID, uuid5
 
 import attrs
 
-from matome.aggregates.base import NAMESPACE, make_projector, stream_id
+from matome.aggregates.base import NAMESPACE, AggregateState, make_projector, stream_id
 from matome.aggregates.decision import Decision
 from matome.errors import NotCancellable, UnknownReceipt
 from matome.events import passport as passport_ev
@@ -169,18 +169,9 @@ class _Held(Protocol):
     def active(self) -> bool: ...
 
 
-class Holder(Protocol):
+class Holder(AggregateState, Protocol):
     """What cancelling an ID's subscriptions needs of it (a :class:`~matome.aggregates.passport.
     Passport`): its stream, and its holdings by receipt."""
-
-    @property
-    def id(self) -> UUID: ...
-
-    @property
-    def version(self) -> int: ...
-
-    @property
-    def last_at(self) -> datetime: ...
 
     @property
     def holdings(self) -> Mapping[str, _Held]: ...
