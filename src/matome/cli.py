@@ -29,6 +29,7 @@ from matome.engine import Engine
 from matome.errors import (
     Busy,
     InvalidInput,
+    InvalidSetting,
     MatomeError,
     StoreNotFound,
     StoreUnavailable,
@@ -138,6 +139,8 @@ def _dumps(obj: Any, **kwargs: Any) -> str:
 
 def exit_code(error: MatomeError) -> int:
     """The exit code of the command line for ``error``."""
+    if isinstance(error, InvalidSetting):  # --db or a MATOME_* setting: fix the invocation
+        return EXIT_USAGE
     return _STORE_EXITS.get(error.code, EXIT_REFUSED)
 
 

@@ -437,7 +437,8 @@ class Engine:
         with self._views_lock:
             if self._views is None:
                 settings = self._store.store_settings
-                projection = Projection(self._store, open_view_store(settings))
+                views = open_view_store(settings, self._store.shared_pool())
+                projection = Projection(self._store, views)
                 self._views = (projection, Documents(projection, self.policy, self.fee_schedule))
             return self._views
 

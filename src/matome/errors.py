@@ -21,6 +21,7 @@ __all__ = [
     "GoodsNotOffered",
     "IdempotencyConflict",
     "InvalidInput",
+    "InvalidSetting",
     "LimitExceeded",
     "LimitSumExceeded",
     "LineAuthFailed",
@@ -69,6 +70,12 @@ class InvalidInput(MatomeError):
     """Malformed input: a bad format, a missing or unknown field, a naive time, ..."""
 
     code = "invalid_input"
+
+
+class InvalidSetting(InvalidInput):
+    """A setting matome cannot use — a malformed ``--db`` URL, a URL parameter matome does not
+    know, a schema name that is not a plain identifier — found before anything is opened.
+    Still ``invalid_input``; the command line exits 2, as for any invocation to fix."""
 
 
 class IdempotencyConflict(MatomeError):

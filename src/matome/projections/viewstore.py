@@ -228,11 +228,17 @@ class _PgCursor:
 
 class PostgresViewStore(ViewStore):
     """The views in the event store's PostgreSQL database and schema, through a connection
-    pool (queries from several threads run side by side)."""
+    pool (queries from several threads run side by side).
+
+    With ``pool``, the event store's own pool (its connections' search path set to the
+    schema): one command then needs one connection, not one for the events and one for the
+    views, and a catch-up reads the events through the views' transaction (``beside_events``),
+    so that it never holds one connection of the pool while it waits for another.
+    """
 
     dialect = "postgres"
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], pool: Any = None) -> None:
         super().__init__()
         from psycopg_pool import ConnectionPool
 
@@ -250,6 +256,10 @@ class PostgresViewStore(ViewStore):
         if schema:
             kwargs["options"] = f"-c search_path={schema}"
         self._kwargs = kwargs
+        self.beside_events = self._shared = pool is not None
+        if pool is not None:
+            self._pool = pool
+            return
         self._pool = ConnectionPool(
             kwargs=kwargs,
             min_size=1,
@@ -258,6 +268,9 @@ class PostgresViewStore(ViewStore):
             timeout=float(env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
             open=True,
         )
+        # Until its first connection is made, a request finds the pool empty and makes it
+        # open a second one: wait for the first (one connection for one reader).
+        self._pool.wait(timeout=float(env.get("POSTGRES_CONNECT_TIMEOUT", "5")))
 
     def sql(self, statement: str) -> str:
         return statement.replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY")
@@ -273,7 +286,14 @@ class PostgresViewStore(ViewStore):
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Cursor]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        from psycopg.rows import tuple_row
+
+        # Rows as tuples: the event store's connections make dictionaries by default.
+        with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as cur,
+        ):
             yield _PgCursor(cur)
 
     def wait_for_events(self, channel: str, timeout: float) -> bool:
@@ -290,16 +310,18 @@ class PostgresViewStore(ViewStore):
         return False
 
     def close(self) -> None:
-        self._pool.close()
+        if not self._shared:  # the event store closes its own pool
+            self._pool.close()
 
 
-def open_view_store(env: dict[str, str]) -> ViewStore:
-    """The view store beside the event store that ``env`` configures."""
+def open_view_store(env: dict[str, str], pool: Any = None) -> ViewStore:
+    """The view store beside the event store that ``env`` configures (on PostgreSQL, through
+    the event store's connection ``pool`` when given)."""
     module = env.get("PERSISTENCE_MODULE", "eventsourcing.popo").lower()
     if "sqlite" in module:
         store: ViewStore = SQLiteViewStore(env["SQLITE_DBNAME"])
     elif "postgres" in module:
-        store = PostgresViewStore(env)
+        store = PostgresViewStore(env, pool)
     else:
         store = SQLiteViewStore(":memory:")
     store.create()
