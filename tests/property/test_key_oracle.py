@@ -102,7 +102,8 @@ def test_every_wrong_password_under_a_key_is_counted_and_is_the_only_difference(
         def at() -> str:
             nonlocal minute
             minute += 1
-            return f"2024-02-{1 + minute // 600:02d}T{10 + minute // 60 % 10:02d}:{minute % 60:02d}:00+09:00"
+            hour, second = divmod(minute, 60)
+            return f"2024-02-01T{10 + hour:02d}:{second:02d}:00+09:00"
 
         for kind, arg in steps:
             if kind == "replay":

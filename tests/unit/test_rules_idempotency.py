@@ -507,7 +507,11 @@ def _body(**personal: str) -> dict[str, Any]:
         "passport_id": "jiro.2",
         "password": "Jiro1234",
         "email": personal["email"],
-        "applicant": {"name": personal["name"], "phone": personal["phone"], "contract_holder": True},
+        "applicant": {
+            "name": personal["name"],
+            "phone": personal["phone"],
+            "contract_holder": True,
+        },
         "limit": 1000,
         "line_auth": False,
         "access_key": KEY,
@@ -561,6 +565,7 @@ def test_a_key_bound_before_contract_3_answers_by_its_whole_body_digest_until_er
     assert isinstance(event, KeyBound)
     assert event.personal_in_digest
     record = project_key(None, [event])
+    assert record is not None
 
     class Any_:  # every secret matches: only the body is under test here
         def hash(self, secret: str) -> str:

@@ -336,17 +336,17 @@ def check_purchase_credentials(
     """A purchase's credentials: line authentication, then the password (§9, §10); whether
     both passed.  The line check comes first and counts nothing, so nobody on another line
     can lock the ID out."""
-    if passport.line_auth and line.kind.has_line_auth:
-        # §9: the line the purchase came over, as NTT's network identifies it, must be the
-        # ID's own; the notification setting plays no part (it only informs providers).
-        if not d.require(
-            c.presented_line == line.customer_id,
-            lambda: LineAuthFailed(
-                f"Passport ID {c.passport_id!s} may only buy over its own line "
-                f"{line.customer_id} (line authentication is on)"
-            ),
-        ):
-            return False
+    # §9: the line the purchase came over, as NTT's network identifies it, must be the ID's
+    # own; the notification setting plays no part (it only informs providers).
+    checked = passport.line_auth and line.kind.has_line_auth
+    if checked and not d.require(
+        c.presented_line == line.customer_id,
+        lambda: LineAuthFailed(
+            f"Passport ID {c.passport_id!s} may only buy over its own line "
+            f"{line.customer_id} (line authentication is on)"
+        ),
+    ):
+        return False
     return authenticate(passport, c.password, d)
 
 

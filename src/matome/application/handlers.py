@@ -21,9 +21,9 @@ from matome.aggregates.subscription import Subscription
 from matome.application.uow import UnitOfWork
 from matome.values import (
     BillingAccount,
-    Erased,
     Consolidated,
     CustomerId,
+    Erased,
     PassportId,
     ProviderCode,
     YearMonth,

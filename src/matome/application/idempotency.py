@@ -125,7 +125,7 @@ def _same_body(
             return False
     elif record.digest != fingerprint(command):
         return False
-    elif isinstance(record.personal_digest, str):
+    elif isinstance(record.personal_digest, str) and not personal_erased:
         salt, digest = record.personal_digest.split("$", 1)
         values = _personal_values(command)
         if not hmac.compare_digest(_personal_digest(values, salt), digest):

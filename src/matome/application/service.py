@@ -263,11 +263,9 @@ class CommandService:
         d = Decision(
             at=command.at, recorded_at=uow.now, policy=self.policy, credentials=credentials
         )
-        erased = (
-            record.personal_in_digest
-            and bool(command.PERSONAL)
-            and personal_data_erased(uow, command)
-        )
+        # Read from the ID itself, not only from the key: a key record cached by another
+        # process may still hold the personal digest an erasure deleted.
+        erased = bool(command.PERSONAL) and personal_data_erased(uow, command)
         current = None
         secret = None if command.CREDENTIAL is None else getattr(command, command.CREDENTIAL)
         if secret is not None:

@@ -523,9 +523,9 @@ class ReferenceModel:
                     self._count_wrong_password(p, c.at)
                     return ModelResult(False, "wrong_password", {}, f"wrong password for {p}")
         elif secret is not None:
-            line = self._key_holder(c)
-            if line is not None:
-                opened = secret.reveal() == line.access_key
+            holder = self._key_holder(c)
+            if holder is not None:
+                opened = secret.reveal() == holder.access_key
                 if not opened:
                     return ModelResult(False, "wrong_access_key", {}, "wrong access key")
         if opened:
