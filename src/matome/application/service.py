@@ -267,6 +267,7 @@ class CommandService:
         # process may still hold the personal digest an erasure deleted.
         erased = bool(command.PERSONAL) and personal_data_erased(uow, command)
         current = None
+        opened: bool | None = None
         secret = None if command.CREDENTIAL is None else getattr(command, command.CREDENTIAL)
         if secret is not None:
             opened = CREDENTIALS[type(command)](uow, command, d)
@@ -294,9 +295,7 @@ class CommandService:
         if answer is None:
             # Contract 3: a different body whose secret is right is a conflict, whatever
             # else the state would refuse it for.
-            return (
-                None if current is None else _Decided(refusal=idempotency.conflict(command, record))
-            )
+            return _Decided(refusal=idempotency.conflict(command, record)) if opened else None
         if isinstance(answer, cmd.Result):
             return _Decided(result=answer)
         # The refusal the key was bound by, answered again (no need to confirm it).
