@@ -446,6 +446,9 @@ class Command(Generic[R]):
     RESULT: ClassVar[type[Result]] = Result
     #: Fields holding secrets: left out of idempotency digests and never echoed.
     SECRETS: ClassVar[tuple[str, ...]] = ()
+    #: Fields holding personal data of the command's ``passport_id`` (e-mail, applicant): an
+    #: idempotency key keeps nothing of them that outlives the ID's erasure (contract 3).
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
     #: The credential the command is authenticated by, if any (rules §2, "Who may do
     #: what"): ``password`` (the Passport ID holder) or ``access_key`` (the line holder).
     CREDENTIAL: ClassVar[str | None] = None
@@ -602,6 +605,7 @@ class RegisterPassport(Command[PassportResult]):
     key — or a provider's on the customer's behalf (``via_provider``, no access key needed)."""
 
     SECRETS = ("password", "access_key")
+    PERSONAL = ("email", "applicant")
     CREDENTIAL = "access_key"
     customer_id: CustomerId = attrs.field(converter=_to_customer_id)
     passport_id: PassportId = attrs.field(converter=_to_passport_id)
@@ -639,6 +643,7 @@ class ChangePassportDetails(Command[Done]):
     the ID (§10)."""
 
     SECRETS = ("password", "access_key")
+    PERSONAL = ("email",)
     CREDENTIAL = "access_key"
     passport_id: PassportId = attrs.field(converter=_to_passport_id)
     access_key: AccessKey = attrs.field(converter=_to_access_key)

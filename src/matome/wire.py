@@ -102,6 +102,14 @@ def _structure_erasable_dict(value: Any, kind: Any) -> Any:
     return converter.structure(value, dict[str, str])
 
 
+def _structure_erasable_text(value: Any, kind: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict) and value.get("erased") is True and len(value) == 1:
+        return Erased()
+    return converter.structure(value, str)
+
+
 def make_converter() -> cattrs.Converter:
     """Build the converter (exposed so tests can check it is the only one)."""
     conv = cattrs.Converter()
@@ -130,6 +138,7 @@ def make_converter() -> cattrs.Converter:
     for kind in (Email | Erased, Applicant | Erased, Email | Erased | None):
         conv.register_structure_hook(kind, _structure_personal)
     conv.register_structure_hook(dict[str, str] | Erased, _structure_erasable_dict)
+    conv.register_structure_hook(str | Erased | None, _structure_erasable_text)
     for secret in (Password, AccessKey):
         conv.register_unstructure_hook(secret, _refuse_secret)
         conv.register_structure_hook(secret, _refuse_secret)

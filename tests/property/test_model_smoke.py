@@ -531,15 +531,20 @@ def test_idempotency_agrees(engine: Engine) -> None:
     ])  # fmt: skip
 
 
-def test_a_retry_after_a_password_reset_is_answered_again(engine: Engine) -> None:
-    """INTERCHANGE.md: the same key with the same body answers the first result again —
-    also once the password it carried has been replaced (the body is still the same)."""
+def test_a_retry_after_a_password_reset_answers_what_the_old_password_gets_now(
+    engine: Engine,
+) -> None:
+    """INTERCHANGE.md contract 3: the same body answers its first result only while its
+    secret still opens the ID — after a reset the old password is ``wrong_password``
+    (counted), and the new one is another body (``idempotency_conflict``)."""
     check(engine, [
         *world(),
         {**buy("taro", at("2024-01-10"), "item"), "key": "k1"},
         {"command": "reset_password", "at": at("2024-01-11"), "passport_id": "taro",
          "password": "pass2", "channel": "phone"},
-        expect("ok", {**buy("taro", at("2024-01-10"), "item"), "key": "k1"}),
+        expect("wrong_password", {**buy("taro", at("2024-01-10"), "item"), "key": "k1"}),
+        expect("idempotency_conflict",
+               {**buy("taro", at("2024-01-10"), "item"), "key": "k1", "password": "pass2"}),
     ])  # fmt: skip
 
 

@@ -167,13 +167,32 @@ def test_a_command_out_of_time_order_is_invalid_input_before_month_closed(engine
     assert _failures(engine) == 0
 
 
-def test_month_closed_comes_before_idempotency_conflict(engine: Engine) -> None:
+def test_month_closed_comes_before_idempotency_conflict_of_a_command_without_a_secret(
+    engine: Engine,
+) -> None:
     """INTERCHANGE.md (contract 2): ``month_closed`` ranks before ``idempotency_conflict``;
-    only the same key *and body* is answered again before any check."""
+    only the same key *and body* is answered again before any check.  Contract 3: a
+    different body whose secret is right is ``idempotency_conflict`` (that section stands
+    where the two disagree)."""
     setup_world(engine)
     first = buy(engine, "2024-02-15T10:00:00+09:00", ITEM, key="k")
+    engine.set_fee(
+        at="2024-02-15T10:00:00+09:00",
+        operator="west",
+        effective_from="2024-02",
+        flat_fee=50,
+        key="f",
+    )
     engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
     with refused(engine, MonthClosed):
+        engine.set_fee(
+            at="2024-02-16T10:00:00+09:00",
+            operator="west",
+            effective_from="2024-02",
+            flat_fee=60,
+            key="f",
+        )
+    with refused(engine, IdempotencyConflict):
         buy(engine, "2024-02-16T10:00:00+09:00", ITEM, key="k")
     assert buy(engine, "2024-02-15T10:00:00+09:00", ITEM, key="k") == first
 

@@ -97,6 +97,12 @@ class KeyRecord:
     error: Mapping[str, str] | None = None
     #: Whose credential the secrets are (their hashes are erased when it changes).
     owner: str | None = None
+    #: The salted digest of the body's personal fields (erased with the Passport ID's data).
+    personal_digest: str | Erased | None = None
+    #: ``digest`` covers the personal fields too (a key bound before contract 3).
+    personal_in_digest: bool = False
+    #: The Passport ID stream whose erasure erases ``personal_digest``.
+    subject: str | None = None
 
 
 project_key = make_projector(
@@ -112,6 +118,9 @@ project_key = make_projector(
             result=e.result,
             error=e.error,
             owner=e.owner,
+            personal_digest=e.personal_digest,
+            personal_in_digest=e.personal_in_digest,
+            subject=e.subject,
         )
     }
 )

@@ -211,12 +211,15 @@ def require_line(
     return line
 
 
-def check_access_key(line: AccessLine, access_key: AccessKey, d: Decision) -> None:
+def check_access_key(line: AccessLine, access_key: AccessKey, d: Decision) -> bool:
     """The line holder's commands carry the line's access key [アクセスキー] (§2, "Who may do
-    what"); a wrong one is ``wrong_access_key`` (not counted: only passwords lock, §10)."""
+    what"); a wrong one is ``wrong_access_key`` (not counted: only passwords lock, §10).
+    Whether it was right."""
     d.authenticated = line.id
     if not d.check_secret("access_key", access_key.reveal(), line.access_key_hash):
         d.refuse(WrongAccessKey(f"wrong access key for line {line.customer_id}"))
+        return False
+    return True
 
 
 def check_billing(billing: BillingAccount, representative: AccessLine | None, d: Decision) -> None:

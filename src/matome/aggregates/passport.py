@@ -73,6 +73,7 @@ __all__ = [
     "Holding",
     "Passport",
     "authenticate",
+    "check_purchase_credentials",
     "decide_cancel",
     "decide_change_passport_details",
     "decide_change_passport_limit",
@@ -329,6 +330,26 @@ def authenticate(passport: Passport, password: Password, d: Decision) -> bool:
     return False
 
 
+def check_purchase_credentials(
+    passport: Passport, line: AccessLine, c: cmd.Purchase, d: Decision
+) -> bool:
+    """A purchase's credentials: line authentication, then the password (§9, §10); whether
+    both passed.  The line check comes first and counts nothing, so nobody on another line
+    can lock the ID out."""
+    # §9: the line the purchase came over, as NTT's network identifies it, must be the ID's
+    # own; the notification setting plays no part (it only informs providers).
+    checked = passport.line_auth and line.kind.has_line_auth
+    if checked and not d.require(
+        c.presented_line == line.customer_id,
+        lambda: LineAuthFailed(
+            f"Passport ID {c.passport_id!s} may only buy over its own line "
+            f"{line.customer_id} (line authentication is on)"
+        ),
+    ):
+        return False
+    return authenticate(passport, c.password, d)
+
+
 def _check_line_auth_setting(line: AccessLine, line_auth: bool | None, d: Decision) -> None:
     # §9: line authentication exists for the Hikari kinds only.
     if line_auth and not line.kind.has_line_auth:
@@ -573,19 +594,7 @@ def decide_purchase(
     monthly = listing is not None and listing.pricing is Pricing.MONTHLY
     if monthly and c.quantity != 1:
         d.refuse(InvalidInput("a monthly-flat service is bought one at a time (quantity 1)"))
-    line_checked = True
-    if passport.line_auth and line.kind.has_line_auth:
-        # §9: the line the purchase came over, as NTT's network identifies it, must be the
-        # ID's own; the notification setting plays no part (it only informs providers).
-        line_checked = d.require(
-            c.presented_line == line.customer_id,
-            lambda: LineAuthFailed(
-                f"Passport ID {c.passport_id!s} may only buy over its own line "
-                f"{line.customer_id} (line authentication is on)"
-            ),
-        )
-    if line_checked:
-        authenticate(passport, c.password, d)
+    check_purchase_credentials(passport, line, c, d)
     if monthly:
         d.require(
             passport.active_holding(c.provider, c.service) is None,

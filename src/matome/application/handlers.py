@@ -23,14 +23,27 @@ from matome.values import (
     BillingAccount,
     Consolidated,
     CustomerId,
+    Erased,
     PassportId,
     ProviderCode,
     YearMonth,
 )
 
-__all__ = ["HANDLERS", "Handler", "load_calendar", "load_key"]
+__all__ = [
+    "CREDENTIALS",
+    "HANDLERS",
+    "CredentialCheck",
+    "Handler",
+    "load_calendar",
+    "load_key",
+    "personal_data_erased",
+]
 
 Handler = Callable[[UnitOfWork, Any, Decision], cmd.Result | None]
+#: Checks the credential a command presents against its holder's current one: ``True`` (it
+#: opens), ``False`` (refused in the decision: counted if a wrong password), ``None`` (no
+#: holder to check it against: the ID or line is unknown, deleted or ended).
+CredentialCheck = Callable[[UnitOfWork, Any, Decision], bool | None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,6 +82,12 @@ def load_calendar(uow: UnitOfWork) -> ledger.Calendar | None:
 def load_key(uow: UnitOfWork, key: str) -> ledger.KeyRecord | None:
     state: ledger.KeyRecord | None = uow.load(ledger.key_id(key), ledger.project_key)
     return state
+
+
+def personal_data_erased(uow: UnitOfWork, c: Any) -> bool:
+    """Whether the personal data of the Passport ID ``c`` names were erased."""
+    p = load_passport(uow, c.passport_id)
+    return p is not None and isinstance(p.email, Erased)
 
 
 def load_representative(uow: UnitOfWork, billing: BillingAccount) -> AccessLine | None:
@@ -266,4 +285,52 @@ HANDLERS: dict[type[cmd.Command[Any]], Handler] = {
     cmd.Refund: _refund,
     cmd.SetFee: _set_fee,
     cmd.IssueBills: _issue_bills,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Credentials alone: what a command under a used idempotency key is checked by first
+# (contract 3, "Idempotency keys are no password oracle").  The holder is the ID or line the
+# handler would check the credential against — also a deleted ID or an ended line, so that a
+# retry of the command that deleted or ended it is answered (after its credential, checked
+# against the stored one).  ``None`` only when there is no such ID or line at all: the key
+# cannot have been bound by that body, and the handler refuses it (``unknown_*``).
+
+
+def _known_id(uow: UnitOfWork, passport_id: PassportId) -> tuple[Passport, AccessLine] | None:
+    p = load_passport(uow, passport_id)
+    owner = _owner(uow, p)
+    return None if p is None or owner is None else (p, owner)
+
+
+def _purchase_credential(uow: UnitOfWork, c: cmd.Purchase, d: Decision) -> bool | None:
+    found = _known_id(uow, c.passport_id)
+    return None if found is None else passport.check_purchase_credentials(*found, c, d)
+
+
+def _cancel_credential(uow: UnitOfWork, c: cmd.Cancel, d: Decision) -> bool | None:
+    sub = load_named_purchase(uow, c)
+    p = None if sub is None else load_passport(uow, sub.passport_id)
+    return None if p is None else passport.authenticate(p, c.password, d)
+
+
+def _id_access_key(uow: UnitOfWork, c: Any, d: Decision) -> bool | None:
+    found = _known_id(uow, c.passport_id)
+    return None if found is None else line.check_access_key(found[1], c.access_key, d)
+
+
+def _line_access_key(uow: UnitOfWork, c: Any, d: Decision) -> bool | None:
+    state = load_line(uow, c.customer_id)
+    return None if state is None else line.check_access_key(state, c.access_key, d)
+
+
+#: Every command that presents a credential (``Command.CREDENTIAL``) and how it is checked.
+CREDENTIALS: dict[type[cmd.Command[Any]], CredentialCheck] = {
+    cmd.Purchase: _purchase_credential,
+    cmd.Cancel: _cancel_credential,
+    cmd.ChangePassportLimit: _id_access_key,
+    cmd.ChangePassportDetails: _id_access_key,
+    cmd.DeletePassport: _id_access_key,
+    cmd.RegisterPassport: _line_access_key,
+    cmd.SetNotification: _line_access_key,
 }

@@ -24,10 +24,16 @@ from matome.aggregates.decision import Decision
 from matome.aggregates.ledger import KeyRecord
 from matome.application import idempotency
 from matome.application.eventstore import EventStoreApplication, LogPosition
-from matome.application.handlers import HANDLERS, load_calendar, load_key
+from matome.application.handlers import (
+    CREDENTIALS,
+    HANDLERS,
+    load_calendar,
+    load_key,
+    personal_data_erased,
+)
 from matome.application.uow import StateCache, UnitOfWork
 from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf
-from matome.errors import Busy, IdempotencyConflict, MatomeError
+from matome.errors import Busy, MatomeError, WrongPassword
 from matome.events import passport as passport_ev
 from matome.events.base import DomainEvent
 from matome.policy import DEFAULT_POLICY, Policy
@@ -126,6 +132,10 @@ def _keys_of(owner: str) -> Callable[[Any], bool]:
     return lambda state: isinstance(state, KeyRecord) and state.owner == owner
 
 
+def _keys_about(subject: str) -> Callable[[Any], bool]:
+    return lambda state: isinstance(state, KeyRecord) and state.subject == subject
+
+
 class CommandService:
     """Decides and records the commands of the contract on one event store."""
 
@@ -214,13 +224,11 @@ class CommandService:
         )
         record = None if command.key is None else load_key(uow, command.key)
         if record is not None:
-            answer = idempotency.answer_again(record, command, credentials)
-            if isinstance(answer, cmd.Result):
-                return _Decided(result=answer)
-            if not isinstance(answer, IdempotencyConflict):
-                # The refusal the key was bound by, answered again (no need to confirm it).
-                return _Decided(refusal=answer, final=True)
-            d.refuse(answer)
+            again = self._decide_again(record, command, credentials, uow)
+            if again is not None:
+                return again
+            # Another body with no credential checked: one more refusal, ranked (contract 2).
+            d.refuse(idempotency.conflict(command, record))
         if not isinstance(command, cmd.IssueBills):
             # §7: issue_bills may name a closed month (closing again changes nothing).
             ledger.check_month_open(load_calendar(uow), d)
@@ -238,6 +246,60 @@ class CommandService:
             raise RuntimeError(f"{command.NAME}: the decider neither refused nor decided")
         idempotency.bind_key(command, result, d)
         return _Decided(result=result, events=list(d.events), states=dict(d.states))
+
+    def _decide_again(
+        self,
+        record: KeyRecord,
+        command: cmd.Command[Any],
+        credentials: _VerifiedOnce,
+        uow: UnitOfWork,
+    ) -> _Decided | None:
+        """A command under a used key (contract 3, "Idempotency keys are no password oracle"):
+        its credential first, against the holder's current one — before time order, bounds
+        or any other refusal; a wrong password is counted.  Then the key answers the body it
+        was bound to; another body whose secret is right is ``idempotency_conflict`` and
+        nothing else.  ``None``: another body and no credential checked (the caller ranks
+        the conflict with the other refusals, as contract 2 does)."""
+        d = Decision(
+            at=command.at, recorded_at=uow.now, policy=self.policy, credentials=credentials
+        )
+        # Read from the ID itself, not only from the key: a key record cached by another
+        # process may still hold the personal digest an erasure deleted.
+        erased = bool(command.PERSONAL) and personal_data_erased(uow, command)
+        current = None
+        opened: bool | None = None
+        secret = None if command.CREDENTIAL is None else getattr(command, command.CREDENTIAL)
+        if secret is not None:
+            opened = CREDENTIALS[type(command)](uow, command, d)
+            if opened is None:
+                # No ID or line to check the secret against: not the body bound (that one
+                # named an ID or line that exists); the handler refuses it (``unknown_*``),
+                # whatever secret it carries.
+                return None
+            if not opened:
+                refusal = d.verdict()
+                if isinstance(refusal, WrongPassword):
+                    bound = idempotency.refused_again(
+                        record, command, credentials, personal_erased=erased
+                    )
+                    if bound is not None:
+                        # The very body that counted this wrong password: not twice.
+                        return _Decided(refusal=bound, final=True)
+                return _Decided(
+                    refusal=refusal, events=d.counted_events(), states=dict(d.security_states)
+                )
+            current = d.secret_hashes.get(command.CREDENTIAL or "")
+        answer = idempotency.answer_again(
+            record, command, credentials, current=current, personal_erased=erased
+        )
+        if answer is None:
+            # Contract 3: a different body whose secret is right is a conflict, whatever
+            # else the state would refuse it for.
+            return _Decided(refusal=idempotency.conflict(command, record)) if opened else None
+        if isinstance(answer, cmd.Result):
+            return _Decided(result=answer)
+        # The refusal the key was bound by, answered again (no need to confirm it).
+        return _Decided(refusal=answer, final=True)
 
     # -----------------------------------------------------------------------------------------
     # Batches: many commands of a log in one transaction, decided exactly as one at a time
@@ -330,3 +392,6 @@ class CommandService:
                 # The keys' hashes of the old password were erased with it (the adapter):
                 # cached key records must not answer with them.
                 self.cache.drop_if(_keys_of(str(e.originator_id)))
+            if isinstance(e, passport_ev.PersonalDataErased):
+                # So were the keys' digests of the ID's personal data (contract 3).
+                self.cache.drop_if(_keys_about(str(e.originator_id)))

@@ -33,9 +33,15 @@ PERSONAL = {"personal": True}
 T = TypeVar("T", bound="type[DomainEvent]")
 
 
-def personal(**kwargs: Any) -> Any:
-    """An attrs field holding personal data (see module docstring)."""
-    return attrs.field(metadata=PERSONAL, **kwargs)
+def personal(*, subject: str | None = None, **kwargs: Any) -> Any:
+    """An attrs field holding personal data (see module docstring).
+
+    ``subject`` names another field of the event whose value is the *subject* of this one:
+    the stream whose erasure deletes it (by default the event's own stream, or the class's
+    ``PERSONAL_SUBJECT``).  An idempotency key that carried a Passport ID's e-mail names that
+    ID, so that ``erase_personal_data`` of the ID deletes what the key kept of it."""
+    metadata = PERSONAL if subject is None else {**PERSONAL, "subject": subject}
+    return attrs.field(metadata=metadata, **kwargs)
 
 
 def topic(name: str) -> Callable[[T], T]:

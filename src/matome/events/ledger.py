@@ -40,21 +40,27 @@ class KeyBound(DomainEvent):
     """A command bound its idempotency key: an accepted one, or one refused after counting a
     wrong password (rules §10: re-running a log counts nothing twice).
 
-    ``digest`` is SHA-256 over the command's canonical JSON with secrets left out; ``secrets``
-    holds salted hashes of the secret fields so that a retry must present the same secrets;
-    ``result`` is the first result, answered again to a retry — or, when ``error`` is set (the
-    contract's ``{"code", "message"}``), the refusal answered again.
+    ``digest`` is SHA-256 over the command's canonical JSON with its secrets and its personal
+    fields (e-mail, applicant) reduced to "given or not"; ``secrets`` holds salted hashes of
+    the secret fields so that a retry must present the same secrets; ``result`` is the first
+    result, answered again to a retry — or, when ``error`` is set (the contract's
+    ``{"code", "message"}``), the refusal answered again.
 
     The secrets' hashes are kept apart from the event, like personal data, under the
     credential's ``owner`` (the Passport ID or line whose password or access key the command
     presented): they are deleted when that secret changes, so no old password's hash lingers
-    (they read as erased then, and the key no longer matches any body with a secret).
+    (they read as erased then).  ``personal`` — a salted digest of the personal fields, the
+    only thing that compares them — is kept apart under the Passport ID the body carried
+    (``subject``), so ``erase_personal_data`` of that ID deletes it (contract 3: a key never
+    keeps anything that confirms personal data).
 
     Version 2 (contract 2): ``error``.  Version 3 (matome 0.2): ``owner``; the hashes kept
-    apart.
+    apart.  Version 4 (contract 3): ``personal``, ``subject``; personal fields out of
+    ``digest``.  Older digests covered the whole body, personal fields included
+    (``personal_in_digest``; see :mod:`matome.application.idempotency` for what they mean).
     """
 
-    class_version: ClassVar[int] = 3
+    class_version: ClassVar[int] = 4
     #: The field naming whose secret the personal values are (see the adapter).
     PERSONAL_SUBJECT: ClassVar[str] = "owner"
 
@@ -65,6 +71,12 @@ class KeyBound(DomainEvent):
     result: dict[str, Any]
     error: dict[str, str] | None = None
     owner: str | None = None
+    #: ``salt$sha256`` of the body's personal fields (``None``: it carried none).
+    personal_digest: str | Erased | None = personal(default=None, subject="subject")
+    #: The stream of the Passport ID whose personal data the body carried.
+    subject: str | None = None
+    #: ``digest`` covers the personal fields too (keys bound before contract 3).
+    personal_in_digest: bool = False
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -73,6 +85,12 @@ class KeyBound(DomainEvent):
     @staticmethod
     def upcast_v2_v3(state: dict[str, Any]) -> None:
         state["owner"] = None
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, Any]) -> None:
+        state["personal_digest"] = None
+        state["subject"] = None
+        state["personal_in_digest"] = True
 
 
 @topic("matome.fees.FeeSet")

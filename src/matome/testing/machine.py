@@ -69,6 +69,10 @@ _KINDS = {
 }
 
 
+def _keyed_with_password(command: dict[str, Any]) -> bool:
+    return "key" in command and command["command"] in ("purchase", "cancel")
+
+
 class Disagreement(AssertionError):
     """The engine and the reference model (or an invariant) disagree."""
 
@@ -728,6 +732,16 @@ class BillingMachine(RuleBasedStateMachine):
             command["password"] = WRONG_PASSWORD
         elif "access_key" in command and command["command"] != "open_line" and wrong:
             command["access_key"] = WRONG_ACCESS_KEY
+        self.apply(command)
+
+    @precondition(lambda self: any(_keyed_with_password(c) for c in self.log))
+    @rule(data=st.data())
+    def guess_under_key(self, data: st.DataObject) -> None:
+        """Contract 3: a keyed body replayed, at its own time, with another password — the
+        right one, an old one, or a guess: the secret is checked and counted first."""
+        command = dict(data.draw(st.sampled_from([c for c in self.log if _keyed_with_password(c)])))
+        guesses = {WRONG_PASSWORD, "Guess999", command["password"], *self.passwords.values()}
+        command["password"] = data.draw(st.sampled_from(sorted(guesses)), label="password")
         self.apply(command)
 
     # Invariants

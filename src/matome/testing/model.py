@@ -36,10 +36,17 @@ Credentials (rules §2 "Who may do what", §9, §10):
   line of another kind (after an item change) no line check is made.  Switching it on for an
   ID on another kind of line is ``invalid_input``.
 * Idempotency: a key is bound by an accepted command and by a refusal that counted a wrong
-  password (the first result is then that refusal).  The same key with the same body (attrs
-  equality: every field, secrets by value, ``at`` as an instant) answers the first result
-  before any check; with another body ``idempotency_conflict`` is one more refusal, ranked
-  after the credentials.
+  password (the first result is then that refusal).  Under a used key (contract 3, "no
+  password oracle") a command that presents a credential has it checked first, against the
+  ID's or line's current one, before anything else: line authentication, ``locked_out``, a
+  wrong password (counted — except the very body that counted it, answered again), a wrong
+  access key.  Then the same body (every field equal, secrets by value, ``at`` as an
+  instant; a password credential only while the ID's password has not changed since) answers
+  the first result — unless that was a refusal, which no longer holds — and another body is
+  ``idempotency_conflict``.  A command without a credential (or naming no ID or line at
+  all) gets the first result for the same body, else ``idempotency_conflict`` as one more
+  refusal ranked with the others (contract 2).  Once an ID's personal data are erased, the
+  personal fields of a body naming it (e-mail, applicant) compare only as "given or not".
 
 Readings the model takes where neither document spells the detail out:
 
@@ -79,6 +86,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+
+import attrs
 
 from matome import commands as cmd
 from matome.errors import ERROR_PRECEDENCE, UnknownLine
@@ -184,6 +193,8 @@ class Passport:
     deleted_at: datetime | None = None
     failures: int = 0  # consecutive wrong passwords (§10)
     purchases: int = 0
+    passwords_set: int = 0  # new passwords since registration (a key forgets the old ones)
+    erased: bool = False  # its personal data were erased
 
 
 @dataclass
@@ -299,7 +310,9 @@ class ReferenceModel:
         self._passports: dict[str, Passport] = {}
         self._subs: dict[str, Sub] = {}
         self._providers: dict[str, Provider] = {}
-        self._keys: dict[str, tuple[cmd.Command[Any], ModelResult]] = {}
+        #: A used key: the body, its first result, and — for a password credential — how
+        #: many new passwords the ID had then.
+        self._keys: dict[str, tuple[cmd.Command[Any], ModelResult, int | None]] = {}
         self._refs: dict[str, str] = {}  # a client's purchase reference -> its receipt
         self._closed: YearMonth | None = None
         self._first: YearMonth | None = None
@@ -410,14 +423,10 @@ class ReferenceModel:
         self._last = month if self._last is None else max(self._last, month)
 
         checks = _Checks(command.at)
-        # docs/contract.md: the same key with the same body answers the first result again,
-        # before any check (attrs equality compares every field, secrets by value and ``at``
-        # as an instant); a key bound to another body is one more refusal among the others.
         if command.key is not None and command.key in self._keys:
-            first, result = self._keys[command.key]
-            if type(first) is type(command) and first == command:
-                return result
-            checks.add("idempotency_conflict", f"key {command.key!r} was used for another body")
+            again = self._under_key(command, checks)
+            if again is not None:
+                return again
         # §7 / design.md: issue_bills is exempt from month_closed.
         if (
             not isinstance(command, cmd.IssueBills)
@@ -435,18 +444,105 @@ class ReferenceModel:
                 # §10: the one refusal that leaves something behind, and binds its key.
                 self._count_wrong_password(checks.wrong_password, command.at)
                 if command.key is not None and command.key not in self._keys:
-                    self._keys[command.key] = (command, refused)
+                    self._keys[command.key] = (command, refused, self._passwords_set(command))
             return refused
         assert commit is not None, "a handler passed every check without a commit"
         result = ModelResult(True, None, commit())
         if command.key is not None:
-            self._keys[command.key] = (command, result)
+            self._keys[command.key] = (command, result, self._passwords_set(command))
         return result
 
     def _count_wrong_password(self, passport: Passport, at: datetime) -> None:
-        """§10 / design.md: ``lockout_after`` wrong passwords in a row lock the ID."""
+        """§10 / design.md: ``lockout_after`` wrong passwords in a row lock the ID.  A wrong
+        password does not move the ID's business time (else one wrong password dated far
+        ahead would freeze the ID)."""
         passport.failures += 1
-        passport.last_at = at
+
+    # Idempotency keys (contract 3: no password oracle) ------------------------------------------
+
+    def _password_holder(self, c: cmd.Command[Any]) -> Passport | None:
+        """The ID whose password ``c`` presents (for a cancel: the ID that bought it)."""
+        if isinstance(c, cmd.Cancel):
+            receipt = c.receipt if c.receipt is not None else self._refs.get(c.purchase_ref or "")
+            s = None if receipt is None else self._subs.get(receipt)
+            return None if s is None else self._passports.get(s.passport_id)
+        return self._passports.get(c.passport_id.value)  # type: ignore[attr-defined]  # a purchase
+
+    def _passwords_set(self, c: cmd.Command[Any]) -> int | None:
+        if c.CREDENTIAL != "password":
+            return None
+        p = self._password_holder(c)
+        return None if p is None else p.passwords_set
+
+    def _same_body(
+        self, first: cmd.Command[Any], c: cmd.Command[Any], passwords_set: int | None
+    ) -> bool:
+        if type(first) is not type(c):
+            return False
+        if passwords_set is not None:
+            p = self._password_holder(c)
+            if p is None or p.passwords_set != passwords_set:
+                return False  # the key's hash of the password went with it
+        pid = getattr(c, "passport_id", None)
+        named = None if pid is None else self._passports.get(pid.value)
+        erased = named is not None and named.erased
+        for f in (a.name for a in attrs.fields(type(c)) if a.name != "key"):
+            mine, theirs = getattr(first, f), getattr(c, f)
+            if erased and f in c.PERSONAL:
+                if (mine is None) != (theirs is None):
+                    return False
+            elif mine != theirs:
+                return False
+        return True
+
+    def _under_key(self, c: cmd.Command[Any], k: _Checks) -> ModelResult | None:
+        """A command under a used key: its credential first, then the key's answer; ``None``
+        when another body is one more refusal among the others (no credential checked)."""
+        assert c.key is not None
+        first, result, passwords_set = self._keys[c.key]
+        conflict = ModelResult(False, "idempotency_conflict", {}, f"key {c.key!r} is used")
+        secret = None if c.CREDENTIAL is None else getattr(c, c.CREDENTIAL)
+        opened: bool | None = None
+        if secret is not None and c.CREDENTIAL == "password":
+            p = self._password_holder(c)
+            if p is not None:
+                line = self._lines[p.customer_id]
+                if (
+                    isinstance(c, cmd.Purchase)
+                    and p.line_auth
+                    and line.kind in _LINE_AUTH_KINDS
+                    and (c.presented_line is None or c.presented_line.value != line.customer_id)
+                ):
+                    return ModelResult(False, "line_auth_failed", {}, "line authentication")
+                if p.failures >= self.policy.lockout_after:
+                    return ModelResult(False, "locked_out", {}, f"{p.passport_id} is locked")
+                opened = secret.reveal() == p.password
+                if not opened:
+                    if result.code == "wrong_password" and self._same_body(first, c, passwords_set):
+                        return result  # the body that counted it: not counted twice
+                    self._count_wrong_password(p, c.at)
+                    return ModelResult(False, "wrong_password", {}, f"wrong password for {p}")
+        elif secret is not None:
+            holder = self._key_holder(c)
+            if holder is not None:
+                opened = secret.reveal() == holder.access_key
+                if not opened:
+                    return ModelResult(False, "wrong_access_key", {}, "wrong access key")
+        if opened:
+            if not result.ok or not self._same_body(first, c, passwords_set):
+                return conflict  # a refusal bound by a secret that now opens holds no more
+            return result
+        if self._same_body(first, c, passwords_set) and secret is None:
+            return result
+        k.add("idempotency_conflict", f"key {c.key!r} was used for another body")
+        return None
+
+    def _key_holder(self, c: cmd.Command[Any]) -> Line | None:
+        """The line whose access key ``c`` presents (for an ID: the ID's line)."""
+        if isinstance(c, cmd.RegisterPassport | cmd.SetNotification):
+            return self._lines.get(c.customer_id.value)
+        p = self._passports.get(c.passport_id.value)  # type: ignore[attr-defined]  # an ID command
+        return None if p is None else self._lines.get(p.customer_id)
 
     def _decide(self, c: cmd.Command[Any], k: _Checks) -> Commit | None:
         match c:
@@ -934,6 +1030,7 @@ class ReferenceModel:
         def commit() -> dict[str, Any]:
             if c.password is not None:
                 p.password = c.password.reveal()
+                p.passwords_set += 1
                 p.failures = 0
             if c.line_auth is not None:
                 p.line_auth = c.line_auth
@@ -967,6 +1064,7 @@ class ReferenceModel:
 
         def commit() -> dict[str, Any]:
             p.password = c.password.reveal()
+            p.passwords_set += 1
             p.failures = 0
             p.last_at = c.at
             return {}
@@ -984,6 +1082,7 @@ class ReferenceModel:
 
         def commit() -> dict[str, Any]:
             p.last_at = c.at
+            p.erased = True
             return {}
 
         return commit
