@@ -354,11 +354,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _log_contract(source: BinaryIO) -> int | None:
     """The contract the log's first line declares (``None``: none, so contract 2), read
     without consuming it: a file is rewound; standard input is peeked at."""
-    if source is sys.stdin.buffer:
-        first = source.peek(MAX_LINE_BYTES).split(b"\n", 1)[0]  # type: ignore[attr-defined]
-    else:
+    peek = getattr(source, "peek", None)
+    if source.seekable():
+        where = source.tell()
         first = source.readline(MAX_LINE_BYTES)
-        source.seek(0)
+        source.seek(where)
+    elif peek is not None:  # a pipe: what is buffered holds a declaration line whole
+        first = peek(MAX_LINE_BYTES).split(b"\n", 1)[0]
+    else:
+        return None
     return declared_contract(first)
 
 

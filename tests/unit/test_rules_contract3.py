@@ -217,3 +217,11 @@ def test_contract_2_accepts_the_passwords_it_always_accepted(engine: Engine) -> 
     _register(engine, terms_consent=None, password="1234")
     engine.reset_password(at=AT, passport_id=PID, password="1234", channel="phone")
     engine.change_passport_details(at=AT, passport_id=PID, access_key=KEY, password="5678")
+
+
+def test_a_wrong_access_key_learns_nothing_of_the_current_password(engine3: Engine) -> None:
+    """§10: without the line's access key, offering the current password as the new one is
+    ``wrong_access_key`` like any other — never "the current password" (no oracle)."""
+    _world(engine3)
+    with refused(engine3, WrongAccessKey):
+        engine3.change_passport_details(at=AT, passport_id=PID, access_key=WRONG_KEY, password=PW)

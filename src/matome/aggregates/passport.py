@@ -494,7 +494,11 @@ def decide_change_passport_details(
         return None
     check_access_key(line, c.access_key, d)
     _check_line_auth_setting(line, c.line_auth, d)
-    check_new_password(c.password, passport.password_hash, d)
+    # "Not the current one" is compared only for the line holder: invalid_input ranks before
+    # wrong_access_key, so without a right key it would tell anyone whether a guess is the
+    # current password.
+    key_ok = not any(isinstance(e, WrongAccessKey) for e in d.refusals)
+    check_new_password(c.password, passport.password_hash if key_ok else None, d)
     d.require(
         c.at < policy.registration_cutoff,
         lambda: RegistrationClosed(
