@@ -296,6 +296,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_LOG_UNREADABLE
     try:
         contract = _log_contract(source)
+    except InvalidInput as e:  # a contract this matome does not read: the log is unreadable
+        if source is not sys.stdin.buffer:
+            source.close()
+        _say(args, e)
+        return EXIT_LOG_UNREADABLE
+    try:
         engine = Engine.open(args.db, contract=contract or DEFAULT_CONTRACT)
     except MatomeError as e:
         if source is not sys.stdin.buffer:

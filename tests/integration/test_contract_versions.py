@@ -113,5 +113,6 @@ def test_a_log_declaring_a_contract_matome_does_not_read_is_not_run(
 ) -> None:
     path = tmp_path / "future.jsonl"
     path.write_text('{"contract": 99}\n', encoding="utf-8")
-    assert cli.main(["run", str(path), "--db", str(tmp_path / "s.sqlite")]) != 0
+    assert cli.main(["run", str(path), "--db", str(tmp_path / "s.sqlite")]) == 2
     assert "contract 99" in capsys.readouterr().err
+    assert not (tmp_path / "s.sqlite").exists()  # nothing was applied, not even a store made
