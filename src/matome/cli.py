@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, NoReturn, TextIO
 
 from matome import __version__
 from matome.application.service import UNBATCHED
+from matome.commands import DEFAULT_CONTRACT
 from matome.documents import check_page
 from matome.engine import Engine
 from matome.errors import (
@@ -35,7 +36,14 @@ from matome.errors import (
     StoreUnavailable,
     UnknownPassport,
 )
-from matome.interchange import LogLine, apply_line, apply_lines, log_lines
+from matome.interchange import (
+    MAX_LINE_BYTES,
+    LogLine,
+    apply_line,
+    apply_lines,
+    declared_contract,
+    log_lines,
+)
 from matome.report import audit_html
 from matome.schema import schema_text
 from matome.tables import (
@@ -290,7 +298,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _say(args, InvalidInput(f"cannot read {path}: {e.strerror or e}"))
         return EXIT_LOG_UNREADABLE
     try:
-        engine = Engine.open(args.db)
+        contract = _log_contract(source)
+    except InvalidInput as e:  # a contract this matome does not read: the log is unreadable
+        if source is not sys.stdin.buffer:
+            source.close()
+        _say(args, e)
+        return EXIT_LOG_UNREADABLE
+    try:
+        engine = Engine.open(args.db, contract=contract or DEFAULT_CONTRACT)
     except MatomeError as e:
         if source is not sys.stdin.buffer:
             source.close()
@@ -334,10 +349,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         engine.close()
     if not args.quiet:
         print(
-            run_summary(accepted, refused, skipped, events, elapsed),
+            run_summary(accepted, refused, skipped, events, elapsed)
+            + (
+                f"; contract {contract} (declared)"
+                if contract
+                else f"; contract {DEFAULT_CONTRACT} (the log declares none)"
+            ),
             file=sys.stderr,
         )
     return EXIT_REFUSED if args.strict and refused else 0
+
+
+def _log_contract(source: BinaryIO) -> int | None:
+    """The contract the log's first line declares (``None``: none, so contract 2), read
+    without consuming it: a file is rewound; standard input is peeked at."""
+    peek = getattr(source, "peek", None)
+    if source.seekable():
+        where = source.tell()
+        first = source.readline(MAX_LINE_BYTES)
+        source.seek(where)
+    elif peek is not None:  # a pipe: what is buffered holds a declaration line whole
+        first = peek(MAX_LINE_BYTES).split(b"\n", 1)[0]
+    else:
+        return None
+    return declared_contract(first)
 
 
 def _events(engine: Engine) -> int:

@@ -50,6 +50,9 @@ from matome.wire import to_json
 
 __all__ = [
     "COMMANDS",
+    "CONTRACTS",
+    "DEFAULT_CONTRACT",
+    "LATEST_CONTRACT",
     "CancelResult",
     "Command",
     "DeletionResult",
@@ -62,6 +65,8 @@ __all__ = [
     "RefundResult",
     "RegulationResult",
     "Result",
+    "admit",
+    "check_contract",
     "parse_command",
 ]
 
@@ -313,6 +318,10 @@ def _to_channel_resetchannel(v: ResetChannel | str) -> ResetChannel:
     return _enum(ResetChannel, "channel")(v)
 
 
+def _to_optional_terms_consent(v: bool | None) -> bool | None:
+    return None if v is None else _flag("terms_consent")(v)
+
+
 def _to_flat_fee_yen(v: Yen | int) -> Yen:
     return _yen("flat_fee")(v)
 
@@ -466,6 +475,27 @@ C = TypeVar("C", bound=type[Command[Any]])
 SINCE_2 = {"since": 2}
 
 
+#: Field metadata: added by contract 3.  Under contract 2 such a field is an unknown field, as
+#: it always was (:func:`admit`), and an idempotency digest leaves it out at its default.
+SINCE_3 = {"since": 3}
+
+#: The contracts this build reads (docs/contract.md, "Contract versions").
+CONTRACTS = (2, 3)
+#: The contract of a log that declares none, and of an engine opened without one: contract 2,
+#: forever — an old log keeps its meaning (DOMAIN.md §11).
+DEFAULT_CONTRACT = 2
+#: The newest contract.
+LATEST_CONTRACT = 3
+
+
+def check_contract(contract: object) -> int:
+    """``contract`` if this build reads it; anything else is ``invalid_input``."""
+    if type(contract) is not int or contract not in CONTRACTS:
+        known = ", ".join(map(str, CONTRACTS))
+        raise InvalidInput(f"contract {contract!r} is not one this matome reads ({known})")
+    return contract
+
+
 def _command(name: str) -> Callable[[C], C]:
     """Register a command class under its contract name; its result type is read from its
     ``Command[...]`` base."""
@@ -616,6 +646,11 @@ class RegisterPassport(Command[PassportResult]):
     line_auth: bool = attrs.field(converter=_to_line_auth_flag)
     via_provider: ProviderCode | None = attrs.field(default=None, converter=_to_optional_provider)
     access_key: AccessKey | None = attrs.field(default=None, converter=_to_optional_access_key)
+    #: Consent to the terms [規約に同意] (contract 3; seed 000): absent or false is
+    #: ``consent_required``.
+    terms_consent: bool | None = attrs.field(
+        default=None, converter=_to_optional_terms_consent, metadata=SINCE_3
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.access_key is None and self.via_provider is None:
@@ -777,15 +812,21 @@ class IssueBills(Command[IssueResult]):
 # JSON command log
 
 
-def parse_command(obj: Mapping[str, Any]) -> Command[Any]:
-    """A command from one JSON object of a command log; anything off is ``invalid_input``."""
+def parse_command(obj: Mapping[str, Any], contract: int = DEFAULT_CONTRACT) -> Command[Any]:
+    """A command from one JSON object of a command log, read under ``contract``; anything off
+    is ``invalid_input``.
+
+    Under contract 2 a line means what it always meant: contract 3's fields are unknown fields
+    and the values contract 3 widened (passwords of 11–12 characters, phone numbers of 12
+    digits) are refused with contract 2's own messages, naming the same field first.
+    """
     if not isinstance(obj, Mapping):
         raise InvalidInput("a command must be a JSON object")
     name = obj.get("command")
     if not isinstance(name, str) or name not in COMMANDS:
         raise InvalidInput(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
     cls = COMMANDS[name]
-    fields = {f.name: f for f in attrs.fields(cls)}
+    fields = {f.name: f for f in attrs.fields(cls) if f.metadata.get("since", 1) <= contract}
     body = {k: v for k, v in obj.items() if k != "command"}
     unknown = sorted(set(body) - set(fields))
     if unknown:
@@ -794,13 +835,28 @@ def parse_command(obj: Mapping[str, Any]) -> Command[Any]:
     if missing:
         raise InvalidInput(f"{name}: missing field(s): {', '.join(missing)}")
     try:
-        return cls(**body)
+        command = cls(**body)
     except (InvalidInput, TypeError, ValueError) as e:  # TypeError: a type it cannot read
         message = e.message if isinstance(e, InvalidInput) else str(e)
-        raise InvalidInput(f"{name}: {_naming_the_field(fields, body, message)}") from None
+        found = _naming_the_field(fields, body, message, contract)
+        if contract < 3:
+            found = _in_contract_2_words(found)
+        raise InvalidInput(f"{name}: {found}") from None
+    if contract < 3:
+        for key, value in body.items():
+            narrowed = _contract_2_reading(key, value)
+            if narrowed is not None:
+                raise InvalidInput(f"{name}: {_named(key, narrowed)}")
+    return command
 
 
-def _naming_the_field(fields: Mapping[str, Any], body: Mapping[str, Any], message: str) -> str:
+def _named(key: str, message: str) -> str:
+    return message if re.search(rf"\b{re.escape(key)}\b", message) else f"{key}: {message}"
+
+
+def _naming_the_field(
+    fields: Mapping[str, Any], body: Mapping[str, Any], message: str, contract: int
+) -> str:
     """``message`` with the field it is about in front, when the message does not name it:
     the value types' own messages name the type ("value must be a string"), and the contract
     names the field.  Only a refused command pays for finding it."""
@@ -812,5 +868,68 @@ def _naming_the_field(fields: Mapping[str, Any], body: Mapping[str, Any], messag
             converter(value)
         except (InvalidInput, TypeError, ValueError) as e:
             own = e.message if isinstance(e, InvalidInput) else str(e)
-            return own if re.search(rf"\b{re.escape(key)}\b", own) else f"{key}: {own}"
+            return _named(key, own)
+        narrowed = _contract_2_reading(key, value) if contract < 3 else None
+        if narrowed is not None:
+            return _named(key, narrowed)
     return message
+
+
+#: Contract 2's bounds on the values contract 3 widened (rules §1; DOMAIN.md §11).
+_C2_PASSWORD_MAX = 10
+_C2_PHONE_MAX_DIGITS = 11
+
+
+def _contract_2_reading(key: str, value: Any) -> str | None:
+    """Contract 2's refusal of a value its converter accepts (the converters hold contract 3's
+    wider values), in contract 2's own words; ``None`` if contract 2 read it too."""
+    if key == "password" and value is not None:
+        clear = value.reveal() if isinstance(value, Password) else value
+        if isinstance(clear, str) and len(clear) > _C2_PASSWORD_MAX:
+            return "password must be 4–10 ASCII letters or digits"
+    if key == "applicant":
+        phone = value.phone if isinstance(value, Applicant) else value.get("phone")
+        if isinstance(phone, str) and len(phone.replace("-", "")) > _C2_PHONE_MAX_DIGITS:
+            return (
+                f"phone number {phone!r} must be a Japanese number of 10–11 digits, "
+                "hyphens allowed (e.g. 06-1234-5678)"
+            )
+    return None
+
+
+#: The rules contract 3 widened, in contract 3's words and in contract 2's.
+_WIDENED = (
+    (
+        "password must be 4–12 ASCII letters or digits",
+        "password must be 4–10 ASCII letters or digits",
+    ),
+    ("a Japanese number of 10–12 digits", "a Japanese number of 10–11 digits"),
+)
+
+
+def _in_contract_2_words(message: str) -> str:
+    """A refusal as contract 2 worded it: the value types state contract 3's wider rules."""
+    for wider, narrower in _WIDENED:
+        message = message.replace(wider, narrower)
+    return message
+
+
+def admit(command: Command[Any], contract: int) -> None:
+    """Refuse (``invalid_input``) a command that ``contract`` does not read: under contract 2,
+    a contract-3 field given, or a value only contract 3 accepts — the same refusal
+    :func:`parse_command` gives such a line.  The engine admits every command it executes, so
+    the Python API and the command log agree."""
+    if contract >= 3:
+        return
+    name = command.NAME
+    newer = sorted(
+        f.name
+        for f in attrs.fields(type(command))
+        if f.metadata.get("since", 1) > contract and getattr(command, f.name) != f.default
+    )
+    if newer:
+        raise InvalidInput(f"{name}: unknown field(s): {', '.join(newer)}")
+    for f in attrs.fields(type(command)):
+        narrowed = _contract_2_reading(f.name, getattr(command, f.name))
+        if narrowed is not None:
+            raise InvalidInput(f"{name}: {_named(f.name, narrowed)}")

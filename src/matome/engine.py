@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 from uuid import UUID
 
+import attrs
 from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
 
 from matome import commands as cmd
@@ -196,7 +197,12 @@ class Engine:
         ),
         create: bool = True,
         cipher_key: str | None = None,
+        contract: int | None = None,
     ) -> None:
+        if contract is not None:
+            policy = attrs.evolve(policy, contract=cmd.check_contract(contract))
+        else:
+            cmd.check_contract(policy.contract)
         settings = dict(env) if env is not None else {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         settings.update(cipher_env(cipher_key))
         if not create:
@@ -269,6 +275,7 @@ class Engine:
         ),
         create: bool = True,
         cipher_key: str | None = None,
+        contract: int | None = None,
     ) -> Engine:
         """An engine on the store named by ``db`` (see
         :func:`matome.application.eventstore.store_env`).
@@ -278,6 +285,9 @@ class Engine:
         hashing (:data:`matome.credentials.PRODUCTION` by default; ``hash_iterations`` below
         200,000, matome 0.1's knob, asks for the cheap :data:`~matome.credentials.TESTING`).
         ``cipher_key`` (or ``MATOME_CIPHER_KEY``) encrypts events and personal data at rest.
+        ``contract`` is the interchange contract the commands are read and decided under
+        (docs/contract.md, "Contract versions"): by default the ``policy``'s, which is 2,
+        forever; 3 adds the rules that refuse what contract 2 accepted.
         """
         return cls(
             store_env(db),
@@ -287,7 +297,13 @@ class Engine:
             fee_schedule=fee_schedule,
             create=create,
             cipher_key=cipher_key,
+            contract=contract,
         )
+
+    @property
+    def contract(self) -> int:
+        """The interchange contract this engine reads and decides commands under."""
+        return self.policy.contract
 
     # -----------------------------------------------------------------------------------------
     # The machinery underneath (matome's own tools, tests and benchmarks; not public API)
@@ -343,6 +359,7 @@ class Engine:
         key: an interrupted run is completed by issuing the same month again.  ``position``
         records how far a command log was applied (:mod:`matome.interchange`).
         """
+        cmd.admit(command, self.policy.contract)
         result = self._commands.execute(command, position)
         if isinstance(command, cmd.IssueBills):
             self._run_billing(command.month, command.at)
@@ -381,6 +398,12 @@ class Engine:
             run.clear()
 
         for command, position in items:
+            try:
+                cmd.admit(command, self.policy.contract)
+            except InvalidInput as refused:
+                flush()  # results stay in order: this one is refused in its place
+                out.append(refused)
+                continue
             if type(command) in UNBATCHED:
                 flush()
                 out.append(self._one(command, position))

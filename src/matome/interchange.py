@@ -18,11 +18,19 @@ from typing import Any
 import attrs
 
 from matome.application.eventstore import LogPosition
-from matome.commands import Command, parse_command
+from matome.commands import DEFAULT_CONTRACT, Command, check_contract, parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput, MatomeError
 
-__all__ = ["MAX_LINE_BYTES", "LogLine", "apply_line", "apply_lines", "log_lines", "parse_line"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "LogLine",
+    "apply_line",
+    "apply_lines",
+    "declared_contract",
+    "log_lines",
+    "parse_line",
+]
 
 #: The longest command-log line accepted (docs/contract.md, bounds): 64 KiB.
 MAX_LINE_BYTES = 64 * 1024
@@ -75,8 +83,9 @@ def _check_text(value: Any, where: str) -> None:
             _check_text(item, where)
 
 
-def parse_line(text: str | bytes) -> Command[Any]:
-    """The command on one line of a command log; anything off is ``invalid_input``."""
+def parse_line(text: str | bytes, contract: int = DEFAULT_CONTRACT) -> Command[Any]:
+    """The command on one line of a command log, read under ``contract``; anything off is
+    ``invalid_input``."""
     size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_LINE_BYTES:
         raise InvalidInput(f"the line is {size:,} bytes; at most {MAX_LINE_BYTES:,} are read")
@@ -93,7 +102,7 @@ def parse_line(text: str | bytes) -> Command[Any]:
     except ValueError as e:  # e.g. an integer of more digits than Python converts
         raise InvalidInput(f"not a JSON value matome can read: {e}") from None
     _check_text(obj, "the command")
-    return parse_command(obj)
+    return parse_command(obj, contract)
 
 
 def apply_line(
@@ -103,7 +112,7 @@ def apply_line(
     anything the line contains).  ``position``, if given, is recorded with what the command
     writes (see :func:`log_lines`)."""
     try:
-        result = engine.execute(parse_line(text), position)
+        result = engine.execute(parse_line(text, engine.contract), position)
     except MatomeError as e:
         return {"line": number, "ok": False, "error": e.to_json()}
     return {"line": number, "ok": True, **result.to_json()}
@@ -119,7 +128,7 @@ def apply_lines(engine: Engine, lines: Sequence[LogLine]) -> list[dict[str, Any]
     slots: list[int] = []
     for line in lines:
         try:
-            command = parse_line(line.text)
+            command = parse_line(line.text, engine.contract)
         except MatomeError as e:
             results.append({"line": line.number, "ok": False, "error": e.to_json()})
             continue
@@ -161,5 +170,33 @@ def log_lines(stream: Iterable[bytes]) -> Iterator[LogLine]:
             log_id = hashlib.sha256(line).hexdigest()
         digest = hashlib.sha256(f"{digest}:".encode() + line).hexdigest()
         stripped = line.strip()
+        if number == 1 and _declaration(stripped) is not _NOT_DECLARED:
+            continue  # the contract declaration is not a command
         if stripped and not stripped.startswith(b"#"):
             yield LogLine(number, stripped, LogPosition(log_id, number, digest))
+
+
+def declared_contract(first_line: bytes) -> int | None:
+    """The contract a log's first line declares (``{"contract": 3}``), or ``None`` when the
+    line is not a declaration — a log that declares none is read under contract 2, forever
+    (docs/contract.md, "Contract versions").  A declaration of a contract this matome does not
+    read is ``invalid_input``: the log cannot be read with the meaning it asks for."""
+    declared = _declaration(first_line)
+    return None if declared is _NOT_DECLARED else check_contract(declared)
+
+
+_NOT_DECLARED = object()
+
+
+def _declaration(line: bytes) -> object:
+    """What a declaration line says the contract is (any JSON value), or ``_NOT_DECLARED``."""
+    text = line.strip()
+    if not text.startswith(b"{") or b'"contract"' not in text:
+        return _NOT_DECLARED  # a command, a comment or a blank line: not worth a JSON parse
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        return _NOT_DECLARED
+    if not isinstance(obj, dict) or set(obj) != {"contract"}:
+        return _NOT_DECLARED
+    return obj["contract"]

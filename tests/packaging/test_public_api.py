@@ -69,6 +69,8 @@ ENGINE_SURFACE = COMMAND_METHODS | {
     # lifecycle
     "open",
     "close",
+    # the interchange contract it reads (DOMAIN.md §11)
+    "contract",
     # commands as objects
     "execute",
     "execute_batch",

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import attrs
 import pytest
 
-from matome.charging import charged_in, charged_so_far, first_charged_month, last_charged_month
+from matome.charging import (
+    charged_in,
+    charged_purchases,
+    charged_so_far,
+    first_charged_month,
+    last_charged_month,
+)
 from matome.values import Pricing, YearMonth
 
 
@@ -56,9 +63,42 @@ def test_pattern_4_purchase_in_n1_cancel_in_n2_charges_n1_n2() -> None:
     assert charged_months("2025-03-26T10:00:00+09:00", None) == [N2, N2.next()]
 
 
-def test_pattern_5_reads_as_pattern_4() -> None:
-    """§4 pattern 5 repeats pattern 4's cells: the same case, the same months."""
-    assert charged_months("2025-02-28T23:59:59+09:00", "2025-03-31T23:59:59+09:00") == [N1, N2]
+@attrs.frozen
+class _Sub:
+    """One monthly subscription of Passport ID ``p`` to service ``back`` (a Chargeable)."""
+
+    purchased_at: datetime
+    cancelled_at: datetime | None
+    passport_id: str = "p"
+    provider: str = "A"
+    service: str = "back"
+    pricing: str = Pricing.MONTHLY
+
+
+def _charges_by_month(*subs: _Sub) -> dict[YearMonth, int]:
+    """How many times the service is charged in each month around N (once-per-month on)."""
+    return {m: len(charged_purchases(subs, m, once_per_month=True)) for m in AROUND}
+
+
+def test_pattern_4_cancel_and_buy_again_in_n2_is_charged_once_in_n1_and_once_in_n2() -> None:
+    """§4 pattern 4, the whole row: bought in N+1; in N+2 cancelled and bought again — N+1 and
+    N+2 are charged, N+2 once (the earliest subscription of the month carries it)."""
+    first = _Sub(t("2025-02-03T10:00:00+09:00"), t("2025-03-25T10:00:00+09:00"))
+    again = _Sub(t("2025-03-26T10:00:00+09:00"), None)
+    assert _charges_by_month(first, again) == {N.previous(): 0, N: 0, N1: 1, N2: 1, N2.next(): 1}
+    assert charged_purchases([first, again], N2, once_per_month=True) == [first]
+
+
+def test_pattern_5_the_same_row_at_the_month_edges_is_charged_once_a_month() -> None:
+    """§4 pattern 5 repeats pattern 4's cells: bought at N+1's last second; in N+2 cancelled on
+    the 2nd and bought again that minute, cancelled again and bought a third time — still N+1
+    once and N+2 once (a cancellation on the 2nd is charged, 4.4; re-buys add nothing, 4.6)."""
+    subs = (
+        _Sub(t("2025-02-28T23:59:59+09:00"), t("2025-03-02T00:00:00+09:00")),
+        _Sub(t("2025-03-02T00:00:30+09:00"), t("2025-03-31T23:59:59+09:00")),
+        _Sub(t("2025-03-31T23:59:59+09:00"), t("2025-04-01T00:00:00+09:00")),
+    )
+    assert _charges_by_month(*subs) == {N.previous(): 0, N: 0, N1: 1, N2: 1, N2.next(): 0}
 
 
 def test_pattern_6_cancellation_on_the_first_is_not_charged_for_that_month() -> None:

@@ -598,3 +598,38 @@ def test_engine_settlement_average_is_a_two_place_decimal_rounded_down() -> None
         assert (b["fee"], b["tax"], b["net"]) == (60, 6, 533)  # 2 × 30, tax 6
     finally:
         engine.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule 8.2 with every number written out (nothing computed by the code under test): each tier,
+# both sides of each bound, the 2011 floor, and the tax of the usage month.
+
+
+@pytest.mark.parametrize(
+    ("month", "gross", "lines", "expected"),
+    [
+        # 2011 (and up to 900 yen from 2012-06): 30 yen per line under a 600-yen average, else 5%
+        pytest.param("2011-07", 1_198, 2, (60, 3), id="2011-average-599-30-per-line"),
+        pytest.param("2011-07", 1_200, 2, (60, 3), id="2011-average-600-5pct"),
+        pytest.param("2011-07", 24_020, 40, (1_201, 60), id="2011-average-600.5-5pct"),
+        pytest.param("2011-07", 2_000, 1, (100, 5), id="2011-average-2000-5pct"),
+        pytest.param("2012-06", 599, 1, (30, 1), id="2012-average-599-30-per-line"),
+        pytest.param("2012-06", 900, 1, (45, 2), id="2012-average-900-5pct"),
+        # 901–1,500 yen: the flat fee per line (50 configured), bounds inclusive
+        pytest.param("2012-06", 1_801, 2, (100, 5), id="2012-average-900.5-flat"),
+        pytest.param("2012-06", 901, 1, (50, 2), id="2012-average-901-flat"),
+        pytest.param("2012-06", 3_000, 2, (100, 5), id="2012-average-1500-flat"),
+        # over 1,500 yen: 3%
+        pytest.param("2012-06", 3_001, 2, (90, 4), id="2012-average-1500.5-3pct"),
+        pytest.param("2012-06", 20_000, 1, (600, 30), id="2012-average-20000-3pct"),
+        pytest.param("2014-04", 20_000, 1, (600, 48), id="2014-04-3pct-tax-8pct"),
+        pytest.param("2019-10", 20_000, 1, (600, 60), id="2019-10-3pct-tax-10pct"),
+    ],
+)
+def test_rule_8_2_fee_tiers_and_tax_with_the_numbers_written_out(
+    month: str, gross: int, lines: int, expected: tuple[int, int]
+) -> None:
+    """§8 (rules.md 8.1–8.3): the fee before tax and its tax, as literals — so a wrong rate, a
+    bound moved by one yen or a wrong tax rate fails here (a test that computed the tax with
+    ``consumption_tax_rate`` could not see the last)."""
+    assert fee(month, gross, lines, CONFIGURED) == expected

@@ -161,23 +161,25 @@ def test_passport_id_is_case_sensitive() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Password (§1): 4–10 ASCII alphanumerics; case-sensitive; never printed.
+# Password (§1): 4–10 ASCII alphanumerics (contract 2), up to 12 from contract 3 (§10); the
+# value type holds both (contract 2's narrower reading: tests/unit/test_rules_contract3.py);
+# case-sensitive; never printed.
 
 
-@pytest.mark.parametrize("text", ["abcd", "Pass1234", "A1B2C3D4E5", "0000"])
-def test_password_accepts_four_to_ten_ascii_alphanumerics(text: str) -> None:
-    """§1: password = 4–10 ASCII alphanumerics."""
+@pytest.mark.parametrize("text", ["abcd", "Pass1234", "A1B2C3D4E5", "0000", "A1B2C3D4E5F6"])
+def test_password_accepts_four_to_twelve_ascii_alphanumerics(text: str) -> None:
+    """§1: password = 4–10 ASCII alphanumerics; §10/§11: new ones of 8–12 from contract 3."""
     assert Password(text).reveal() == text
 
 
 @pytest.mark.parametrize(
-    "text", ["abc", "A1B2C3D4E5F", "pass_word", "pass word", "pässword", "ｐａｓｓ", ""]
+    "text", ["abc", "A1B2C3D4E5F6G", "pass_word", "pass word", "pässword", "ｐａｓｓ", ""]
 )
 def test_password_rejects_other_lengths_and_characters_without_echoing_it(text: str) -> None:
     """§1 (and §10: secrets are never logged): the message states the rule, not the value."""
     with pytest.raises(InvalidInput) as info:
         Password(text)
-    assert info.value.message == "password must be 4–10 ASCII letters or digits"
+    assert info.value.message == "password must be 4–12 ASCII letters or digits"
     if text:
         assert text not in str(info.value)
 

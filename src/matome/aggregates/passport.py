@@ -34,6 +34,7 @@ from matome.aggregates.subscription import (
 )
 from matome.charging import last_charged_month
 from matome.errors import (
+    ConsentRequired,
     DuplicateError,
     GoodsNotOffered,
     InvalidInput,
@@ -361,6 +362,23 @@ def _check_line_auth_setting(line: AccessLine, line_auth: bool | None, d: Decisi
         )
 
 
+def check_new_password(password: Password | None, current_hash: str | None, d: Decision) -> None:
+    """The shape of a new password from contract 3 (DOMAIN.md §10, §11; seed 004's settings
+    site, applied to Passport IDs as our decision): 8–12 ASCII letters and digits, not digits
+    only, not the current one — ``invalid_input`` naming the rule.  Contract 2 accepted any
+    password of rules §1 (4–10 characters), and a contract-2 log keeps that meaning."""
+    if password is None or d.policy.contract < 3:
+        return
+    clear = password.reveal()
+    if not 8 <= len(clear) <= 12:
+        d.refuse(InvalidInput("a new password must be 8–12 ASCII letters and digits"))
+    elif clear.isdigit():
+        d.refuse(InvalidInput("a new password must not be digits only"))
+    elif current_hash is not None and d.credentials.verify(clear, current_hash):
+        # Checked last and only for an otherwise valid password: one key derivation more.
+        d.refuse(InvalidInput("a new password must not be the current password"))
+
+
 def decide_register_passport(
     line: AccessLine | None,
     existing: Passport | None,
@@ -390,6 +408,16 @@ def decide_register_passport(
             f"the limit at registration is at most {policy.registration_max_limit}, asked {c.limit}"
         ),
     )
+    if policy.contract >= 3:
+        # Seed 000: customers who do not agree to the terms cannot use the service [規約に同意].
+        d.require(
+            c.terms_consent is True,
+            lambda: ConsentRequired(
+                "a Passport ID is registered only with the customer's consent to the terms "
+                "(terms_consent: true)"
+            ),
+        )
+    check_new_password(c.password, None, d)
     if line is None:
         return None
     on_behalf = c.via_provider is not None and line.operator is Operator.EAST
@@ -487,6 +515,11 @@ def decide_change_passport_details(
         return None
     check_access_key(line, c.access_key, d)
     _check_line_auth_setting(line, c.line_auth, d)
+    # "Not the current one" is compared only for the line holder: invalid_input ranks before
+    # wrong_access_key, so without a right key it would tell anyone whether a guess is the
+    # current password.
+    key_ok = not any(isinstance(e, WrongAccessKey) for e in d.refusals)
+    check_new_password(c.password, passport.password_hash if key_ok else None, d)
     d.require(
         c.at < policy.registration_cutoff,
         lambda: RegistrationClosed(
@@ -514,7 +547,10 @@ def decide_reset_password(
     request [電話・書面] (§10): allowed after the cut-off too — the cut-off froze self-service,
     not recovery.  It unlocks the ID and clears the count of wrong passwords."""
     passport = require_passport(passport, c.passport_id, d)
-    if passport is None or d.refused:
+    if passport is None:
+        return None
+    check_new_password(c.password, passport.password_hash, d)
+    if d.refused:
         return None
     d.emit(
         passport,

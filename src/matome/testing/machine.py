@@ -119,6 +119,28 @@ class BillingMachine(RuleBasedStateMachine):
         """The policy the reference model — the expected behaviour — runs under."""
         return self.policy
 
+    def new_passwords(self, usual: list[str], pid: str | None = None) -> list[str]:
+        """New passwords to draw from: under contract 3 also one of 12 characters, a
+        digits-only one and the ID's current one (DOMAIN.md §10: the last two refused)."""
+        if self.contract < 3:
+            return usual
+        current = [self.passwords[pid]] if pid in self.passwords else []
+        return [*usual, "Twelve12char", "12345678", *current]
+
+    @property
+    def contract(self) -> int:
+        """The contract the machine's logs are written to (the policy's; DOMAIN.md §11)."""
+        return self.policy.contract
+
+    def consent(self, command: dict[str, Any], data: st.DataObject | None = None) -> None:
+        """Contract 3: a registration carries ``terms_consent`` — true, or now and then false
+        or left out (``consent_required``)."""
+        if self.contract < 3:
+            return
+        given = True if data is None else data.draw(st.sampled_from([True] * 4 + [False, None]))
+        if given is not None:
+            command["terms_consent"] = given
+
     # Applying a command to both sides
 
     def apply(self, command: dict[str, Any]) -> dict[str, Any] | None:
@@ -132,7 +154,7 @@ class BillingMachine(RuleBasedStateMachine):
         self.log.append(command)
         if currently_in_test_context():  # the machine also replays logs outside a test
             note(json.dumps(command, ensure_ascii=False))
-        parsed = parse_command(command)
+        parsed = parse_command(command, self.contract)
         try:
             result: dict[str, Any] | None = self.engine.execute(parsed).to_json()
             code = None
@@ -288,21 +310,22 @@ class BillingMachine(RuleBasedStateMachine):
         self.lines.append(line)
         self.operators[line] = operator
         self.access_keys[line] = "Key00001"
-        self.passwords["user0"] = "pass1"
-        self.apply(
-            {
-                "command": "register_passport",
-                "at": self.now.isoformat(),
-                "customer_id": line,
-                "access_key": "Key00001",
-                "passport_id": "user0",
-                "password": "pass1",
-                "email": "user0@example.jp",
-                "applicant": {"name": "山田", "phone": "06-1234-5678", "contract_holder": True},
-                "limit": data.draw(st.sampled_from([600, 1000, 2000])),
-                "line_auth": data.draw(st.booleans()),
-            }
-        )
+        first = "pass1" if self.contract < 3 else "Pass1word"  # contract 3: 8–12 characters
+        self.passwords["user0"] = first
+        registration = {
+            "command": "register_passport",
+            "at": self.now.isoformat(),
+            "customer_id": line,
+            "access_key": "Key00001",
+            "passport_id": "user0",
+            "password": first,
+            "email": "user0@example.jp",
+            "applicant": {"name": "山田", "phone": "06-1234-5678", "contract_holder": True},
+            "limit": data.draw(st.sampled_from([600, 1000, 2000])),
+            "line_auth": data.draw(st.booleans()),
+        }
+        self.consent(registration)
+        self.apply(registration)
         self.passports["user0"] = line
 
     @rule(how=st.sampled_from(["minutes", "days", "weeks", "edge"]), n=st.integers(0, 45))
@@ -347,8 +370,9 @@ class BillingMachine(RuleBasedStateMachine):
     def register_passport(self, data: st.DataObject) -> None:
         line = data.draw(st.sampled_from(self.lines))
         pid = f"user{len(self.passwords) + 1}"
-        password = data.draw(st.sampled_from(["pass1", "Secret99"]))
+        password = data.draw(st.sampled_from(self.new_passwords(["pass1", "Secret99"])))
         self.passwords[pid] = password
+        phones = ["06-1234-5678"] + (["0120-1234-5678"] if self.contract >= 3 else [])
         command = {
             "command": "register_passport",
             "customer_id": line,
@@ -356,7 +380,11 @@ class BillingMachine(RuleBasedStateMachine):
             "passport_id": pid,
             "password": password,
             "email": f"{pid}@example.jp",
-            "applicant": {"name": "山田", "phone": "06-1234-5678", "contract_holder": True},
+            "applicant": {
+                "name": "山田",
+                "phone": data.draw(st.sampled_from(phones), label="phone"),
+                "contract_holder": True,
+            },
             "limit": data.draw(st.sampled_from([300, 600, 1000, 2000])),
             # On a line of another kind than Hikari, line authentication is invalid_input.
             "line_auth": data.draw(st.sampled_from([False, True])),
@@ -367,6 +395,7 @@ class BillingMachine(RuleBasedStateMachine):
             )
             if data.draw(st.booleans(), label="without a key"):
                 del command["access_key"]
+        self.consent(command, data)
         if self.apply(self.stamp(command, data)) is not None:
             self.passports[pid] = line
 
@@ -598,7 +627,9 @@ class BillingMachine(RuleBasedStateMachine):
     def change_passport_details(self, data: st.DataObject, line_auth: bool | None) -> None:
         """A new password (it unlocks, §10) and/or line authentication (§9), by the holder."""
         pid = data.draw(st.sampled_from(sorted(self.passports)))
-        password = data.draw(st.sampled_from(["pass1", "Newpass2", None]))
+        password = data.draw(
+            st.sampled_from([*self.new_passwords(["pass1", "Newpass2"], pid), None])
+        )
         command: dict[str, Any] = {
             "command": "change_passport_details",
             "passport_id": pid,
@@ -618,7 +649,7 @@ class BillingMachine(RuleBasedStateMachine):
     def reset_password(self, data: st.DataObject, channel: str) -> None:
         """§10: the operator's recovery of a locked or forgotten password."""
         pid = data.draw(st.sampled_from(sorted(self.passports)))
-        password = data.draw(st.sampled_from(["pass1", "Reset777"]))
+        password = data.draw(st.sampled_from(self.new_passwords(["pass1", "Reset777"], pid)))
         command = {
             "command": "reset_password",
             "passport_id": pid,

@@ -1,4 +1,10 @@
-"""A reference model of matome's business rules (contract 2), written apart from the engine.
+"""A reference model of matome's business rules (contract 2, and contract 3 when its policy's
+``contract`` says so), written apart from the engine.
+
+Contract 3 (DOMAIN.md §11) adds consent to the terms on ``register_passport``
+(``consent_required``) and the shape of a new password (8–12 letters and digits, not digits
+only, not the current one — compared only for the holder of the right access key):
+``invalid_input``.
 
 The model answers two questions for a history of commands, and nothing else:
 
@@ -670,6 +676,16 @@ class ReferenceModel:
             k.add("wrong_password", f"wrong password for {p.passport_id}")
             k.wrong_password = p
 
+    def _new_password(self, given: Password | None, current: str | None, k: _Checks) -> None:
+        """DOMAIN.md §10/§11, contract 3: a new password is 8–12 letters and digits, not
+        digits only, not the current one."""
+        if given is None or self.policy.contract < 3:
+            return
+        new = given.reveal()
+        k.check(8 <= len(new) <= 12, "invalid_input", "a new password is 8–12 characters")
+        k.check(not new.isdigit(), "invalid_input", "a new password is not digits only")
+        k.check(new != current, "invalid_input", "a new password is not the current one")
+
     def _line_auth_allowed(self, line: Line, on: bool | None, k: _Checks) -> None:
         """§9: line authentication exists on Hikari Next / Light / Light Plus lines only."""
         if on and line.kind not in _LINE_AUTH_KINDS:
@@ -962,6 +978,10 @@ class ReferenceModel:
             "registration_limit_exceeded",
             "the limit at registration is at most 5,000 yen",
         )
+        if self.policy.contract >= 3:
+            # DOMAIN.md §11: no consent to the terms, no Passport ID (seed 000).
+            k.check(c.terms_consent is True, "consent_required", "no consent to the terms")
+        self._new_password(c.password, None, k)
         if line is None:
             return None
         on_behalf = (
@@ -1026,6 +1046,9 @@ class ReferenceModel:
             return None
         self._access_key(line, c.access_key, k)
         self._line_auth_allowed(line, c.line_auth, k)
+        # The current password is compared only for the holder of the right access key.
+        right_key = c.access_key.reveal() == line.access_key
+        self._new_password(c.password, p.password if right_key else None, k)
 
         def commit() -> dict[str, Any]:
             if c.password is not None:
@@ -1061,6 +1084,7 @@ class ReferenceModel:
         p = self._passport(c.passport_id.value, k)
         if p is None:
             return None
+        self._new_password(c.password, p.password, k)
 
         def commit() -> dict[str, Any]:
             p.password = c.password.reveal()

@@ -110,11 +110,12 @@ def passwords() -> st.SearchStrategy[str]:
     return st.text(_ALNUM, min_size=4, max_size=10)
 
 
-def invalid_passwords() -> st.SearchStrategy[str]:
-    """Text that is not a password (4-10 letters and digits): too short, too long, a symbol."""
+def invalid_passwords(contract: int = 2) -> st.SearchStrategy[str]:
+    """Text that is not a password under ``contract`` (4–10 letters and digits under contract
+    2, up to 12 from contract 3): too short, too long, a symbol."""
     return st.one_of(
         st.text(_ALNUM, max_size=3),
-        st.text(_ALNUM, min_size=11, max_size=20),
+        st.text(_ALNUM, min_size=11 if contract < 3 else 13, max_size=20),
         st.text(_ALNUM, min_size=3, max_size=8).map(lambda s: s + "-"),
     )
 
