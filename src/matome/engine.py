@@ -43,6 +43,7 @@ from matome.application.eventstore import (
     check_store,
     cipher_env,
     describe,
+    master_env,
     store_env,
     translate_store_error,
 )
@@ -196,9 +197,11 @@ class Engine:
         ),
         create: bool = True,
         cipher_key: str | None = None,
+        master_key: str | None = None,
     ) -> None:
         settings = dict(env) if env is not None else {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         settings.update(cipher_env(cipher_key))
+        settings.update(master_env(master_key))
         if not create:
             check_store(settings)
             settings["CREATE_TABLE"] = "n"
@@ -269,6 +272,7 @@ class Engine:
         ),
         create: bool = True,
         cipher_key: str | None = None,
+        master_key: str | None = None,
     ) -> Engine:
         """An engine on the store named by ``db`` (see
         :func:`matome.application.eventstore.store_env`).
@@ -278,6 +282,10 @@ class Engine:
         hashing (:data:`matome.credentials.PRODUCTION` by default; ``hash_iterations`` below
         200,000, matome 0.1's knob, asks for the cheap :data:`~matome.credentials.TESTING`).
         ``cipher_key`` (or ``MATOME_CIPHER_KEY``) encrypts events and personal data at rest.
+        ``master_key`` (or ``MATOME_MASTER_KEY``, or the file ``MATOME_MASTER_KEY_FILE``) wraps
+        the per-Passport-ID keys of the personal data (crypto-shredding); without one, a key
+        file beside the SQLite store (``<store>.master-key``) or in
+        ``~/.config/matome/master.key`` for PostgreSQL is made on first need (docs/audit.md).
         """
         return cls(
             store_env(db),
@@ -287,6 +295,7 @@ class Engine:
             fee_schedule=fee_schedule,
             create=create,
             cipher_key=cipher_key,
+            master_key=master_key,
         )
 
     # -----------------------------------------------------------------------------------------
