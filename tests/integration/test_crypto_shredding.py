@@ -13,6 +13,7 @@ import base64
 import contextlib
 import os
 import secrets
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -317,8 +318,9 @@ def test_after_an_erasure_postgresql_data_directory_and_wal_hold_no_personal_dat
 ) -> None:
     """Contract 3 on PostgreSQL: the values are sealed before they reach the server, so its
     heap and WAL never hold them in clear (before and after the erasure, after ``CHECKPOINT``);
-    the erasure destroys the key and rewrites the keys table (``VACUUM FULL``: a plain VACUUM
-    leaves a deleted row's bytes in its page), so no heap page holds it any more."""
+    a changed e-mail's key and, at the erasure, the ID's key are destroyed and the keys table
+    rewritten (``VACUUM FULL``: a plain VACUUM leaves a deleted row's bytes in its page), so no
+    heap page holds them any more."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # its own default key
     conn, root = _pg(pg_url)
     if not os.access(root, os.R_OK):
@@ -331,13 +333,20 @@ def test_after_an_erasure_postgresql_data_directory_and_wal_hold_no_personal_dat
         assert hits(_data_directory(root), person.needles()) == []
         passport = e.passport(PID)
         assert passport is not None
-        (wrapped,) = conn.execute(
-            "SELECT wrapped FROM matome_keys WHERE subject = %s", (str(passport.id),)
-        ).fetchone()
+        key_of = "SELECT wrapped FROM matome_keys WHERE subject = %s"
+        (first,) = conn.execute(key_of, (str(passport.id),)).fetchone()
+        e.change_passport_details(
+            at="2024-02-02T10:00:00+09:00", passport_id=PID, access_key=KEY, email=person.new_email
+        )
+        (wrapped,) = conn.execute(key_of, (str(passport.id),)).fetchone()
+        conn.execute("CHECKPOINT")
+        (heap,) = conn.execute("SELECT pg_relation_filepath('matome_keys')").fetchone()
+        assert first.encode() not in Path(root, heap).read_bytes()  # the changed e-mail's key
         bill = to_json(e.bill(LINE, "2024-01"))
         e.erase_personal_data(at="2024-02-03T10:00:00+09:00", passport_id=PID, reason="request")
         conn.execute("CHECKPOINT")
-        assert hits(_data_directory(root), person.needles()) == []
+        needles = {**person.needles(), "new e-mail": person.new_email.encode()}
+        assert hits(_data_directory(root), needles) == []
         (heap,) = conn.execute("SELECT pg_relation_filepath('matome_keys')").fetchone()
         assert wrapped.encode() not in Path(root, heap).read_bytes()
         assert to_json(e.bill(LINE, "2024-01")) == bill
@@ -346,3 +355,27 @@ def test_after_an_erasure_postgresql_data_directory_and_wal_hold_no_personal_dat
     finally:
         e.close()
         conn.close()
+
+
+def test_a_changed_email_of_a_0_1_store_leaves_no_old_email_in_its_files(tmp_path: Path) -> None:
+    """A store written by matome 0.1 holds e-mails in clear inside its events: changing the
+    e-mail redacts the earlier one there too (outside every hash), at once, securely."""
+    path = str(tmp_path / "old.sqlite")
+    shutil.copy(Path(__file__).parent.parent / "fixtures" / "store-v0.1.sqlite", path)
+    old = {"e-mail": b"sato.jiro@example.jp"}
+    assert hits(sqlite_files(path), old) != []
+    e = Engine.open(path, hash_iterations=TEST_ITERATIONS)
+    try:
+        e.change_passport_details(
+            at="2024-04-20T10:00:00+09:00",
+            passport_id="sato.jiro",
+            access_key="Key90000",
+            email="sato.new@example.jp",
+        )
+        assert hits(sqlite_files(path), old) == []
+        assert e.verify().ok
+        passport = e.passport("sato.jiro")
+        assert passport is not None
+        assert str(passport.email) == "sato.new@example.jp"
+    finally:
+        e.close()

@@ -629,13 +629,16 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         the write transaction (so a key another process destroyed is never reused)."""
         subjects = _subjects(extra)
         marks = ",".join("?" for _ in subjects)
-        c.execute(f"SELECT subject, wrapped FROM {KEYS_TABLE} WHERE subject IN ({marks})", subjects)
-        keys = {row[0]: row[1] for row in c.fetchall()}
-        any_key = None
-        if len(keys) < len(subjects):
-            c.execute(f"SELECT subject, wrapped FROM {KEYS_TABLE} LIMIT 1")
-            found = c.fetchall()
-            any_key = (found[0][0], found[0][1]) if found else None
+        # The subjects' keys, and one key of the store (the last row) to check a new key is
+        # wrapped by the same master key: one query.
+        c.execute(
+            f"SELECT subject, wrapped FROM {KEYS_TABLE} WHERE subject IN ({marks}) UNION ALL "
+            f"SELECT * FROM (SELECT subject, wrapped FROM {KEYS_TABLE} LIMIT 1)",
+            subjects,
+        )
+        found = [(row[0], row[1]) for row in c.fetchall()]
+        keys = {s: w for s, w in found if s in subjects}
+        any_key = found[-1] if found else None
         survivors: list[tuple[str, str, str]] = []
         if extra.rotate:
             marks = ",".join("?" for _ in extra.rotate)
@@ -892,16 +895,18 @@ def _postgres_recorder() -> type[Any]:
             destroy or make a key meanwhile)."""
             subjects = _subjects(extra)
             keys_table = self._table(KEYS_TABLE)
+            # The subjects' keys, and one key of the store (the last row) to check a new key
+            # is wrapped by the same master key: one round trip.
             curs.execute(
-                SQL("SELECT subject, wrapped FROM {0} WHERE subject = ANY(%s)").format(keys_table),
+                SQL(
+                    "SELECT subject, wrapped FROM {0} WHERE subject = ANY(%s) UNION ALL "
+                    "(SELECT subject, wrapped FROM {0} LIMIT 1)"
+                ).format(keys_table),
                 (subjects,),
             )
-            keys = {r["subject"]: r["wrapped"] for r in curs.fetchall()}
-            any_key = None
-            if len(keys) < len(subjects):
-                curs.execute(SQL("SELECT subject, wrapped FROM {0} LIMIT 1").format(keys_table))
-                found = curs.fetchall()
-                any_key = (found[0]["subject"], found[0]["wrapped"]) if found else None
+            found = [(r["subject"], r["wrapped"]) for r in curs.fetchall()]
+            keys = {s: w for s, w in found if s in subjects}
+            any_key = found[-1] if found else None
             survivors: list[tuple[str, str, str]] = []
             if extra.rotate:
                 curs.execute(
@@ -1279,6 +1284,7 @@ class EventStoreApplication(Application[UUID]):
         #: The master key and the data keys: personal values are sealed by the recorder, in
         #: the write transaction, and opened by the mapper (see ``_keyring``).
         self.keyring = Keyring(self.store_settings, store_kind(self.store_settings))
+        self._scrub_pending = self._scrub_personal_table = False
         self.event_mapper.keyring = self.keyring
         self.recorder.keyring = self.keyring  # type: ignore[attr-defined]  # matome's recorders
         # Chain hashes of recent stream heads: a (stream, version) names one hash for good, so
@@ -1356,6 +1362,11 @@ class EventStoreApplication(Application[UUID]):
                 erased_at[f"secret:{e.originator_id}"] = index
         #: The last event of this write that replaces each (subject, field)'s value.
         replaced_at = self._replacements(events, encoded)
+        for (subject, field), index in replaced_at.items():
+            e = events[index]
+            if subject == str(e.originator_id) and subject not in erased_at:
+                # An e-mail written before 0.2 sits in clear in its event: redacted now too.
+                rewrite += self._redactions(e.originator_id, e.originator_version, only=field)
         # The recorders delete the erased subjects' values first, then insert the new ones;
         # a value written by an event before the erasing one (in one write of several
         # commands) is not inserted at all, and one written after it is kept — as if each
@@ -1390,10 +1401,17 @@ class EventStoreApplication(Application[UUID]):
                 gate_held=self.gate.held(),
             )
         if shredding:
+            self.keyring.forget_all()
+        if shredding or self._scrub_pending:
             # The deleted keys and values must survive in no page image or WAL frame of the
             # store: SQLite checkpoints and truncates its WAL, PostgreSQL rewrites the tables.
-            self.keyring.forget_all()
-            self.matome_recorder.scrub(personal_table=legacy or bool(rewrite))
+            # The write is committed by now: a failure here must not report it as failed
+            # (a retry would record it twice), so the next write of this process retries.
+            self._scrub_pending = True
+            self._scrub_personal_table |= legacy or bool(rewrite)
+            with contextlib.suppress(PersistenceError, sqlite3.Error):
+                self.matome_recorder.scrub(personal_table=self._scrub_personal_table)
+                self._scrub_pending = self._scrub_personal_table = False
         with self._heads_lock:
             for stream, version, hash_ in chain:
                 self._heads[stream] = (version, hash_)
@@ -1471,12 +1489,17 @@ class EventStoreApplication(Application[UUID]):
             )
         return hash_
 
-    def _redactions(self, stream: UUID, below: int) -> list[tuple[UUID, int, bytes]]:
-        """The states of ``stream``'s events written before 0.2 with personal values in clear,
-        rewritten with those values erased (they are outside the hashed content)."""
+    def _redactions(
+        self, stream: UUID, below: int, only: str | None = None
+    ) -> list[tuple[UUID, int, bytes]]:
+        """The states of ``stream``'s events written before 0.2 with personal values in clear
+        (all of them, or the field ``only``), rewritten with those values erased (they are
+        outside the hashed content)."""
         out = []
         for stored in self.recorder.select_events(stream, lte=below - 1):
             fields = personal_fields(EVENT_TOPICS[stored.topic])
+            if only is not None:
+                fields = tuple(f for f in fields if f == only)
             if not fields:
                 continue
             state = self.event_mapper.stored_state(stored)
