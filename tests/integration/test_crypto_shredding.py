@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from matome.application._keyring import MASTER_FILE_SUFFIX, PersonalDataLocked
+from matome import cli
 from matome.engine import Engine
-from matome.errors import StoreUnavailable
+from matome.errors import InvalidInput, StoreUnavailable
 from matome.wire import to_json
 from tests.conftest import TEST_ITERATIONS
 
@@ -379,3 +380,28 @@ def test_a_changed_email_of_a_0_1_store_leaves_no_old_email_in_its_files(tmp_pat
         assert str(passport.email) == "sato.new@example.jp"
     finally:
         e.close()
+
+
+def test_a_master_key_from_keygen_is_used_and_no_key_file_is_made(
+    db: str, person: Person, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Production keeps the master key apart: ``matome keygen --master`` makes one, and a store
+    given it (``MATOME_MASTER_KEY``) makes no key file; a key that is not 32 bytes of base64
+    is ``invalid_input`` before anything is opened."""
+    assert cli.main(["keygen", "--master"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert len(base64.b64decode(key, validate=True)) == 32
+    monkeypatch.setenv("MATOME_MASTER_KEY", key)
+    e = Engine.open(db, hash_iterations=TEST_ITERATIONS)
+    try:
+        world(e, person)
+    finally:
+        e.close()
+    assert not Path(db + MASTER_FILE_SUFFIX).exists()
+    again = Engine.open(db, hash_iterations=TEST_ITERATIONS, master_key=key)
+    try:
+        assert str(registered(again).email) == person.email
+    finally:
+        again.close()
+    with pytest.raises(InvalidInput, match="32 bytes"):
+        Engine.open(db, master_key=base64.b64encode(b"short").decode())
