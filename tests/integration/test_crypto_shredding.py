@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from matome.application._keyring import MASTER_FILE_SUFFIX, PersonalDataLocked
 from matome import cli
+from matome.application._keyring import MASTER_FILE_SUFFIX, PersonalDataLocked
 from matome.engine import Engine
 from matome.errors import InvalidInput, StoreUnavailable
 from matome.wire import to_json

@@ -183,9 +183,9 @@ class PersonalRow:
 
     ref: str
     subject: str
-    data: str
-    salt: str
-    wrapped: str | None = None
+    data: str = attrs.field(repr=False)  # clear on its way in: never in a traceback
+    salt: str = attrs.field(repr=False)
+    wrapped: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
