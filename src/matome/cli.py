@@ -609,7 +609,8 @@ def _cmd_follow(args: argparse.Namespace) -> int:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    """Print a new random key for encryption at rest (keep it apart from the store)."""
+    """Print a new random key for encryption at rest, or with ``--master`` the master key
+    that wraps the per-Passport-ID keys of personal data (keep either apart from the store)."""
     print(base64.b64encode(secrets.token_bytes(32)).decode())
     return 0
 
@@ -700,7 +701,9 @@ EXAMPLES: dict[str, str] = {
   matome follow --db postgresql://matome@db:5432/billing --poll 2""",
     "keygen": """\
   matome keygen > cipher.key           # keep it apart from the store
-  export MATOME_CIPHER_KEY=$(cat cipher.key)""",
+  export MATOME_CIPHER_KEY=$(cat cipher.key)
+  (umask 077; matome keygen --master > /etc/matome/master.key)   # apart from the store
+  export MATOME_MASTER_KEY_FILE=/etc/matome/master.key""",
     "rebuild": """\
   matome rebuild
   matome rebuild --json""",
@@ -898,7 +901,15 @@ def build_parser() -> argparse.ArgumentParser:
     follow.set_defaults(func=_cmd_follow)
 
     keygen = command(
-        "keygen", "print a new key for encryption at rest (set it as MATOME_CIPHER_KEY)"
+        "keygen",
+        "print a new key for encryption at rest (MATOME_CIPHER_KEY), or with --master the "
+        "master key of personal data (MATOME_MASTER_KEY or a file named by "
+        "MATOME_MASTER_KEY_FILE)",
+    )
+    keygen.add_argument(
+        "--master",
+        action="store_true",
+        help="a master key: it wraps the per-Passport-ID keys that erasure destroys",
     )
     keygen.set_defaults(func=_cmd_keygen)
 

@@ -44,6 +44,7 @@ from matome.application.eventstore import (
     check_store,
     cipher_env,
     describe,
+    master_env,
     store_env,
     translate_store_error,
 )
@@ -198,6 +199,7 @@ class Engine:
         create: bool = True,
         cipher_key: str | None = None,
         contract: int | None = None,
+        master_key: str | None = None,
     ) -> None:
         if contract is not None:
             policy = attrs.evolve(policy, contract=cmd.check_contract(contract))
@@ -205,6 +207,7 @@ class Engine:
             cmd.check_contract(policy.contract)
         settings = dict(env) if env is not None else {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         settings.update(cipher_env(cipher_key))
+        settings.update(master_env(master_key))
         if not create:
             check_store(settings)
             settings["CREATE_TABLE"] = "n"
@@ -276,6 +279,7 @@ class Engine:
         create: bool = True,
         cipher_key: str | None = None,
         contract: int | None = None,
+        master_key: str | None = None,
     ) -> Engine:
         """An engine on the store named by ``db`` (see
         :func:`matome.application.eventstore.store_env`).
@@ -288,6 +292,10 @@ class Engine:
         ``contract`` is the interchange contract the commands are read and decided under
         (docs/contract.md, "Contract versions"): by default the ``policy``'s, which is 2,
         forever; 3 adds the rules that refuse what contract 2 accepted.
+        ``master_key`` (or ``MATOME_MASTER_KEY``, or the file ``MATOME_MASTER_KEY_FILE``) wraps
+        the per-Passport-ID keys of the personal data (crypto-shredding); without one, a key
+        file beside the SQLite store (``<store>.master-key``) or in
+        ``~/.config/matome/master.key`` for PostgreSQL is made on first need (docs/audit.md).
         """
         return cls(
             store_env(db),
@@ -298,6 +306,7 @@ class Engine:
             create=create,
             cipher_key=cipher_key,
             contract=contract,
+            master_key=master_key,
         )
 
     @property

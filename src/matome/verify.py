@@ -235,14 +235,16 @@ def _check_personal(
                 if row is None:
                     continue  # erased
                 try:
-                    data = store.event_mapper.open_text(row.data)
+                    # Sealed under its subject's data key (the salt inside), or a row of an
+                    # earlier version; a row whose key was destroyed reads as erased.  No
+                    # master key: PersonalDataLocked, which says so (not a break).
+                    opened = store.event_mapper.open_personal(row)
                 except ValueError:
-                    data = None
-                digest = (
-                    None
-                    if data is None
-                    else hashlib.sha256(f"{row.salt}{data}".encode()).hexdigest()
-                )
+                    opened = ("", "")  # does not decrypt: changed
+                if opened is None:
+                    continue  # its key was destroyed: erased
+                salt, data = opened
+                digest = hashlib.sha256(f"{salt}{data}".encode()).hexdigest() if data else None
                 if digest != value.get("digest"):
                     out.append(
                         Break(

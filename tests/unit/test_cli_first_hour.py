@@ -43,9 +43,11 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def own_demo(demo_db: str, tmp_path: Path) -> str:
-    """A copy of the demo store this test may write to."""
+    """A copy of the demo store this test may write to (with its master key, the default file
+    beside it: a store copied without it cannot write personal data — docs/reliability.md)."""
     copy = tmp_path / "demo.sqlite"
     shutil.copy(demo_db, copy)
+    shutil.copy(demo_db + ".master-key", str(copy) + ".master-key")
     return str(copy)
 
 

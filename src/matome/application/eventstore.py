@@ -35,6 +35,7 @@ import secrets
 import sqlite3
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -57,6 +58,7 @@ from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import Environment
 
+from matome.application._keyring import KEYS_TABLE, Keyring, PersonalDataLocked, master_env
 from matome.errors import (
     Busy,
     InvalidInput,
@@ -81,6 +83,7 @@ __all__ = [
     "describe",
     "event_from_json",
     "event_to_json",
+    "master_env",
     "raise_if_stale",
     "stale_reads",
     "store_env",
@@ -189,12 +192,20 @@ def _subject_of(event: DomainEvent, name: str, default: str) -> str:
 
 @attrs.frozen
 class PersonalRow:
-    """A personal value kept apart from its event: erasable without touching the event."""
+    """A personal value kept apart from its event: erasable without touching the event.
+
+    On its way to the store (``Extra.personal``) ``data`` is the clear value, which the
+    recorder seals under its subject's data key inside the write transaction
+    (:mod:`matome.application._keyring`); read back, ``data`` is the stored form and
+    ``wrapped`` the subject's wrapped key (``None``: destroyed).  ``salt`` is the digest's salt
+    on the way in and in rows of earlier versions; a sealed row keeps it inside the ciphertext.
+    """
 
     ref: str
     subject: str
-    data: str
-    salt: str
+    data: str = attrs.field(repr=False)  # clear on its way in: never in a traceback
+    salt: str = attrs.field(repr=False)
+    wrapped: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
@@ -211,7 +222,7 @@ class Encoded:
 class Vault(Protocol):
     """Reads personal values kept apart from their events (``None``: erased)."""
 
-    def vault_get(self, refs: Sequence[str]) -> dict[str, str]: ...
+    def vault_get(self, refs: Sequence[str]) -> dict[str, PersonalRow]: ...
 
 
 class EventMapper(Mapper[UUID]):
@@ -228,6 +239,8 @@ class EventMapper(Mapper[UUID]):
     #: Set by the application: where personal values are read from.  A mapper used on its
     #: own (no store) keeps the personal values it encoded in memory instead.
     vault: Vault | None = None
+    #: Set by the application: the master key and the data keys it unwraps.
+    keyring: Keyring | None = None
     _memory: dict[str, str] | None = None
 
     def encode(self, domain_event: Any) -> Encoded:
@@ -254,15 +267,13 @@ class EventMapper(Mapper[UUID]):
             data = dumps(value)
             digest = hashlib.sha256(f"{salt}{data}".encode()).hexdigest()
             state[name] = {"personal": ref, "digest": digest}
-            rows.append(
-                PersonalRow(
-                    ref, _subject_of(domain_event, name, subject), self.seal_text(data), salt
-                )
-            )
+            # Clear until the recorder seals it under the subject's key (in the transaction
+            # that finds or makes that key, so a key destroyed meanwhile is never reused).
+            rows.append(PersonalRow(ref, _subject_of(domain_event, name, subject), data, salt))
             if self.vault is None:
                 if self._memory is None:
                     self._memory = {}
-                self._memory[ref] = self.seal_text(data)
+                self._memory[ref] = data
         text = dumps(state)
         # The content hash is over the same canonical text (personal values are references by
         # now, which the hash covers), so it costs no second serialisation.
@@ -290,18 +301,23 @@ class EventMapper(Mapper[UUID]):
             data = self.cipher.encrypt(data)
         return data
 
-    def seal_text(self, text: str) -> str:
-        """A personal value as the personal-data table holds it: encrypted with the store's
-        key when encryption at rest is on."""
-        if not self.cipher:
-            return text
-        return base64.b64encode(self.cipher.encrypt(text.encode())).decode()
-
     def open_text(self, stored: str) -> str:
-        """The clear text of a personal value as the table holds it."""
+        """The clear text of a personal value as matome 0.2 stored it: clear, or encrypted
+        with the store's key when encryption at rest was on."""
         if not self.cipher:
             return stored
         return self.cipher.decrypt(base64.b64decode(stored)).decode()
+
+    def open_personal(self, row: PersonalRow) -> tuple[str, str] | None:
+        """``(salt, clear text)`` of a stored personal value; ``None`` when its subject's key
+        was destroyed (erased).  Without the master key: :class:`PersonalDataLocked`."""
+        if not Keyring.is_sealed(row.data):
+            return row.salt, self.open_text(row.data)
+        if row.wrapped is None:
+            return None
+        if self.keyring is None:
+            raise PersonalDataLocked("personal data cannot be read: no master key")
+        return self.keyring.open(row.subject, row.wrapped, row.ref, row.data)
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         return self.encode(domain_event).stored
@@ -340,20 +356,26 @@ class EventMapper(Mapper[UUID]):
                     state[name] = {"erased": True}
             elif refs:
                 wanted = list(refs.values())
+                found: dict[str, str] = {}
                 if self.vault is not None:
-                    found = self.vault.vault_get(wanted)
+                    for ref, row in self.vault.vault_get(wanted).items():
+                        opened = self.open_personal(row)
+                        if opened is not None:
+                            found[ref] = opened[1]
                 else:
                     memory = self._memory or {}
                     found = {r: memory[r] for r in wanted if r in memory}
                 for name, ref in refs.items():
                     data = found.get(ref)
-                    state[name] = {"erased": True} if data is None else loads(self.open_text(data))
+                    state[name] = {"erased": True} if data is None else loads(data)
             originator_id = stored_event.originator_id
             if not isinstance(originator_id, UUID):
                 originator_id = UUID(str(originator_id))
             return event_from_json(
                 stored_event.topic, state, originator_id, stored_event.originator_version
             )
+        except PersonalDataLocked:
+            raise  # its own clear message: the events are fine, the master key is missing
         except Exception as e:
             msg = (
                 f"stored event {stored_event.topic!r} of {stored_event.originator_id} "
@@ -402,7 +424,23 @@ class Extra:
     personal: tuple[PersonalRow, ...] = ()
     erase: tuple[str, ...] = ()
     rewrite: tuple[tuple[UUID, int, bytes], ...] = ()
+    #: (subject, field): earlier values of ``field`` replaced by this write's (deleted).
+    replace: tuple[tuple[str, str], ...] = ()
+    #: Subjects whose data key is replaced by a new one (their surviving values re-sealed).
+    rotate: tuple[str, ...] = ()
     position: LogPosition | None = None
+
+
+def _subjects(extra: Extra) -> list[str]:
+    """The subjects whose data keys a write needs."""
+    return sorted({r.subject for r in extra.personal} | set(extra.rotate))
+
+
+def _keyring_of(recorder: Any) -> Keyring:
+    keyring: Keyring | None = getattr(recorder, "keyring", None)
+    if keyring is None:  # a recorder used without the application: never store clear values
+        raise PersonalDataLocked("personal values cannot be stored: the recorder has no keyring")
+    return keyring
 
 
 class MatomeRecorder(Protocol):
@@ -412,9 +450,13 @@ class MatomeRecorder(Protocol):
 
     def all_chain_hashes(self) -> dict[tuple[UUID, int], str]: ...
 
-    def vault_get(self, refs: Sequence[str]) -> dict[str, str]: ...
+    def vault_get(self, refs: Sequence[str]) -> dict[str, PersonalRow]: ...
 
     def personal_rows(self) -> dict[str, PersonalRow]: ...
+
+    def has_unsealed_personal(self, subjects: Sequence[str]) -> bool: ...
+
+    def scrub(self, *, personal_table: bool) -> None: ...
 
     def log_position(self, log_id: str) -> LogPosition | None: ...
 
@@ -432,8 +474,12 @@ class POPORecorder(POPOApplicationRecorder):
         super().__init__()
         self._chain: dict[tuple[UUID, int], str] = {}
         self._personal: dict[str, PersonalRow] = {}
+        self._keys: dict[str, str] = {}
         self._positions: dict[str, LogPosition] = {}
         self._meta: dict[str, int] = {}
+
+    #: Set by the application: seals personal values under their subjects' keys.
+    keyring: Keyring | None = None
 
     def _insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -453,8 +499,33 @@ class POPORecorder(POPOApplicationRecorder):
             for subject in extra.erase:  # first: the values written with these events stay
                 for ref in [r for r, row in self._personal.items() if row.subject == subject]:
                     del self._personal[ref]
-            for row in extra.personal:
-                self._personal[row.ref] = row
+                self._keys.pop(subject, None)
+            for subject, field in extra.replace:
+                for ref in [
+                    r
+                    for r, row in self._personal.items()
+                    if row.subject == subject and r.endswith(f"/{field}")
+                ]:
+                    del self._personal[ref]
+            if extra.personal or extra.rotate:
+                plan = _keyring_of(self).plan(
+                    {s: self._keys[s] for s in _subjects(extra) if s in self._keys},
+                    next(iter(self._keys.items()), None),
+                    [(r.ref, r.subject, r.salt, r.data) for r in extra.personal],
+                    extra.rotate,
+                    [
+                        (r.ref, r.subject, r.data)
+                        for r in self._personal.values()
+                        if r.subject in extra.rotate
+                    ],
+                )
+                for subject in plan.delete_keys:
+                    del self._keys[subject]
+                self._keys.update(plan.insert_keys)
+                for ref, data in plan.update_rows:
+                    self._personal[ref] = attrs.evolve(self._personal[ref], data=data)
+                for ref, subject, data, salt in plan.insert_rows:
+                    self._personal[ref] = PersonalRow(ref, subject, data, salt)
             if extra.position is not None:
                 self._positions[extra.position.log_id] = extra.position
             for stream, version, state in extra.rewrite:
@@ -476,13 +547,22 @@ class POPORecorder(POPOApplicationRecorder):
         with self._database_lock:
             return dict(self._chain)
 
-    def vault_get(self, refs: Sequence[str]) -> dict[str, str]:
+    def vault_get(self, refs: Sequence[str]) -> dict[str, PersonalRow]:
         with self._database_lock:
-            return {r: self._personal[r].data for r in refs if r in self._personal}
+            return {r: self._with_key(self._personal[r]) for r in refs if r in self._personal}
 
     def personal_rows(self) -> dict[str, PersonalRow]:
         with self._database_lock:
-            return dict(self._personal)
+            return {r: self._with_key(row) for r, row in self._personal.items()}
+
+    def _with_key(self, row: PersonalRow) -> PersonalRow:
+        return attrs.evolve(row, wrapped=self._keys.get(row.subject))
+
+    def has_unsealed_personal(self, subjects: Sequence[str]) -> bool:
+        return False  # nothing outlives the process
+
+    def scrub(self, *, personal_table: bool) -> None:
+        pass  # nothing outlives the process
 
     def log_position(self, log_id: str) -> LogPosition | None:
         with self._database_lock:
@@ -539,7 +619,12 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {_POSITIONS_TABLE} (log_id TEXT PRIMARY KEY, "
             "line INTEGER NOT NULL, digest TEXT NOT NULL)",
             _META_DDL.format(_META_TABLE),
+            f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} (subject TEXT PRIMARY KEY, "
+            "wrapped TEXT NOT NULL)",
         ]
+
+    #: Set by the application: seals personal values under their subjects' keys.
+    keyring: Keyring | None = None
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -564,13 +649,20 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 "VALUES (?, ?, ?)",
                 [(s.hex, v, h) for s, v, h in extra.chain],
             )
+        if extra.erase or extra.replace or extra.rewrite:
+            # A deletion that is real: SQLite zeroes what it deletes (the WAL is checkpointed
+            # and truncated after the commit, EventStoreApplication.record).
+            c.execute("PRAGMA secure_delete = ON")
         for subject in extra.erase:  # first: the values written with these events stay
             c.execute(f"DELETE FROM {_PERSONAL_TABLE} WHERE subject = ?", (subject,))
-        if extra.personal:
-            c.executemany(
-                f"INSERT INTO {_PERSONAL_TABLE} (ref, subject, data, salt) VALUES (?, ?, ?, ?)",
-                [(r.ref, r.subject, r.data, r.salt) for r in extra.personal],
+            c.execute(f"DELETE FROM {KEYS_TABLE} WHERE subject = ?", (subject,))
+        for subject, field in extra.replace:
+            c.execute(
+                f"DELETE FROM {_PERSONAL_TABLE} WHERE subject = ? AND ref LIKE ?",
+                (subject, f"%/{field}"),
             )
+        if extra.personal or extra.rotate:
+            self._write_personal(c, extra)
         if extra.position is not None:
             p = extra.position
             c.execute(
@@ -585,6 +677,68 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 (state, stream.hex, version),
             )
         return ids
+
+    def _write_personal(self, c: SQLiteCursor, extra: Extra) -> None:
+        """Seal the new personal values under their subjects' keys, found or made here, in
+        the write transaction (so a key another process destroyed is never reused)."""
+        subjects = _subjects(extra)
+        marks = ",".join("?" for _ in subjects)
+        # The subjects' keys, and one key of the store (the last row) to check a new key is
+        # wrapped by the same master key: one query.
+        c.execute(
+            f"SELECT subject, wrapped FROM {KEYS_TABLE} WHERE subject IN ({marks}) UNION ALL "
+            f"SELECT * FROM (SELECT subject, wrapped FROM {KEYS_TABLE} LIMIT 1)",
+            subjects,
+        )
+        found = [(row[0], row[1]) for row in c.fetchall()]
+        keys = {s: w for s, w in found if s in subjects}
+        any_key = found[-1] if found else None
+        survivors: list[tuple[str, str, str]] = []
+        if extra.rotate:
+            marks = ",".join("?" for _ in extra.rotate)
+            c.execute(
+                f"SELECT ref, subject, data FROM {_PERSONAL_TABLE} WHERE subject IN ({marks})",
+                list(extra.rotate),
+            )
+            survivors = [(r[0], r[1], r[2]) for r in c.fetchall()]
+        plan = _keyring_of(self).plan(
+            keys,
+            any_key,
+            [(r.ref, r.subject, r.salt, r.data) for r in extra.personal],
+            extra.rotate,
+            survivors,
+        )
+        for subject in plan.delete_keys:
+            c.execute(f"DELETE FROM {KEYS_TABLE} WHERE subject = ?", (subject,))
+        if plan.insert_keys:
+            c.executemany(
+                f"INSERT INTO {KEYS_TABLE} (subject, wrapped) VALUES (?, ?)", plan.insert_keys
+            )
+        if plan.update_rows:
+            c.executemany(
+                f"UPDATE {_PERSONAL_TABLE} SET data = ? WHERE ref = ?",
+                [(data, ref) for ref, data in plan.update_rows],
+            )
+        if plan.insert_rows:
+            c.executemany(
+                f"INSERT INTO {_PERSONAL_TABLE} (ref, subject, data, salt) VALUES (?, ?, ?, ?)",
+                plan.insert_rows,
+            )
+
+    def has_unsealed_personal(self, subjects: Sequence[str]) -> bool:
+        return False  # SQLite's secure_delete and the checkpoint cover every table
+
+    def scrub(self, *, personal_table: bool) -> None:
+        """After an erasure: checkpoint the WAL into the database and truncate it, so the
+        deleted (zeroed) keys and values survive in no page image."""
+        with self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            for _ in range(50):
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy = cursor.fetchone()
+                if not busy or not busy[0]:
+                    return
+                time.sleep(0.05)  # a reader holds an old snapshot: let it finish
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self.datastore.transaction(commit=False) as c:
@@ -610,20 +764,35 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         )
         return {(UUID(s), int(v)): h for s, v, h in rows}
 
-    def vault_get(self, refs: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
+    def vault_get(self, refs: Sequence[str]) -> dict[str, PersonalRow]:
+        out: dict[str, PersonalRow] = {}
         for start in range(0, len(refs), _LOOKUP):
             part = refs[start : start + _LOOKUP]
             marks = ",".join("?" for _ in part)
-            for ref, data in self._select(
-                f"SELECT ref, data FROM {_PERSONAL_TABLE} WHERE ref IN ({marks})", part
-            ):
-                out[ref] = data
+            for row in self._personal_select(f"WHERE p.ref IN ({marks})", part):
+                out[row.ref] = row
         return out
 
     def personal_rows(self) -> dict[str, PersonalRow]:
-        rows = self._select(f"SELECT ref, subject, data, salt FROM {_PERSONAL_TABLE}", ())
-        return {r[0]: PersonalRow(*r) for r in rows}
+        return {row.ref: row for row in self._personal_select("", ())}
+
+    def _personal_select(self, where: str, params: Sequence[Any]) -> list[PersonalRow]:
+        try:
+            rows = self._select(
+                f"SELECT p.ref, p.subject, p.data, p.salt, k.wrapped FROM {_PERSONAL_TABLE} p "
+                f"LEFT JOIN {KEYS_TABLE} k ON k.subject = p.subject {where}",
+                params,
+            )
+        except Exception as e:
+            if KEYS_TABLE not in str(e):
+                raise
+            # A store of matome 0.2 opened read-only has no keys table yet (its first write
+            # makes it): its values are all of the earlier forms.
+            rows = self._select(
+                f"SELECT p.ref, p.subject, p.data, p.salt, NULL FROM {_PERSONAL_TABLE} p {where}",
+                params,
+            )
+        return [PersonalRow(*r) for r in rows]
 
     def log_position(self, log_id: str) -> LogPosition | None:
         rows = self._select(
@@ -689,7 +858,14 @@ def _postgres_recorder() -> type[Any]:
                     "line bigint NOT NULL, digest text NOT NULL)"
                 ).format(schema, Identifier(_POSITIONS_TABLE)),
                 SQL(_META_DDL).format(self._table(_META_TABLE)),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} (subject text PRIMARY KEY, "
+                    "wrapped text NOT NULL)"
+                ).format(schema, Identifier(KEYS_TABLE)),
             ]
+
+        #: Set by the application: seals personal values under their subjects' keys.
+        keyring: Keyring | None = None
 
         def create_table(self) -> None:
             # Processes that start together would race on CREATE ... IF NOT EXISTS ("tuple
@@ -762,13 +938,19 @@ def _postgres_recorder() -> type[Any]:
                     SQL("DELETE FROM {0} WHERE subject = %s").format(self._table(_PERSONAL_TABLE)),
                     (subject,),
                 )
-            if extra.personal:
-                curs.executemany(
-                    SQL(
-                        "INSERT INTO {0} (ref, subject, data, salt) VALUES (%s, %s, %s, %s)"
-                    ).format(self._table(_PERSONAL_TABLE)),
-                    [(r.ref, r.subject, r.data, r.salt) for r in extra.personal],
+                curs.execute(
+                    SQL("DELETE FROM {0} WHERE subject = %s").format(self._table(KEYS_TABLE)),
+                    (subject,),
                 )
+            for subject, field in extra.replace:
+                curs.execute(
+                    SQL("DELETE FROM {0} WHERE subject = %s AND ref LIKE %s").format(
+                        self._table(_PERSONAL_TABLE)
+                    ),
+                    (subject, f"%/{field}"),
+                )
+            if extra.personal or extra.rotate:
+                self._write_personal(curs, extra)
             if extra.position is not None:
                 p = extra.position
                 curs.execute(
@@ -787,6 +969,82 @@ def _postgres_recorder() -> type[Any]:
                     ).format(self._table(self.events_table_name)),
                     (state, stream, version),
                 )
+
+        def _write_personal(self, curs: Any, extra: Extra) -> None:
+            """Seal the new personal values under their subjects' keys, found or made in the
+            write transaction (which holds the events' table lock: no other writer can
+            destroy or make a key meanwhile)."""
+            subjects = _subjects(extra)
+            keys_table = self._table(KEYS_TABLE)
+            # The subjects' keys, and one key of the store (the last row) to check a new key
+            # is wrapped by the same master key: one round trip.
+            curs.execute(
+                SQL(
+                    "SELECT subject, wrapped FROM {0} WHERE subject = ANY(%s) UNION ALL "
+                    "(SELECT subject, wrapped FROM {0} LIMIT 1)"
+                ).format(keys_table),
+                (subjects,),
+            )
+            found = [(r["subject"], r["wrapped"]) for r in curs.fetchall()]
+            keys = {s: w for s, w in found if s in subjects}
+            any_key = found[-1] if found else None
+            survivors: list[tuple[str, str, str]] = []
+            if extra.rotate:
+                curs.execute(
+                    SQL("SELECT ref, subject, data FROM {0} WHERE subject = ANY(%s)").format(
+                        self._table(_PERSONAL_TABLE)
+                    ),
+                    (list(extra.rotate),),
+                )
+                survivors = [(r["ref"], r["subject"], r["data"]) for r in curs.fetchall()]
+            plan = _keyring_of(self).plan(
+                keys,
+                any_key,
+                [(r.ref, r.subject, r.salt, r.data) for r in extra.personal],
+                extra.rotate,
+                survivors,
+            )
+            for subject in plan.delete_keys:
+                curs.execute(
+                    SQL("DELETE FROM {0} WHERE subject = %s").format(keys_table), (subject,)
+                )
+            if plan.insert_keys:
+                curs.executemany(
+                    SQL("INSERT INTO {0} (subject, wrapped) VALUES (%s, %s)").format(keys_table),
+                    list(plan.insert_keys),
+                )
+            if plan.update_rows:
+                curs.executemany(
+                    SQL("UPDATE {0} SET data = %s WHERE ref = %s").format(
+                        self._table(_PERSONAL_TABLE)
+                    ),
+                    [(data, ref) for ref, data in plan.update_rows],
+                )
+            if plan.insert_rows:
+                curs.executemany(
+                    SQL(
+                        "INSERT INTO {0} (ref, subject, data, salt) VALUES (%s, %s, %s, %s)"
+                    ).format(self._table(_PERSONAL_TABLE)),
+                    list(plan.insert_rows),
+                )
+
+        def has_unsealed_personal(self, subjects: Sequence[str]) -> bool:
+            rows = self._select(
+                SQL(
+                    "SELECT 1 FROM {0} WHERE subject = ANY(%s) AND data NOT LIKE 'k1:%%' LIMIT 1"
+                ).format(self._table(_PERSONAL_TABLE)),
+                (list(subjects),),
+            )
+            return bool(rows)
+
+        def scrub(self, *, personal_table: bool) -> None:
+            """After an erasure: rewrite the keys table (and, when it held values of an
+            earlier version, the personal table) so that the deleted rows are in no page of
+            PostgreSQL's heap.  A plain VACUUM frees their space but leaves their bytes."""
+            tables = [KEYS_TABLE] + ([_PERSONAL_TABLE] if personal_table else [])
+            with self.datastore.get_connection() as conn:  # autocommit: VACUUM needs it
+                for table in tables:
+                    conn.execute(SQL("VACUUM FULL {0}").format(self._table(table)))
 
         def _select(self, sql: Any, params: Sequence[Any]) -> list[Any]:
             with self.datastore.transaction(commit=False) as curs:
@@ -823,25 +1081,38 @@ def _postgres_recorder() -> type[Any]:
                 for r in rows
             }
 
-        def vault_get(self, refs: Sequence[str]) -> dict[str, str]:
-            rows = self._select(
-                SQL("SELECT ref, data FROM {0} WHERE ref = ANY(%s)").format(
-                    self._table(_PERSONAL_TABLE)
-                ),
-                (list(refs),),
-            )
-            return {r["ref"]: r["data"] for r in rows}
+        def vault_get(self, refs: Sequence[str]) -> dict[str, PersonalRow]:
+            return {
+                row.ref: row
+                for row in self._personal_select(SQL("WHERE p.ref = ANY(%s)"), (list(refs),))
+            }
 
         def personal_rows(self) -> dict[str, PersonalRow]:
-            rows = self._select(
-                SQL("SELECT ref, subject, data, salt FROM {0}").format(
-                    self._table(_PERSONAL_TABLE)
-                ),
-                (),
-            )
-            return {
-                r["ref"]: PersonalRow(r["ref"], r["subject"], r["data"], r["salt"]) for r in rows
-            }
+            return {row.ref: row for row in self._personal_select(SQL(""), ())}
+
+        def _personal_select(self, where: Any, params: Sequence[Any]) -> list[PersonalRow]:
+            try:
+                rows = self._select(
+                    SQL(
+                        "SELECT p.ref, p.subject, p.data, p.salt, k.wrapped FROM {0} p "
+                        "LEFT JOIN {1} k ON k.subject = p.subject {2}"
+                    ).format(self._table(_PERSONAL_TABLE), self._table(KEYS_TABLE), where),
+                    params,
+                )
+            except Exception as e:
+                if KEYS_TABLE not in str(e):
+                    raise
+                # A store of matome 0.2 opened read-only: no keys table until its first write.
+                rows = self._select(
+                    SQL(
+                        "SELECT p.ref, p.subject, p.data, p.salt, NULL AS wrapped FROM {0} p {1}"
+                    ).format(self._table(_PERSONAL_TABLE), where),
+                    params,
+                )
+            return [
+                PersonalRow(r["ref"], r["subject"], r["data"], r["salt"], r["wrapped"])
+                for r in rows
+            ]
 
         def log_position(self, log_id: str) -> LogPosition | None:
             rows = self._select(
@@ -1126,6 +1397,12 @@ class EventStoreApplication(Application[UUID]):
                     factory.close()
             raise
         self.event_mapper.vault = self.matome_recorder
+        #: The master key and the data keys: personal values are sealed by the recorder, in
+        #: the write transaction, and opened by the mapper (see ``_keyring``).
+        self.keyring = Keyring(self.store_settings, store_kind(self.store_settings))
+        self._scrub_pending = self._scrub_personal_table = False
+        self.event_mapper.keyring = self.keyring
+        self.recorder.keyring = self.keyring  # type: ignore[attr-defined]  # matome's recorders
         # Chain hashes of recent stream heads: a (stream, version) names one hash for good, so
         # the next event of a stream written here needs no lookup of its predecessor's.
         self._heads: OrderedDict[UUID, tuple[int, str]] = OrderedDict()
@@ -1229,23 +1506,39 @@ class EventStoreApplication(Application[UUID]):
             if getattr(e, "REPLACES_SECRET", False) and getattr(e, "password_hash", None):
                 # The hashes of the old secret kept with idempotency keys go with it.
                 erased_at[f"secret:{e.originator_id}"] = index
+        #: The last event of this write that replaces each (subject, field)'s value.
+        replaced_at = self._replacements(events, encoded)
+        for (subject, field), index in replaced_at.items():
+            e = events[index]
+            if subject == str(e.originator_id) and subject not in erased_at:
+                # An e-mail written before 0.2 sits in clear in its event: redacted now too.
+                rewrite += self._redactions(e.originator_id, e.originator_version, only=field)
         # The recorders delete the erased subjects' values first, then insert the new ones;
         # a value written by an event before the erasing one (in one write of several
         # commands) is not inserted at all, and one written after it is kept — as if each
-        # command had been written on its own.
+        # command had been written on its own.  A replaced value likewise.
         personal = tuple(
             row
             for index, x in enumerate(encoded)
             for row in x.personal
             if erased_at.get(row.subject, -1) < index
+            and replaced_at.get((row.subject, row.ref.rsplit("/", 1)[-1]), -1) <= index
         )
+        # An old value replaced is unreadable at once: its row is deleted and its subject's
+        # key replaced (the surviving values re-sealed), so a copy of the row left in a WAL,
+        # a backup or a heap page is under a key that no longer exists.
+        rotate = tuple(sorted({s for s, _ in replaced_at} - set(erased_at)))
         extra = Extra(
             chain=tuple(chain),
             personal=personal,
             erase=tuple(erased_at),
             rewrite=tuple(rewrite),
             position=position,
+            replace=tuple(replaced_at),
+            rotate=rotate,
         )
+        shredding = bool(extra.erase or extra.replace)
+        legacy = shredding and self.matome_recorder.has_unsealed_personal(list(erased_at))
         with self.gate.shared():
             self.recorder.insert_events(
                 [x.stored for x in encoded],
@@ -1253,6 +1546,18 @@ class EventStoreApplication(Application[UUID]):
                 extra=extra,
                 gate_held=self.gate.held(),
             )
+        if shredding:
+            self.keyring.forget_all()
+        if shredding or self._scrub_pending:
+            # The deleted keys and values must survive in no page image or WAL frame of the
+            # store: SQLite checkpoints and truncates its WAL, PostgreSQL rewrites the tables.
+            # The write is committed by now: a failure here must not report it as failed
+            # (a retry would record it twice), so the next write of this process retries.
+            self._scrub_pending = True
+            self._scrub_personal_table |= legacy or bool(rewrite)
+            with contextlib.suppress(PersistenceError, sqlite3.Error):
+                self.matome_recorder.scrub(personal_table=self._scrub_personal_table)
+                self._scrub_pending = self._scrub_personal_table = False
         with self._heads_lock:
             for stream, version, hash_ in chain:
                 self._heads[stream] = (version, hash_)
@@ -1312,6 +1617,20 @@ class EventStoreApplication(Application[UUID]):
         marks.update({f"event:{t}": cls.class_version for t, cls in EVENT_TOPICS.items()})
         recorder.raise_store_meta(marks)
         return None
+    @staticmethod
+    def _replacements(
+        events: Sequence[DomainEvent], encoded: Sequence[Encoded]
+    ) -> dict[tuple[str, str], int]:
+        """(subject, field) → index of the last event of the write whose value of ``field``
+        replaces the subject's earlier ones (``REPLACES_PERSONAL``, e.g. a changed e-mail)."""
+        out: dict[tuple[str, str], int] = {}
+        for index, (e, x) in enumerate(zip(events, encoded, strict=True)):
+            fields = getattr(e, "REPLACES_PERSONAL", ())
+            for row in x.personal:
+                name = row.ref.rsplit("/", 1)[-1]
+                if name in fields:
+                    out[row.subject, name] = index
+        return out
 
     def check_unchanged(self, read_versions: Mapping[UUID, int]) -> None:
         """Fail with ``IntegrityError`` if a stream moved from the version it was read at
@@ -1368,12 +1687,17 @@ class EventStoreApplication(Application[UUID]):
             )
         return hash_
 
-    def _redactions(self, stream: UUID, below: int) -> list[tuple[UUID, int, bytes]]:
-        """The states of ``stream``'s events written before 0.2 with personal values in clear,
-        rewritten with those values erased (they are outside the hashed content)."""
+    def _redactions(
+        self, stream: UUID, below: int, only: str | None = None
+    ) -> list[tuple[UUID, int, bytes]]:
+        """The states of ``stream``'s events written before 0.2 with personal values in clear
+        (all of them, or the field ``only``), rewritten with those values erased (they are
+        outside the hashed content)."""
         out = []
         for stored in self.recorder.select_events(stream, lte=below - 1):
             fields = personal_fields(EVENT_TOPICS[stored.topic])
+            if only is not None:
+                fields = tuple(f for f in fields if f == only)
             if not fields:
                 continue
             state = self.event_mapper.stored_state(stored)

@@ -91,6 +91,9 @@ class DetailsChanged(DomainEvent):
     class_version: ClassVar[int] = 3
     #: A new password (when ``password_hash`` is set) replaces the secret.
     REPLACES_SECRET: ClassVar[bool] = True
+    #: A new e-mail replaces the earlier ones at once (Contract 3, erasure): the store keeps
+    #: no readable copy of an old e-mail.
+    REPLACES_PERSONAL: ClassVar[tuple[str, ...]] = ("email",)
 
     password_hash: str | None = None
     email: Email | Erased | None = personal(default=None)
