@@ -40,6 +40,7 @@ from matome.aggregates.subscription import (
 from matome.application.eventstore import (
     EventStoreApplication,
     LogPosition,
+    LogPositionTaken,
     check_store,
     cipher_env,
     describe,
@@ -368,6 +369,9 @@ class Engine:
                 return
             try:
                 out.extend(self._commands.execute_batch(run))
+            except LogPositionTaken as e:
+                e.done = out + e.done  # what this call recorded before stands
+                raise
             except Exception as e:
                 seen = (
                     e
@@ -376,14 +380,22 @@ class Engine:
                 )
                 if not isinstance(seen, Busy):
                     raise
-                for command, position in run:
-                    out.append(self._one(command, position))
+                try:
+                    for command, position in run:
+                        out.append(self._one(command, position))
+                except LogPositionTaken as taken:
+                    taken.done = out + taken.done
+                    raise
             run.clear()
 
         for command, position in items:
             if type(command) in UNBATCHED:
                 flush()
-                out.append(self._one(command, position))
+                try:
+                    out.append(self._one(command, position))
+                except LogPositionTaken as e:
+                    e.done = out + e.done
+                    raise
             else:
                 run.append((command, position))
         flush()

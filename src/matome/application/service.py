@@ -23,7 +23,7 @@ from matome.aggregates import ledger
 from matome.aggregates.decision import Decision
 from matome.aggregates.ledger import KeyRecord
 from matome.application import idempotency
-from matome.application.eventstore import EventStoreApplication, LogPosition
+from matome.application.eventstore import EventStoreApplication, LogPosition, LogPositionTaken
 from matome.application.handlers import HANDLERS, load_calendar, load_key
 from matome.application.uow import StateCache, UnitOfWork
 from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf
@@ -120,6 +120,15 @@ class _BatchUnit(UnitOfWork):
 
 class _Reconfirm(Exception):
     """A refusal decided against cached state: decide again against the store itself."""
+
+
+def _claim(items: Sequence[tuple[cmd.Command[Any], LogPosition | None]]) -> LogPosition | None:
+    """The position a batch records: its last command's, claiming every command of the log
+    from its first one (LogPosition: the store refuses it if another run applied any)."""
+    positions = [p for _, p in items if p is not None]
+    if not positions:
+        return None
+    return attrs.evolve(positions[-1], first=positions[0].claims_from)
 
 
 def _keys_of(owner: str) -> Callable[[Any], bool]:
@@ -272,7 +281,7 @@ class CommandService:
                 raise RuntimeError(f"{command.NAME}: decided neither a result nor a refusal")
             outcomes.append(outcome)
         try:
-            self._commit(batch, items[-1][1] if items else None)
+            self._commit(batch, _claim(items))
         except IntegrityError:
             # Another writer got there first: decide every command again, one at a time.
             redone: list[cmd.Result | MatomeError] = []
@@ -281,6 +290,11 @@ class CommandService:
                     redone.append(self.execute(command, position))
                 except MatomeError as e:
                     redone.append(e)
+                except LogPositionTaken as e:
+                    # Another run of the log got past this command: what this one recorded
+                    # before it stands, and goes with the exception.
+                    e.done = redone
+                    raise
             return redone
         for state in batch.states.values():
             if state is not None:
