@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO
 
@@ -43,6 +43,7 @@ from matome.interchange import (
     apply_line,
     apply_lines,
     apply_log_line,
+    count_commands,
     log_lines,
 )
 from matome.report import audit_html
@@ -430,7 +431,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             total = None
         else:
             source = Path(path).open("rb")  # noqa: SIM115 - closed below
-            total = sum(1 for _ in log_lines(source))
+            total = count_commands(source)
             source.seek(0)
     except OSError as e:
         _say(args, InvalidInput(f"cannot read {path}: {e.strerror or e}"))

@@ -342,7 +342,10 @@ class Engine:
 
         ``issue_bills`` is followed by the billing run, also when it is answered again for its
         key: an interrupted run is completed by issuing the same month again.  ``position``
-        records how far a command log was applied (:mod:`matome.interchange`).
+        records how far a command log was applied (:mod:`matome.interchange`), and claims it:
+        if the store has that log recorded at or past the command already (another run of
+        it got there first), nothing is recorded and
+        :class:`~matome.application.eventstore.LogPositionTaken` is raised.
         """
         result = self._commands.execute(command, position)
         if isinstance(command, cmd.IssueBills):

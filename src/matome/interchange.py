@@ -31,7 +31,7 @@ __all__ = [
     "apply_lines",
     "apply_log_line",
     "canonical_form",
-    "log_identity",
+    "count_commands",
     "log_lines",
     "parse_line",
 ]
@@ -302,11 +302,17 @@ class _RawLines:
         return head[: MAX_LINE_BYTES + 1], size, legacy.hexdigest(), whole.hexdigest()
 
 
-def log_identity(first_form: bytes) -> str:
-    """A log's identity: the digest of its first command's canonical form (the chain's
-    first link).  Runs applied ``--again`` are kept apart as ``ID+N``
-    (:func:`matome.cli.run_log`)."""
-    return _chain("", first_form)
+def count_commands(stream: BinaryIO) -> int:
+    """How many command lines a log file has (for progress; read in bounded memory, nothing
+    parsed)."""
+    count = 0
+    start = True
+    while chunk := stream.readline(_CHUNK):
+        if start:
+            stripped = chunk.strip()
+            count += bool(stripped) and not stripped.startswith(b"#")
+        start = chunk.endswith(b"\n")
+    return count
 
 
 def log_lines(stream: BinaryIO | Iterable[bytes]) -> Iterator[LogLine]:

@@ -923,3 +923,38 @@ def test_a_huge_line_is_read_in_bounded_memory_and_is_that_lines_invalid_input(
     assert first["error"]["code"] == "invalid_input"
     assert f"{huge + 1:,} bytes" in first["error"]["message"]
     assert second["ok"]
+
+
+def test_a_position_recorded_by_matome_0_2_is_still_resumed(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store written by 0.2 holds positions in the old form (the SHA-256 of the first raw
+    line, physical line numbers, raw lines chained): a plain run of that log is refused
+    and ``--resume`` skips the lines it records, checked against the old digest."""
+    import hashlib
+
+    from matome.application.eventstore import LogPosition
+    from matome.commands import parse_command
+
+    path = tmp_path / "old.jsonl"
+    raw = ["# written for 0.2", *(json.dumps(c) for c in ONCE)]
+    path.write_text("".join(x + "\n" for x in raw), encoding="utf-8")
+    digest = ""
+    for text in raw[:4]:  # 0.2 applied the comment and the first three commands
+        digest = hashlib.sha256(f"{digest}:".encode() + text.encode()).hexdigest()
+    old = LogPosition(hashlib.sha256(raw[0].encode()).hexdigest(), 4, digest)
+    engine = Engine.open(db, hash_iterations=TEST_ITERATIONS)
+    try:
+        for command in ONCE[:2]:
+            engine.execute(parse_command(command))
+        engine.execute(parse_command(ONCE[2]), old)  # as 0.2 recorded it
+    finally:
+        engine.close()
+    code, _, err = _matome(capsys, "run", str(path), "--db", db)
+    assert code == 2
+    assert "--resume" in err
+    code, out, err = _matome(capsys, "run", str(path), "--db", db, "--resume")
+    assert code == 0, err
+    assert [json.loads(x)["line"] for x in out.splitlines()] == [5, 6]
+    assert _billed(db) == 300
+    assert _matome(capsys, "run", str(path), "--db", db)[0] == 2  # now in the new form too

@@ -263,6 +263,11 @@ class CommandService:
         when the batch is saved; if another writer changed any of it meanwhile, nothing of
         the batch is kept and its commands are executed again one at a time.  ``issue_bills``
         and ``erase_personal_data`` cannot be batched (the engine runs them alone).
+
+        The batch's record claims the log's position from its first command to its last
+        (:class:`LogPosition`): if another run of the log recorded any of them first, nothing
+        of the batch is kept and :class:`LogPositionTaken` is raised — with, in ``done``, the
+        outcomes of the commands recorded one at a time before it after a conflict.
         """
         batch = _Batch()
         outcomes: list[cmd.Result | MatomeError] = []
