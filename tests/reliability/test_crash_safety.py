@@ -112,6 +112,11 @@ def small(request: pytest.FixtureRequest, launcher: Launcher, workdir: Path) -> 
 
 def check(out: Outcome, kills: int = KILLS) -> None:
     """The scenario killed enough, and the stores equal the uninterrupted run's."""
+    # The kill counts, for the record (shown with ``pytest -s``).
+    print(
+        f"\n{out.scenario} on {out.store}: {out.kills} kills, {out.starts} starts, "
+        f"{out.trajectories} stores compared, {len(out.problems)} problems"
+    )
     assert out.kills >= kills, f"{out.scenario}: only {out.kills} kills"
     assert not out.problems, f"{out.scenario} on {out.store}:\n" + "\n".join(map(str, out.problems))
 
