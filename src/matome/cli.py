@@ -222,12 +222,6 @@ def run_log(
     if first is None:
         return 0, 0
     plan = _plan(engine, first, resume=resume, again=again, name=name)
-    if plan.after:
-        print(
-            f"matome run: resuming {name} after command {plan.after}"
-            + (" (positions recorded by matome 0.2)" if plan.legacy else ""),
-            file=sys.stderr,
-        )
 
     def record(results: list[dict[str, Any]]) -> None:
         for result in results:
@@ -330,6 +324,8 @@ class _Plan:
         self.after = 0
         self.expect: LogPosition | None = None
         self.legacy = False
+        #: Resuming a run cut short: say where, once the point is reached and checked.
+        self.resuming = False
 
     def skips(self, line: LogLine) -> bool:
         """Whether ``line`` was applied before (checking the log where it can)."""
@@ -343,6 +339,13 @@ class _Plan:
                     f"{self.after} (its commands differ); it cannot be resumed"
                 )
             self.expect = None  # checked
+            if self.resuming:
+                self.resuming = False
+                print(
+                    f"matome run: resuming {self.name} after line {line.number} "
+                    + ("(positions of matome 0.2)" if self.legacy else f"(command {self.after})"),
+                    file=sys.stderr,
+                )
         return True
 
     def own(self, line: LogLine) -> LogLine:
@@ -353,7 +356,7 @@ class _Plan:
 
     def overtaken(self, stored: LogPosition) -> None:
         """Another run of the log recorded it through ``stored``: skip that far too."""
-        self.legacy = False
+        self.legacy = self.resuming = False
         self.after = max(self.after, stored.line)
         self.expect = stored if stored.line == self.after else None
 
@@ -407,6 +410,7 @@ def _plan(engine: Engine, first: LogLine, *, resume: bool, again: bool, name: st
         plan.after = known.line
         plan.expect = known
         plan.legacy = not runs
+        plan.resuming = True
     return plan
 
 
