@@ -398,10 +398,11 @@ def _plan(engine: Engine, first: LogLine, *, resume: bool, again: bool, name: st
     if not resume:
         applied = runs[-1] if runs else legacy
         if applied is not None:
+            through = f"line {applied.line}" if legacy is not None else f"command {applied.line}"
             raise _AppliedBefore(
-                f"this store has applied {name} before (its first {applied.line} "
-                f"{'lines' if legacy is not None else 'commands'} at least): run it with "
-                "--resume to apply only what was not, or with --again to apply it all again"
+                f"this store has already applied {name} (or a log beginning with the same "
+                f"command) through {through}: run it with --resume to apply only what was "
+                "not applied, or with --again to apply all of it again"
             )
         return _Plan(name, base)
     plan = _Plan(name, runs[-1].log_id if runs else base)
