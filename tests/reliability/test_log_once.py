@@ -39,7 +39,7 @@ from tests.reliability.crash import (
 
 pytestmark = pytest.mark.system
 
-#: ~120 commands over three months: two billing runs, lockouts, cancels, refunds, erasures.
+#: ~120 commands over four months: three billing runs, lockouts, cancels, refunds, erasures.
 SPEC = LogSpec(seed=15, lines=16, months=3, activity=24, skip_issue=0)
 RACERS = [2, 3, 5]
 #: ``--batch``: one line per transaction (standard input's default) or a file's default.
