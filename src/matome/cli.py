@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -18,11 +18,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO
 
+import attrs
+
 from matome import __version__
+from matome.application.eventstore import LogPosition
 from matome.application.service import UNBATCHED
 from matome.commands import DEFAULT_CONTRACT
 from matome.documents import check_page
@@ -38,9 +41,12 @@ from matome.errors import (
 )
 from matome.interchange import (
     MAX_LINE_BYTES,
+    AppliedElsewhere,
     LogLine,
     apply_line,
     apply_lines,
+    apply_log_line,
+    count_commands,
     declared_contract,
     log_lines,
 )
@@ -186,39 +192,44 @@ class _StoreFailed(Exception):
 
 def run_log(
     engine: Engine,
-    stream: BinaryIO,
+    stream: BinaryIO | Iterable[bytes],
     out: TextIO,
     total: int | None = None,
     *,
-    after: int = 0,
     batch: int = 1,
+    resume: bool = False,
+    again: bool = False,
+    name: str = "the log",
+    skipped: list[int] | None = None,
 ) -> tuple[int, int]:
-    """Apply a command log, printing one JSON result per command, skipping the lines up to
-    ``after``; return how many commands were accepted and refused.
+    """Apply a command log, printing one JSON result per command; return how many commands
+    were accepted and refused (``skipped``, if given, gets the number of commands skipped as
+    applied already appended).
 
-    Every command records the log's position with what it writes, so a run cut short can be
-    resumed exactly where it stopped (``matome run --resume``).  With ``batch`` > 1, that many
-    lines are decided one after another and recorded in one transaction
-    (:func:`matome.interchange.apply_lines`: the same decisions, fewer commits); their results
-    are printed once the batch is recorded.  A failure of the store stops the run (it is not a
-    refusal of the line): :class:`_StoreFailed`.
+    A log is the sequence of its commands in canonical form (:func:`matome.interchange.
+    log_lines`).  If this store has applied some of them before, the run is refused
+    (:class:`_AppliedBefore`) unless ``resume`` — skip the commands applied, after checking
+    they are these — or ``again`` — apply it all again, its positions kept apart as a new
+    run (``ID+N``) of the log.
+
+    Every command records the log's position with what it writes, and *claims* it in the same
+    transaction: another run of the same log at once cannot record a command twice; a run
+    that loses the race skips what the other applied and goes on.  With ``batch`` > 1, that
+    many lines are decided one after another and recorded in one transaction
+    (:func:`matome.interchange.apply_lines`: the same decisions, fewer commits); their
+    results are printed once the batch is recorded.  A failure of the store stops the run
+    (it is not a refusal of the line): :class:`_StoreFailed`.
     """
-    counts = [0, 0]
+    counts = [0, 0, 0]
     progress = _Progress(total, "commands")
     pending: list[LogLine] = []
+    lines = log_lines(stream)
+    first = next(lines, None)
+    if first is None:
+        return 0, 0
+    plan = _plan(engine, first, resume=resume, again=again, name=name)
 
-    def flush() -> None:
-        if not pending:
-            return
-        try:
-            if len(pending) == 1:
-                one = pending[0]
-                results = [apply_line(engine, one.number, one.text, one.position)]
-            else:
-                results = apply_lines(engine, pending)
-        except (StoreNotFound, StoreUnavailable) as e:
-            progress.close()
-            raise _StoreFailed(StoreUnavailable(e.message), pending[0].number) from None
+    def record(results: list[dict[str, Any]]) -> None:
         for result in results:
             if not result["ok"] and result["error"]["code"] in (
                 StoreNotFound.code,
@@ -229,12 +240,57 @@ def run_log(
             counts[0] += result["ok"]
             counts[1] += not result["ok"]
             out.write(_dumps(result) + "\n")
-        progress.step(len(pending))
-        pending.clear()
+        progress.step(len(results))
 
-    for line in log_lines(stream):
-        if line.number <= after:
+    def flush() -> None:
+        while pending:
+            try:
+                if len(pending) == 1:
+                    results = [apply_log_line(engine, pending[0])]
+                else:
+                    results = apply_lines(engine, pending)
+            except (StoreNotFound, StoreUnavailable) as e:
+                progress.close()
+                raise _StoreFailed(StoreUnavailable(e.message), pending[0].number) from None
+            except AppliedElsewhere as e:
+                # Another run of this log recorded commands of this batch: what this run
+                # recorded before them stands; the rest up to the store's position is the
+                # other run's, and is skipped.
+                record(e.results)
+                done = {r["line"] for r in e.results}
+                rest = [line for line in pending if line.number not in done]
+                plan.overtaken(e.stored)
+                pending[:] = [line for line in rest if not skip(line)]
+                if len(pending) == len(rest):  # the store's position is past the claim
+                    raise RuntimeError(f"{e}: no line of the batch was applied") from None
+                progress.step(len(rest) - len(pending))
+                if pending:
+                    catch_up()
+                continue
+            record(results)
+            pending.clear()
+
+    billing = [False]
+
+    def skip(line: LogLine) -> bool:
+        if not plan.skips(line):
+            return False
+        counts[2] += 1
+        # An issue_bills another run applied: its billing run may be going on, or have been
+        # cut short (a kill); what follows is applied once it is complete, as after one run.
+        billing[0] = billing[0] or _runs_alone(line)
+        return True
+
+    def catch_up() -> None:
+        if billing[0]:
+            billing[0] = False
+            engine.complete_billing()
+
+    for line in itertools.chain([first], lines):
+        if skip(line):
             continue
+        catch_up()
+        line = plan.own(line)
         if batch > 1 and _runs_alone(line):
             # The engine runs it in a transaction of its own anyway: what came before is
             # recorded and printed first, so that a printed result is always a recorded one
@@ -247,8 +303,122 @@ def run_log(
         if len(pending) >= batch:
             flush()
     flush()
+    catch_up()
+    plan.finish()
     progress.close()
+    if skipped is not None:
+        skipped.append(counts[2])
     return counts[0], counts[1]
+
+
+class _AppliedBefore(InvalidInput):
+    """``matome run`` of a log this store has applied commands of, without ``--resume`` or
+    ``--again`` (INTERCHANGE.md, contract 3): exit 2."""
+
+
+class _Plan:
+    """Which commands of a log a run skips, and under which identity it records positions.
+
+    ``after`` commands (or, resuming positions matome 0.2 recorded, physical lines:
+    ``legacy``) were applied before — by an earlier run or, once :meth:`overtaken`, by
+    another run at the same time — and are skipped; the last of them is checked against the
+    stored position's digest, so that only the log that was applied is resumed."""
+
+    def __init__(self, name: str, log_id: str) -> None:
+        self.name = name
+        self.log_id = log_id
+        self.after = 0
+        self.expect: LogPosition | None = None
+        self.legacy = False
+        #: Resuming a run cut short: say where, once the point is reached and checked.
+        self.resuming = False
+
+    def skips(self, line: LogLine) -> bool:
+        """Whether ``line`` was applied before (checking the log where it can)."""
+        position = line.legacy if self.legacy and line.legacy is not None else line.position
+        if position.line > self.after:
+            return False
+        if position.line == self.after and self.expect is not None:
+            if position.digest != self.expect.digest:
+                raise InvalidInput(
+                    f"{self.name} is not the log this store applied through command "
+                    f"{self.after} (its commands differ); it cannot be resumed"
+                )
+            self.expect = None  # checked
+            if self.resuming:
+                self.resuming = False
+                print(
+                    f"matome run: resuming {self.name} after line {line.number} "
+                    + ("(positions of matome 0.2)" if self.legacy else f"(command {self.after})"),
+                    file=sys.stderr,
+                )
+        return True
+
+    def own(self, line: LogLine) -> LogLine:
+        """``line`` with the position this run records (its run of the log)."""
+        if line.position.log_id == self.log_id:
+            return line
+        return attrs.evolve(line, position=attrs.evolve(line.position, log_id=self.log_id))
+
+    def overtaken(self, stored: LogPosition) -> None:
+        """Another run of the log recorded it through ``stored``: skip that far too."""
+        self.legacy = self.resuming = False
+        self.after = max(self.after, stored.line)
+        self.expect = stored if stored.line == self.after else None
+
+    def finish(self) -> None:
+        """The log ended.  Shorter than the commands the store applied (a part of the log
+        resumed): nothing was left to apply and nothing could be checked — said, not
+        refused."""
+        if self.expect is not None:
+            print(
+                f"matome run: {self.name} has fewer commands than the {self.after} this store "
+                "applied of it: nothing to apply",
+                file=sys.stderr,
+            )
+
+
+def _positions(engine: Engine, log_id: str) -> list[LogPosition]:
+    """The runs of a log this store recorded: the first under ``log_id``, those applied
+    ``--again`` under ``log_id+N`` (N = 1, 2, ...)."""
+    found: list[LogPosition] = []
+    while True:
+        key = log_id if not found else f"{log_id}+{len(found)}"
+        known = engine.log_position(key)
+        if known is None:
+            return found
+        found.append(known)
+
+
+def _plan(engine: Engine, first: LogLine, *, resume: bool, again: bool, name: str) -> _Plan:
+    """How a run of the log beginning with ``first`` goes on this store (see :func:`run_log`)."""
+    base = first.position.log_id
+    runs = _positions(engine, base)
+    legacy = None
+    if not runs and first.legacy is not None:
+        legacy = engine.log_position(first.legacy.log_id)
+    if again:
+        # A run of its own: positions kept apart from every earlier run's, so that its claims
+        # do not collide with theirs and --resume continues it.
+        return _Plan(name, f"{base}+{len(runs)}" if runs else base)
+    if not resume:
+        applied = runs[-1] if runs else legacy
+        if applied is not None:
+            through = f"line {applied.line}" if legacy is not None else f"command {applied.line}"
+            raise _AppliedBefore(
+                f"this store has already applied {name} (or a log beginning with the same "
+                f"command) through {through}: run it with --resume to apply only what was "
+                "not applied, or with --again to apply all of it again"
+            )
+        return _Plan(name, base)
+    plan = _Plan(name, runs[-1].log_id if runs else base)
+    known = runs[-1] if runs else legacy
+    if known is not None:
+        plan.after = known.line
+        plan.expect = known
+        plan.legacy = not runs
+        plan.resuming = True
+    return plan
 
 
 #: The names of the commands the engine never batches, as they appear in a line's JSON.  A
@@ -261,38 +431,18 @@ def _runs_alone(line: LogLine) -> bool:
     return any(marker in line.text for marker in _ALONE)
 
 
-def _resume_after(engine: Engine, path: str) -> int:
-    """The last line of ``path`` a previous run applied to this store (0: none), after
-    checking that the lines before it are the lines that were applied."""
-    with Path(path).open("rb") as source:
-        first = source.readline().rstrip(b"\r\n")
-        log_id = hashlib.sha256(first).hexdigest()
-        known = engine.log_position(log_id)
-        if known is None:
-            return 0
-        source.seek(0)
-        digest = ""
-        for number, raw in enumerate(source, start=1):
-            digest = hashlib.sha256(f"{digest}:".encode() + raw.rstrip(b"\r\n")).hexdigest()
-            if number == known.line:
-                if digest != known.digest:
-                    break
-                return known.line
-    raise InvalidInput(
-        f"{path} is not the log this store applied through line {known.line} (its first "
-        f"{known.line} lines differ); it cannot be resumed"
-    )
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     path = args.log
+    if args.resume and args.again:
+        _say(args, InvalidInput("--resume and --again exclude each other"))
+        return EXIT_USAGE
     try:
         if path == "-":
             source: BinaryIO = sys.stdin.buffer
             total = None
         else:
             source = Path(path).open("rb")  # noqa: SIM115 - closed below
-            total = sum(1 for _ in log_lines(source))
+            total = count_commands(source)
             source.seek(0)
     except OSError as e:
         _say(args, InvalidInput(f"cannot read {path}: {e.strerror or e}"))
@@ -311,24 +461,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
             source.close()
         return _fail(args, e)
     try:
-        after = skipped = 0
-        if args.resume and path != "-":
-            try:
-                after = _resume_after(engine, path)
-            except InvalidInput as e:
-                _say(args, e)
-                return EXIT_LOG_UNREADABLE
-            if after:
-                print(f"matome run: resuming {path} after line {after}", file=sys.stderr)
-                skipped = sum(1 for line in log_lines(source) if line.number <= after)
-                source.seek(0)
+        if args.resume:
             # A billing run cut short with the log is completed before going on.
             engine.complete_billing()
         batch = args.batch if args.batch is not None else (1 if path == "-" else DEFAULT_BATCH)
         events_before = _events(engine)
         started = time.monotonic()
+        skipped: list[int] = []
         accepted, refused = run_log(
-            engine, source, sys.stdout, total, after=after, batch=max(1, batch)
+            engine,
+            source,
+            sys.stdout,
+            total,
+            batch=max(1, batch),
+            resume=args.resume,
+            again=args.again,
+            name="standard input" if path == "-" else path,
+            skipped=skipped,
         )
         elapsed = time.monotonic() - started
         events = _events(engine) - events_before
@@ -341,6 +490,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             ),
         )
         return EXIT_STORE_UNAVAILABLE
+    except InvalidInput as e:
+        # The log is not the one applied (--resume), or was applied before (neither --resume
+        # nor --again): nothing of it was applied by this run.
+        _say(args, e)
+        return EXIT_LOG_UNREADABLE
     except MatomeError as e:
         return _fail(args, e)
     finally:
@@ -349,7 +503,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         engine.close()
     if not args.quiet:
         print(
-            run_summary(accepted, refused, skipped, events, elapsed)
+            run_summary(accepted, refused, sum(skipped), events, elapsed)
             + (
                 f"; contract {contract} (declared)"
                 if contract
@@ -784,7 +938,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume",
         action="store_true",
-        help="continue after the last line this store applied from this log (after a crash)",
+        help="continue after the last command this store applied from this log (after a "
+        "crash; also on standard input): a log is known by its commands, not its bytes",
+    )
+    run.add_argument(
+        "--again",
+        action="store_true",
+        help="apply a log this store has applied before once more, on purpose (without "
+        "--resume or --again, such a run exits 2)",
     )
     run.add_argument("--strict", action="store_true", help="exit 1 when any command was refused")
     run.add_argument("--quiet", action="store_true", help="no summary line on stderr")

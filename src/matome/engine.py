@@ -41,6 +41,7 @@ from matome.aggregates.subscription import (
 from matome.application.eventstore import (
     EventStoreApplication,
     LogPosition,
+    LogPositionTaken,
     check_store,
     cipher_env,
     describe,
@@ -366,7 +367,10 @@ class Engine:
 
         ``issue_bills`` is followed by the billing run, also when it is answered again for its
         key: an interrupted run is completed by issuing the same month again.  ``position``
-        records how far a command log was applied (:mod:`matome.interchange`).
+        records how far a command log was applied (:mod:`matome.interchange`), and claims it:
+        if the store has that log recorded at or past the command already (another run of
+        it got there first), nothing is recorded and
+        :class:`~matome.application.eventstore.LogPositionTaken` is raised.
         """
         cmd.admit(command, self.policy.contract)
         result = self._commands.execute(command, position)
@@ -394,6 +398,9 @@ class Engine:
                 return
             try:
                 out.extend(self._commands.execute_batch(run))
+            except LogPositionTaken as e:
+                e.done = out + e.done  # what this call recorded before stands
+                raise
             except Exception as e:
                 seen = (
                     e
@@ -402,8 +409,12 @@ class Engine:
                 )
                 if not isinstance(seen, Busy):
                     raise
-                for command, position in run:
-                    out.append(self._one(command, position))
+                try:
+                    for command, position in run:
+                        out.append(self._one(command, position))
+                except LogPositionTaken as taken:
+                    taken.done = out + taken.done
+                    raise
             run.clear()
 
         for command, position in items:
@@ -415,7 +426,11 @@ class Engine:
                 continue
             if type(command) in UNBATCHED:
                 flush()
-                out.append(self._one(command, position))
+                try:
+                    out.append(self._one(command, position))
+                except LogPositionTaken as e:
+                    e.done = out + e.done
+                    raise
             else:
                 run.append((command, position))
         flush()

@@ -11,22 +11,27 @@ problem is that line's ``invalid_input``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
 
 import attrs
 
-from matome.application.eventstore import LogPosition
+from matome.application.eventstore import LogPosition, LogPositionTaken
 from matome.commands import DEFAULT_CONTRACT, Command, check_contract, parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput, MatomeError
 
 __all__ = [
     "MAX_LINE_BYTES",
+    "AppliedElsewhere",
     "LogLine",
     "apply_line",
     "apply_lines",
+    "apply_log_line",
+    "canonical_form",
+    "count_commands",
     "declared_contract",
     "log_lines",
     "parse_line",
@@ -83,12 +88,23 @@ def _check_text(value: Any, where: str) -> None:
             _check_text(item, where)
 
 
+def _too_long(size: int) -> InvalidInput:
+    return InvalidInput(f"the line is {size:,} bytes; at most {MAX_LINE_BYTES:,} are read")
+
+
+def _command_of(line: LogLine, contract: int) -> Command[Any]:
+    # An over-long line was not read whole (log_lines): its size is known, its text is not.
+    if line.too_long:
+        raise _too_long(line.size)
+    return parse_line(line.text, contract)
+
+
 def parse_line(text: str | bytes, contract: int = DEFAULT_CONTRACT) -> Command[Any]:
     """The command on one line of a command log, read under ``contract``; anything off is
     ``invalid_input``."""
     size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_LINE_BYTES:
-        raise InvalidInput(f"the line is {size:,} bytes; at most {MAX_LINE_BYTES:,} are read")
+        raise _too_long(size)
     if isinstance(text, bytes):
         # Bytes that are not UTF-8 become lone surrogates: inside a string, _check_text names
         # the field that holds them; elsewhere the line is not valid JSON.
@@ -115,7 +131,29 @@ def apply_line(
         result = engine.execute(parse_line(text, engine.contract), position)
     except MatomeError as e:
         return {"line": number, "ok": False, "error": e.to_json()}
+    except LogPositionTaken as e:
+        raise AppliedElsewhere(e.stored, []) from None
     return {"line": number, "ok": True, **result.to_json()}
+
+
+class AppliedElsewhere(Exception):
+    """Another run of the same log recorded commands that these lines were to apply
+    (:class:`matome.application.eventstore.LogPositionTaken`): ``stored`` is the store's
+    position of the log now; ``results`` are those of the lines this call did record before
+    (in order, from the first line given).  The caller skips the commands the store has and
+    goes on (``matome run``)."""
+
+    def __init__(self, stored: LogPosition, results: list[dict[str, Any]]) -> None:
+        super().__init__(f"another run applied this log through command {stored.line}")
+        self.stored = stored
+        self.results = results
+
+
+def apply_log_line(engine: Engine, line: LogLine) -> dict[str, Any]:
+    """:func:`apply_line` for a line of :func:`log_lines` (an over-long one included)."""
+    if line.too_long:
+        return {"line": line.number, "ok": False, "error": _too_long(line.size).to_json()}
+    return apply_line(engine, line.number, line.text, line.position)
 
 
 def apply_lines(engine: Engine, lines: Sequence[LogLine]) -> list[dict[str, Any]]:
@@ -128,52 +166,208 @@ def apply_lines(engine: Engine, lines: Sequence[LogLine]) -> list[dict[str, Any]
     slots: list[int] = []
     for line in lines:
         try:
-            command = parse_line(line.text, engine.contract)
+            command = _command_of(line, engine.contract)
         except MatomeError as e:
             results.append({"line": line.number, "ok": False, "error": e.to_json()})
             continue
         slots.append(len(results))
         results.append(None)
         items.append((command, line.position))
-    for slot, outcome in zip(slots, engine.execute_batch(items), strict=True):
+    try:
+        outcomes = engine.execute_batch(items)
+    except LogPositionTaken as e:
+        _fill(results, slots, lines, e.done)
+        done = itertools.takewhile(lambda r: r is not None, results)
+        raise AppliedElsewhere(e.stored, [r for r in done if r is not None]) from None
+    _fill(results, slots, lines, outcomes)
+    return [r for r in results if r is not None]
+
+
+def _fill(
+    results: list[dict[str, Any] | None],
+    slots: Sequence[int],
+    lines: Sequence[LogLine],
+    outcomes: Sequence[Any],
+) -> None:
+    for slot, outcome in zip(slots, outcomes, strict=False):
         number = lines[slot].number  # one result per line: slot is the line's index
         if isinstance(outcome, MatomeError):
             results[slot] = {"line": number, "ok": False, "error": outcome.to_json()}
         else:
             results[slot] = {"line": number, "ok": True, **outcome.to_json()}
-    return [r for r in results if r is not None]
 
 
 @attrs.frozen
 class LogLine:
     """One command line of a log: its number (from 1, counting every physical line), its
-    text, and the log's position after it."""
+    text (at most :data:`MAX_LINE_BYTES` + 1 bytes of it: a longer line is not read into
+    memory), its size in bytes, and the log's position after it.
+
+    ``position`` counts commands, not physical lines, and chains the digests of their
+    canonical forms (:func:`canonical_form`); ``legacy`` is the position in the form matome
+    0.2 recorded (the log known by its first raw line, physical lines, raw bytes chained),
+    kept so that a store written then can still be resumed.
+    """
 
     number: int
     text: bytes
     position: LogPosition
+    size: int = 0
+    legacy: LogPosition | None = None
+
+    @property
+    def too_long(self) -> bool:
+        """The line is over :data:`MAX_LINE_BYTES` (its ``invalid_input``, unread)."""
+        return self.size > MAX_LINE_BYTES
 
 
-def log_lines(stream: Iterable[bytes]) -> Iterator[LogLine]:
+def canonical_form(text: bytes) -> bytes:
+    """What identifies one command of a log (INTERCHANGE.md, contract 3, "A log is applied
+    once"): its JSON parsed and written again with keys sorted and no insignificant
+    whitespace, so that re-indenting a line does not make it another command.  A line that is
+    not such JSON (it is that line's ``invalid_input``) is identified by its bytes."""
+    try:
+        obj = json.loads(
+            text.decode("utf-8", "surrogateescape"),
+            object_pairs_hook=_no_duplicates,
+            parse_int=_parse_int,
+        )
+        return b"json:" + json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("ascii")
+    except (ValueError, TypeError, RecursionError, MatomeError):
+        # Not JSON, duplicate keys, an integer too long: the bytes themselves (never equal
+        # to a canonical JSON form, which starts with "json:").
+        return b"text:" + text
+
+
+def _chain(previous: str, form: bytes) -> str:
+    return hashlib.sha256(previous.encode() + b":" + form).hexdigest()
+
+
+#: How much of an over-long line is read at a time while it is skipped.
+_CHUNK = 64 * 1024
+
+
+class _RawLines:
+    """The physical lines of a log in bounded memory: each as its first
+    ``MAX_LINE_BYTES + 2`` bytes (without the end of line), its full size, and the SHA-256
+    digests the legacy chain and an over-long line's identity need — computed while the rest
+    of an over-long line is read and dropped, :data:`_CHUNK` bytes at a time."""
+
+    def __init__(self, stream: BinaryIO | Iterable[bytes]) -> None:
+        readline: Callable[[int], bytes] | None = getattr(stream, "readline", None)
+        self._readline: Callable[[int], bytes] = readline or (lambda _: b"")
+        self._iter = None if readline is not None else iter(stream)
+
+    def next(self, legacy_prefix: bytes) -> tuple[bytes, int, str, str] | None:
+        """The next line: (head, size, legacy digest, digest of its bytes); ``None`` at the
+        end.  ``legacy_prefix`` starts the legacy chain's hash of this line."""
+        if self._iter is not None:
+            # Lines already in memory (a list, a generator of lines): nothing to bound.
+            raw = next(self._iter, None)
+            if raw is None:
+                return None
+            line = raw.rstrip(b"\r\n")
+            return (
+                line,
+                len(line),
+                hashlib.sha256(legacy_prefix + line).hexdigest(),
+                hashlib.sha256(line).hexdigest(),
+            )
+        head: bytes = self._readline(MAX_LINE_BYTES + 2)
+        if not head:
+            return None
+        if head.endswith(b"\n") or len(head) < MAX_LINE_BYTES + 2:
+            line = head.rstrip(b"\r\n")
+            return (
+                line,
+                len(line),
+                hashlib.sha256(legacy_prefix + line).hexdigest(),
+                hashlib.sha256(line).hexdigest(),
+            )
+        # An over-long line: hash the rest as it comes, never holding more than a chunk.
+        # Trailing CR/LF bytes are held back until it is known whether they end the line.
+        legacy = hashlib.sha256(legacy_prefix)
+        whole = hashlib.sha256()
+        size = 0
+        held = b""
+        chunk = head
+        while chunk:
+            data = held + chunk
+            body = data.rstrip(b"\r\n")
+            held = data[len(body) :]
+            legacy.update(body)
+            whole.update(body)
+            size += len(body)
+            if chunk.endswith(b"\n"):
+                break
+            chunk = self._readline(_CHUNK)
+        return head[: MAX_LINE_BYTES + 1], size, legacy.hexdigest(), whole.hexdigest()
+
+
+def count_commands(stream: BinaryIO) -> int:
+    """How many command lines a log file has (for progress; read in bounded memory, nothing
+    parsed)."""
+    count = 0
+    start = True
+    while chunk := stream.readline(_CHUNK):
+        if start:
+            stripped = chunk.strip()
+            count += bool(stripped) and not stripped.startswith(b"#")
+        start = chunk.endswith(b"\n")
+    return count
+
+
+def log_lines(stream: BinaryIO | Iterable[bytes]) -> Iterator[LogLine]:
     """The command lines of a log — blank lines and ``#`` comments skipped — each with the
-    position a store records when it applies it.
+    position a store records when it applies it, read in bounded memory (a file's line of
+    any length costs at most :data:`MAX_LINE_BYTES` plus a chunk).
 
-    A log is known by the SHA-256 of its first line; the position chains the SHA-256 of every
-    line up to the one applied, so that resuming can check that the lines skipped are the lines
-    that were applied (``matome run --resume``).
+    A log is the sequence of its commands in canonical form (:func:`canonical_form`): the
+    position after the k-th command is (the log's identity, k, the chained digest of the
+    first k forms), so re-indenting lines, adding comments and blank lines, or piping the
+    log on standard input does not change it (INTERCHANGE.md, contract 3, "A log is applied
+    once").  The identity is the digest of the first command's form.
+
+    A ``{"contract": N}`` declaration on the first line is not a command (it is neither
+    counted nor answered), but a declared contract other than 2 is part of the log's
+    identity: the same commands read under another contract are another log, and an
+    undeclared log is the same log as one declaring contract 2, which it means.
     """
+    reader = _RawLines(stream)
     log_id = ""
     digest = ""
-    for number, raw in enumerate(stream, start=1):
-        line = raw.rstrip(b"\r\n")
+    count = 0
+    legacy_id = ""
+    legacy = ""
+    number = 0
+    while True:
+        got = reader.next(f"{legacy}:".encode())
+        if got is None:
+            return
+        head, size, legacy, whole = got
+        number += 1
         if number == 1:
-            log_id = hashlib.sha256(line).hexdigest()
-        digest = hashlib.sha256(f"{digest}:".encode() + line).hexdigest()
-        stripped = line.strip()
-        if number == 1 and _declaration(stripped) is not _NOT_DECLARED:
-            continue  # the contract declaration is not a command
-        if stripped and not stripped.startswith(b"#"):
-            yield LogLine(number, stripped, LogPosition(log_id, number, digest))
+            legacy_id = whole  # 0.2 knew a log by the SHA-256 of its first raw line
+        stripped = head.strip()
+        if not stripped or stripped.startswith(b"#"):
+            continue
+        if number == 1 and (declared := _declaration(stripped)) is not _NOT_DECLARED:
+            if declared != DEFAULT_CONTRACT:
+                digest = _chain(digest, b"contract:" + _canonical_declaration(declared))
+            continue  # the declaration is not a command
+        # An over-long line is known by the digest of its bytes (it was not read whole).
+        form = b"long:" + whole.encode() if size > MAX_LINE_BYTES else canonical_form(stripped)
+        count += 1
+        digest = _chain(digest, form)
+        if count == 1:
+            log_id = digest
+        yield LogLine(
+            number,
+            stripped,
+            LogPosition(log_id, count, digest),
+            size=size if size > MAX_LINE_BYTES else len(stripped),
+            legacy=LogPosition(legacy_id, number, legacy),
+        )
 
 
 def declared_contract(first_line: bytes) -> int | None:
@@ -186,6 +380,11 @@ def declared_contract(first_line: bytes) -> int | None:
 
 
 _NOT_DECLARED = object()
+
+
+def _canonical_declaration(declared: object) -> bytes:
+    """A declared contract in canonical JSON (part of the log's identity)."""
+    return json.dumps(declared, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _declaration(line: bytes) -> object:

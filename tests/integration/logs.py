@@ -352,17 +352,18 @@ class Matome:
         self.receipts: dict[str, str] = {}
         self._logs = 0
 
-    def run(self, *entries: Entry) -> list[Entry]:
-        """Apply ``entries`` through ``matome run``; check each result; return them all."""
+    def run(self, *entries: Entry, again: bool = False) -> list[Entry]:
+        """Apply ``entries`` through ``matome run``; check each result; return them all.
+        ``again``: ``matome run --again`` (commands this store applied before, on purpose)."""
         results: list[Entry] = []
         piece: list[Entry] = []
         for entry in entries:
             if self._unresolved(entry, piece):
-                results += self._run_piece(piece)
+                results += self._run_piece(piece, again)
                 piece = []
             piece.append(entry)
         if piece:
-            results += self._run_piece(piece)
+            results += self._run_piece(piece, again)
         return results
 
     def _unresolved(self, entry: Entry, piece: Sequence[Entry]) -> bool:
@@ -379,9 +380,9 @@ class Matome:
             body["receipt"] = self.receipts[ref[1:]]
         return body
 
-    def _run_piece(self, piece: list[Entry]) -> list[Entry]:
+    def _run_piece(self, piece: list[Entry], again: bool = False) -> list[Entry]:
         lines = [json.dumps(self.body(e), ensure_ascii=False).encode() for e in piece]
-        results = self.run_raw(lines)
+        results = self.run_raw(lines, "--again") if again else self.run_raw(lines)
         assert len(results) == len(piece)
         for entry, result in zip(piece, results, strict=True):
             expected = entry.get("refused")
@@ -395,13 +396,14 @@ class Matome:
                 self.receipts[entry["as"]] = result["receipt"]
         return results
 
-    def run_raw(self, lines: Sequence[bytes]) -> list[Entry]:
-        """``matome run`` on a log of these lines, written byte for byte; exit 0 expected."""
+    def run_raw(self, lines: Sequence[bytes], *args: str) -> list[Entry]:
+        """``matome run [ARGS]`` on a log of these lines, written byte for byte; exit 0
+        expected."""
         self._logs += 1
         path = self.tmp_path / f"log{self._logs}.jsonl"
         path.write_bytes(b"".join(text + b"\n" for text in lines))
         self.capsys.readouterr()
-        assert cli.main(["run", str(path), "--db", self.db]) == 0
+        assert cli.main(["run", str(path), "--db", self.db, *args]) == 0
         return [json.loads(text) for text in self.capsys.readouterr().out.splitlines()]
 
     def call(self, *args: str) -> tuple[int, Doc]:

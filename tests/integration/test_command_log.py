@@ -7,7 +7,9 @@ SQLite file and on PostgreSQL (INTERCHANGE.md, "Command log" and "Results").
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,10 @@ import pytest
 
 from matome.cli import main
 from matome.commands import COMMANDS
+from matome.engine import Engine
 from matome.errors import ERROR_CLASSES
+from matome.wire import to_json
+from tests.conftest import TEST_ITERATIONS
 
 APPLICANT = {"name": "山田 太郎", "phone": "06-1234-5678", "contract_holder": True}
 LINE = "CAF0000000001"
@@ -600,3 +605,356 @@ def test_a_line_that_is_not_utf8_is_invalid_input_and_the_run_goes_on(
     assert (first["line"], first["ok"], first["error"]["code"]) == (1, False, "invalid_input")
     assert "UTF-8" in first["error"]["message"]
     assert (second["line"], second["ok"]) == (2, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# A log is applied once (INTERCHANGE.md, contract 3, "A log is applied once")
+
+#: A small log whose one purchase bills 300 yen: applied twice, the bill says 600.
+ONCE = [
+    {
+        "command": "register_provider",
+        "at": t("01-04", "09:00:00"),
+        "provider": "A",
+        "name": "A Co.",
+        "contact": "0120-000-111",
+        "goods": "information",
+    },
+    {
+        "command": "list_service",
+        "at": t("01-04", "09:01:00"),
+        "provider": "A",
+        "service": "news",
+        "name": "news",
+        "pricing": "per_purchase",
+        "price": 300,
+    },
+    line(
+        LINE,
+        t("01-05"),
+        "west",
+        "hikari_next",
+        10000,
+        {"method": "customer_number", "number": "0012345678"},
+    ),
+    passport("yamada.taro", t("01-06")),
+    buy("yamada.taro", t("01-15"), "news"),
+]
+
+
+def _jsonl(commands: list[dict[str, Any]], **dumps: Any) -> str:
+    return "".join(json.dumps(c, ensure_ascii=False, **dumps) + "\n" for c in commands)
+
+
+def _billed(db: str) -> int:
+    """What the line's January bill charges (yen)."""
+    engine = Engine.open(db, hash_iterations=TEST_ITERATIONS, create=False)
+    try:
+        return int(to_json(engine.bill(LINE, "2024-01"))["subtotal"])
+    finally:
+        engine.close()
+
+
+def _events_in(db: str) -> int:
+    engine = Engine.open(db, hash_iterations=TEST_ITERATIONS, create=False)
+    try:
+        return engine.internals.recorder.max_notification_id() or 0
+    finally:
+        engine.close()
+
+
+def _matome(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def once(tmp_path: Path) -> Path:
+    path = tmp_path / "once.jsonl"
+    path.write_text(_jsonl(ONCE), encoding="utf-8")
+    return path
+
+
+def test_a_plain_rerun_of_an_applied_log_exits_2_naming_resume_and_applies_nothing(
+    db: str, once: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Contract 3: ``matome run`` of a log this store applied exits 2 and says ``--resume``
+    (it once applied everything again: bill 600 yen instead of 300)."""
+    assert _matome(capsys, "run", str(once), "--db", db)[0] == 0
+    events = _events_in(db)
+    code, out, err = _matome(capsys, "run", str(once), "--db", db)
+    assert code == 2
+    assert out == ""
+    assert "--resume" in err
+    assert "--again" in err
+    assert (_events_in(db), _billed(db)) == (events, 300)
+
+
+def test_a_rerun_after_a_prefix_was_applied_exits_2_and_resume_applies_the_rest(
+    db: str, once: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Contract 3: a log of which the store applied a prefix (a run cut short) is refused
+    without ``--resume``; ``--resume`` applies exactly the rest."""
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(_jsonl(ONCE[:3]), encoding="utf-8")
+    assert _matome(capsys, "run", str(cut), "--db", db)[0] == 0
+    code, _, err = _matome(capsys, "run", str(once), "--db", db)
+    assert code == 2
+    assert "--resume" in err
+    code, out, err = _matome(capsys, "run", str(once), "--db", db, "--resume")
+    assert code == 0
+    assert [json.loads(x)["line"] for x in out.splitlines()] == [4, 5]
+    assert "3 skipped" in err
+    assert _billed(db) == 300
+
+
+def test_running_a_prefix_of_an_applied_log_exits_2(
+    db: str, once: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Contract 3: the commands of a prefix of an applied log were all applied: exit 2."""
+    assert _matome(capsys, "run", str(once), "--db", db)[0] == 0
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(_jsonl(ONCE[:2]), encoding="utf-8")
+    assert _matome(capsys, "run", str(cut), "--db", db)[0] == 2
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["re-indented", "annotated", "crlf and key order"],
+)
+def test_resume_knows_the_log_by_its_commands_not_its_bytes(
+    db: str, once: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], variant: str
+) -> None:
+    """Contract 3: the same commands re-indented, with comments and blank lines added, or
+    with other line ends and key order, are the same log: ``--resume`` skips what was
+    applied (the identity was the SHA-256 of the first raw line: a ``#`` comment prepended or
+    the first line re-serialised applied everything again)."""
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(_jsonl(ONCE[:4]), encoding="utf-8")
+    assert _matome(capsys, "run", str(cut), "--db", db)[0] == 0
+    other = tmp_path / "other.jsonl"
+    if variant == "re-indented":
+        other.write_text(_jsonl(ONCE, separators=(" , ", " :  ")), encoding="utf-8")
+    elif variant == "annotated":
+        other.write_text(
+            "# applied by hand, see ticket 42\n\n"
+            + _jsonl(ONCE).replace("\n", "\n   \n# next\n", 2),
+            encoding="utf-8",
+        )
+    else:
+        other.write_bytes(
+            "".join(
+                json.dumps(dict(reversed(list(c.items()))), ensure_ascii=True) + "\r\n"
+                for c in ONCE
+            ).encode()
+        )
+    assert _matome(capsys, "run", str(other), "--db", db)[0] == 2
+    code, out, err = _matome(capsys, "run", str(other), "--db", db, "--resume")
+    assert code == 0, err
+    results = [json.loads(x) for x in out.splitlines()]
+    assert [(r["line"], r["ok"]) for r in results] == [(results[0]["line"], True)]
+    assert _billed(db) == 300
+
+
+def test_resume_works_on_standard_input(
+    db: str,
+    once: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Contract 3: ``matome run - --resume`` skips what was applied (``--resume`` was silently
+    ignored on standard input, and the log applied again); without it, exit 2."""
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(_jsonl(ONCE[:4]), encoding="utf-8")
+    assert _matome(capsys, "run", str(cut), "--db", db)[0] == 0
+
+    def stdin() -> None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(once.read_bytes())))
+
+    stdin()
+    assert _matome(capsys, "run", "-", "--db", db)[0] == 2
+    stdin()
+    code, out, err = _matome(capsys, "run", "-", "--db", db, "--resume")
+    assert code == 0, err
+    assert [json.loads(x)["line"] for x in out.splitlines()] == [5]
+    assert _billed(db) == 300
+
+
+def test_resume_refuses_another_log_that_begins_the_same(
+    db: str, once: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands skipped must be the commands applied: a log that shares only its first
+    command with the applied one is not resumed (exit 2), nothing is applied."""
+    assert _matome(capsys, "run", str(once), "--db", db)[0] == 0
+    other = tmp_path / "other.jsonl"
+    changed = [*ONCE[:2], {**ONCE[2], "line_limit": 20000}, *ONCE[3:]]
+    other.write_text(_jsonl(changed), encoding="utf-8")
+    events = _events_in(db)
+    code, out, err = _matome(capsys, "run", str(other), "--db", db, "--resume")
+    assert (code, out) == (2, "")
+    assert "not the log" in err
+    assert _events_in(db) == events
+
+
+def test_again_applies_an_applied_log_once_more_and_its_positions_are_its_own(
+    db: str, once: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Contract 3: ``--again`` applies an applied log anyway, on purpose.  Its positions are
+    a run of their own (the log's identity + N), so ``--resume`` after it resumes it, and a
+    plain run is still refused."""
+    assert _matome(capsys, "run", str(once), "--db", db)[0] == 0
+    code, out, _ = _matome(capsys, "run", str(once), "--db", db, "--again")
+    assert code == 0
+    assert json.loads(out.splitlines()[-1])["ok"]  # the purchase, once more
+    assert _billed(db) == 600
+    code, out, err = _matome(capsys, "run", str(once), "--db", db, "--resume")
+    assert (code, out) == (0, "")
+    assert "5 skipped" in err
+    assert _matome(capsys, "run", str(once), "--db", db)[0] == 2
+    assert _matome(capsys, "run", str(once), "--db", db, "--again", "--resume")[0] == 2
+    assert _billed(db) == 600
+
+
+@pytest.mark.parametrize("batch", ["1", "100"])
+def test_a_run_that_loses_the_race_skips_what_the_other_applied(
+    db: str, once: Path, capsys: pytest.CaptureFixture[str], batch: str
+) -> None:
+    """Contract 3: two runs of one log at once apply each line once — the position is
+    claimed in the transaction that records the line (it was read at the start and not
+    claimed: bill 600 yen instead of 300).  Deterministic: the second run starts, reads the
+    log's first line and finds the store empty; then, before it records anything, the first
+    run applies the whole log."""
+    from matome.cli import run_log
+
+    text = once.read_bytes().splitlines(keepends=True)
+    engine = Engine.open(db, hash_iterations=TEST_ITERATIONS)
+    other = Engine.open(db, hash_iterations=TEST_ITERATIONS)
+    try:
+
+        def racing() -> Any:
+            yield text[0]
+            if batch == "1":
+                # The loser has recorded line 1; the winner resumes after it, and wins the rest.
+                run_log(other, io.BytesIO(b"".join(text)), io.StringIO(), resume=True)
+            else:
+                run_log(other, io.BytesIO(b"".join(text)), io.StringIO())
+            yield from text[1:]
+
+        out = io.StringIO()
+        skipped: list[int] = []
+        run_log(engine, racing(), out, batch=int(batch), skipped=skipped)
+        printed = [json.loads(x)["line"] for x in out.getvalue().splitlines()]
+        assert printed == ([1] if batch == "1" else [])
+        assert skipped == [len(ONCE) - len(printed)]
+    finally:
+        engine.close()
+        other.close()
+    assert _billed(db) == 300
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite", "postgres"])
+def test_the_store_refuses_a_write_claiming_a_command_already_applied(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """In the recorder, under the write lock: a write whose first command is not after the
+    stored position is refused with LogPositionTaken — not an IntegrityError, which the
+    command service would retry by deciding again — and nothing of it is kept."""
+    from eventsourcing.persistence import IntegrityError
+
+    from matome.application.eventstore import LogPosition, LogPositionTaken
+    from matome.commands import parse_command
+
+    url = {"memory": ":memory:", "sqlite": str(tmp_path / "s.sqlite")}.get(store)
+    if url is None:
+        url = request.getfixturevalue("pg_url")
+    engine = Engine.open(url, hash_iterations=TEST_ITERATIONS)
+    try:
+        provider = parse_command(ONCE[0])
+        engine.execute(provider, LogPosition("log", 1, "d1"))
+        events = engine.internals.recorder.max_notification_id()
+        service = parse_command(ONCE[1])
+        for claim in (LogPosition("log", 1, "d1"), LogPosition("log", 2, "d2", first=1)):
+            with pytest.raises(LogPositionTaken) as taken:
+                engine.execute(service, claim)
+            assert not isinstance(taken.value, IntegrityError)
+            assert taken.value.stored == LogPosition("log", 1, "d1")
+        assert engine.internals.recorder.max_notification_id() == events
+        engine.execute(service, LogPosition("log", 2, "d2"))  # the next command: kept
+        assert engine.log_position("log") == LogPosition("log", 2, "d2")
+        engine.execute(parse_command(ONCE[2]), LogPosition("other log", 1, "x"))  # its own
+    finally:
+        engine.close()
+
+
+def test_a_huge_line_is_read_in_bounded_memory_and_is_that_lines_invalid_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Contract 2 (bounds) and issue #15: a line of 200 MB (a sparse file: no disk) is that
+    line's ``invalid_input``, naming its size, and costs at most 64 KiB and a chunk — not
+    the line (a 1 GB line cost 3.2 GB of memory although only 64 KiB were read)."""
+    import tracemalloc
+
+    from matome.interchange import MAX_LINE_BYTES, log_lines
+
+    huge = 200_000_000
+    path = tmp_path / "huge.jsonl"
+    with path.open("wb") as f:
+        f.write(b'{"command": "register_provider", "name": "')
+        f.seek(huge - 1)
+        f.write(b'"}\n' + json.dumps(ONCE[0]).encode() + b"\n")
+    tracemalloc.start()
+    try:
+        with path.open("rb") as source:
+            lines = list(log_lines(source))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MAX_LINE_BYTES + 1_000_000, f"{peak:,} bytes allocated"
+    assert [(x.number, x.too_long, x.size) for x in lines] == [
+        (1, True, huge + 1),
+        (2, False, len(json.dumps(ONCE[0]))),
+    ]
+    code, out, _ = _matome(capsys, "run", str(path), "--db", str(tmp_path / "s.sqlite"))
+    first, second = (json.loads(x) for x in out.splitlines())
+    assert code == 0
+    assert first["error"]["code"] == "invalid_input"
+    assert f"{huge + 1:,} bytes" in first["error"]["message"]
+    assert second["ok"]
+
+
+def test_a_position_recorded_by_matome_0_2_is_still_resumed(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store written by 0.2 holds positions in the old form (the SHA-256 of the first raw
+    line, physical line numbers, raw lines chained): a plain run of that log is refused
+    and ``--resume`` skips the lines it records, checked against the old digest."""
+    import hashlib
+
+    from matome.application.eventstore import LogPosition
+    from matome.commands import parse_command
+
+    path = tmp_path / "old.jsonl"
+    raw = ["# written for 0.2", *(json.dumps(c) for c in ONCE)]
+    path.write_text("".join(x + "\n" for x in raw), encoding="utf-8")
+    digest = ""
+    for text in raw[:4]:  # 0.2 applied the comment and the first three commands
+        digest = hashlib.sha256(f"{digest}:".encode() + text.encode()).hexdigest()
+    old = LogPosition(hashlib.sha256(raw[0].encode()).hexdigest(), 4, digest)
+    engine = Engine.open(db, hash_iterations=TEST_ITERATIONS)
+    try:
+        for command in ONCE[:2]:
+            engine.execute(parse_command(command))
+        engine.execute(parse_command(ONCE[2]), old)  # as 0.2 recorded it
+    finally:
+        engine.close()
+    code, _, err = _matome(capsys, "run", str(path), "--db", db)
+    assert code == 2
+    assert "--resume" in err
+    code, out, err = _matome(capsys, "run", str(path), "--db", db, "--resume")
+    assert code == 0, err
+    assert [json.loads(x)["line"] for x in out.splitlines()] == [5, 6]
+    assert _billed(db) == 300
+    assert _matome(capsys, "run", str(path), "--db", db)[0] == 2  # now in the new form too

@@ -1365,8 +1365,10 @@ def crash_run(
         first = True
         while True:
             argv = ["--db", db, "run", str(ref.log_path), "--quiet"]
-            if not keyed and not first:
-                argv.append("--resume")
+            if not first:
+                # A keyed log is run again from the top on purpose (the keys answer what was
+                # applied again): --again, since a plain rerun of an applied log exits 2.
+                argv.append("--again" if keyed else "--resume")
             proc = runs.start(argv)
             out.starts += 1
             delay = rng.uniform(0, window)
@@ -1549,8 +1551,9 @@ def crash_billing(
         first = True
         while True:
             argv = ["--db", db, "run", str(ref.log_path), "--quiet"]
-            if mode == "resume" and not first:
-                argv.append("--resume")
+            if not first:
+                # keys / again: the same log again, on purpose (a plain rerun exits 2).
+                argv.append("--resume" if mode == "resume" else "--again")
             proc = runs.start(argv)
             out.starts += 1
             plan.started()

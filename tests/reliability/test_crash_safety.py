@@ -112,6 +112,11 @@ def small(request: pytest.FixtureRequest, launcher: Launcher, workdir: Path) -> 
 
 def check(out: Outcome, kills: int = KILLS) -> None:
     """The scenario killed enough, and the stores equal the uninterrupted run's."""
+    # The kill counts, for the record (shown with ``pytest -s``).
+    print(
+        f"\n{out.scenario} on {out.store}: {out.kills} kills, {out.starts} starts, "
+        f"{out.trajectories} stores compared, {len(out.problems)} problems"
+    )
     assert out.kills >= kills, f"{out.scenario}: only {out.kills} kills"
     assert not out.problems, f"{out.scenario} on {out.store}:\n" + "\n".join(map(str, out.problems))
 
@@ -142,7 +147,7 @@ def test_run_killed_and_resumed_without_keys(small: Logs, workdir: Path) -> None
 @pytest.mark.parametrize("small", ["sqlite"], indirect=True)
 def test_a_rerun_without_keys_or_resume_is_seen_to_double(small: Logs, workdir: Path) -> None:
     """The comparison has teeth: a log without keys cut short (here: its last month's bills
-    not issued yet) and then run again from the top without ``--resume`` applies some
+    not issued yet) and then run again from the top with ``--again`` (not ``--resume``) applies some
     commands twice — the last command on a stream is not earlier than the stream, so the time
     order does not refuse it — and the harness says so."""
     ref = small.reference("plain")
@@ -151,9 +156,10 @@ def test_a_rerun_without_keys_or_resume_is_seen_to_double(small: Logs, workdir: 
     cut = workdir / "cut.jsonl"
     cut.write_text("".join(lines[: last_issue - 1]), encoding="utf-8")
     db = small.stores.new()
-    for path in (cut, ref.log_path):
+    for argv in (["run", str(cut)], ["run", str(ref.log_path), "--again"]):
+        # --again: a plain rerun of a log whose start was applied exits 2 (test_log_once.py).
         proc = small.launcher.start(
-            ["--db", db, "run", str(path), "--quiet"], workdir / "twice.out", workdir / "twice.err"
+            ["--db", db, *argv, "--quiet"], workdir / "twice.out", workdir / "twice.err"
         )
         assert follow(proc)[0] == 0
     found = differences(ref.snapshot, snapshot(db, ref.log))

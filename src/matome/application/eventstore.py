@@ -76,6 +76,7 @@ __all__ = [
     "EventMapper",
     "EventStoreApplication",
     "LogPosition",
+    "LogPositionTaken",
     "POPORecorder",
     "SQLiteRecorder",
     "check_store",
@@ -410,12 +411,53 @@ ChainRow = tuple[UUID, int, str]
 
 @attrs.frozen
 class LogPosition:
-    """How far a command log was applied: its identity (the SHA-256 of its first line), the
-    number of the last line applied and the SHA-256 chained over every line up to it."""
+    """How far a command log was applied: its identity, the number of the last command
+    applied and the SHA-256 chained over the commands up to it (:func:`matome.interchange.
+    log_lines`; a store written by matome 0.2 holds the 0.2 form: the SHA-256 of the log's
+    first raw line, physical lines, raw bytes chained).
+
+    Given with a write, it is also a **claim**: ``first`` (default ``line``) is the first
+    command of the log the write applies, and the store refuses the write with
+    :class:`LogPositionTaken` — in the write's transaction, under the store's write lock —
+    if it has already recorded this log at or past ``first``.  So two runs of one log at once
+    cannot both apply a command (INTERCHANGE.md, contract 3, "A log is applied once").
+    """
 
     log_id: str
     line: int
     digest: str
+    first: int | None = attrs.field(default=None, eq=False)
+
+    @property
+    def claims_from(self) -> int:
+        """The first command of the log the write that carries this position applies."""
+        return self.line if self.first is None else self.first
+
+
+class LogPositionTaken(Exception):
+    """A write claimed commands of a log that the store had already recorded as applied
+    (another run of the same log got there first): nothing of the write was kept.
+
+    Not an ``IntegrityError`` — deciding the commands again would not help, the run must
+    skip what the other applied (``matome run`` does) — and not a refusal of the command."""
+
+    def __init__(self, claimed: LogPosition, stored: LogPosition) -> None:
+        super().__init__(
+            f"log {claimed.log_id[:12]}: commands {claimed.claims_from}-{claimed.line} claimed, "
+            f"but the store has it applied through command {stored.line}"
+        )
+        self.claimed = claimed
+        self.stored = stored
+        #: The outcomes of the commands of a batch recorded one at a time before this one
+        #: (``CommandService.execute_batch``): recorded, so to be reported.
+        self.done: list[Any] = []
+
+
+def check_claim(claimed: LogPosition, stored: LogPosition | None) -> None:
+    """Raise :class:`LogPositionTaken` if ``stored`` already covers the first command
+    ``claimed`` applies (every recorder calls this under its write lock)."""
+    if stored is not None and stored.line >= claimed.claims_from:
+        raise LogPositionTaken(claimed, stored)
 
 
 @attrs.frozen
@@ -487,6 +529,8 @@ class POPORecorder(POPOApplicationRecorder):
         read_versions: Mapping[UUID, int] | None = kwargs.get("read_versions")
         extra: Extra = kwargs.get("extra") or Extra()
         with self._database_lock:
+            if extra.position is not None:
+                check_claim(extra.position, self._positions.get(extra.position.log_id))
             if read_versions:
                 current = {}
                 for stream in read_versions:
@@ -527,7 +571,8 @@ class POPORecorder(POPOApplicationRecorder):
                 for ref, subject, data, salt in plan.insert_rows:
                     self._personal[ref] = PersonalRow(ref, subject, data, salt)
             if extra.position is not None:
-                self._positions[extra.position.log_id] = extra.position
+                p = extra.position
+                self._positions[p.log_id] = LogPosition(p.log_id, p.line, p.digest)
             for stream, version, state in extra.rewrite:
                 position = self._stored_events_index[str(stream)][version]
                 old = self._stored_events[position]
@@ -629,6 +674,27 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        extra: Extra = kwargs.get("extra") or Extra()
+        if extra.position is not None:
+            # First, so that a run that lost the race hears LogPositionTaken rather than a
+            # version conflict it would retry.  The claim is the transaction's first write:
+            # it takes SQLite's write lock, and no other writer can move the position before
+            # the commit.
+            p = extra.position
+            c.execute(
+                f"INSERT INTO {_POSITIONS_TABLE} (log_id, line, digest) VALUES (?, ?, ?) "
+                "ON CONFLICT (log_id) DO UPDATE SET line = excluded.line, "
+                f"digest = excluded.digest WHERE {_POSITIONS_TABLE}.line < ?",
+                (p.log_id, p.line, p.digest, p.claims_from),
+            )
+            c.execute("SELECT changes()")
+            if c.fetchone()[0] == 0:
+                c.execute(
+                    f"SELECT log_id, line, digest FROM {_POSITIONS_TABLE} WHERE log_id = ?",
+                    (p.log_id,),
+                )
+                row = c.fetchone()
+                check_claim(p, LogPosition(row[0], int(row[1]), row[2]))
         ids = super()._insert_events(c, stored_events, **kwargs)
         read_versions: Mapping[UUID, int] | None = kwargs.get("read_versions")
         if read_versions:
@@ -642,7 +708,6 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             )
             current = {UUID(row[0]): int(row[1]) for row in c.fetchall()}
             raise_if_stale(read_versions, current)
-        extra: Extra = kwargs.get("extra") or Extra()
         if extra.chain:
             c.executemany(
                 f"INSERT INTO {_CHAIN_TABLE} (originator_id, originator_version, hash) "
@@ -663,13 +728,6 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             )
         if extra.personal or extra.rotate:
             self._write_personal(c, extra)
-        if extra.position is not None:
-            p = extra.position
-            c.execute(
-                f"INSERT INTO {_POSITIONS_TABLE} (log_id, line, digest) VALUES (?, ?, ?) "
-                "ON CONFLICT (log_id) DO UPDATE SET line = excluded.line, digest = excluded.digest",
-                (p.log_id, p.line, p.digest),
-            )
         for stream, version, state in extra.rewrite:
             c.execute(
                 f"UPDATE {self.events_table_name} SET state = ? "
@@ -892,6 +950,21 @@ def _postgres_recorder() -> type[Any]:
                 # exclusive holder takes them in the same order.
                 curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (GATE_LOCK,))
             read_versions: Mapping[UUID, int] | None = kwargs.get("read_versions")
+            extra: Extra = kwargs.get("extra") or Extra()
+            if extra.position is not None:
+                # The claim, under the table lock that serialises writers (the position can
+                # only move in a write holding it), before anything is written.
+                self._lock_table(curs)
+                p = extra.position
+                curs.execute(
+                    SQL("SELECT log_id, line, digest FROM {0} WHERE log_id = %s").format(
+                        self._table(_POSITIONS_TABLE)
+                    ),
+                    (p.log_id,),
+                )
+                row = curs.fetchone()
+                if row is not None:
+                    check_claim(p, LogPosition(row["log_id"], int(row["line"]), row["digest"]))
             if read_versions:
                 self._lock_table(curs)
                 curs.execute(
@@ -1617,6 +1690,7 @@ class EventStoreApplication(Application[UUID]):
         marks.update({f"event:{t}": cls.class_version for t, cls in EVENT_TOPICS.items()})
         recorder.raise_store_meta(marks)
         return None
+
     @staticmethod
     def _replacements(
         events: Sequence[DomainEvent], encoded: Sequence[Encoded]
@@ -1819,6 +1893,10 @@ def _sqlite_directory_problem(path: str) -> str | None:
 def translate_store_error(error: BaseException, settings: Mapping[str, str]) -> MatomeError | None:
     """The matome error a failure of the store becomes: one line naming the store and the
     cause (``None``: not a failure of the store)."""
+    if isinstance(error, LogPositionTaken):
+        # Not a failure: another run of the log got there first (raised, perhaps, while a
+        # version conflict was being handled — which the chain below would find).
+        return None
     store = describe(settings)
     chain: list[BaseException] = []
     seen: BaseException | None = error

@@ -23,7 +23,7 @@ from matome.aggregates import ledger
 from matome.aggregates.decision import Decision
 from matome.aggregates.ledger import KeyRecord
 from matome.application import idempotency
-from matome.application.eventstore import EventStoreApplication, LogPosition
+from matome.application.eventstore import EventStoreApplication, LogPosition, LogPositionTaken
 from matome.application.handlers import (
     CREDENTIALS,
     HANDLERS,
@@ -126,6 +126,15 @@ class _BatchUnit(UnitOfWork):
 
 class _Reconfirm(Exception):
     """A refusal decided against cached state: decide again against the store itself."""
+
+
+def _claim(items: Sequence[tuple[cmd.Command[Any], LogPosition | None]]) -> LogPosition | None:
+    """The position a batch records: its last command's, claiming every command of the log
+    from its first one (LogPosition: the store refuses it if another run applied any)."""
+    positions = [p for _, p in items if p is not None]
+    if not positions:
+        return None
+    return attrs.evolve(positions[-1], first=positions[0].claims_from)
 
 
 def _keys_of(owner: str) -> Callable[[Any], bool]:
@@ -316,6 +325,11 @@ class CommandService:
         when the batch is saved; if another writer changed any of it meanwhile, nothing of
         the batch is kept and its commands are executed again one at a time.  ``issue_bills``
         and ``erase_personal_data`` cannot be batched (the engine runs them alone).
+
+        The batch's record claims the log's position from its first command to its last
+        (:class:`LogPosition`): if another run of the log recorded any of them first, nothing
+        of the batch is kept and :class:`LogPositionTaken` is raised — with, in ``done``, the
+        outcomes of the commands recorded one at a time before it after a conflict.
         """
         batch = _Batch()
         outcomes: list[cmd.Result | MatomeError] = []
@@ -334,7 +348,7 @@ class CommandService:
                 raise RuntimeError(f"{command.NAME}: decided neither a result nor a refusal")
             outcomes.append(outcome)
         try:
-            self._commit(batch, items[-1][1] if items else None)
+            self._commit(batch, _claim(items))
         except IntegrityError:
             # Another writer got there first: decide every command again, one at a time.
             redone: list[cmd.Result | MatomeError] = []
@@ -343,6 +357,11 @@ class CommandService:
                     redone.append(self.execute(command, position))
                 except MatomeError as e:
                     redone.append(e)
+                except LogPositionTaken as e:
+                    # Another run of the log got past this command: what this one recorded
+                    # before it stands, and goes with the exception.
+                    e.done = redone
+                    raise
             return redone
         for state in batch.states.values():
             if state is not None:
