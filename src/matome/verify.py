@@ -93,8 +93,9 @@ class Views(Protocol):
 
 
 #: A stream's event as verify keeps it: version, log position, topic, stored state (only for
-#: events with personal fields: the others' states are not needed again), content hash.
-_Event = tuple[int, int, str, dict[str, Any] | None, str]
+#: events with personal fields: the others' states are not needed again), content hash, and
+#: its stream hash as folded in log order.
+_Event = tuple[int, int, str, dict[str, Any] | None, str, str]
 
 
 def verify_store(
@@ -177,9 +178,13 @@ def verify_store(
             content = content_hash(n.topic, state)
             cls = EVENT_TOPICS.get(n.topic)
             keep = state if cls is not None and personal_fields(cls) else None
-            streams[stream].append((n.originator_version, n.id, n.topic, keep, content))
-            stream_hash = link(running.get(stream, GENESIS), stream, n.originator_version, content)
+            stream_hash = link(
+                running.get(stream, GENESIS), str(stream), n.originator_version, content
+            )
             running[stream] = stream_hash
+            streams[stream].append(
+                (n.originator_version, n.id, n.topic, keep, content, stream_hash)
+            )
             global_hash = global_link(global_hash, n.id, stream_hash)
             check = global_link(check, n.id, stream_hash)
             if adoption is not None:
@@ -244,13 +249,11 @@ def verify_store(
         recorded_versions.setdefault(stream, []).append(version)
     for stream, events in streams.items():
         events.sort(key=lambda e: e[0])
-        breaks += _check_stream(stream, events, recorded, recorded_versions.get(stream, []))
-        hash_ = GENESIS
-        for version, _, _, _, content in events:
-            hash_ = link(hash_, stream, version, content)
-            folded[f"{stream}@{version}"] = hash_
-            chained += (stream, version) in recorded
-        heads[stream] = hash_
+        found, heads[stream] = _check_stream(
+            stream, events, recorded, recorded_versions.get(stream, []), folded
+        )
+        breaks += found
+        chained += sum((stream, e[0]) in recorded for e in events)
     for stream, versions in recorded_versions.items():
         if stream not in streams:
             first, last = min(versions), max(versions)
@@ -339,12 +342,20 @@ def _check_stream(
     events: list[_Event],
     recorded: dict[tuple[UUID, int], str],
     recorded_versions: list[int],
-) -> list[Break]:
+    folded: dict[str, str],
+) -> tuple[list[Break], str]:
+    """The breaks of one stream's chain, and its head folded from the events in version
+    order; every event's folded hash goes into ``folded`` (for the bills' sources)."""
     out: list[Break] = []
-    hash_ = GENESIS
+    text = str(stream)
+    #: ``pure``: the chain folded from the events alone; ``hash_``: the same, but reset to a
+    #: recorded hash after a break (each break reported once).  While the stream's versions
+    #: come in log order without a gap, the pure fold is the hash already folded in log order.
+    pure = hash_ = GENESIS
+    in_order = True
     expected = 1
     last_position = 0
-    for version, position, topic, _, content in events:
+    for version, position, topic, _, content, in_log_order in events:
         if version != expected:
             out.append(
                 Break(
@@ -358,7 +369,9 @@ def _check_stream(
                 )
             )
             expected = version
+            in_order = False
         if position < last_position:
+            in_order = False
             out.append(
                 Break(
                     kind=BreakKind.REORDERED,
@@ -371,7 +384,10 @@ def _check_stream(
                 )
             )
         last_position = max(last_position, position)
-        hash_ = link(hash_, stream, version, content)
+        same = hash_ == pure
+        pure = in_log_order if in_order else link(pure, text, version, content)
+        hash_ = pure if same else link(hash_, text, version, content)
+        folded[f"{text}@{version}"] = pure
         want = recorded.get((stream, version))
         if want is None:
             # Contract 3: every event has its chain entry; deleting the hashes must not turn
@@ -415,14 +431,14 @@ def _check_stream(
                 "(deleted?)",
             )
         )
-    return out
+    return out, pure
 
 
 def _check_personal(store: EventStoreApplication, streams: dict[UUID, list[_Event]]) -> list[Break]:
     rows = store.matome_recorder.personal_rows()
     out = []
     for stream, events in streams.items():
-        for version, position, topic, state, _ in events:
+        for version, position, topic, state, _, _ in events:
             cls = EVENT_TOPICS.get(topic)
             if cls is None or state is None:
                 continue

@@ -163,8 +163,9 @@ def content_hash(topic: str, state: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{topic}\n{dumps(hashed)}".encode()).hexdigest()
 
 
-def link(previous: str, stream: UUID, version: int, content: str) -> str:
-    """The hash of event ``version`` of ``stream``: its content chained to the previous one."""
+def link(previous: str, stream: UUID | str, version: int, content: str) -> str:
+    """The hash of event ``version`` of ``stream``: its content chained to the previous one
+    (``stream`` as a UUID or its canonical text)."""
     return hashlib.sha256(f"{previous}:{stream}:{version}:{content}".encode()).hexdigest()
 
 
