@@ -19,6 +19,7 @@ import io
 import json
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -564,3 +565,43 @@ def test_a_store_older_than_the_global_chain_is_adopted_once_by_a_writer(tmp_pat
     adopted_at = report["adopted_at"]
     Engine.open(path, hash_iterations=TEST_ITERATIONS).close()
     assert matome(path, "verify")[1]["adopted_at"] == adopted_at
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers racing
+
+
+def test_writers_racing_extend_one_global_chain(db: str) -> None:
+    """Two engines (as two processes would) with two threads each write at once: each write
+    reads the global head under the store's write lock, so the chain has one row per event
+    and verifies."""
+    engines = [Engine.open(db, hash_iterations=TEST_ITERATIONS) for _ in range(2)]
+    failures: list[BaseException] = []
+
+    def write(engine: Engine, thread: int) -> None:
+        try:
+            for i in range(10):
+                engine.register_provider(
+                    at="2023-12-01T09:00:00+09:00",
+                    provider=f"T{thread}{i}",
+                    name=f"T{thread}{i} Co.",
+                    contact="0120",
+                    goods="information",
+                )
+        except BaseException as e:  # reported below, in the test's thread
+            failures.append(e)
+
+    threads = [threading.Thread(target=write, args=(engines[t % 2], t)) for t in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for e in engines:
+            e.close()
+    assert failures == []
+    code, report = matome(db, "verify")
+    assert (code, report["ok"], report["events"]) == (0, True, 40)
+    store = Store(db)
+    assert store.sql("SELECT COUNT(*) FROM matome_global_chain")[0][0] == 40
