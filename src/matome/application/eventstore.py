@@ -476,6 +476,7 @@ class POPORecorder(POPOApplicationRecorder):
         self._personal: dict[str, PersonalRow] = {}
         self._positions: dict[str, LogPosition] = {}
         self._global: dict[int, str] = {}
+        self._global_head: tuple[int, str] | None = None
         self._adoption: Adoption | None = None
 
     def _insert_events(
@@ -494,8 +495,9 @@ class POPORecorder(POPOApplicationRecorder):
             for stream, version, hash_ in extra.chain:
                 self._chain[stream, version] = hash_
             if extra.chain and ids is not None:
-                head = max(self._global.items()) if self._global else None
-                self._global.update(global_rows(head, ids, extra.chain))
+                rows = global_rows(self._global_head, ids, extra.chain)
+                self._global.update(rows)
+                self._global_head = rows[-1]
             for subject in extra.erase:  # first: the values written with these events stay
                 for ref in [r for r, row in self._personal.items() if row.subject == subject]:
                     del self._personal[ref]
@@ -536,11 +538,14 @@ class POPORecorder(POPOApplicationRecorder):
 
     def global_range(self, start: int, stop: int) -> list[tuple[int, str]]:
         with self._database_lock:
-            return sorted((p, h) for p, h in self._global.items() if start <= p <= stop)
+            # Positions are the list indexes of the in-memory log: no gaps, no scan.
+            found = ((p, self._global.get(p)) for p in range(start, stop + 1))
+            return [(p, h) for p, h in found if h is not None]
 
     def global_after(self, position: int) -> list[tuple[int, str]]:
         with self._database_lock:
-            return sorted((p, h) for p, h in self._global.items() if p > position)
+            last = self._global_head[0] if self._global_head else 0
+            return self.global_range(position + 1, last)
 
     def adoption(self) -> Adoption | None:
         with self._database_lock:
@@ -554,6 +559,8 @@ class POPORecorder(POPOApplicationRecorder):
                 for stream, version, hash_ in missing:
                     self._chain[stream, version] = hash_
                 self._global.update(global_)
+                if global_:
+                    self._global_head = global_[-1]
                 through = notifications[-1].id if notifications else 0
                 self._adoption = Adoption(through, len(missing), at)
             return self._adoption
