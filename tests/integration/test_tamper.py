@@ -28,6 +28,7 @@ import pytest
 from matome import cli
 from matome.documents import Bill
 from matome.engine import Engine
+from matome.errors import StoreUnavailable
 from matome.projections.documents import bill_digest
 from matome.wire import from_json
 from tests.conftest import TEST_ITERATIONS
@@ -348,6 +349,38 @@ def test_deleting_the_newest_events_with_all_their_rows_is_caught_by_the_seal(
     assert kinds(report) == {"seal"}
     assert report["against"]["ok"] is False
     assert report["first_break"]["position"] == last - 1
+
+
+def test_a_write_after_the_newest_event_was_deleted_does_not_hide_the_deletion(
+    store: Store,
+) -> None:
+    """SQLite gives a deleted last row's position to the next insert: that write is refused
+    (``store_unavailable``: the global chain is ahead of the log), never chained over the
+    gap.  PostgreSQL's sequence never reuses it: the write goes on and ``verify`` still
+    names the position whose event is gone."""
+    last = store.last_position()
+    store.sql("DELETE FROM EVENTS WHERE POS = %s", (last,))
+    e = Engine.open(store.db, hash_iterations=TEST_ITERATIONS)
+    try:
+
+        def write() -> None:
+            e.register_provider(
+                at="2024-04-01T09:00:00+09:00",
+                provider="Z",
+                name="Z",
+                contact="0",
+                goods="information",
+            )
+
+        if store.postgres:
+            write()
+        else:
+            with pytest.raises(StoreUnavailable, match="events were deleted"):
+                write()
+    finally:
+        e.close()
+    report = broken(store.db)
+    assert report["first_break"]["position"] == last
 
 
 # ---------------------------------------------------------------------------------------------

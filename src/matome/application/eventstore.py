@@ -192,9 +192,14 @@ def global_rows(
     out = []
     for position, (_, _, stream_hash) in zip(ids, chain, strict=True):
         if position <= last_position:
-            # The head must be read under the write lock: a position at or before it means
-            # another writer's events interleaved, which the lock rules out.
-            raise IntegrityError(f"log position {position} is not after the head {last_position}")
+            # The head is read under the write lock, so no other writer interleaves: a new
+            # event at or before the head means the log lost its newest events (SQLite reuses
+            # the positions of deleted rows) while their global rows stayed.  Not a conflict
+            # to retry: the store needs an audit before anything more is written to it.
+            raise StoreUnavailable(
+                f"the global chain's head is at log position {last_position} but a new event "
+                f"got position {position}: events were deleted from the log (matome verify)"
+            )
         hash_ = global_link(hash_, position, stream_hash)
         out.append((position, hash_))
         last_position = position
