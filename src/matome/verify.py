@@ -130,8 +130,8 @@ def verify_store(
                 version=None,
                 position=None,
                 topic=None,
-                message="the store has no global chain: no writer of matome 0.3 has opened it "
-                "(matome seal, or any writing command, adopts its events once)",
+                message="the store has no global chain: no writer of contract 3 has opened it "
+                "yet (matome seal, or any writing command, adopts its events once)",
             )
         )
     sealed_at = int(against["position"]) if against is not None else None

@@ -209,8 +209,8 @@ def global_rows(
 @attrs.frozen
 class Adoption:
     """Events recorded before the store had a global chain, adopted into both chains when a
-    writer of matome 0.3 first opened it: through which log position, how many events got a
-    stream-chain entry they lacked, and when (UTC, ISO 8601)."""
+    writer of contract 3 first opened it: through which log position, how many events got
+    a stream-chain entry they lacked, and when (UTC, ISO 8601)."""
 
     through: int
     adopted: int
@@ -1346,8 +1346,8 @@ class EventStoreApplication(Application[UUID]):
 
     def adopt(self) -> Adoption:
         """Give every event recorded before this store had a global chain its entries (see
-        :class:`Adoption`); done once, by the first writer of matome 0.3 to open the store,
-        and recorded.  A store created by 0.3 records an adoption of nothing at creation."""
+        :class:`Adoption`); done once, by the first writer of contract 3 to open the store,
+        and recorded.  A store created by it records an adoption of nothing at creation."""
         found = self.matome_recorder.adoption()
         if found is not None:
             return found
