@@ -666,7 +666,7 @@ def read_seal(text: str) -> dict[str, Any]:
         seal = json.loads(text)
     except ValueError as e:
         raise InvalidInput(f"the seal is not JSON: {e}") from None
-    if not isinstance(seal, dict) or set(seal) < set(_SEAL_MEMBERS):
+    if not isinstance(seal, dict) or not set(_SEAL_MEMBERS) <= set(seal):
         raise InvalidInput(f"the seal must be a JSON object with {', '.join(_SEAL_MEMBERS)}")
     if seal["format"] != SEAL_FORMAT:
         raise InvalidInput(

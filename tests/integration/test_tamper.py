@@ -581,6 +581,29 @@ def test_verify_against_a_seal_needs_the_trusted_public_key(
     assert report["error"]["code"] == "invalid_input"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        '{"format": "matome-seal/1", "position": 3, "head": "x", "extra": 1}',
+        '{"format": "other/9", "position": 1, "events": 1, "head": "x", "recorded_at": "t", '
+        '"key": "k", "signature": "s"}',
+        '{"format": "matome-seal/1", "position": true, "events": 1, "head": "x", '
+        '"recorded_at": "t", "key": "k", "signature": "s"}',
+    ],
+    ids=["not-json", "not-an-object", "members-missing", "unknown-format", "position-not-int"],
+)
+def test_a_malformed_seal_is_invalid_input(
+    store: Store, keys: tuple[str, str], tmp_path: Path, text: str
+) -> None:
+    seal = tmp_path / "bad.json"
+    seal.write_text(text)
+    code, report = matome(store.db, "verify", "--against", str(seal), "--public-key", keys[1])
+    assert code == 1
+    assert report["error"]["code"] == "invalid_input"
+
+
 # ---------------------------------------------------------------------------------------------
 # Old stores
 
