@@ -74,6 +74,7 @@ from matome.tables import (
     verification_table,
 )
 from matome.values import CustomerId, PassportId, YearMonth
+from matome.verify import new_seal_key, read_seal
 from matome.wire import to_json
 
 __all__ = [
@@ -701,6 +702,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return _document(args, build, audit_table)
 
 
+def _read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise InvalidInput(f"cannot read the {what} {path}: {error.strerror}") from None
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     progress = _Progress(None, "verify (log positions)")
 
@@ -709,9 +717,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         progress.step(done - progress.done)
 
     try:
+        against = None
+        public_key = None
+        if args.against is not None:
+            against = read_seal(_read_file(args.against, "seal").decode("utf-8", "replace"))
+            path = args.public_key or os.environ.get("MATOME_SEAL_PUBLIC_KEY")
+            if not path:
+                raise InvalidInput(
+                    "verify --against needs the seal's public key: --public-key FILE or "
+                    "MATOME_SEAL_PUBLIC_KEY (matome keygen --seal writes it)"
+                )
+            public_key = _read_file(path, "seal public key")
         engine = _engine(args)
         try:
-            result = engine.verify(report)
+            result = engine.verify(report, against=against, public_key=public_key)
             progress.close()
         finally:
             engine.close()
@@ -722,6 +741,55 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     else:
         print(verification_table(result))
     return 0 if result.ok else 1
+
+
+def _cmd_seal(args: argparse.Namespace) -> int:
+    """Verify the store and write a signed checkpoint of its global chain."""
+    progress = _Progress(None, "seal (log positions)")
+
+    def report(done: int, total: int) -> None:
+        progress.total = total
+        progress.step(done - progress.done)
+
+    try:
+        path = args.key or os.environ.get("MATOME_SEAL_KEY")
+        if not path:
+            raise InvalidInput(
+                "matome seal needs the seal's private key: --key FILE or MATOME_SEAL_KEY "
+                "(matome keygen --seal makes one; keep it outside the store)"
+            )
+        private_key = _read_file(path, "seal key")
+        # A writer (once the store is known to exist): the first open of a store older than
+        # the global chain adopts its events, so that it can be sealed.
+        _engine(args).close()
+        engine = _engine(args, create=True)
+        try:
+            result, seal = engine.seal(private_key, report)
+            progress.close()
+        finally:
+            engine.close()
+        if seal is None:
+            if args.json:
+                print(_dumps(to_json(result)))
+            else:
+                print(verification_table(result))
+            print("matome seal: the store does not verify; not sealed", file=sys.stderr)
+            return 1
+        text = _dumps(seal) + "\n"
+        if args.out == "-":
+            sys.stdout.write(text)
+        else:
+            try:
+                Path(args.out).write_text(text, encoding="utf-8")
+            except OSError as error:
+                raise InvalidInput(f"cannot write {args.out}: {error.strerror}") from None
+            print(
+                f"matome seal: position {seal['position']:,}, head {seal['head']} → {args.out}",
+                file=sys.stderr,
+            )
+    except MatomeError as e:
+        return _fail(args, e)
+    return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -764,8 +832,26 @@ def _cmd_follow(args: argparse.Namespace) -> int:
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
     """Print a new random key for encryption at rest, or with ``--master`` the master key
-    that wraps the per-Passport-ID keys of personal data (keep either apart from the store)."""
-    print(base64.b64encode(secrets.token_bytes(32)).decode())
+    that wraps the per-Passport-ID keys of personal data (keep either apart from the store);
+    with ``--seal``, write a new Ed25519 key pair for seals."""
+    if not args.seal:
+        print(base64.b64encode(secrets.token_bytes(32)).decode())
+        return 0
+    private, public = new_seal_key()
+    out = Path(args.out)
+    try:
+        # The private key is created for its owner only, and never over an existing key.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(private)
+        Path(f"{out}.pub").write_bytes(public)
+    except OSError as error:
+        return _fail(args, InvalidInput(f"cannot write {error.filename}: {error.strerror}"))
+    print(
+        f"matome keygen: seal key {out} (private: keep it outside the store), "
+        f"public key {out}.pub (give it to whoever verifies)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -845,7 +931,10 @@ EXAMPLES: dict[str, str] = {
   matome audit CAF9000000001 2024-01 --as-of 2024-01-20T00:00:00+09:00""",
     "verify": """\
   matome verify                        # exit 1 when any hash chain or issued bill is broken
-  matome verify --json""",
+  matome verify --json
+  matome verify --against seal-2024-03.json --public-key matome-seal.key.pub""",
+    "seal": """\
+  matome seal --key matome-seal.key --out seal-2024-03.json   # then keep it elsewhere""",
     "status": """\
   matome status CAF9000000002          # regulated, with its Passport IDs""",
     "generate": """\
@@ -857,7 +946,9 @@ EXAMPLES: dict[str, str] = {
   matome keygen > cipher.key           # keep it apart from the store
   export MATOME_CIPHER_KEY=$(cat cipher.key)
   (umask 077; matome keygen --master > /etc/matome/master.key)   # apart from the store
-  export MATOME_MASTER_KEY_FILE=/etc/matome/master.key""",
+  export MATOME_MASTER_KEY_FILE=/etc/matome/master.key
+
+  matome keygen --seal --out matome-seal.key   # and matome-seal.key.pub""",
     "rebuild": """\
   matome rebuild
   matome rebuild --json""",
@@ -1033,7 +1124,30 @@ def build_parser() -> argparse.ArgumentParser:
     verify = command(
         "verify", "check every hash chain and every issued bill; exit 1 on any break", doc
     )
+    verify.add_argument(
+        "--against",
+        default=None,
+        metavar="SEAL",
+        help="also prove that the store still extends this seal (matome seal)",
+    )
+    verify.add_argument(
+        "--public-key",
+        default=None,
+        metavar="FILE",
+        help="the seal's trusted public key (default: $MATOME_SEAL_PUBLIC_KEY)",
+    )
     verify.set_defaults(func=_cmd_verify)
+
+    seal = command(
+        "seal",
+        "verify the store and write a signed checkpoint of its history (keep it elsewhere)",
+        doc,
+    )
+    seal.add_argument(
+        "--key", default=None, metavar="FILE", help="the seal key (default: $MATOME_SEAL_KEY)"
+    )
+    seal.add_argument("--out", default="-", help="the seal file (- for stdout)")
+    seal.set_defaults(func=_cmd_seal)
 
     status = command("status", "the usage status of a line and its Passport IDs", table)
     status.add_argument("customer_id")
@@ -1071,6 +1185,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--master",
         action="store_true",
         help="a master key: it wraps the per-Passport-ID keys that erasure destroys",
+    )
+    keygen.add_argument(
+        "--seal",
+        action="store_true",
+        help="write a new Ed25519 key pair for seals instead (FILE and FILE.pub)",
+    )
+    keygen.add_argument(
+        "--out", default="matome-seal.key", help="with --seal: the private key file"
     )
     keygen.set_defaults(func=_cmd_keygen)
 

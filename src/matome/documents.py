@@ -55,6 +55,7 @@ __all__ = [
     "MonthMark",
     "PassportStatus",
     "ProviderTotal",
+    "SealCheck",
     "SettlementLine",
     "SettlementStatus",
     "Statement",
@@ -387,6 +388,16 @@ class BreakKind(StrEnum):
     BILL_CHANGED = "bill_changed"
     #: An event cannot be read at all.
     UNREADABLE = "unreadable"
+    #: An event has no entry in its stream's chain or in the global chain (its entry was
+    #: deleted, or it was slipped in without one).
+    UNCHAINED = "unchained"
+    #: The global chain over the whole log breaks at a position: an event before it was
+    #: deleted, edited or moved, or its entry was changed.
+    GLOBAL_CHAIN = "global_chain"
+    #: What the read models (views) show of an issued bill differs from the issued bill.
+    VIEW_CHANGED = "view_changed"
+    #: The store does not extend the checkpoint it was verified against (``--against``).
+    SEAL = "seal"
 
 
 @attrs.frozen(kw_only=True)
@@ -402,6 +413,19 @@ class Break:
 
 
 @attrs.frozen(kw_only=True)
+class SealCheck:
+    """What ``matome verify --against SEAL`` found: the checkpoint's ``position`` and
+    ``head`` (global chain hash), when it was ``recorded_at``, and whether the store still
+    extends it (``ok``), with the reason when not."""
+
+    position: int
+    head: str
+    recorded_at: str
+    ok: bool
+    message: str
+
+
+@attrs.frozen(kw_only=True)
 class Verification:
     """What ``matome verify`` checked and found (docs/contract.md, ``matome verify``).
 
@@ -410,6 +434,13 @@ class Verification:
     stream), ``bills`` issued bills checked; ``first_break`` is the earliest break in the log,
     ``breaks`` all of them; ``seal`` is a digest of every stream's latest hash, to keep outside
     the store and compare later.
+
+    Contract 3: ``head`` is the global chain's hash at ``position``, the last log position
+    (both computed from the events as they are now; ``matome seal`` signs them);
+    ``problems`` the breaks in words, first one first; ``adopted_through`` and
+    ``adopted_at`` say which events were recorded before the store had a global chain and
+    when a writer adopted them (``None``: never adopted); ``against`` the result of
+    ``--against SEAL``.
     """
 
     ok: bool
@@ -420,6 +451,12 @@ class Verification:
     first_break: Break | None
     breaks: tuple[Break, ...]
     seal: str
+    head: str = ""
+    position: int = 0
+    problems: tuple[str, ...] = ()
+    adopted_through: int | None = None
+    adopted_at: str | None = None
+    against: SealCheck | None = None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ from matome.values import (
     require_aware,
     require_text,
 )
-from matome.verify import verify_store
+from matome.verify import make_seal, private_key_from_pem, public_key_from_pem, verify_store
 
 __all__ = ["Engine", "EngineBusy", "EngineInternals", "bill_id", "receipt_number"]
 
@@ -558,10 +558,39 @@ class Engine:
         )
 
     @_guarded
-    def verify(self, progress: Progress | None = None) -> Verification:
-        """Check every hash chain, personal value and issued bill of the store (see
-        :mod:`matome.verify`)."""
-        return verify_store(self._store, self.policy, progress)
+    def verify(
+        self,
+        progress: Progress | None = None,
+        *,
+        against: Mapping[str, Any] | None = None,
+        public_key: bytes | None = None,
+    ) -> Verification:
+        """Check every hash chain (each stream's and the global one), personal value and
+        issued bill of the store, and what the views show of the issued bills; with
+        ``against`` (a seal, :func:`matome.verify.read_seal`) and the trusted ``public_key``
+        (PEM), that the store still extends it (see :mod:`matome.verify`)."""
+        key = None if public_key is None else public_key_from_pem(public_key)
+        projection, _ = self._view_pair()
+        # The views at their current schema and position (as ``matome bill`` reads them):
+        # an old store's views are rebuilt first.  A log the views cannot take (an unreadable
+        # event) is a break the chain checks report; the views are still checked up to the
+        # position they reached.
+        with contextlib.suppress(Exception):
+            projection.catch_up()
+        return verify_store(
+            self._store, self.policy, progress, views=projection, against=against, public_key=key
+        )
+
+    @_guarded
+    def seal(
+        self, private_key: bytes, progress: Progress | None = None
+    ) -> tuple[Verification, dict[str, Any] | None]:
+        """Verify the store and, if it is intact, sign a checkpoint of its global chain with
+        the seal key (PEM, ``matome keygen --seal``): the verification, and the seal
+        (``None`` when the store does not verify: a broken history is never sealed)."""
+        key = private_key_from_pem(private_key)
+        verification = self.verify(progress)
+        return verification, make_seal(verification, key) if verification.ok else None
 
     @_guarded
     def follow(

@@ -453,8 +453,15 @@ def verification_table(doc: Verification) -> str:
     head = (
         f"{verdict}\n{doc.events:,} events in {doc.streams:,} streams "
         f"({doc.chained:,} with a recorded hash), {doc.bills:,} issued bills checked\n"
+        f"head {doc.head} at log position {doc.position:,}\n"
         f"seal {doc.seal}"
     )
+    if doc.against is not None:
+        verdict = "extends" if doc.against.ok else "does NOT extend"
+        head += (
+            f"\nthe store {verdict} the seal of log position {doc.against.position:,} "
+            f"(recorded {doc.against.recorded_at})"
+        )
     if doc.ok:
         return head
     body = table(

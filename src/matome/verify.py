@@ -12,38 +12,71 @@ exactly the events it was computed from.  Verification reads the whole log once 
   a bill issued before matome 0.2 (no sources recorded) is recomputed from its line's events
   as the store knew them when it was issued, and compared.
 
-It names the first broken link in log order, lists every break, and returns a *seal*: a digest
-of every stream's latest hash, to keep outside the store (a history rewritten wholesale, with
-every hash recomputed, still changes the seal).
+Contract 3 ("Tamper evidence that cannot be removed") adds:
+
+* every event must have its entries — in its stream's chain and in the **global chain** that runs
+  over the whole log in recording order — so deleting the hashes no longer hides an edit;
+* the global chain is folded again from the events and compared with every recorded row: an
+  event deleted (a stream's last one too), edited, moved, or slipped in breaks it at the first
+  position affected;
+* what the read models show of issued bills (``mv_bills``, ``mv_bill_rows``,
+  ``mv_provider_months``) must equal the issued bills in the events;
+* **seals**: ``matome seal`` signs (Ed25519) the global head at the last position with a key kept
+  outside the store; ``verify --against SEAL`` proves the store still extends it, which catches
+  even a history rewritten wholesale with every hash recomputed, or the newest events cut off
+  with their rows.
+
+It names the first broken link in log order, lists every break, and returns the global head
+(and, for compatibility, the older per-stream *seal* digest).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from uuid import UUID
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from matome.application.eventstore import (
     GENESIS,
     EventStoreApplication,
     content_hash,
+    global_link,
     is_reference,
     link,
     personal_fields,
+    upcast,
 )
 from matome.audit import bill as recompute_bill
 from matome.audit import read_line
 from matome.billing import events_digest
-from matome.documents import Break, BreakKind, Verification
+from matome.documents import Break, BreakKind, SealCheck, Verification
+from matome.errors import InvalidInput
 from matome.events import EVENT_TOPICS
 from matome.events.bill import BillIssued
 from matome.policy import Policy
 from matome.projections.documents import bill_digest
-from matome.wire import to_json
+from matome.wire import dumps, to_json
 
-__all__ = ["verify_store"]
+__all__ = [
+    "SEAL_FORMAT",
+    "Views",
+    "check_seal",
+    "make_seal",
+    "new_seal_key",
+    "private_key_from_pem",
+    "public_key_from_pem",
+    "read_seal",
+    "verify_store",
+]
 
 #: Notifications read at a time.
 _CHUNK = 5_000
@@ -51,22 +84,78 @@ _CHUNK = 5_000
 Progress = Callable[[int, int], None]
 
 
+class Views(Protocol):
+    """The read models as ``verify`` reads them (:class:`matome.projections.runner.Projection`)."""
+
+    def position(self) -> int: ...
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]: ...
+
+
+#: A stream's event as verify keeps it: version, log position, topic, stored state (only for
+#: events with personal fields: the others' states are not needed again), content hash, and
+#: its stream hash as folded in log order.
+_Event = tuple[int, int, str, dict[str, Any] | None, str, str]
+
+
 def verify_store(
-    store: EventStoreApplication, policy: Policy, progress: Progress | None = None
+    store: EventStoreApplication,
+    policy: Policy,
+    progress: Progress | None = None,
+    *,
+    views: Views | None = None,
+    against: Mapping[str, Any] | None = None,
+    public_key: Ed25519PublicKey | None = None,
 ) -> Verification:
-    """Check every chain, every personal value and every issued bill (see the module)."""
+    """Check every chain, every personal value, every issued bill and what the views show of
+    them; with ``against`` (a seal, see :func:`make_seal`) and the trusted ``public_key``,
+    that the store still extends that checkpoint (see the module)."""
+    if against is not None and public_key is None:
+        raise InvalidInput("verify --against needs the seal's public key (--public-key)")
     recorder = store.recorder
+    matome_recorder = store.matome_recorder
     mapper = store.event_mapper
     total = recorder.max_notification_id() or 0
-    streams: dict[UUID, list[tuple[int, int, str, dict[str, Any]]]] = defaultdict(list)
+    streams: dict[UUID, list[_Event]] = defaultdict(list)
     breaks: list[Break] = []
     bills: list[tuple[int, BillIssued]] = []
+    #: (customer, month) → the issued bill's log position and stored (upcast) bill and digest.
+    issued: dict[tuple[str, str], tuple[int, Any, str]] = {}
+    adoption = matome_recorder.adoption()
+    if adoption is None:
+        breaks.append(
+            Break(
+                kind=BreakKind.UNCHAINED,
+                stream="",
+                version=None,
+                position=None,
+                topic=None,
+                message="the store has no global chain: no writer of contract 3 has opened it "
+                "yet (matome seal, or any writing command, adopts its events once)",
+            )
+        )
+    sealed_at = int(against["position"]) if against is not None else None
+    #: The global head computed at the sealed position, and the events up to it.
+    sealed_head: str | None = None
+    sealed_events = 0
+    running: dict[UUID, str] = {}
+    #: The global head folded from the events alone (what a seal is compared with), and the
+    #: previous hash the recorded rows are compared against (reset to a recorded row after
+    #: a break, so that each break is reported once).
+    global_hash = check = GENESIS
+    position = 0
     start = 1
     read = 0
     while True:
         chunk = recorder.select_notifications(start=start, limit=_CHUNK)
         if not chunk:
             break
+        recorded_global = (
+            dict(matome_recorder.global_range(start, chunk[-1].id)) if adoption else {}
+        )
+        # Global entries of positions that hold no event: the event was deleted.
+        present = {n.id for n in chunk}
+        breaks += [_orphan(p) for p in sorted(recorded_global) if p not in present]
         for n in chunk:
             stream = (
                 n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
@@ -84,20 +173,72 @@ def verify_store(
                         message=f"the stored event cannot be read: {e}",
                     )
                 )
+                position = n.id
                 continue
-            streams[stream].append((n.originator_version, n.id, n.topic, state))
+            content = content_hash(n.topic, state)
+            cls = EVENT_TOPICS.get(n.topic)
+            keep = state if cls is not None and personal_fields(cls) else None
+            stream_hash = link(
+                running.get(stream, GENESIS), str(stream), n.originator_version, content
+            )
+            running[stream] = stream_hash
+            streams[stream].append(
+                (n.originator_version, n.id, n.topic, keep, content, stream_hash)
+            )
+            global_hash = global_link(global_hash, n.id, stream_hash)
+            check = global_link(check, n.id, stream_hash)
+            if adoption is not None:
+                want = recorded_global.get(n.id)
+                if want is None:
+                    breaks.append(
+                        Break(
+                            kind=BreakKind.UNCHAINED,
+                            stream=str(stream),
+                            version=n.originator_version,
+                            position=n.id,
+                            topic=n.topic,
+                            message=f"{n.topic} v{n.originator_version} has no entry in the "
+                            "global chain (its entry deleted, or the event slipped in)",
+                        )
+                    )
+                elif want != check:
+                    breaks.append(
+                        Break(
+                            kind=BreakKind.GLOBAL_CHAIN,
+                            stream=str(stream),
+                            version=n.originator_version,
+                            position=n.id,
+                            topic=n.topic,
+                            message=f"the global chain breaks at log position {n.id}: this "
+                            "event, or one before it in the log, was deleted, edited or moved",
+                        )
+                    )
+                    check = want  # report each break once, not every position after it
+            position = n.id
+            if sealed_at is not None and n.id <= sealed_at:
+                sealed_events += 1
+                if n.id == sealed_at:
+                    sealed_head = global_hash
             if n.topic == BillIssued.TOPIC:
                 try:
                     event = mapper.to_domain_event(n)
+                    current = upcast(BillIssued, dict(state))
                 except Exception:
                     continue
                 if isinstance(event, BillIssued):
                     bills.append((n.id, event))
+                    issued[str(event.customer_id), str(event.month)] = (
+                        n.id,
+                        current["bill"],
+                        current["digest"],
+                    )
         read += len(chunk)
         start = chunk[-1].id + 1
         if progress is not None:
             progress(read, total)
-    recorded = store.matome_recorder.all_chain_hashes()
+    if adoption is not None:
+        breaks += [_orphan(p) for p, _ in matome_recorder.global_after(position)]
+    recorded = matome_recorder.all_chain_hashes()
     heads: dict[UUID, str] = {}
     #: Every event's hash folded again from the stored events as they are now.
     folded: dict[str, str] = {}
@@ -108,13 +249,11 @@ def verify_store(
         recorded_versions.setdefault(stream, []).append(version)
     for stream, events in streams.items():
         events.sort(key=lambda e: e[0])
-        breaks += _check_stream(stream, events, recorded, recorded_versions.get(stream, []))
-        hash_ = GENESIS
-        for version, _, topic, state in events:
-            hash_ = link(hash_, stream, version, content_hash(topic, state))
-            folded[f"{stream}@{version}"] = hash_
-            chained += (stream, version) in recorded
-        heads[stream] = hash_
+        found, heads[stream] = _check_stream(
+            stream, events, recorded, recorded_versions.get(stream, []), folded
+        )
+        breaks += found
+        chained += sum((stream, e[0]) in recorded for e in events)
     for stream, versions in recorded_versions.items():
         if stream not in streams:
             first, last = min(versions), max(versions)
@@ -131,6 +270,22 @@ def verify_store(
             )
     breaks += _check_personal(store, streams)
     breaks += _check_bills(store, bills, folded, policy)
+    if views is not None:
+        breaks += _check_views(views, issued)
+    sealed: SealCheck | None = None
+    if against is not None:
+        sealed = _check_against(against, public_key, position, sealed_head, sealed_events)
+        if not sealed.ok:
+            breaks.append(
+                Break(
+                    kind=BreakKind.SEAL,
+                    stream="",
+                    version=None,
+                    position=_first_bad(sealed_at or 0, position, breaks),
+                    topic=None,
+                    message=sealed.message,
+                )
+            )
     breaks.sort(key=lambda b: (b.position is None, b.position or 0))
     seal = hashlib.sha256(
         "\n".join(f"{s}:{h}" for s, h in sorted(heads.items(), key=lambda x: str(x[0]))).encode()
@@ -144,20 +299,63 @@ def verify_store(
         first_break=breaks[0] if breaks else None,
         breaks=tuple(breaks),
         seal=seal,
+        head=global_hash,
+        position=position,
+        problems=tuple(_problem(b) for b in breaks),
+        adopted_through=None if adoption is None else adoption.through,
+        adopted_at=None if adoption is None else adoption.at,
+        against=sealed,
     )
+
+
+def _problem(b: Break) -> str:
+    where = "" if b.position is None else f"log position {b.position}: "
+    return f"{where}{b.kind.value}: {b.message}"
+
+
+def _orphan(position: int) -> Break:
+    return Break(
+        kind=BreakKind.MISSING,
+        stream="",
+        version=None,
+        position=position,
+        topic=None,
+        message=f"log position {position} has a global-chain entry but no event (deleted?)",
+    )
+
+
+def _first_bad(sealed_at: int, position: int, breaks: list[Break]) -> int:
+    """The first bad position a failed seal check names: the earliest break the chains show
+    at or before the sealed position; else the end of the log when it was cut short before
+    it; else the sealed position (a history rewritten with every hash recomputed agrees with
+    itself everywhere: only the seal's head disagrees)."""
+    known = [b.position for b in breaks if b.position is not None and b.position <= sealed_at]
+    if known:
+        return min(known)
+    if position < sealed_at:
+        return position + 1
+    return sealed_at
 
 
 def _check_stream(
     stream: UUID,
-    events: list[tuple[int, int, str, dict[str, Any]]],
+    events: list[_Event],
     recorded: dict[tuple[UUID, int], str],
     recorded_versions: list[int],
-) -> list[Break]:
+    folded: dict[str, str],
+) -> tuple[list[Break], str]:
+    """The breaks of one stream's chain, and its head folded from the events in version
+    order; every event's folded hash goes into ``folded`` (for the bills' sources)."""
     out: list[Break] = []
-    hash_ = GENESIS
+    text = str(stream)
+    #: ``pure``: the chain folded from the events alone; ``hash_``: the same, but reset to a
+    #: recorded hash after a break (each break reported once).  While the stream's versions
+    #: come in log order without a gap, the pure fold is the hash already folded in log order.
+    pure = hash_ = GENESIS
+    in_order = True
     expected = 1
     last_position = 0
-    for version, position, topic, state in events:
+    for version, position, topic, _, content, in_log_order in events:
         if version != expected:
             out.append(
                 Break(
@@ -171,7 +369,9 @@ def _check_stream(
                 )
             )
             expected = version
+            in_order = False
         if position < last_position:
+            in_order = False
             out.append(
                 Break(
                     kind=BreakKind.REORDERED,
@@ -184,9 +384,26 @@ def _check_stream(
                 )
             )
         last_position = max(last_position, position)
-        hash_ = link(hash_, stream, version, content_hash(topic, state))
+        same = hash_ == pure
+        pure = in_log_order if in_order else link(pure, text, version, content)
+        hash_ = pure if same else link(hash_, text, version, content)
+        folded[f"{text}@{version}"] = pure
         want = recorded.get((stream, version))
-        if want is not None and want != hash_:
+        if want is None:
+            # Contract 3: every event has its chain entry; deleting the hashes must not turn
+            # an edited event into an unchecked one.
+            out.append(
+                Break(
+                    kind=BreakKind.UNCHAINED,
+                    stream=str(stream),
+                    version=version,
+                    position=position,
+                    topic=topic,
+                    message=f"{topic} v{version} has no entry in its stream's chain "
+                    "(its hash was deleted, or the event slipped in)",
+                )
+            )
+        elif want != hash_:
             out.append(
                 Break(
                     kind=BreakKind.CHANGED,
@@ -214,18 +431,16 @@ def _check_stream(
                 "(deleted?)",
             )
         )
-    return out
+    return out, pure
 
 
-def _check_personal(
-    store: EventStoreApplication, streams: dict[UUID, list[tuple[int, int, str, dict[str, Any]]]]
-) -> list[Break]:
+def _check_personal(store: EventStoreApplication, streams: dict[UUID, list[_Event]]) -> list[Break]:
     rows = store.matome_recorder.personal_rows()
     out = []
     for stream, events in streams.items():
-        for version, position, topic, state in events:
+        for version, position, topic, state, _, _ in events:
             cls = EVENT_TOPICS.get(topic)
-            if cls is None:
+            if cls is None or state is None:
                 continue
             for name in personal_fields(cls):
                 value = state.get(name)
@@ -296,3 +511,232 @@ def _check_bills(
                 )
             )
     return out
+
+
+def _check_views(views: Views, issued: dict[tuple[str, str], tuple[int, Any, str]]) -> list[Break]:
+    """What the read models show of issued bills against the issued bills in the events (up
+    to the position the views include: later bills are not in them yet)."""
+    included = views.position()
+    expected = {k: v for k, v in issued.items() if v[0] <= included}
+    out: list[Break] = []
+
+    def broken(key: tuple[str, str], what: str) -> None:
+        position = expected[key][0] if key in expected else None
+        out.append(
+            Break(
+                kind=BreakKind.VIEW_CHANGED,
+                stream="",
+                version=None,
+                position=position,
+                topic=BillIssued.TOPIC if position is not None else None,
+                message=f"the views' bill of {key[0]} for {key[1]}: {what}",
+            )
+        )
+
+    shown = {
+        (str(c), str(m)): (str(doc), str(digest))
+        for c, m, doc, digest in views.query(
+            "SELECT customer_id, month, document, digest FROM mv_bills"
+        )
+    }
+    for key in sorted(expected.keys() | shown.keys()):
+        if key not in shown:
+            broken(key, "issued but missing from the views (deleted?)")
+        elif key not in expected:
+            broken(key, "shown as issued but no bill was issued (inserted?)")
+        else:
+            _, bill, digest = expected[key]
+            document, shown_digest = shown[key]
+            if json.loads(document) != bill or shown_digest != digest:
+                broken(key, "differs from the bill as issued (edited?)")
+    rows: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+    for c, m, provider, amount in views.query(
+        "SELECT customer_id, month, provider, amount FROM mv_bill_rows"
+    ):
+        rows[str(c), str(m)].append((str(provider), int(amount)))
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for key in sorted(expected.keys() | rows.keys()):
+        want = sorted(
+            (str(r["provider"]), int(r["amount"]))
+            for r in (expected[key][1]["rows"] if key in expected else ())
+        )
+        for provider, amount in want:
+            total = totals[key[1], provider]
+            total[0] += amount
+            total[1] += 1
+        if sorted(rows.get(key, ())) != want:
+            broken(key, "its per-provider rows differ from the bill as issued (edited?)")
+    shown_totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for month, provider, amount, lines in views.query(
+        "SELECT month, provider, amount, lines FROM mv_provider_months"
+    ):
+        total = shown_totals[str(month), str(provider)]
+        total[0] += int(amount)
+        total[1] += int(lines)
+    for month, provider in sorted(totals.keys() | shown_totals.keys()):
+        if totals.get((month, provider), [0, 0]) != shown_totals.get((month, provider), [0, 0]):
+            out.append(
+                Break(
+                    kind=BreakKind.VIEW_CHANGED,
+                    stream="",
+                    version=None,
+                    position=None,
+                    topic=None,
+                    message=f"the views' total of provider {provider} for {month} differs "
+                    "from the issued bills (edited?)",
+                )
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Seals: signed checkpoints of the global chain, kept outside the store
+
+#: The ``format`` member of every seal this version writes.
+SEAL_FORMAT = "matome-seal/1"
+_SEAL_MEMBERS = ("format", "position", "events", "head", "recorded_at", "key", "signature")
+
+
+def new_seal_key() -> tuple[bytes, bytes]:
+    """A new Ed25519 key pair for seals: the private key (PEM, PKCS#8) and the public key
+    (PEM, SubjectPublicKeyInfo)."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+def private_key_from_pem(data: bytes) -> Ed25519PrivateKey:
+    """The seal key from its PEM text (``matome keygen --seal``); ``invalid_input`` if it is
+    not an Ed25519 private key."""
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise InvalidInput(f"the seal key is not a PEM private key: {e}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InvalidInput("the seal key must be an Ed25519 key (matome keygen --seal)")
+    return key
+
+
+def public_key_from_pem(data: bytes) -> Ed25519PublicKey:
+    """The trusted public key of seals from its PEM text; ``invalid_input`` if it is not an
+    Ed25519 public key."""
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as e:
+        raise InvalidInput(f"the seal public key is not a PEM public key: {e}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InvalidInput("the seal public key must be an Ed25519 key (matome keygen --seal)")
+    return key
+
+
+def _fingerprint(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _signed_text(seal: Mapping[str, Any]) -> bytes:
+    return dumps({k: v for k, v in seal.items() if k != "signature"}).encode()
+
+
+def make_seal(verification: Verification, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The signed checkpoint of a verified store: its last log position, the number of
+    events up to it, the global head there, the time it was recorded and the signing key's
+    fingerprint, signed with Ed25519 over the canonical JSON of all of them."""
+    seal: dict[str, Any] = {
+        "format": SEAL_FORMAT,
+        "position": verification.position,
+        "events": verification.events,
+        "head": verification.head,
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "key": _fingerprint(key.public_key()),
+    }
+    seal["signature"] = base64.b64encode(key.sign(_signed_text(seal))).decode()
+    return seal
+
+
+def read_seal(text: str) -> dict[str, Any]:
+    """A seal from its JSON text, its shape checked (``invalid_input`` if malformed); its
+    signature is checked by :func:`verify_store` against the trusted key."""
+    try:
+        seal = json.loads(text)
+    except ValueError as e:
+        raise InvalidInput(f"the seal is not JSON: {e}") from None
+    if not isinstance(seal, dict) or not set(_SEAL_MEMBERS) <= set(seal):
+        raise InvalidInput(f"the seal must be a JSON object with {', '.join(_SEAL_MEMBERS)}")
+    if seal["format"] != SEAL_FORMAT:
+        raise InvalidInput(
+            f"unknown seal format {seal['format']!r} (this matome reads {SEAL_FORMAT})"
+        )
+    for name in ("position", "events"):
+        if type(seal[name]) is not int or seal[name] < 0:
+            raise InvalidInput(f"the seal's {name} must be a whole number")
+    for name in ("head", "recorded_at", "key", "signature"):
+        if not isinstance(seal[name], str):
+            raise InvalidInput(f"the seal's {name} must be a string")
+    return seal
+
+
+def check_seal(seal: Mapping[str, Any], key: Ed25519PublicKey) -> str | None:
+    """Why ``seal`` was not signed by ``key`` (``None``: it was)."""
+    if seal["key"] != _fingerprint(key):
+        return (
+            f"the seal was signed by another key ({seal['key']}), not the trusted one "
+            f"({_fingerprint(key)})"
+        )
+    try:
+        key.verify(base64.b64decode(seal["signature"], validate=True), _signed_text(seal))
+    except (InvalidSignature, ValueError):
+        return "the seal's signature does not verify with the trusted key (forged or altered)"
+    return None
+
+
+def _check_against(
+    seal: Mapping[str, Any],
+    key: Ed25519PublicKey | None,
+    position: int,
+    head: str | None,
+    events: int,
+) -> SealCheck:
+    sealed_at, want = int(seal["position"]), str(seal["head"])
+
+    def result(message: str | None) -> SealCheck:
+        return SealCheck(
+            position=sealed_at,
+            head=want,
+            recorded_at=str(seal["recorded_at"]),
+            ok=message is None,
+            message=message or f"the store extends the seal of log position {sealed_at}",
+        )
+
+    if key is None:  # checked by verify_store before reading the log
+        raise InvalidInput("verify --against needs the seal's public key (--public-key)")
+    forged = check_seal(seal, key)
+    if forged is not None:
+        return result(forged)
+    if sealed_at == 0:
+        return result(None)
+    if position < sealed_at:
+        return result(
+            f"the log ends at position {position}, before the sealed position {sealed_at}: "
+            "it was cut short"
+        )
+    if head is None:
+        return result(f"the sealed log position {sealed_at} holds no event any more (deleted)")
+    if events != int(seal["events"]):
+        return result(
+            f"the store holds {events} events up to position {sealed_at}, the seal "
+            f"{seal['events']}: events were deleted or inserted before it"
+        )
+    if head != want:
+        return result(
+            f"at the sealed position {sealed_at} the global head is {head}, the seal's {want}: "
+            "the history before it was changed (or the seal is of another store)"
+        )
+    return result(None)

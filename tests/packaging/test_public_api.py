@@ -91,6 +91,7 @@ ENGINE_SURFACE = COMMAND_METHODS | {
     # audit, verification, views, resumption
     "audit",
     "verify",
+    "seal",
     "rebuild_views",
     "follow",
     "complete_billing",

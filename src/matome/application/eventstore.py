@@ -38,6 +38,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
@@ -177,8 +178,9 @@ def content_hash(topic: str, state: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{topic}\n{dumps(hashed)}".encode()).hexdigest()
 
 
-def link(previous: str, stream: UUID, version: int, content: str) -> str:
-    """The hash of event ``version`` of ``stream``: its content chained to the previous one."""
+def link(previous: str, stream: UUID | str, version: int, content: str) -> str:
+    """The hash of event ``version`` of ``stream``: its content chained to the previous one
+    (``stream`` as a UUID or its canonical text)."""
     return hashlib.sha256(f"{previous}:{stream}:{version}:{content}".encode()).hexdigest()
 
 
@@ -189,6 +191,79 @@ def _subject_of(event: DomainEvent, name: str, default: str) -> str:
     named = field.metadata.get("subject")
     value = None if named is None else getattr(event, named)
     return default if value is None else str(value)
+
+
+def global_link(previous: str, position: int, stream_hash: str) -> str:
+    """The global chain's hash at log ``position``: the event's stream hash (which covers its
+    stream, version, content and stream history) chained to the previous position's.
+
+    One chain over the whole log in recording order (notification ids; on PostgreSQL they may
+    have gaps, so the position itself is hashed rather than assumed consecutive): deleting,
+    editing, reordering or cutting off any event changes every later hash, and the hash at a
+    position kept outside the store (a seal) proves what the store held up to it.
+    """
+    return hashlib.sha256(f"{previous}:{position}:{stream_hash}".encode()).hexdigest()
+
+
+def global_rows(
+    previous: tuple[int, str] | None, ids: Sequence[int], chain: Sequence[ChainRow]
+) -> list[tuple[int, str]]:
+    """The global chain rows of events just inserted at ``ids`` (in the order of their
+    ``chain`` rows), after the head ``previous`` (``None``: the log's first events)."""
+    if len(ids) != len(chain):
+        raise IntegrityError(f"{len(ids)} events inserted but {len(chain)} chain rows")
+    last_position, hash_ = previous if previous is not None else (0, GENESIS)
+    out = []
+    for position, (_, _, stream_hash) in zip(ids, chain, strict=True):
+        if position <= last_position:
+            # The head is read under the write lock, so no other writer interleaves: a new
+            # event at or before the head means the log lost its newest events (SQLite reuses
+            # the positions of deleted rows) while their global rows stayed.  Not a conflict
+            # to retry: the store needs an audit before anything more is written to it.
+            raise StoreUnavailable(
+                f"the global chain's head is at log position {last_position} but a new event "
+                f"got position {position}: events were deleted from the log (matome verify)"
+            )
+        hash_ = global_link(hash_, position, stream_hash)
+        out.append((position, hash_))
+        last_position = position
+    return out
+
+
+@attrs.frozen
+class Adoption:
+    """Events recorded before the store had a global chain, adopted into both chains when a
+    writer of contract 3 first opened it: through which log position, how many events got
+    a stream-chain entry they lacked, and when (UTC, ISO 8601)."""
+
+    through: int
+    adopted: int
+    at: str
+
+
+def adoption_rows(
+    notifications: Sequence[Any],
+    recorded: Mapping[tuple[UUID, int], str],
+    content_of: Any,
+) -> tuple[list[ChainRow], list[tuple[int, str]]]:
+    """The chain rows an old store lacks: a stream-chain entry for each event without one
+    (folded from the stored events, as :meth:`EventStoreApplication.fold` does) and a global
+    row for every event, in log order.  An event that has a stream hash keeps it: a recorded
+    hash that no longer matches its event stays a break for ``verify`` to report."""
+    heads: dict[UUID, str] = {}
+    missing: list[ChainRow] = []
+    global_: list[tuple[int, str]] = []
+    hash_ = GENESIS
+    for n in notifications:
+        stream = _uuid(n.originator_id)
+        own = recorded.get((stream, n.originator_version))
+        if own is None:
+            own = link(heads.get(stream, GENESIS), stream, n.originator_version, content_of(n))
+            missing.append((stream, n.originator_version, own))
+        heads[stream] = own
+        hash_ = global_link(hash_, n.id, own)
+        global_.append((n.id, hash_))
+    return missing, global_
 
 
 @attrs.frozen
@@ -507,6 +582,13 @@ class MatomeRecorder(Protocol):
     def raise_store_meta(self, rows: Mapping[str, int]) -> None: ...
 
     def topics_after(self, position: int) -> dict[str, int]: ...
+    def global_range(self, start: int, stop: int) -> list[tuple[int, str]]: ...
+
+    def global_after(self, position: int) -> list[tuple[int, str]]: ...
+
+    def adoption(self) -> Adoption | None: ...
+
+    def adopt(self, content_of: Any, at: str) -> Adoption: ...
 
 
 class POPORecorder(POPOApplicationRecorder):
@@ -522,6 +604,9 @@ class POPORecorder(POPOApplicationRecorder):
 
     #: Set by the application: seals personal values under their subjects' keys.
     keyring: Keyring | None = None
+        self._global: dict[int, str] = {}
+        self._global_head: tuple[int, str] | None = None
+        self._adoption: Adoption | None = None
 
     def _insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -540,6 +625,10 @@ class POPORecorder(POPOApplicationRecorder):
             ids = super()._insert_events(stored_events, **kwargs)
             for stream, version, hash_ in extra.chain:
                 self._chain[stream, version] = hash_
+            if extra.chain and ids is not None:
+                rows = global_rows(self._global_head, ids, extra.chain)
+                self._global.update(rows)
+                self._global_head = rows[-1]
             for subject in extra.erase:  # first: the values written with these events stay
                 for ref in [r for r, row in self._personal.items() if row.subject == subject]:
                     del self._personal[ref]
@@ -629,6 +718,35 @@ class POPORecorder(POPOApplicationRecorder):
                 out[stored.topic] = index
             return out
 
+    def global_range(self, start: int, stop: int) -> list[tuple[int, str]]:
+        with self._database_lock:
+            # Positions are the list indexes of the in-memory log: no gaps, no scan.
+            found = ((p, self._global.get(p)) for p in range(start, stop + 1))
+            return [(p, h) for p, h in found if h is not None]
+
+    def global_after(self, position: int) -> list[tuple[int, str]]:
+        with self._database_lock:
+            last = self._global_head[0] if self._global_head else 0
+            return self.global_range(position + 1, last)
+
+    def adoption(self) -> Adoption | None:
+        with self._database_lock:
+            return self._adoption
+
+    def adopt(self, content_of: Any, at: str) -> Adoption:
+        with self._database_lock:
+            if self._adoption is None:
+                notifications = self.select_notifications(start=1, limit=2**62)
+                missing, global_ = adoption_rows(notifications, self._chain, content_of)
+                for stream, version, hash_ in missing:
+                    self._chain[stream, version] = hash_
+                self._global.update(global_)
+                if global_:
+                    self._global_head = global_[-1]
+                through = notifications[-1].id if notifications else 0
+                self._adoption = Adoption(through, len(missing), at)
+            return self._adoption
+
 
 #: The key of the PostgreSQL advisory lock held while matome creates its tables.
 CREATE_LOCK = 0x6D61746F6D65  # "matome"
@@ -641,6 +759,10 @@ _POSITIONS_TABLE = "matome_log_positions"
 #: at the highest value any writer recorded.
 _META_TABLE = "matome_meta"
 _META_DDL = "CREATE TABLE IF NOT EXISTS {0} (name TEXT PRIMARY KEY, value BIGINT NOT NULL)"
+#: The global chain: one row per log position (notification id).
+_GLOBAL_TABLE = "matome_global_chain"
+#: One row: when and how far events older than the global chain were adopted into it.
+_ADOPTION_TABLE = "matome_chain_adoption"
 #: Keys per query when looking chain rows or personal values up.
 _LOOKUP = 500
 
@@ -666,6 +788,11 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             _META_DDL.format(_META_TABLE),
             f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} (subject TEXT PRIMARY KEY, "
             "wrapped TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {_GLOBAL_TABLE} (position INTEGER PRIMARY KEY, "
+            "hash TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {_ADOPTION_TABLE} (id INTEGER PRIMARY KEY "
+            "CHECK (id = 1), through INTEGER NOT NULL, adopted INTEGER NOT NULL, "
+            "at TEXT NOT NULL)",
         ]
 
     #: Set by the application: seals personal values under their subjects' keys.
@@ -713,6 +840,15 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 f"INSERT INTO {_CHAIN_TABLE} (originator_id, originator_version, hash) "
                 "VALUES (?, ?, ?)",
                 [(s.hex, v, h) for s, v, h in extra.chain],
+            )
+            # The global head is read after the events' insert took SQLite's write lock: no
+            # other writer can extend the chain before this transaction commits.
+            c.execute(f"SELECT position, hash FROM {_GLOBAL_TABLE} ORDER BY position DESC LIMIT 1")
+            row = c.fetchone()
+            head = None if row is None else (int(row[0]), str(row[1]))
+            c.executemany(
+                f"INSERT INTO {_GLOBAL_TABLE} (position, hash) VALUES (?, ?)",
+                global_rows(head, ids or (), extra.chain),
             )
         if extra.erase or extra.replace or extra.rewrite:
             # A deletion that is real: SQLite zeroes what it deletes (the WAL is checkpointed
@@ -884,6 +1020,66 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         )
         return {str(topic): int(last) for topic, last in rows}
 
+    def global_range(self, start: int, stop: int) -> list[tuple[int, str]]:
+        rows = self._select(
+            f"SELECT position, hash FROM {_GLOBAL_TABLE} WHERE position BETWEEN ? AND ? "
+            "ORDER BY position",
+            (start, stop),
+        )
+        return [(int(p), str(h)) for p, h in rows]
+
+    def global_after(self, position: int) -> list[tuple[int, str]]:
+        rows = self._select(
+            f"SELECT position, hash FROM {_GLOBAL_TABLE} WHERE position > ? ORDER BY position",
+            (position,),
+        )
+        return [(int(p), str(h)) for p, h in rows]
+
+    def adoption(self) -> Adoption | None:
+        try:
+            rows = self._select(f"SELECT through, adopted, at FROM {_ADOPTION_TABLE}", ())
+        except (sqlite3.Error, PersistenceError):
+            return None  # a store no writer of this version has opened yet
+        return Adoption(int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def adopt(self, content_of: Any, at: str) -> Adoption:
+        with self.datastore.transaction(commit=True) as c:
+            # The first write takes SQLite's write lock: one process adopts, the others find
+            # its row (the CHECK keeps it to one).
+            c.execute(
+                f"INSERT INTO {_ADOPTION_TABLE} (id, through, adopted, at) VALUES (1, 0, 0, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                (at,),
+            )
+            if c.sqlite_cursor.rowcount == 1:
+                c.execute(
+                    f"SELECT rowid, originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} ORDER BY rowid"
+                )
+                notifications = [
+                    _Stored(int(r[0]), UUID(r[1]), int(r[2]), str(r[3]), bytes(r[4]))
+                    for r in c.fetchall()
+                ]
+                c.execute(f"SELECT originator_id, originator_version, hash FROM {_CHAIN_TABLE}")
+                recorded = {(UUID(r[0]), int(r[1])): str(r[2]) for r in c.fetchall()}
+                missing, global_ = adoption_rows(notifications, recorded, content_of)
+                c.executemany(
+                    f"INSERT INTO {_CHAIN_TABLE} (originator_id, originator_version, hash) "
+                    "VALUES (?, ?, ?)",
+                    [(s.hex, v, h) for s, v, h in missing],
+                )
+                c.executemany(
+                    f"INSERT INTO {_GLOBAL_TABLE} (position, hash) VALUES (?, ?)", global_
+                )
+                through = notifications[-1].id if notifications else 0
+                c.execute(
+                    f"UPDATE {_ADOPTION_TABLE} SET through = ?, adopted = ? WHERE id = 1",
+                    (through, len(missing)),
+                )
+            c.execute(f"SELECT through, adopted, at FROM {_ADOPTION_TABLE}")
+            row = c.fetchone()
+        return Adoption(int(row[0]), int(row[1]), str(row[2]))
+
 
 def _postgres_recorder() -> type[Any]:
     # psycopg is an optional extra: the class is built the first time it is asked for.
@@ -920,6 +1116,14 @@ def _postgres_recorder() -> type[Any]:
                     "CREATE TABLE IF NOT EXISTS {0}.{1} (subject text PRIMARY KEY, "
                     "wrapped text NOT NULL)"
                 ).format(schema, Identifier(KEYS_TABLE)),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} (position bigint PRIMARY KEY, "
+                    "hash text NOT NULL)"
+                ).format(schema, Identifier(_GLOBAL_TABLE)),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} (id int PRIMARY KEY CHECK (id = 1), "
+                    "through bigint NOT NULL, adopted bigint NOT NULL, at text NOT NULL)"
+                ).format(schema, Identifier(_ADOPTION_TABLE)),
             ]
 
         #: Set by the application: seals personal values under their subjects' keys.
@@ -985,6 +1189,8 @@ def _postgres_recorder() -> type[Any]:
         ) -> Sequence[int] | None:
             ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
             extra: Extra = kwargs.get("extra") or Extra()
+            if extra.chain:
+                self._write_global(curs, ids or (), extra.chain)
             if extra != Extra():
                 # Written only once the events' insert succeeded (the pipeline synced).  A
                 # statement that failed before the events' insert would make PostgreSQL skip
@@ -996,6 +1202,28 @@ def _postgres_recorder() -> type[Any]:
                 with conn.pipeline(), conn.cursor() as more:
                     self._write_extra(more, extra)
             return ids
+
+        def _write_global(self, curs: Any, ids: Sequence[int], chain: Sequence[ChainRow]) -> None:
+            # The head is read here, after eventsourcing's LOCK TABLE ... IN EXCLUSIVE MODE
+            # (taken before the events' insert, held to the commit): no other writer can
+            # extend the chain in between.  Notification ids may have gaps (a rolled-back
+            # insert still used its sequence numbers): the chain hashes positions, it does
+            # not expect them consecutive.
+            conn = curs.connection
+            with conn.pipeline(), conn.cursor() as more:
+                more.execute(
+                    SQL("SELECT position, hash FROM {0} ORDER BY position DESC LIMIT 1").format(
+                        self._table(_GLOBAL_TABLE)
+                    )
+                )
+                row = more.fetchone()
+                head = None if row is None else (int(row["position"]), str(row["hash"]))
+                more.executemany(
+                    SQL("INSERT INTO {0} (position, hash) VALUES (%s, %s)").format(
+                        self._table(_GLOBAL_TABLE)
+                    ),
+                    global_rows(head, ids, chain),
+                )
 
         def _write_extra(self, curs: Any, extra: Extra) -> None:
             if extra.chain:
@@ -1234,6 +1462,107 @@ def _postgres_recorder() -> type[Any]:
                 (position,),
             )
             return {str(r["topic"]): int(r["last"]) for r in rows}
+
+        def global_range(self, start: int, stop: int) -> list[tuple[int, str]]:
+            rows = self._select(
+                SQL(
+                    "SELECT position, hash FROM {0} WHERE position BETWEEN %s AND %s "
+                    "ORDER BY position"
+                ).format(self._table(_GLOBAL_TABLE)),
+                (start, stop),
+            )
+            return [(int(r["position"]), str(r["hash"])) for r in rows]
+
+        def global_after(self, position: int) -> list[tuple[int, str]]:
+            rows = self._select(
+                SQL("SELECT position, hash FROM {0} WHERE position > %s ORDER BY position").format(
+                    self._table(_GLOBAL_TABLE)
+                ),
+                (position,),
+            )
+            return [(int(r["position"]), str(r["hash"])) for r in rows]
+
+        def adoption(self) -> Adoption | None:
+            import psycopg
+
+            try:
+                rows = self._select(
+                    SQL("SELECT through, adopted, at FROM {0}").format(
+                        self._table(_ADOPTION_TABLE)
+                    ),
+                    (),
+                )
+            except (psycopg.Error, PersistenceError):
+                return None  # a store no writer of this version has opened yet
+            if not rows:
+                return None
+            return Adoption(int(rows[0]["through"]), int(rows[0]["adopted"]), str(rows[0]["at"]))
+
+        def adopt(self, content_of: Any, at: str) -> Adoption:
+            table = self._table(_ADOPTION_TABLE)
+            with self.datastore.transaction(commit=True) as curs:
+                # Writers are held off by the events table's lock (the one they take), so no
+                # event is recorded between the read and the adoption's rows.
+                self._lock_table(curs)
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {0} (id, through, adopted, at) VALUES (1, 0, 0, %s) "
+                        "ON CONFLICT (id) DO NOTHING"
+                    ).format(table),
+                    (at,),
+                )
+                if curs.rowcount == 1:
+                    curs.execute(
+                        SQL(
+                            "SELECT notification_id, originator_id, originator_version, topic, "
+                            "state FROM {0} ORDER BY notification_id"
+                        ).format(self._table(self.events_table_name))
+                    )
+                    notifications = [
+                        _Stored(
+                            int(r["notification_id"]),
+                            _uuid(r["originator_id"]),
+                            int(r["originator_version"]),
+                            str(r["topic"]),
+                            bytes(r["state"]),
+                        )
+                        for r in curs.fetchall()
+                    ]
+                    curs.execute(
+                        SQL("SELECT originator_id, originator_version, hash FROM {0}").format(
+                            self._table(_CHAIN_TABLE)
+                        )
+                    )
+                    recorded = {
+                        (_uuid(r["originator_id"]), int(r["originator_version"])): str(r["hash"])
+                        for r in curs.fetchall()
+                    }
+                    missing, global_ = adoption_rows(notifications, recorded, content_of)
+                    if missing:
+                        curs.executemany(
+                            SQL(
+                                "INSERT INTO {0} (originator_id, originator_version, hash) "
+                                "VALUES (%s, %s, %s)"
+                            ).format(self._table(_CHAIN_TABLE)),
+                            missing,
+                        )
+                    if global_:
+                        curs.executemany(
+                            SQL("INSERT INTO {0} (position, hash) VALUES (%s, %s)").format(
+                                self._table(_GLOBAL_TABLE)
+                            ),
+                            global_,
+                        )
+                    through = notifications[-1].id if notifications else 0
+                    curs.execute(
+                        SQL("UPDATE {0} SET through = %s, adopted = %s WHERE id = 1").format(table),
+                        (through, len(missing)),
+                    )
+                curs.execute(SQL("SELECT through, adopted, at FROM {0}").format(table))
+                row = curs.fetchone()
+            if row is None:  # inserted above in this transaction, or by another adopter
+                raise IntegrityError("the chain adoption row is missing")
+            return Adoption(int(row["through"]), int(row["adopted"]), str(row["at"]))
 
     PostgresRecorder.__module__ = __name__
     return PostgresRecorder
@@ -1483,6 +1812,24 @@ class EventStoreApplication(Application[UUID]):
         self.gate = self._construct_gate()
         self._writable = False
         self._writable_lock = threading.Lock()
+        if self.store_settings.get("CREATE_TABLE", "y").lower() not in ("n", "no", "0", "false"):
+            self.adopt()
+
+    def adopt(self) -> Adoption:
+        """Give every event recorded before this store had a global chain its entries (see
+        :class:`Adoption`); done once, by the first writer of contract 3 to open the store,
+        and recorded.  A store created by it records an adoption of nothing at creation."""
+        found = self.matome_recorder.adoption()
+        if found is not None:
+            return found
+        mapper = self.event_mapper
+
+        def content_of(n: Any) -> str:
+            return content_hash(n.topic, mapper.state_of(n.state))
+
+        at = datetime.now(UTC).isoformat()
+        with self.gate.shared():
+            return self.matome_recorder.adopt(content_of, at)
 
     def _construct_gate(self) -> WriterGate:
         kind = store_kind(self.store_settings)
@@ -1800,6 +2147,17 @@ def _unknown(topic: str, version: Any) -> str | None:
     if type(version) is not int or version > cls.class_version:
         return f"{topic} at class version {version!r}, this matome knows {cls.class_version}"
     return None
+
+
+@attrs.frozen
+class _Stored:
+    """A stored event with its log position, as the adoption reads it."""
+
+    id: int
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
 
 
 def _uuid(value: Any) -> UUID:
