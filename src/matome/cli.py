@@ -947,7 +947,6 @@ EXAMPLES: dict[str, str] = {
   export MATOME_CIPHER_KEY=$(cat cipher.key)
   (umask 077; matome keygen --master > /etc/matome/master.key)   # apart from the store
   export MATOME_MASTER_KEY_FILE=/etc/matome/master.key
-
   matome keygen --seal --out matome-seal.key   # and matome-seal.key.pub""",
     "rebuild": """\
   matome rebuild

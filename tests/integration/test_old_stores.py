@@ -15,8 +15,10 @@ fees").  It is answered in the new shape, per provider and operator with ``tax``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -246,3 +248,43 @@ def test_keys_bound_by_contract_1_commands_answer_their_first_result_to_contract
     # Without its key the same purchase is decided afresh: out of time order now.
     unkeyed = {k: v for k, v in news.items() if k != "key"}
     matome.run(unkeyed | {"refused": "invalid_input"})
+
+
+# ---------------------------------------------------------------------------------------------
+# The 0.2 store (make_store_v0_2.py): a password change 0.2 hashed with its empty e-mail
+
+
+def test_the_0_2_store_verifies_with_the_hashes_0_2_recorded_for_empty_personal_fields(
+    tmp_path: Path,
+) -> None:
+    """0.2 stored a ``change_passport_details`` without an e-mail as ``"email": null`` and
+    hashed it so, while its ``verify`` folded the event without it: a store with a password
+    change failed 0.2's own ``verify``.  ``verify`` now accepts the hash as 0.2 wrote it
+    (contract 3, "Tamper evidence"), and an edit of that event is still a break."""
+    path = tmp_path / "store-v0.2.sqlite"
+    shutil.copy(FIXTURES / "store-v0.2.sqlite", path)
+    engine = Engine.open(str(path), hash_iterations=TEST_ITERATIONS)
+    try:
+        report = engine.verify()
+        assert report.ok, report.breaks
+        assert report.events == 26
+        assert engine.bill("CAF0000000001", "2024-02").subtotal.amount == 3525
+    finally:
+        engine.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT rowid, CAST(state AS TEXT) FROM stored_events "
+            "WHERE topic LIKE '%DetailsChanged%'"
+        ).fetchall()
+        assert len(rows) == 1
+        assert '"email":null' in rows[0][1]
+        edited = rows[0][1].replace('"email":null', '"email":null,"x":1')
+        conn.execute(
+            "UPDATE stored_events SET state = ? WHERE rowid = ?", (edited.encode(), rows[0][0])
+        )
+        conn.commit()
+    engine = Engine.open(str(path), hash_iterations=TEST_ITERATIONS)
+    try:
+        assert not engine.verify().ok
+    finally:
+        engine.close()

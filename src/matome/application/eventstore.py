@@ -178,6 +178,25 @@ def content_hash(topic: str, state: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{topic}\n{dumps(hashed)}".encode()).hexdigest()
 
 
+def content_as_written(topic: str, state: Mapping[str, Any]) -> str | None:
+    """The content hash matome 0.2 recorded for an event whose personal fields it stored empty
+    (``null``) or as erased: it hashed the stored text whole, while :func:`content_hash` leaves
+    every personal value that is not a reference out.  ``None`` when the state holds no such
+    value (then the two agree).  Only ``verify`` uses it, to accept those recorded hashes."""
+    personal = personal_fields(EVENT_TOPICS[topic]) if topic in EVENT_TOPICS else ()
+    empty = [k for k in personal if k in state and (state[k] is None or state[k] == ERASED)]
+    if not empty or any(
+        state.get(k) is not None and not is_reference(state[k]) and state[k] != ERASED
+        for k in personal
+    ):
+        return None  # nothing empty, or clear values of a version before 0.2: not ambiguous
+    return hashlib.sha256(f"{topic}\n{dumps(dict(state))}".encode()).hexdigest()
+
+
+#: A personal value as an event stores it once erased.
+ERASED = {"erased": True}
+
+
 def link(previous: str, stream: UUID | str, version: int, content: str) -> str:
     """The hash of event ``version`` of ``stream``: its content chained to the previous one
     (``stream`` as a UUID or its canonical text)."""
@@ -601,12 +620,12 @@ class POPORecorder(POPOApplicationRecorder):
         self._keys: dict[str, str] = {}
         self._positions: dict[str, LogPosition] = {}
         self._meta: dict[str, int] = {}
-
-    #: Set by the application: seals personal values under their subjects' keys.
-    keyring: Keyring | None = None
         self._global: dict[int, str] = {}
         self._global_head: tuple[int, str] | None = None
         self._adoption: Adoption | None = None
+
+    #: Set by the application: seals personal values under their subjects' keys.
+    keyring: Keyring | None = None
 
     def _insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -1004,13 +1023,23 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         return {str(name): int(value) for name, value in rows}
 
     def raise_store_meta(self, rows: Mapping[str, int]) -> None:
-        with self.datastore.transaction(commit=True) as c:
-            c.execute(_META_DDL.format(_META_TABLE))
-            c.executemany(
-                f"INSERT INTO {_META_TABLE} (name, value) VALUES (?, ?) ON CONFLICT (name) "
-                "DO UPDATE SET value = excluded.value WHERE excluded.value > value",
-                list(rows.items()),
-            )
+        upsert = (
+            f"INSERT INTO {_META_TABLE} (name, value) VALUES (?, ?) ON CONFLICT (name) "
+            "DO UPDATE SET value = excluded.value WHERE excluded.value > value"
+        )
+        try:
+            # The write first: a transaction that read (even the schema, as CREATE TABLE IF
+            # NOT EXISTS does) before writing cannot wait for another process's write lock —
+            # SQLite answers "database is locked" at once instead of calling its busy handler.
+            with self.datastore.transaction(commit=True) as c:
+                c.executemany(upsert, list(rows.items()))
+        except (PersistenceError, sqlite3.Error) as e:
+            if "no such table" not in str(e):
+                raise
+            # A store opened without creating tables (CREATE_TABLE=n) by a read command.
+            with self.datastore.transaction(commit=True) as c:
+                c.execute(_META_DDL.format(_META_TABLE))
+                c.executemany(upsert, list(rows.items()))
 
     def topics_after(self, position: int) -> dict[str, int]:
         rows = self._select(
