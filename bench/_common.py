@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -126,12 +127,14 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal", ".gate"):
+    for suffix in ("", "-wal", "-shm", "-journal", ".gate", ".master-key"):
         Path(str(path) + suffix).unlink(missing_ok=True)
 
 
 def copy_sqlite(src: Path, dst: Path) -> None:
-    """A consistent copy of an SQLite database (committed data, WAL included)."""
+    """A consistent copy of an SQLite database (committed data, WAL included), with its
+    default master-key file: without it the copy's personal data cannot be read
+    (crypto-shredding keeps the master key outside the database)."""
     remove_sqlite(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     source, target = sqlite3.connect(src), sqlite3.connect(dst)
@@ -140,6 +143,9 @@ def copy_sqlite(src: Path, dst: Path) -> None:
     finally:
         target.close()
         source.close()
+    key = Path(f"{src}.master-key")
+    if key.exists():
+        shutil.copy2(key, f"{dst}.master-key")
 
 
 def pg_dsn(url: str) -> str:

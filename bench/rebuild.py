@@ -50,6 +50,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -537,12 +538,13 @@ class LogGenerator:
 
 
 def _remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", ".master-key"):
         Path(str(path) + suffix).unlink(missing_ok=True)
 
 
 def _copy_db(src: Path, dst: Path) -> None:
-    """A consistent copy of an SQLite database (committed data, WAL included)."""
+    """A consistent copy of an SQLite database (committed data, WAL included), with its
+    default master-key file (the personal data of the copy is read with it)."""
     _remove_db(dst)
     source, target = sqlite3.connect(src), sqlite3.connect(dst)
     try:
@@ -550,6 +552,9 @@ def _copy_db(src: Path, dst: Path) -> None:
     finally:
         target.close()
         source.close()
+    key = Path(f"{src}.master-key")
+    if key.exists():
+        shutil.copy2(key, f"{dst}.master-key")
 
 
 def generate(

@@ -948,10 +948,14 @@ def scratch_directory(prefix: str = "matome-crash-") -> Iterator[Path]:
 _SECRET_HASH = re.compile(r"^(scrypt|pbkdf2_sha256)\$")
 
 
+#: A key record's salted digest of personal fields (``salt$sha256``, contract 3).
+_SALTED_DIGEST = re.compile(r"^[0-9a-f]{32}\$[0-9a-f]{64}$")
+
+
 def _normal(value: Any) -> Any:
     """A decoded event state with what differs between two honest runs masked: secrets'
-    salted hashes (random salts)."""
-    if isinstance(value, str) and _SECRET_HASH.match(value):
+    salted hashes and key records' salted digests of personal fields (random salts)."""
+    if isinstance(value, str) and (_SECRET_HASH.match(value) or _SALTED_DIGEST.match(value)):
         return "<salted hash>"
     if isinstance(value, dict):
         return {k: _normal(v) for k, v in value.items()}
@@ -1345,13 +1349,13 @@ def crash_run(
     rng: random.Random,
     per_trajectory: int = 20,
 ) -> Outcome:
-    """SIGKILL ``matome run`` at random moments and restart it until the log is applied —
-    the same log again (``keyed``: every command carries a key) or ``--resume`` — on fresh
-    stores until ``kills`` kills; compare each store with the uninterrupted run's.
+    """SIGKILL ``matome run`` at random moments and restart it with ``--resume`` until the
+    log (``keyed``: every command carries a key) is applied, on fresh stores until ``kills``
+    kills; compare each store with the uninterrupted run's.
 
     Each kill comes a random delay, uniform over ``2/per_trajectory`` of the uninterrupted
-    run's duration, after the restarted process gets back to where the last one stopped (a
-    keyed rerun answers the lines before again) — or, one time in four, after its start.
+    run's duration, after the restarted process gets back to where the last one stopped — or,
+    one time in four, after its start.
     """
     name = "run (keys)" if keyed else "run --resume"
     out = Outcome(name, stores.kind)
@@ -1366,15 +1370,19 @@ def crash_run(
         while True:
             argv = ["--db", db, "run", str(ref.log_path), "--quiet"]
             if not first:
-                # A keyed log is run again from the top on purpose (the keys answer what was
-                # applied again): --again, since a plain rerun of an applied log exits 2.
-                argv.append("--again" if keyed else "--resume")
+                # Keyed or not, a log cut short is resumed.  Contract 3 ("Idempotency keys are
+                # no password oracle"): a keyed command replayed after its ID's password
+                # changed, was reset or locked answers what its password gets *now* — counted —
+                # so a keyed log run again from the top after a crash is not the log run once
+                # when it changes credentials (as these logs do).  --resume applies exactly the
+                # commands not applied; the keys bound before the kill are kept and checked.
+                argv.append("--resume")
             proc = runs.start(argv)
             out.starts += 1
             delay = rng.uniform(0, window)
-            # A keyed rerun answers the lines before again: the clock starts when it gets back
-            # to where the last process stopped (one time in four, at its start).
-            back = 0 if not keyed or rng.random() < 0.25 else reached
+            # Resumed, a process starts where the last one stopped (one time in four, the kill
+            # comes at its start).
+            back = 0 if rng.random() < 0.25 else reached
             code, output = follow(proc, _after(back, delay) if out.kills < kills else None)
             first = False
             reached = max(reached, output.last)
@@ -1530,11 +1538,13 @@ def crash_billing(
     line's share of ``kills``), restart until the log is applied, and compare with the
     uninterrupted run's store.  ``mode`` says how the run is completed:
 
-    * ``keys`` — every command carries a key: the same log again; the ``issue_bills`` answered
-      again for its key completes the run;
-    * ``resume`` — no keys: ``matome run --resume``, which completes the run first thing;
-    * ``again`` — the log's ``issue_bills`` carry no key (the rest do): the same log again,
-      and issuing the closed month again completes the run.
+    * ``keys`` — every command carries a key;
+    * ``resume`` — no keys;
+    * ``again`` — the log's ``issue_bills`` carry no key (the rest do).
+
+    In every mode the run is restarted with ``matome run --resume``, which completes the
+    interrupted billing run first thing (contract 3: a keyed log is resumed, not run again
+    from the top — a replayed command whose password changed since is counted).
     """
     if mode not in ("keys", "resume", "again"):
         raise ValueError(f"unknown mode {mode!r}")
@@ -1552,8 +1562,9 @@ def crash_billing(
         while True:
             argv = ["--db", db, "run", str(ref.log_path), "--quiet"]
             if not first:
-                # keys / again: the same log again, on purpose (a plain rerun exits 2).
-                argv.append("--resume" if mode == "resume" else "--again")
+                # Every mode resumes (see run_with_kills: under contract 3 a keyed log is not
+                # run again from the top); the modes differ in the keys the log's lines carry.
+                argv.append("--resume")
             proc = runs.start(argv)
             out.starts += 1
             plan.started()

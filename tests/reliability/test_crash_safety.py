@@ -126,8 +126,9 @@ def check(out: Outcome, kills: int = KILLS) -> None:
 
 
 def test_run_killed_and_rerun_with_keys(small: Logs, workdir: Path) -> None:
-    """Every command keyed: running the same log again after each kill applies each command
-    once; wrong passwords are counted once."""
+    """Every command keyed, resumed after each kill: each command applied once, wrong
+    passwords counted once, the keys bound before a kill kept (contract 3: a keyed log is
+    resumed, not run again from the top)."""
     ref = small.reference("keys")
     out = crash_run(
         small.launcher, small.stores, ref, workdir, keyed=True, kills=KILLS, rng=random.Random(1)

@@ -434,7 +434,7 @@ def test_a_file_size_limit_stops_the_run_at_one_line_and_it_resumes(
     db = tmp_path / "store.sqlite"
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
     failed = matome_process("run", str(log), "--db", str(db), preexec_fn=limit)
     n = stopped_at(failed, str(db))

@@ -2330,7 +2330,7 @@ def translate_store_error(error: BaseException, settings: Mapping[str, str]) -> 
     )
     if not store_failure:
         return None
-    if "pooltimeout" in text or "couldn't get a connection" in text:
+    if "pooltimeout" in text or "couldn't get a connection" in text or "pool initial" in text:
         text += " | " + _postgres_diagnosis(settings).lower()
     if "unable to open database" in text and store_kind(settings) == "sqlite":
         problem = _sqlite_directory_problem(settings["SQLITE_DBNAME"])
