@@ -312,6 +312,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if r == args.rounds - 1 and args.keep_billed is not None:
             remove_sqlite(args.keep_billed)
             shutil.move(scratch, args.keep_billed)
+            key = Path(f"{scratch}.master-key")
+            if key.exists():  # the copy's personal data are read with it
+                shutil.move(key, f"{args.keep_billed}.master-key")
         remove_sqlite(scratch)
 
     def median(key: str) -> float:

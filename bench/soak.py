@@ -11,11 +11,12 @@ wrong-password counts, views, ``verify``.
 
 Scenarios:
 
-* ``run-keys`` — every command keyed; after a kill the same log is run again;
+* ``run-keys`` — every command keyed; after a kill ``matome run --resume``;
 * ``run-resume`` — no keys; after a kill ``matome run --resume``;
 * ``billing-keys`` / ``billing-resume`` / ``billing-again`` — kills aimed at the billing runs
-  of the log's ``issue_bills`` lines, completed by the keyed line answered again, by
-  ``--resume``, or by running the (unkeyed) ``issue_bills`` again;
+  of the log's ``issue_bills`` lines, every command keyed, none, or all but ``issue_bills``;
+  each completed by ``matome run --resume`` (contract 3: a keyed log is resumed, not run
+  again from the top — a replayed password that no longer opens its ID is counted);
 * ``rebuild`` — ``matome rebuild`` killed, then rebuilt again or caught up by a query.
 
 Usage::

@@ -32,11 +32,7 @@ from matome.errors import StoreUnavailable
 from matome.projections.documents import bill_digest
 from matome.wire import from_json
 from tests.conftest import TEST_ITERATIONS
-
-LINE = "CAF0000000001"
-PID = "taro.1"
-PW = "Pass1234"
-KEY = "Key12345"
+from tests.integration.test_audit import LINE, PW, buy, world
 
 
 class Store:
@@ -115,55 +111,6 @@ def matome(db: str, *args: str) -> tuple[int, Any]:
         code = cli.main([*args, "--db", db, "--json"])
     text = out.getvalue()
     return code, json.loads(text) if text.strip() else None
-
-
-def world(e: Engine) -> None:
-    """Provider A (monthly ``back`` 525 and ``news`` 300, per-purchase ``item`` 440), a West
-    line and one Passport ID, registered in December 2023."""
-    e.register_provider(
-        at="2023-12-01T09:00:00+09:00",
-        provider="A",
-        name="A Co.",
-        contact="0120",
-        goods="information",
-    )
-    for service, pricing, price in (
-        ("back", "monthly", 525),
-        ("news", "monthly", 300),
-        ("item", "per_purchase", 440),
-    ):
-        e.list_service(
-            at="2023-12-01T09:00:00+09:00",
-            provider="A",
-            service=service,
-            name=service,
-            pricing=pricing,
-            price=price,
-        )
-    e.open_line(
-        at="2023-12-01T10:00:00+09:00",
-        customer_id=LINE,
-        operator="west",
-        kind="hikari_next",
-        access_key=KEY,
-        line_limit=10_000,
-        billing={"method": "customer_number", "number": "0012345678"},
-    )
-    e.register_passport(
-        at="2023-12-02T10:00:00+09:00",
-        customer_id=LINE,
-        access_key=KEY,
-        passport_id=PID,
-        password=PW,
-        email="taro@example.jp",
-        applicant={"name": "山田 太郎", "phone": "06-1234-5678", "contract_holder": True},
-        limit=5000,
-        line_auth=False,
-    )
-
-
-def buy(e: Engine, at: str, service: str = "back") -> str:
-    return e.purchase(at=at, passport_id=PID, password=PW, provider="A", service=service).receipt
 
 
 def history(e: Engine) -> None:
