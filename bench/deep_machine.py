@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = 0
     while Counting.steps_total < args.steps:
         runs += 1
-        run_state_machine_as_test(  # type: ignore[no-untyped-call]  # untyped in Hypothesis
+        run_state_machine_as_test(  # type: ignore[no-untyped-call, unused-ignore]  # untyped in Hypothesis
             Counting,
             settings=settings(
                 max_examples=args.examples,

@@ -44,7 +44,7 @@ def test_engine_agrees_with_the_reference_model_on_sqlite(tmp_path: Any) -> None
             path = tmp_path / f"m{next(counter)}.sqlite"
             return Engine.open(str(path), policy=self.engine_policy(), hash_iterations=1)
 
-    run_state_machine_as_test(  # type: ignore[no-untyped-call]  # Hypothesis leaves it untyped
+    run_state_machine_as_test(  # type: ignore[no-untyped-call, unused-ignore]  # Hypothesis leaves it untyped
         OnSQLite, settings=settings(max_examples=5, stateful_step_count=20, deadline=None)
     )
 
@@ -242,7 +242,7 @@ class Contract3Machine(BillingMachine):
 
 def test_engine_agrees_with_the_reference_model_under_contract_3() -> None:
     """Rules 11.2–11.4: engine and model agree on contract-3 logs."""
-    run_state_machine_as_test(  # type: ignore[no-untyped-call]  # Hypothesis leaves it untyped
+    run_state_machine_as_test(  # type: ignore[no-untyped-call, unused-ignore]  # Hypothesis leaves it untyped
         Contract3Machine, settings=settings(max_examples=25, stateful_step_count=25, deadline=None)
     )
 
@@ -281,7 +281,7 @@ def test_the_default_run_keeps_a_quick_mutation_check() -> None:
 def test_the_machine_finds_and_shrinks_a_broken_rule(mutation: str) -> None:
     with MUTATIONS[mutation]() as machine:
         with pytest.raises(AssertionError):
-            run_state_machine_as_test(machine, settings=MUTANT_SETTINGS)  # type: ignore[no-untyped-call]
+            run_state_machine_as_test(machine, settings=MUTANT_SETTINGS)  # type: ignore[no-untyped-call, unused-ignore]
         log = machine.last_log
     setup = ("register_provider", "list_service")
     steps = [c for c in log if c["command"] not in setup][2:]  # after the first customer
