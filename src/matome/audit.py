@@ -101,8 +101,17 @@ class Purchase:
     purchased_at: datetime
     events: list[DomainEvent]
     cancelled: sub_ev.Cancelled | None = None
+    #: When it ended: its cancellation, or its service period's end if that came first (§11).
     cancelled_at: datetime | None = None
     refunds: list[sub_ev.Refunded] = attrs.field(factory=list)
+    period_ends_at: datetime | None = None
+
+    @property
+    def cancelled_by(self) -> str | None:
+        """What ended it: the cancellation's cause, or ``period_ended`` (§11)."""
+        if self.cancelled is not None and self.cancelled.at == self.cancelled_at:
+            return self.cancelled.reason.value
+        return None if self.cancelled_at is None else sub_ev.CancelReason.PERIOD_ENDED.value
 
     @property
     def amount(self) -> int:
@@ -211,12 +220,16 @@ def _purchase(events: Sequence[DomainEvent]) -> Purchase | None:
         quantity=bought.quantity,
         purchased_at=bought.at,
         events=list(events),
+        period_ends_at=bought.period_ends_at,
     )
     for e in events[1:]:
         if isinstance(e, sub_ev.Cancelled):
             purchase.cancelled, purchase.cancelled_at = e, e.at
         elif isinstance(e, sub_ev.Refunded):
             purchase.refunds.append(e)
+    if bought.pricing is Pricing.MONTHLY:
+        # §11: the period's end is a cancellation fixed at purchase; an earlier one overrides.
+        purchase.cancelled_at = charging.until(purchase.cancelled_at, bought.period_ends_at)
     return purchase
 
 
@@ -256,6 +269,7 @@ def _charge(
         kind=kind,
         sources=tuple(sources),
         reason=reason,
+        ends_on=None if p.period_ends_at is None else tokyo_date(p.period_ends_at),
     )
 
 
@@ -331,8 +345,9 @@ def explain(history: LineHistory, month: YearMonth, policy: Policy) -> list[Expl
     once = policy.monthly_once_per_month
     for p, rule, charged in charging.assess_month(history.purchases, month, once_per_month=once):
         events = [p.events[0]]
-        if p.cancelled is not None:
+        if p.cancelled is not None and p.cancelled_by == p.cancelled.reason.value:
             events += [p.cancelled, *_cause(history, p)]
+        rule = charging.ended_rule(rule, p.cancelled_by)
         out.append(
             Explanation(
                 receipt=p.receipt,
@@ -348,7 +363,7 @@ def explain(history: LineHistory, month: YearMonth, policy: Policy) -> list[Expl
                     month,
                     p.purchased_at,
                     p.cancelled_at,
-                    cancelled_by=None if p.cancelled is None else p.cancelled.reason.value,
+                    cancelled_by=p.cancelled_by,
                     unit_price=p.price.amount,
                     quantity=p.quantity,
                 ),
@@ -402,7 +417,10 @@ def timeline(history: LineHistory, month: YearMonth, policy: Policy) -> Timeline
     }
     for m in months:
         for p, rule, charged in charging.assess_month(history.purchases, m, once_per_month=once):
-            marks.setdefault(p.receipt, {})[m] = (charged, rule)
+            marks.setdefault(p.receipt, {})[m] = (
+                charged,
+                charging.ended_rule(rule, p.cancelled_by),
+            )
     rows = tuple(
         TimelineRow(
             receipt=p.receipt,
@@ -411,7 +429,7 @@ def timeline(history: LineHistory, month: YearMonth, policy: Policy) -> Timeline
             pricing=p.pricing,
             purchased_at=p.purchased_at.astimezone(TOKYO),
             cancelled_at=None if p.cancelled_at is None else p.cancelled_at.astimezone(TOKYO),
-            cancelled_by=None if p.cancelled is None else p.cancelled.reason.value,
+            cancelled_by=p.cancelled_by,
             months=tuple(
                 MonthMark(
                     month=m,

@@ -16,13 +16,16 @@ The rules, as functions of business times (months are Tokyo's):
   purchase of the month carries the charge (:func:`charged_purchases`);
 * a **per-purchase** item is charged once, in its purchase month: unit price × quantity;
 * a refund is charged negatively in the month it is recorded, and the refunds of one purchase
-  add up to at most what was charged for it so far (:func:`charged_so_far`).
+  add up to at most what was charged for it so far (:func:`charged_so_far`);
+* a service period (DOMAIN.md §11, contract 3) ends a monthly-flat subscription by itself at
+  00:00 Tokyo on a 1st, fixed at purchase (:func:`period_ends_at`): every consumer gives these
+  rules the earlier of its cancellation and that end (:func:`until`) as its ``cancelled_at``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
@@ -35,13 +38,45 @@ __all__ = [
     "charged_in",
     "charged_purchases",
     "charged_so_far",
+    "ended_rule",
     "first_charged_month",
     "is_charged",
     "last_charged_month",
+    "period_ends_at",
     "repurchase_is_free",
     "spend",
+    "until",
     "why",
 ]
+
+
+def period_ends_at(
+    purchased_at: datetime, period_months: int | None, period_days: int | None
+) -> datetime | None:
+    """The instant a purchase's service period ends (DOMAIN.md §11), ``None`` for none.
+
+    ``period_months: N`` (monthly-flat) is N billing months counted from the purchase month:
+    the subscription ends at 00:00 Tokyo on the 1st of the month after the N-th — a
+    cancellation on the 1st, so that :func:`last_charged_month` charges exactly N months.
+    ``period_days: D`` (per-purchase) ends access D days after the purchase instant.
+    """
+    if period_months is not None:
+        first = YearMonth.of(purchased_at)
+        index = first.year * 12 + first.month - 1 + period_months
+        return YearMonth(index // 12, index % 12 + 1).start()
+    if period_days is not None:
+        return purchased_at + timedelta(days=period_days)
+    return None
+
+
+def until(cancelled_at: datetime | None, period_end: datetime | None) -> datetime | None:
+    """When a monthly-flat subscription ends: its cancellation, or its service period's end
+    if that comes first (a customer's earlier cancellation overrides the period, §11)."""
+    if cancelled_at is None:
+        return period_end
+    if period_end is None:
+        return cancelled_at
+    return min(cancelled_at, period_end)
 
 
 def first_charged_month(purchased_at: datetime) -> YearMonth:
@@ -126,6 +161,20 @@ class Rule(StrEnum):
     PER_PURCHASE_OTHER_MONTH = "per_purchase_other_month"
     #: A provider's refund, charged negatively in the month it is recorded.
     REFUND = "refund"
+    #: The service period the listing set ended before the month (DOMAIN.md §11): the
+    #: subscription ended by itself at 00:00 Tokyo on the 1st, so the month is not charged.
+    PERIOD_ENDED = "period_ended"
+
+
+def ended_rule(rule: Rule, cancelled_by: str | None) -> Rule:
+    """``rule`` as the audit names it: a month not charged because the subscription's service
+    period ended is :attr:`Rule.PERIOD_ENDED` (§11), whatever day-of-month rule applies."""
+    if cancelled_by == "period_ended" and rule in (
+        Rule.CANCELLED_ON_THE_1ST,
+        Rule.CANCELLED_BEFORE_MONTH,
+    ):
+        return Rule.PERIOD_ENDED
+    return rule
 
 
 _CHARGED = frozenset(
@@ -211,6 +260,7 @@ def why(
         "regulation": " by the line's regulation (§5)",
         "passport_deleted": " by the deletion of its Passport ID (§2)",
         "line_change": " by a line change that ended the service (§6)",
+        "period_ended": " by the end of its service period (§11)",
     }.get(cancelled_by, f" ({cancelled_by})")
     ended = "" if cancelled_at is None else tokyo_date(cancelled_at).isoformat()
     if rule is Rule.PURCHASE_MONTH:
@@ -233,6 +283,11 @@ def why(
     if rule is Rule.CANCELLED_BEFORE_MONTH:
         return (
             f"cancelled{by} on {ended} (Tokyo), before {month} began: not charged for {month} (§4)"
+        )
+    if rule is Rule.PERIOD_ENDED:
+        return (
+            f"bought on {bought}; its service period ended on {ended} (00:00 Tokyo): not "
+            f"charged for {month} (§11, §4)"
         )
     if rule is Rule.SAME_MONTH_REPURCHASE:
         return (

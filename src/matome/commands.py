@@ -326,6 +326,30 @@ def _to_flat_fee_yen(v: Yen | int) -> Yen:
     return _yen("flat_fee")(v)
 
 
+#: The longest service period a listing may set (§11): ten years, in months or days.
+MAX_PERIOD_MONTHS = 120
+MAX_PERIOD_DAYS = 3660
+
+
+def _to_optional_period(name: str, most: int) -> Callable[[int | None], int | None]:
+    def convert(v: int | None) -> int | None:
+        if v is None:
+            return None
+        if type(v) is not int or not 1 <= v <= most:
+            raise InvalidInput(f"{name} must be a whole number 1–{most}, got {v!r}")
+        return v
+
+    return convert
+
+
+def _to_optional_period_months(v: int | None) -> int | None:
+    return _to_optional_period("period_months", MAX_PERIOD_MONTHS)(v)
+
+
+def _to_optional_period_days(v: int | None) -> int | None:
+    return _to_optional_period("period_days", MAX_PERIOD_DAYS)(v)
+
+
 def _to_quantity(v: int) -> int:
     # §4: a per-purchase item may be bought 1–99 at a time (the guide shows 600 yen × 10).
     if type(v) is not int or not 1 <= v <= 99:
@@ -621,11 +645,28 @@ class RegisterProvider(Command[Done]):
 @_command("list_service")
 @attrs.frozen(kw_only=True)
 class ListService(Command[Done]):
+    """List a service or item with its pricing type and price; from contract 3 it may carry a
+    service period [サービス利用期間] (DOMAIN.md §11): ``period_months`` for a monthly-flat
+    service (billing months from the purchase month), ``period_days`` for a per-purchase item
+    (days of access from the purchase)."""
+
     provider: ProviderCode = attrs.field(converter=_to_provider)
     service: ServiceCode = attrs.field(converter=_to_service)
     name: str = attrs.field(converter=_to_name_label)
     pricing: Pricing = attrs.field(converter=_to_pricing_pricing)
     price: Yen = attrs.field(converter=_to_price_yen)
+    period_months: int | None = attrs.field(
+        default=None, converter=_to_optional_period_months, metadata=SINCE_3
+    )
+    period_days: int | None = attrs.field(
+        default=None, converter=_to_optional_period_days, metadata=SINCE_3
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.period_months is not None and self.pricing is not Pricing.MONTHLY:
+            raise InvalidInput("period_months is for a monthly-flat service; use period_days")
+        if self.period_days is not None and self.pricing is not Pricing.PER_PURCHASE:
+            raise InvalidInput("period_days is for a per-purchase item; use period_months")
 
 
 @_command("register_passport")

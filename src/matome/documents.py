@@ -116,6 +116,10 @@ class Charge:
     kind: ChargeKind
     sources: tuple[str, ...]
     reason: str | None = None
+    #: The Tokyo day its service period [サービス利用期間] ends (DOMAIN.md §11, contract 3): a
+    #: monthly-flat subscription ends at 00:00 that day, a per-purchase item's access ends
+    #: that day.  Shown only for a purchase with a period.
+    ends_on: date | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -166,6 +170,9 @@ class StatementRow:
     amount: Yen
     started_on: date
     kind: ChargeKind
+    #: As :attr:`Charge.ends_on`: a per-purchase item's access end, a monthly-flat service's
+    #: period end (§11); shown only for a purchase with a period.
+    ends_on: date | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -587,6 +594,7 @@ def compose_statement(
             amount=c.amount,
             started_on=c.started_on,
             kind=c.kind,
+            ends_on=c.ends_on,
         )
         for c in bill.charges
         if passport_id is None or c.passport_id == passport_id

@@ -17,7 +17,7 @@ from typing import Any, get_args, get_type_hints
 
 import attrs
 
-from matome import values
+from matome import commands, values
 from matome.commands import COMMANDS
 
 __all__ = ["SCHEMA_ID", "command_log_schema", "schema_text"]
@@ -103,6 +103,27 @@ _CROSS_FIELD: dict[str, dict[str, Any]] = {
     "change_passport_details": {
         "anyOf": [{"required": ["password"]}, {"required": ["email"]}, {"required": ["line_auth"]}]
     },
+    # §11: a service period in months for a monthly-flat service, in days for an item.
+    "list_service": {
+        "allOf": [
+            {
+                "if": {"required": ["period_months"]},
+                "then": {"properties": {"pricing": {"const": "monthly"}}},
+            },
+            {
+                "if": {"required": ["period_days"]},
+                "then": {"properties": {"pricing": {"const": "per_purchase"}}},
+            },
+        ]
+    },
+}
+
+#: Whole-number fields: their bounds, as the command converters check them (quantity §4,
+#: service periods §11).
+_INT_BOUNDS = {
+    "quantity": 99,
+    "period_months": commands.MAX_PERIOD_MONTHS,
+    "period_days": commands.MAX_PERIOD_DAYS,
 }
 
 
@@ -115,8 +136,8 @@ def _field_schema(name: str, hint: Any, known: dict[Any, dict[str, Any]]) -> dic
         return {"type": "string", "enum": [m.value for m in kind]}
     if kind in known:
         return dict(known[kind])
-    if kind is int:  # quantity (§4)
-        return {"type": "integer", "minimum": 1, "maximum": 99}
+    if kind is int:
+        return {"type": "integer", "minimum": 1, "maximum": _INT_BOUNDS[name]}
     if kind is str:
         bound = _TEXT_BOUNDS.get(name, 200)
         return {"type": "string", "minLength": 1, "maxLength": bound}

@@ -233,9 +233,12 @@ def bill_table(bill: Bill) -> str:
 
 def statement_rows(doc: Statement, reasons: Mapping[str, str] | None = None) -> Rows:
     """The rows of a statement page; ``reasons`` (receipt → a refund's reason, from the bill)
-    fills the reason of refund rows."""
+    fills the reason of refund rows.  A page with a purchase that has a service period
+    (DOMAIN.md §11, contract 3) adds the column ``ends_on``; no other page has it, so every
+    page of a contract-2 log keeps its exact columns."""
     reasons = reasons or {}
-    return (
+    ends = any(r.ends_on is not None for r in doc.rows)
+    head, rows = (
         [
             "receipt",
             "passport_id",
@@ -266,6 +269,11 @@ def statement_rows(doc: Statement, reasons: Mapping[str, str] | None = None) -> 
             for r in doc.rows
         ],
     )
+    if ends:
+        head.append("ends_on")
+        for row, r in zip(rows, doc.rows, strict=True):
+            row.append(r.ends_on)
+    return head, rows
 
 
 def statement_table(doc: Statement, reasons: Mapping[str, str] | None = None) -> str:
@@ -275,7 +283,8 @@ def statement_table(doc: Statement, reasons: Mapping[str, str] | None = None) ->
         f"Usage statement {doc.customer_id}  {doc.month}  page {doc.page} "
         f"({len(doc.rows)} of {doc.total} rows)"
     )
-    _, rows = statement_rows(doc, reasons)
+    columns, rows = statement_rows(doc, reasons)
+    ends = columns[-1] == "ends_on"  # §11: an item's access end, a subscription's period end
     body = table(
         [
             "receipt",
@@ -287,8 +296,9 @@ def statement_table(doc: Statement, reasons: Mapping[str, str] | None = None) ->
             "amount",
             "started",
             "reason",
+            *(["ends"] if ends else []),
         ],
-        [[r[0], r[1], r[3], r[5], r[6], r[7], r[8], r[9], r[10]] for r in rows],
+        [[r[0], r[1], r[3], r[5], r[6], r[7], r[8], r[9], r[10], *r[11:]] for r in rows],
     )
     return f"{head}\n{body}"
 

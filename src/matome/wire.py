@@ -18,7 +18,7 @@ import cattrs
 import orjson
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from matome.documents import Charge, Statement
+from matome.documents import Charge, Statement, StatementRow
 from matome.errors import InvalidInput
 from matome.values import (
     AccessKey,
@@ -145,7 +145,19 @@ def make_converter() -> cattrs.Converter:
     # Optional members the contract shows only when present: a refund's reason, a statement's
     # Passport ID filter.
     conv.register_unstructure_hook(
-        Charge, make_dict_unstructure_fn(Charge, conv, reason=override(omit_if_default=True))
+        Charge,
+        make_dict_unstructure_fn(
+            Charge,
+            conv,
+            reason=override(omit_if_default=True),
+            ends_on=override(omit_if_default=True),
+        ),
+    )
+    # A service period's end (§11): absent for a purchase without one, so that every bill
+    # issued before contract 3 keeps its exact JSON and digest.
+    conv.register_unstructure_hook(
+        StatementRow,
+        make_dict_unstructure_fn(StatementRow, conv, ends_on=override(omit_if_default=True)),
     )
     conv.register_unstructure_hook(
         Statement,

@@ -241,7 +241,7 @@ class Contract3Machine(BillingMachine):
 
 
 def test_engine_agrees_with_the_reference_model_under_contract_3() -> None:
-    """Rules 11.2–11.4: engine and model agree on contract-3 logs."""
+    """Rules 11.1–11.4: engine and model agree on contract-3 logs (service periods too)."""
     run_state_machine_as_test(  # type: ignore[no-untyped-call, unused-ignore]  # Hypothesis leaves it untyped
         Contract3Machine, settings=settings(max_examples=25, stateful_step_count=25, deadline=None)
     )
@@ -254,7 +254,15 @@ def new_password_shape_unchecked() -> Iterator[type[BillingMachine]]:
         yield Contract3Machine
 
 
+@contextmanager
+def service_period_ignored() -> Iterator[type[BillingMachine]]:
+    """§11 (contract 3): a listing's service period never ends a purchase."""
+    with _replacing("period_ends_at", lambda *args: None):
+        yield Contract3Machine
+
+
 MUTATIONS: dict[str, Callable[[], Any]] = {
+    "service_period_ignored": service_period_ignored,
     "new_password_shape_unchecked": new_password_shape_unchecked,
     "password_checked_before_the_line": password_checked_before_the_line,
     "refunds_capped_by_the_price": refunds_capped_by_the_price,

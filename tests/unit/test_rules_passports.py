@@ -383,7 +383,7 @@ def test_changing_the_password_or_email_does_not_affect_purchases(engine: Engine
     assert sub.active
     passport = engine.passport(PID)
     assert passport is not None
-    assert passport.active_holding(sub.provider, sub.service) is not None
+    assert passport.active_holding(sub.provider, sub.service, sub.purchased_at) is not None
     # The new password works, the old one no longer does.
     buy(engine, "2024-02-03T10:00:00+09:00", ITEM, password="New12345")
     with pytest.raises(WrongPassword):

@@ -39,6 +39,9 @@ class Listing:
     pricing: Pricing
     price: Yen
     listed_at: datetime
+    #: The service period it sets (DOMAIN.md §11), in billing months or in days; ``None``: none.
+    period_months: int | None = None
+    period_days: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -57,7 +60,13 @@ class Provider:
 def _listed(s: Provider, e: ev.ServiceListed) -> Provider:
     services = dict(s.services)
     services[e.service] = Listing(
-        service=e.service, name=e.name, pricing=e.pricing, price=e.price, listed_at=e.at
+        service=e.service,
+        name=e.name,
+        pricing=e.pricing,
+        price=e.price,
+        listed_at=e.at,
+        period_months=e.period_months,
+        period_days=e.period_days,
     )
     return attrs.evolve(
         s, version=e.originator_version, last_at=e.at, services=MappingProxyType(services)
@@ -138,6 +147,13 @@ def decide_list_service(
     if d.refused:
         return None
     d.emit(
-        provider, ev.ServiceListed, service=c.service, name=c.name, pricing=c.pricing, price=c.price
+        provider,
+        ev.ServiceListed,
+        service=c.service,
+        name=c.name,
+        pricing=c.pricing,
+        price=c.price,
+        period_months=c.period_months,
+        period_days=c.period_days,
     )
     return cmd.Done()

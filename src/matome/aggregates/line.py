@@ -478,7 +478,7 @@ def decide_change_line(
     if not rule.kept:
         for passport in ending:
             for receipt, holding in passport.holdings.items():
-                if holding.active:
+                if holding.active_at(d.at):
                     d.against(subs.get(receipt), f"receipt {receipt}")
     if c.new_customer_id is not None and not line.operator.accepts(c.new_customer_id):
         d.refuse(InvalidInput(f"NTT West customer IDs start with CAF, not {c.new_customer_id}"))

@@ -104,10 +104,17 @@ class Holding:
     price: Yen
     purchased_at: datetime
     ended_at: datetime | None = None
+    #: When its service period ends (DOMAIN.md §11), ``None`` for none.
+    period_ends_at: datetime | None = None
 
     @property
     def active(self) -> bool:
+        """No cancellation recorded (its service period may have ended: :meth:`active_at`)."""
         return self.ended_at is None
+
+    def active_at(self, at: datetime) -> bool:
+        """Held at ``at``: not cancelled, and its service period not over (§11)."""
+        return self.ended_at is None and (self.period_ends_at is None or at < self.period_ends_at)
 
     # What the charging rules read (matome.charging.Chargeable): holdings are one ID's
     # monthly subscriptions.
@@ -122,7 +129,7 @@ class Holding:
 
     @property
     def cancelled_at(self) -> datetime | None:
-        return self.ended_at
+        return charging.until(self.ended_at, self.period_ends_at)
 
     @property
     def amount(self) -> int:
@@ -166,10 +173,13 @@ class Passport:
         """Whether the subscription ``receipt`` of this ID was charged in its purchase month."""
         return not (once_per_month and receipt in self.rebought)
 
-    def active_holding(self, provider: ProviderCode, service: ServiceCode) -> Holding | None:
-        """The active monthly subscription of that service, if any (at most one, §4)."""
+    def active_holding(
+        self, provider: ProviderCode, service: ServiceCode, at: datetime
+    ) -> Holding | None:
+        """The monthly subscription of that service active at ``at``, if any (at most one,
+        §4; one whose service period ended is not, §11)."""
         for h in self.holdings.values():
-            if h.active and h.provider == provider and h.service == service:
+            if h.active_at(at) and h.provider == provider and h.service == service:
                 return h
         return None
 
@@ -217,7 +227,9 @@ def _pruned(holdings: Mapping[str, Holding], month: YearMonth) -> dict[str, Hold
     # a holding that ended before ``month`` can never be charged again: drop it to keep the
     # state small however long the ID lives.
     return {
-        r: h for r, h in holdings.items() if h.ended_at is None or YearMonth.of(h.ended_at) >= month
+        r: h
+        for r, h in holdings.items()
+        if h.cancelled_at is None or YearMonth.of(h.cancelled_at) >= month
     }
 
 
@@ -237,6 +249,7 @@ def _added(s: Passport, e: ev.HoldingAdded) -> Passport:
             service=e.service,
             price=e.price,
             purchased_at=e.at,
+            period_ends_at=e.period_ends_at,
         )
         changes["holdings"] = MappingProxyType(holdings)
     else:
@@ -633,7 +646,7 @@ def decide_purchase(
     check_purchase_credentials(passport, line, c, d)
     if monthly:
         d.require(
-            passport.active_holding(c.provider, c.service) is None,
+            passport.active_holding(c.provider, c.service, c.at) is None,
             lambda: DuplicateError(
                 f"Passport ID {c.passport_id!s} already subscribes to {c.provider}/{c.service}"
             ),
@@ -669,6 +682,8 @@ def decide_purchase(
     if d.refused:
         return None
     receipt = receipt_number(c.passport_id, passport.purchases + 1)
+    # §11: the period is a fact of the purchase, fixed by the listing at purchase time.
+    ends = charging.period_ends_at(c.at, listing.period_months, listing.period_days)
     d.create(
         subscription_id(receipt),
         sub_ev.Purchased,
@@ -681,6 +696,7 @@ def decide_purchase(
         pricing=listing.pricing,
         price=listing.price,
         quantity=c.quantity,
+        period_ends_at=ends,
     )
     d.emit(
         passport,
@@ -691,6 +707,7 @@ def decide_purchase(
         pricing=listing.pricing,
         price=listing.price,
         quantity=c.quantity,
+        period_ends_at=ends,
     )
     if c.ref is not None:
         d.create(reference_id(c.ref), sub_ev.PurchaseReferenced, ref=c.ref, receipt=receipt)
@@ -744,7 +761,7 @@ def decide_refund(
             sub.pricing,
             sub.amount.amount,
             sub.purchased_at,
-            sub.cancelled_at,
+            sub.ends_at,
             YearMonth.of(c.at),
             first_month_charged=first_month,
         )

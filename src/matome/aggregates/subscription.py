@@ -9,6 +9,7 @@ from uuid import UUID, uuid5
 
 import attrs
 
+from matome import charging
 from matome.aggregates.base import NAMESPACE, AggregateState, make_projector, stream_id
 from matome.aggregates.decision import Decision
 from matome.errors import NotCancellable, UnknownReceipt
@@ -93,6 +94,27 @@ class Subscription:
     cancelled_at: datetime | None = None
     cancel_reason: ev.CancelReason | None = None
     refunded: Yen = Yen.ZERO
+    #: When its service period ends (DOMAIN.md §11), ``None`` for none: a monthly-flat
+    #: subscription ends by itself then, a per-purchase item's access ends then.
+    period_ends_at: datetime | None = None
+
+    @property
+    def ends_at(self) -> datetime | None:
+        """When a monthly-flat subscription ends: its cancellation or its period's end,
+        whichever comes first (what the charging rules read, §4, §11)."""
+        return charging.until(self.cancelled_at, self.period_ends_at)
+
+    @property
+    def ended_by(self) -> ev.CancelReason | None:
+        """What ended it: the cancellation's cause, or ``period_ended`` (§11)."""
+        if self.cancel_reason is not None:
+            return self.cancel_reason
+        return None if self.period_ends_at is None else ev.CancelReason.PERIOD_ENDED
+
+    def active_at(self, at: datetime) -> bool:
+        """An active monthly-flat subscription at ``at``: not cancelled, and its service
+        period not over (§11)."""
+        return self.active and (self.period_ends_at is None or at < self.period_ends_at)
 
     @property
     def amount(self) -> Yen:
@@ -101,7 +123,9 @@ class Subscription:
 
     @property
     def active(self) -> bool:
-        """An active monthly-flat subscription (per-purchase items are never 'active')."""
+        """A monthly-flat subscription with no cancellation recorded (per-purchase items are
+        never 'active'); whether its service period has ended by a given time is
+        :meth:`active_at`'s question (§11)."""
         return self.pricing is Pricing.MONTHLY and self.cancelled_at is None
 
 
@@ -120,6 +144,7 @@ def _purchased(_: None, e: ev.Purchased) -> Subscription:
         price=e.price,
         purchased_at=e.at,
         quantity=e.quantity,
+        period_ends_at=e.period_ends_at,
     )
 
 
@@ -157,16 +182,22 @@ def require_subscription(
 
 
 def check_cancellable(sub: Subscription, d: Decision) -> bool:
-    """Only an active monthly-flat subscription can be cancelled (§4, ``not_cancellable``)."""
-    why = (
-        "is a per-purchase item" if sub.pricing is Pricing.PER_PURCHASE else "was cancelled already"
-    )
-    return d.require(sub.active, lambda: NotCancellable(f"receipt {sub.receipt} {why}"))
+    """Only an active monthly-flat subscription can be cancelled (§4, ``not_cancellable``);
+    one whose service period ended is refused as a cancelled one (§11)."""
+    if sub.pricing is Pricing.PER_PURCHASE:
+        why = "is a per-purchase item"
+    elif sub.active and sub.period_ends_at is not None:
+        why = f"ended by itself when its service period ended on {sub.period_ends_at.isoformat()}"
+    else:
+        why = "was cancelled already"
+    return d.require(sub.active_at(d.at), lambda: NotCancellable(f"receipt {sub.receipt} {why}"))
 
 
 class _Held(Protocol):
     @property
     def active(self) -> bool: ...
+
+    def active_at(self, at: datetime) -> bool: ...
 
 
 class Holder(AggregateState, Protocol):
@@ -193,11 +224,12 @@ def cancel_holdings(
     command decides against each of them (time order).
     """
     cancelled: list[str] = []
-    for receipt in sorted(r for r, h in passport.holdings.items() if h.active):
+    # A subscription whose service period ended has ended by itself (§11): nothing to cancel.
+    for receipt in sorted(r for r, h in passport.holdings.items() if h.active_at(d.at)):
         sub = require_subscription(subs.get(receipt), receipt, d)
         if d.refused or sub is None:
             continue
-        if sub.active:
+        if sub.active_at(d.at):
             d.emit(sub, ev.Cancelled, reason=reason)
         passport = d.emit(passport, passport_ev.HoldingEnded, receipt=receipt)
         cancelled.append(receipt)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import attrs
 
 from matome.events.base import DomainEvent, topic
@@ -24,9 +26,22 @@ class ProviderRegistered(DomainEvent):
 @topic("matome.catalog.ServiceListed")
 @attrs.frozen(kw_only=True)
 class ServiceListed(DomainEvent):
-    """The provider listed a service or item with its pricing type and price (tax included)."""
+    """The provider listed a service or item with its pricing type and price (tax included).
+
+    Version 2 (contract 3, DOMAIN.md §11): the service period [サービス利用期間] it may set,
+    ``period_months`` (monthly-flat) or ``period_days`` (per-purchase); ``None`` for none.
+    """
+
+    class_version: ClassVar[int] = 2
 
     service: ServiceCode
     name: str
     pricing: Pricing
     price: Yen
+    period_months: int | None = None
+    period_days: int | None = None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["period_months"] = None
+        state["period_days"] = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -142,9 +143,11 @@ class HoldingAdded(DomainEvent):
     """A purchase by this ID, recorded on the ID so that its spend is checked serially (§3).
 
     Version 2 (contract 2): ``quantity`` of a per-purchase item (``price`` is the unit price).
+    Version 3 (contract 3, DOMAIN.md §11): ``period_ends_at`` as on the purchase's
+    ``Purchased``: a monthly holding is not charged past it.
     """
 
-    class_version: ClassVar[int] = 2
+    class_version: ClassVar[int] = 3
 
     receipt: str
     provider: ProviderCode
@@ -152,10 +155,15 @@ class HoldingAdded(DomainEvent):
     pricing: Pricing
     price: Yen
     quantity: int = 1
+    period_ends_at: datetime | None = None
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["quantity"] = 1
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["period_ends_at"] = None
 
 
 @topic("matome.passport.HoldingEnded")

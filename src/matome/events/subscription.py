@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -20,6 +21,9 @@ class CancelReason(StrEnum):
     REGULATION = "regulation"  # §5: regulation cancels every subscription of the line
     PASSPORT_DELETED = "passport_deleted"  # §2
     LINE_CHANGE = "line_change"  # §6
+    #: DOMAIN.md §11: the service period the listing set ended.  Never stored on a
+    #: ``Cancelled``: the end is a fact of the purchase (``Purchased.period_ends_at``).
+    PERIOD_ENDED = "period_ended"
 
 
 @topic("matome.subscription.Purchased")
@@ -28,9 +32,12 @@ class Purchased(DomainEvent):
     """One purchase of one service by one Passport ID, with the price in force at that time.
 
     Version 2 (contract 2): ``quantity`` of a per-purchase item (``price`` is the unit price).
+    Version 3 (contract 3, DOMAIN.md §11): ``period_ends_at``, the instant the service period
+    the listing set at purchase time ends — a monthly-flat subscription ends by itself then
+    (00:00 Tokyo on a 1st), a per-purchase item's access ends then; ``None``: no period.
     """
 
-    class_version: ClassVar[int] = 2
+    class_version: ClassVar[int] = 3
 
     receipt: str
     passport_id: PassportId
@@ -41,10 +48,15 @@ class Purchased(DomainEvent):
     pricing: Pricing
     price: Yen
     quantity: int = 1
+    period_ends_at: datetime | None = None
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["quantity"] = 1
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["period_ends_at"] = None
 
 
 @topic("matome.subscription.Cancelled")

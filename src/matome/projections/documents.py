@@ -67,11 +67,11 @@ __all__ = ["Documents", "bill_digest"]
 _SUB_COLUMNS = (
     "s.receipt, s.customer_id, s.passport_id, s.provider, s.service, s.service_name, "
     "s.pricing, s.price, s.purchased_at, s.purchased_month, s.cancelled_at, s.cancel_version, "
-    "s.quantity, l.operator"
+    "s.quantity, l.operator, s.period_ends_at"
 )
 #: A purchase with its line's operator (settlement is per operator, §8).
 _SUBS = "mv_subs s JOIN mv_lines l ON l.customer_id = s.customer_id"
-_N_SUB_COLUMNS = 14
+_N_SUB_COLUMNS = 15
 #: Keys per ``IN (...)`` query (below every SQL engine's limit on parameters).
 _IN_CHUNK = 500
 
@@ -98,6 +98,9 @@ class _Sub:
     cancel_version: int | None
     quantity: int
     operator: str
+    #: When its service period ends (§11): ``cancelled_at`` holds it already for a monthly
+    #: subscription not cancelled earlier; kept apart for the documents to show.
+    period_ends_at: datetime | None = None
 
     @property
     def amount(self) -> int:
@@ -120,6 +123,7 @@ class _Sub:
             cancel_version=row[11],
             quantity=int(row[12]),
             operator=row[13],
+            period_ends_at=None if row[14] is None else _parse_utc(row[14]),
         )
 
     def charge(
@@ -141,6 +145,7 @@ class _Sub:
                 started_on=tokyo_date(self.purchased_at),
                 kind=kind,
                 sources=tuple(sources),
+                ends_on=None if self.period_ends_at is None else tokyo_date(self.period_ends_at),
             ),
         )
 

@@ -41,7 +41,7 @@ from matome.events import passport as passport_ev
 from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
 from matome.projections.viewstore import SCHEMA_VERSION, Cursor, ViewStore
-from matome.values import tokyo_date
+from matome.values import Pricing, tokyo_date
 from matome.wire import dumps
 
 __all__ = ["VIEW_NAME", "EventLog", "Progress", "Projection", "utc_text"]
@@ -95,8 +95,9 @@ _INSERT_PASSPORT = (
 )
 _INSERT_SUB = (
     "INSERT INTO mv_subs (receipt, stream, customer_id, passport_id, provider, service, "
-    "service_name, pricing, price, purchased_at, purchased_month, quantity) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "service_name, pricing, price, purchased_at, purchased_month, quantity, period_ends_at, "
+    "cancelled_at, cancelled_month, cancel_reason) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _CANCEL_SUB = (
     "UPDATE mv_subs SET cancelled_at = ?, cancelled_month = ?, cancel_reason = ?, "
@@ -329,6 +330,11 @@ def _subscription(cur: Cursor, stream: str) -> tuple[str, datetime] | None:
 def _sub_purchased(cur: Cursor, e: Raw) -> None:
     s = e.state
     at = e.at
+    # §11: a monthly subscription's period end is its cancellation, fixed at purchase (a
+    # customer's cancellation, always earlier, replaces it); no Cancelled event is dated ahead.
+    ends = s.get("period_ends_at")
+    end = None if ends is None else datetime.fromisoformat(ends)
+    scheduled = end if end is not None and s["pricing"] == Pricing.MONTHLY.value else None
     cur.execute(
         _INSERT_SUB,
         (
@@ -344,6 +350,10 @@ def _sub_purchased(cur: Cursor, e: Raw) -> None:
             utc_text(at),
             e.month,
             int(s["quantity"]),
+            None if end is None else utc_text(end),
+            None if scheduled is None else utc_text(scheduled),
+            None if scheduled is None else str(last_charged_month(at, scheduled)),
+            None if scheduled is None else sub_ev.CancelReason.PERIOD_ENDED.value,
         ),
     )
     if isinstance(cur, _BatchCursor):

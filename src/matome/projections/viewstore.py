@@ -25,8 +25,9 @@ __all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
 #: 2: purchases' quantity; the fee settings of ``set_fee``.  3: the rows of issued bills
 #: (per-month totals), how far the billing run completed.  4: per month, provider and operator,
 #: the totals of the issued bills kept as they are issued (provider totals and settlement read
-#: one row per provider, not every bill row of the month).
-SCHEMA_VERSION = 4
+#: one row per provider, not every bill row of the month).  5: purchases' service period end
+#: (DOMAIN.md §11).
+SCHEMA_VERSION = 5
 #: The SQLite view connection's page cache, in MiB.
 CACHE_MIB = 32
 
@@ -65,7 +66,7 @@ _DDL = (
         service_name TEXT NOT NULL, pricing TEXT NOT NULL, price BIGINT NOT NULL,
         purchased_at TEXT NOT NULL, purchased_month TEXT NOT NULL, cancelled_at TEXT,
         cancelled_month TEXT, cancel_reason TEXT, cancel_version INTEGER,
-        quantity INTEGER NOT NULL)""",
+        quantity INTEGER NOT NULL, period_ends_at TEXT)""",
     "CREATE INDEX IF NOT EXISTS mv_subs_line ON mv_subs (customer_id, purchased_month)",
     "CREATE INDEX IF NOT EXISTS mv_subs_month ON mv_subs (purchased_month)",
     """CREATE TABLE IF NOT EXISTS mv_refunds (

@@ -50,7 +50,7 @@ from matome.errors import MatomeError
 from matome.events.base import DomainEvent
 from matome.policy import DEFAULT_POLICY, Policy
 from matome.testing.model import ReferenceModel
-from matome.testing.strategies import billing_accounts
+from matome.testing.strategies import billing_accounts, service_periods
 from matome.values import TOKYO, YearMonth
 from matome.wire import dumps, to_json
 
@@ -140,6 +140,12 @@ class BillingMachine(RuleBasedStateMachine):
         given = True if data is None else data.draw(st.sampled_from([True] * 4 + [False, None]))
         if given is not None:
             command["terms_consent"] = given
+
+    def period(self, listing: dict[str, Any], data: st.DataObject) -> None:
+        """Contract 3: a listing now and then sets a service period (DOMAIN.md §11) — a few
+        billing months for a monthly-flat service, a few days for an item."""
+        if self.contract >= 3:
+            listing.update(data.draw(service_periods(listing["pricing"])))
 
     # Applying a command to both sides
 
@@ -277,17 +283,17 @@ class BillingMachine(RuleBasedStateMachine):
                 pricing = data.draw(st.sampled_from(["monthly", "per_purchase"]))
                 price = data.draw(st.sampled_from(_PRICES))
                 self.services.append((code, f"s{j}", pricing, price))
-                self.apply(
-                    {
-                        "command": "list_service",
-                        "at": self.now.isoformat(),
-                        "provider": code,
-                        "service": f"s{j}",
-                        "name": f"service {j}",
-                        "pricing": pricing,
-                        "price": price,
-                    }
-                )
+                listing = {
+                    "command": "list_service",
+                    "at": self.now.isoformat(),
+                    "provider": code,
+                    "service": f"s{j}",
+                    "name": f"service {j}",
+                    "pricing": pricing,
+                    "price": price,
+                }
+                self.period(listing, data)
+                self.apply(listing)
 
     @initialize(data=st.data())
     def first_customer(self, data: st.DataObject) -> None:
@@ -818,8 +824,8 @@ class BillingMachine(RuleBasedStateMachine):
             if charge["pricing"] != "monthly" or charge.get("kind", "charge") != "charge":
                 continue
             sub = self.engine.subscription(charge["receipt"])
-            if sub is not None and sub.cancelled_at is not None:
-                last = last_charged_month(sub.purchased_at, sub.cancelled_at)
+            if sub is not None and sub.ends_at is not None:
+                last = last_charged_month(sub.purchased_at, sub.ends_at)
                 if last is None or month > last:
                     raise Disagreement(f"{charge['receipt']} charged in {month} after {last}")
 

@@ -220,11 +220,21 @@ class Sub:
     last_at: datetime
     cancelled_at: datetime | None = None
     refunds: list[tuple[datetime, int]] = field(default_factory=list)
+    #: DOMAIN.md §11: when the service period the listing set ends (None: no period).
+    period_end: datetime | None = None
 
-    @property
-    def active(self) -> bool:
-        """A monthly subscription that has not been cancelled (only those can be cancelled)."""
-        return self.monthly and self.cancelled_at is None
+    def active_at(self, at: datetime) -> bool:
+        """A monthly subscription not cancelled and whose service period has not ended by
+        ``at`` (only those can be cancelled, §4, §11)."""
+        if not self.monthly or self.cancelled_at is not None:
+            return False
+        return self.period_end is None or at < self.period_end
+
+    def ended_at(self) -> datetime | None:
+        """§11: a monthly subscription ends at its cancellation, or at its period's end if
+        that comes first (the period end is a cancellation on the 1st)."""
+        ends = [t for t in (self.cancelled_at, self.period_end) if t is not None]
+        return min(ends) if self.monthly and ends else None
 
     @property
     def amount(self) -> int:
@@ -240,10 +250,11 @@ class Sub:
         Charged through the month of cancellation, except when cancelled on the 1st (Tokyo) of a
         month: then that month is not charged, unless the purchase was made that same day.
         """
-        if self.cancelled_at is None:
+        ended = self.ended_at()
+        if ended is None:
             return None
-        day = _tokyo_day(self.cancelled_at)
-        month = _month(self.cancelled_at)
+        day = _tokyo_day(ended)
+        month = _month(ended)
         if day.day == 1 and day != _tokyo_day(self.bought_at):
             return month.previous()
         return month
@@ -262,6 +273,8 @@ class Service:
     monthly: bool
     price: int
     listed_at: datetime
+    period_months: int | None = None  # §11, monthly-flat: billing months from the purchase
+    period_days: int | None = None  # §11, per-purchase: days of access (no charge effect)
 
 
 @dataclass
@@ -691,7 +704,7 @@ class ReferenceModel:
         if on and line.kind not in _LINE_AUTH_KINDS:
             k.add("invalid_input", f"no line authentication on a {line.kind.value} line")
 
-    def _holdings(self, passport: Passport, k: _Checks) -> list[Sub]:
+    def _holdings(self, passport: Passport, k: _Checks, at: datetime) -> list[Sub]:
         """The active monthly subscriptions of an ID, for a cancel-all.
 
         A cancel-all decides against the ID and each of those subscriptions: none of them may
@@ -699,7 +712,7 @@ class ReferenceModel:
         """
         k.in_time(passport.last_at, f"Passport ID {passport.passport_id}")
         subs = [s for s in self._subs.values() if s.passport_id == passport.passport_id]
-        active = sorted((s for s in subs if s.active), key=lambda s: s.receipt)
+        active = sorted((s for s in subs if s.active_at(at)), key=lambda s: s.receipt)
         for s in active:
             k.in_time(s.last_at, f"receipt {s.receipt}")
         return active
@@ -847,7 +860,7 @@ class ReferenceModel:
         if not kept:
             for pid in sorted(line.passports):
                 p = self._passports[pid]
-                affected.append((p, self._holdings(p, k)))
+                affected.append((p, self._holdings(p, k, c.at)))
 
         def commit() -> dict[str, Any]:
             cancelled: list[str] = []
@@ -888,7 +901,8 @@ class ReferenceModel:
         if line.regulated:
             return lambda: {"regulated": True, "cancelled": []}  # accepted, changes nothing
         affected = [
-            (self._passports[p], self._holdings(self._passports[p], k)) for p in line.passports
+            (self._passports[p], self._holdings(self._passports[p], k, c.at))
+            for p in line.passports
         ]
 
         def commit() -> dict[str, Any]:
@@ -956,7 +970,9 @@ class ReferenceModel:
 
         def commit() -> dict[str, Any]:
             monthly = c.pricing is Pricing.MONTHLY
-            p.services[code] = Service(c.name, monthly, c.price.amount, c.at)
+            p.services[code] = Service(
+                c.name, monthly, c.price.amount, c.at, c.period_months, c.period_days
+            )
             return {}
 
         return commit
@@ -1068,7 +1084,7 @@ class ReferenceModel:
         if p is None or line is None:
             return None
         self._access_key(line, c.access_key, k)
-        subs = self._holdings(p, k)
+        subs = self._holdings(p, k, c.at)
 
         def commit() -> dict[str, Any]:
             cancelled = self._cancel_subs(p, subs, c.at)
@@ -1132,7 +1148,7 @@ class ReferenceModel:
             k.check(c.quantity == 1, "invalid_input", "a monthly service is bought once")
             k.check(
                 not any(
-                    s.active and (s.provider, s.service) == (provider_code, service_code)
+                    s.active_at(c.at) and (s.provider, s.service) == (provider_code, service_code)
                     for s in self._subs.values()
                     if s.passport_id == p.passport_id
                 ),
@@ -1182,6 +1198,7 @@ class ReferenceModel:
                 quantity=c.quantity,
                 bought_at=c.at,
                 last_at=c.at,
+                period_end=_period_end(c.at, service),
             )
             return {
                 "receipt": receipt,
@@ -1211,7 +1228,7 @@ class ReferenceModel:
         if p is None:
             return None
         self._password(p, c.password, k)
-        k.check(s.active, "not_cancellable", "not an active monthly subscription")
+        k.check(s.active_at(c.at), "not_cancellable", "not an active monthly subscription")
 
         def commit() -> dict[str, Any]:
             self._cancel_subs(p, [s], c.at)
@@ -1266,6 +1283,19 @@ class ReferenceModel:
             return {"month": str(c.month), "closed": [str(c.month)]}
 
         return commit
+
+
+def _period_end(bought_at: datetime, service: Service) -> datetime | None:
+    """DOMAIN.md §11: ``period_months: N`` ends at 00:00 Tokyo on the 1st of the month after
+    the N-th billing month (the purchase month is the first); ``period_days: D``, D days after
+    the purchase."""
+    if service.period_days is not None:
+        return bought_at + timedelta(days=service.period_days)
+    if service.period_months is None:
+        return None
+    day = _tokyo_day(bought_at)
+    months = day.year * 12 + day.month - 1 + service.period_months
+    return datetime(months // 12, months % 12 + 1, 1, tzinfo=_JST)
 
 
 def _charge(s: Sub, amount: int, kind: str) -> dict[str, Any]:

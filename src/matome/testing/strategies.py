@@ -21,7 +21,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 from matome.aggregates.subscription import receipt_number
-from matome.commands import COMMANDS, Command, parse_command
+from matome.commands import (
+    COMMANDS,
+    MAX_PERIOD_DAYS,
+    MAX_PERIOD_MONTHS,
+    Command,
+    parse_command,
+)
 from matome.values import MAX_YEN, TOKYO, YearMonth
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "provider_codes",
     "quantities",
     "service_codes",
+    "service_periods",
     "tokyo_times",
     "year_months",
     "yen",
@@ -225,6 +232,21 @@ def invalid_yen() -> st.SearchStrategy[Any]:
 def quantities() -> st.SearchStrategy[int]:
     """How many of a per-purchase item one purchase buys: 1–99 (rules §4)."""
     return st.integers(1, 99)
+
+
+def service_periods(pricing: str) -> st.SearchStrategy[dict[str, int]]:
+    """The service period a contract-3 ``list_service`` of ``pricing`` may carry (DOMAIN.md
+    §11), as the fields to add: none, ``period_months`` (monthly-flat) or ``period_days``
+    (per-purchase)."""
+    if pricing == "monthly":
+        field, most = "period_months", MAX_PERIOD_MONTHS
+    else:
+        field, most = "period_days", MAX_PERIOD_DAYS
+    small = st.integers(1, 3) if pricing == "monthly" else st.sampled_from([1, 7, 30])
+    return st.one_of(
+        st.just({}),
+        st.builds(lambda n: {field: n}, st.one_of(small, st.integers(1, most))),
+    )
 
 
 def invalid_quantities() -> st.SearchStrategy[Any]:
