@@ -1306,27 +1306,31 @@ def _postgres_recorder() -> type[Any]:
             destroy or make a key meanwhile)."""
             subjects = _subjects(extra)
             keys_table = self._table(KEYS_TABLE)
-            # The subjects' keys, and one key of the store (the last row) to check a new key
-            # is wrapped by the same master key: one round trip.
-            curs.execute(
-                SQL(
-                    "SELECT subject, wrapped FROM {0} WHERE subject = ANY(%s) UNION ALL "
-                    "(SELECT subject, wrapped FROM {0} LIMIT 1)"
-                ).format(keys_table),
-                (subjects,),
-            )
-            found = [(r["subject"], r["wrapped"]) for r in curs.fetchall()]
+            # Reads on a cursor of their own: ``curs`` runs in a pipeline after executemany()
+            # inserts, and a fetch on it could be handed an insert's result instead of the
+            # query's ("the last operation didn't produce records").
+            with curs.connection.cursor() as query:
+                # The subjects' keys, and one key of the store (the last row) to check a new
+                # key is wrapped by the same master key: one round trip.
+                query.execute(
+                    SQL(
+                        "SELECT subject, wrapped FROM {0} WHERE subject = ANY(%s) UNION ALL "
+                        "(SELECT subject, wrapped FROM {0} LIMIT 1)"
+                    ).format(keys_table),
+                    (subjects,),
+                )
+                found = [(r["subject"], r["wrapped"]) for r in query.fetchall()]
+                survivors: list[tuple[str, str, str]] = []
+                if extra.rotate:
+                    query.execute(
+                        SQL("SELECT ref, subject, data FROM {0} WHERE subject = ANY(%s)").format(
+                            self._table(_PERSONAL_TABLE)
+                        ),
+                        (list(extra.rotate),),
+                    )
+                    survivors = [(r["ref"], r["subject"], r["data"]) for r in query.fetchall()]
             keys = {s: w for s, w in found if s in subjects}
             any_key = found[-1] if found else None
-            survivors: list[tuple[str, str, str]] = []
-            if extra.rotate:
-                curs.execute(
-                    SQL("SELECT ref, subject, data FROM {0} WHERE subject = ANY(%s)").format(
-                        self._table(_PERSONAL_TABLE)
-                    ),
-                    (list(extra.rotate),),
-                )
-                survivors = [(r["ref"], r["subject"], r["data"]) for r in curs.fetchall()]
             plan = _keyring_of(self).plan(
                 keys,
                 any_key,
