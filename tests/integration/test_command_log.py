@@ -958,3 +958,25 @@ def test_a_position_recorded_by_matome_0_2_is_still_resumed(
     assert [json.loads(x)["line"] for x in out.splitlines()] == [5, 6]
     assert _billed(db) == 300
     assert _matome(capsys, "run", str(path), "--db", db)[0] == 2  # now in the new form too
+
+
+def test_a_contract_declaration_is_part_of_a_logs_identity(
+    db: str, once: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Contract 3, "A log is applied once" with "Contract versions": declaring contract 2 is
+    the same log as declaring none (it means the same), so its re-run exits 2; the same
+    commands declared under contract 3 are read with another meaning — another log, which
+    this store has not applied (its own re-run is then refused in turn)."""
+    assert _matome(capsys, "run", str(once), "--db", db)[0] == 0
+    text = once.read_text(encoding="utf-8")
+    two = tmp_path / "two.jsonl"
+    two.write_text('{"contract": 2}\n' + text, encoding="utf-8")
+    code, _, err = _matome(capsys, "run", str(two), "--db", db)
+    assert code == 2
+    assert "--resume" in err
+    three = tmp_path / "three.jsonl"
+    three.write_text('{"contract": 3}\n' + text, encoding="utf-8")
+    code, _, err = _matome(capsys, "run", str(three), "--db", db)
+    assert code == 0, err
+    assert "contract 3 (declared)" in err
+    assert _matome(capsys, "run", str(three), "--db", db)[0] == 2
