@@ -1868,14 +1868,22 @@ class EventStoreApplication(Application[UUID]):
         kind = store_kind(self.store_settings)
         if kind == "postgres":
             return PostgresGate(getattr(self.recorder, "datastore", None))
-        if kind == "sqlite":
-            path = self.store_settings.get("SQLITE_DBNAME", "")
-            if path and ":memory:" not in path and "mode=memory" not in path:
-                # Beside the file itself, not beside a symbolic link to it: a process that
-                # names the store through a link and one that names it directly must share
-                # one gate (SQLite, too, resolves the link for its journal files).
-                return FileGate(os.path.realpath(path) + ".gate")
+        path = self._gate_path()
+        if path is not None:
+            return FileGate(path)
         return WriterGate()
+
+    def _gate_path(self) -> str | None:
+        """The writers' gate file of an SQLite file store (``None``: another kind of store)."""
+        if store_kind(self.store_settings) != "sqlite":
+            return None
+        path = self.store_settings.get("SQLITE_DBNAME", "")
+        if not path or ":memory:" in path or "mode=memory" in path:
+            return None
+        # Beside the file itself, not beside a symbolic link to it: a process that names the
+        # store through a link and one that names it directly must share one gate (SQLite,
+        # too, resolves the link for its journal files).
+        return os.path.realpath(path) + ".gate"
 
     def construct_factory(self, env: Environment) -> Any:
         factory = super().construct_factory(env)
@@ -1916,7 +1924,32 @@ class EventStoreApplication(Application[UUID]):
         # The in-memory factory takes no recorder topic: give it matome's recorder directly.
         if self.store_settings.get("PERSISTENCE_MODULE") == "eventsourcing.popo":
             return POPORecorder()
-        return super().construct_recorder()
+        path = self._gate_path()
+        creates = self.store_settings.get("CREATE_TABLE", "y").lower() not in (
+            "n",
+            "no",
+            "0",
+            "false",
+        )
+        if path is None or not creates:
+            return super().construct_recorder()
+        # Processes that open a new SQLite store together race on CREATE TABLE IF NOT EXISTS:
+        # each statement reads the schema before it writes, and a transaction that read an
+        # older schema cannot take the write lock once another committed — SQLite answers
+        # "database is locked" at once (the busy timeout does not apply), and eventsourcing's
+        # pool does not recover from it.  The tables are made by one process at a time, under
+        # the writers' gate file held exclusively (as PostgreSQL's advisory lock does there).
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            # No gate file can be made there (a read-only directory): the store cannot be
+            # created or written either, and SQLite says why.
+            return super().construct_recorder()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return super().construct_recorder()
+        finally:
+            os.close(fd)  # releases the lock
 
     def construct_mapper(self) -> Mapper[UUID]:
         # The cattrs converter owns the wire format; eventsourcing's cipher and compressor
