@@ -166,20 +166,16 @@ def verify_store(
         }
         written_recorded = matome_recorder.chain_hashes(list(as_written)) if as_written else {}
         for n in chunk:
-            stream = (
-                n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
-            )
+            stream = _uuid_of(n)
             try:
                 state = mapper.stored_state(n)
             except Exception as e:
                 breaks.append(
-                    Break(
-                        kind=BreakKind.UNREADABLE,
-                        stream=str(stream),
-                        version=n.originator_version,
-                        position=n.id,
-                        topic=n.topic,
-                        message=f"the stored event cannot be read: {e}",
+                    _break_at(
+                        BreakKind.UNREADABLE,
+                        stream,
+                        n,
+                        f"the stored event cannot be read: {e}",
                     )
                 )
                 position = n.id
@@ -206,25 +202,21 @@ def verify_store(
                 want = recorded_global.get(n.id)
                 if want is None:
                     breaks.append(
-                        Break(
-                            kind=BreakKind.UNCHAINED,
-                            stream=str(stream),
-                            version=n.originator_version,
-                            position=n.id,
-                            topic=n.topic,
-                            message=f"{n.topic} v{n.originator_version} has no entry in the "
+                        _break_at(
+                            BreakKind.UNCHAINED,
+                            stream,
+                            n,
+                            f"{n.topic} v{n.originator_version} has no entry in the "
                             "global chain (its entry deleted, or the event slipped in)",
                         )
                     )
                 elif want != check:
                     breaks.append(
-                        Break(
-                            kind=BreakKind.GLOBAL_CHAIN,
-                            stream=str(stream),
-                            version=n.originator_version,
-                            position=n.id,
-                            topic=n.topic,
-                            message=f"the global chain breaks at log position {n.id}: this "
+                        _break_at(
+                            BreakKind.GLOBAL_CHAIN,
+                            stream,
+                            n,
+                            f"the global chain breaks at log position {n.id}: this "
                             "event, or one before it in the log, was deleted, edited or moved",
                         )
                     )
@@ -350,6 +342,18 @@ def _first_bad(sealed_at: int, position: int, breaks: list[Break]) -> int:
     if position < sealed_at:
         return position + 1
     return sealed_at
+
+
+def _break_at(kind: BreakKind, stream: UUID, n: Any, message: str) -> Break:
+    """A break of the event stored at notification ``n`` of ``stream``."""
+    return Break(
+        kind=kind,
+        stream=str(stream),
+        version=n.originator_version,
+        position=n.id,
+        topic=n.topic,
+        message=message,
+    )
 
 
 #: Topics of events with personal fields.
