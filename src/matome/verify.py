@@ -33,6 +33,7 @@ It names the first broken link in log order, lists every break, and returns the 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from collections import defaultdict
@@ -159,16 +160,22 @@ def verify_store(
         breaks += [_orphan(p) for p in sorted(recorded_global) if p not in present]
         # Events whose personal fields matome 0.2 hashed as stored (empty or erased): their
         # recorded stream hashes, to accept the hash as it was written (one query a chunk).
+        # Their states are decoded once here and reused below.
+        decoded: dict[int, dict[str, Any]] = {}
+        for n in chunk:
+            if n.topic in _PERSONAL_TOPICS:
+                with contextlib.suppress(Exception):  # unreadable: reported below
+                    decoded[n.id] = mapper.stored_state(n)
         as_written = {
             (_uuid_of(n), n.originator_version): written
             for n in chunk
-            if n.topic in _PERSONAL_TOPICS and (written := _written(mapper, n)) is not None
+            if n.id in decoded and (written := content_as_written(n.topic, decoded[n.id]))
         }
         written_recorded = matome_recorder.chain_hashes(list(as_written)) if as_written else {}
         for n in chunk:
             stream = _uuid_of(n)
             try:
-                state = mapper.stored_state(n)
+                state = decoded[n.id] if n.id in decoded else mapper.stored_state(n)
             except Exception as e:
                 breaks.append(
                     _break_at(
@@ -362,14 +369,6 @@ _PERSONAL_TOPICS = frozenset(t for t, c in EVENT_TOPICS.items() if personal_fiel
 
 def _uuid_of(n: Any) -> UUID:
     return n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
-
-
-def _written(mapper: Any, n: Any) -> str | None:
-    """:func:`content_as_written` of a stored event (``None``: unreadable, or unambiguous)."""
-    try:
-        return content_as_written(n.topic, mapper.stored_state(n))
-    except Exception:
-        return None  # reported as unreadable by the main loop
 
 
 def _check_stream(
