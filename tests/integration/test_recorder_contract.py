@@ -411,15 +411,24 @@ class RecorderContract(ABC):
             )
 
     def test_personal_values_are_never_stored_without_a_keyring(self, recorder: Recorder) -> None:
+        """Nothing of the write is kept: not its events either (the write fails after their
+        insert, in the transaction)."""
         self.lacks("rollback")
-        recorder.keyring = None
+        keyring, recorder.keyring = recorder.keyring, None
         stream = uuid4()
+        events = [_event(stream, 1)]
+        extra = Extra(
+            chain=Chains().rows(events),
+            personal=(_personal(stream, 1, "email", "x"),),
+            position=LogPosition("log", 1, "d1"),
+        )
         with pytest.raises(PersonalDataLocked):
-            _write(
-                recorder, [_event(stream, 1)], Extra(personal=(_personal(stream, 1, "email", "x"),))
-            )
+            _write(recorder, events, extra)
         assert recorder.max_notification_id() is None
-        assert recorder.personal_rows() == {}
+        assert self.snapshot(recorder, ["log"]) == (None, {}, [], [], {}, [None])
+        recorder.keyring = keyring  # the same write, with a keyring, goes through
+        _write(recorder, events, extra)
+        assert sorted(recorder.personal_rows()) == [f"{stream}/1/email"]
 
     def test_a_write_under_another_master_key_is_refused_whole(self, recorder: Recorder) -> None:
         self.lacks("rollback")
@@ -438,6 +447,7 @@ class RecorderContract(ABC):
                 ),
             )
         assert self.snapshot(recorder) == before
+        assert [e.originator_version for e in recorder.select_events(stream)] == [1]
 
     def test_values_of_an_earlier_version_are_found_for_a_rewrite(self, recorder: Recorder) -> None:
         self.lacks("values of earlier versions to rewrite")

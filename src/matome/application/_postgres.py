@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
@@ -45,6 +46,18 @@ from matome.application._recorder import (
     subjects_of,
 )
 from matome.application._vault import PersonalRow
+
+
+class _Undo(BaseException):
+    """An error raised in a write after its events' insert, carried out of eventsourcing's
+    ``insert_events``: that method catches an ``Exception`` raised there and re-raises it
+    only after leaving the transaction's block — which commits the events.  A
+    ``BaseException`` leaves the block as a failure, so the transaction rolls back;
+    :meth:`PostgresRecorder.insert_events` then raises the error itself."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
@@ -150,18 +163,35 @@ class PostgresRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         extra: Extra = kwargs.get("extra") or Extra()
-        if extra.chain:
-            self._write_global(curs, ids or (), extra.chain)
-        if extra != Extra():
-            # Written only once the events' insert succeeded (the pipeline synced).  A
-            # statement that failed before the events' insert would make PostgreSQL skip
-            # the rest of the pipeline, and psycopg would then believe in prepared
-            # statements the server never kept ("prepared statement _pg3_N does not
-            # exist" on that connection's next write).  The nested pipeline syncs on
-            # exit, so a failure here is raised inside eventsourcing's error handling.
-            conn = curs.connection
-            with conn.pipeline(), conn.cursor() as more:
-                self._write_extra(more, extra)
+        try:
+            if extra.chain:
+                self._write_global(curs, ids or (), extra.chain)
+            if extra != Extra():
+                # Written only once the events' insert succeeded (the pipeline synced).  A
+                # statement that failed before the events' insert would make PostgreSQL skip
+                # the rest of the pipeline, and psycopg would then believe in prepared
+                # statements the server never kept ("prepared statement _pg3_N does not
+                # exist" on that connection's next write).  The nested pipeline syncs on
+                # exit, so a failure here is raised inside eventsourcing's error handling.
+                conn = curs.connection
+                with conn.pipeline(), conn.cursor() as more:
+                    self._write_extra(more, extra)
+        except psycopg.Error:
+            raise  # the server aborted the transaction: its commit keeps nothing
+        except Exception as e:
+            # Not a failure of the server (a personal value that cannot be sealed, a global
+            # chain that would go back): eventsourcing's error handling would commit the
+            # events before re-raising it.  Carried past that handling, it rolls back.
+            raise _Undo(e) from e
+        return ids
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        except _Undo as undo:
+            raise undo.error from undo.error.__cause__
         return ids
 
     def _write_global(self, curs: Any, ids: Sequence[int], chain: Sequence[ChainRow]) -> None:
@@ -437,8 +467,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
         return [(int(r["position"]), str(r["hash"])) for r in rows]
 
     def adoption(self) -> Adoption | None:
-        import psycopg
-
         try:
             rows = self._select(
                 SQL("SELECT through, adopted, at FROM {0}").format(self._table(ADOPTION_TABLE)),
