@@ -113,9 +113,9 @@ def _write(
     return list(ids)
 
 
-def _personal(stream: UUID, version: int, name: str, clear: str, subject: str = "") -> PersonalRow:
+def _personal(stream: UUID, version: int, name: str, clear: str) -> PersonalRow:
     ref = f"{stream}/{version}/{name}"
-    return PersonalRow(ref, subject or str(stream), clear, secrets.token_hex(16))
+    return PersonalRow(ref, str(stream), clear, secrets.token_hex(16))
 
 
 class RecorderContract(ABC):
