@@ -288,3 +288,87 @@ def test_the_0_2_store_verifies_with_the_hashes_0_2_recorded_for_empty_personal_
         assert not engine.verify().ok
     finally:
         engine.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The 0.2.1 store (make_store_v0_2_1.py, commit f1b8f2c): contract 3, issued bills as v3
+
+
+EXPECTED_0_2_1: dict[str, Any] = json.loads((FIXTURES / "store-v0.2.1.expected.json").read_text())
+
+
+@pytest.fixture
+def store_0_2_1(tmp_path: Path) -> Iterator[Engine]:
+    """A copy of the 0.2.1 store and of the master-key file beside it (its default place):
+    without the key its personal data cannot be read."""
+    path = tmp_path / "store-v0.2.1.sqlite"
+    shutil.copy(FIXTURES / "store-v0.2.1.sqlite", path)
+    shutil.copy(FIXTURES / "store-v0.2.1.sqlite.master-key", f"{path}.master-key")
+    engine = Engine.open(str(path), hash_iterations=TEST_ITERATIONS)
+    yield engine
+    engine.close()
+
+
+def documents_0_2_1(engine: Engine) -> dict[str, Any]:
+    out: dict[str, Any] = {"bills": {}, "statements": {}, "audits": {}}
+    for key in EXPECTED_0_2_1["bills"]:
+        customer_id, month = key.split()
+        out["bills"][key] = to_json(engine.bill(customer_id, month))
+        out["statements"][key] = to_json(engine.statement(customer_id, month))
+        out["audits"][key] = to_json(engine.audit(customer_id, month))
+    out["providers"] = {m: to_json(engine.provider_totals(m)) for m in EXPECTED_0_2_1["providers"]}
+    out["settlement"] = {m: to_json(engine.settlement(m)) for m in EXPECTED_0_2_1["settlement"]}
+    out["status"] = {c: to_json(engine.usage_status(c)) for c in EXPECTED_0_2_1["status"]}
+    out["closed_through"] = str(engine.closed_through())
+    return out
+
+
+def test_every_event_of_the_0_2_1_store_loads(store_0_2_1: Engine) -> None:
+    recorder = store_0_2_1.internals.recorder
+    notifications = recorder.select_notifications(start=1, limit=10_000)
+    assert len(notifications) == EXPECTED_0_2_1["events"]
+    events = [store_0_2_1.internals.mapper.to_domain_event(n) for n in notifications]
+    assert len(events) == EXPECTED_0_2_1["events"]
+    issued = [n for n in notifications if n.topic == BillIssued.TOPIC]
+    assert len(issued) == 4, "January and February of the two lines that bought"
+    for n in issued:
+        # Stored as f1b8f2c wrote it (class_version 3, the typed bill), never rewritten.
+        state = json.loads(n.state)
+        assert state["class_version"] == 3
+        assert isinstance(state["bill"], dict)
+
+
+def test_the_0_2_1_store_verifies(store_0_2_1: Engine) -> None:
+    """``matome verify`` is clean on the store: every chain, personal value, issued bill (its
+    digest as recorded by v3) and what the views show of the bills."""
+    report = store_0_2_1.verify()
+    assert report.ok, report.breaks
+    assert report.events == EXPECTED_0_2_1["verify"]["events"]
+
+
+def test_the_0_2_1_store_answers_the_documents_it_answered(store_0_2_1: Engine) -> None:
+    """Bills, statements, audits, provider totals, settlement and usage status: every member
+    f1b8f2c answered is still there with its value (documents may gain members)."""
+    expected = {
+        k: EXPECTED_0_2_1[k]
+        for k in (
+            "bills",
+            "statements",
+            "audits",
+            "providers",
+            "settlement",
+            "status",
+            "closed_through",
+        )
+    }
+    contains(expected, documents_0_2_1(store_0_2_1))
+
+
+def test_the_0_2_1_store_answers_the_same_documents_after_a_rebuild(
+    store_0_2_1: Engine,
+) -> None:
+    before = documents_0_2_1(store_0_2_1)
+    store_0_2_1.rebuild_views()
+    after = documents_0_2_1(store_0_2_1)
+    assert after == before
+    contains({k: EXPECTED_0_2_1[k] for k in ("bills", "providers", "settlement")}, after)
