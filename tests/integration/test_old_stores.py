@@ -29,8 +29,7 @@ import pytest
 from matome.engine import Engine
 from matome.events.bill import BillIssued
 from matome.fees import schedule_with_flat_fee
-from matome.projections.documents import bill_digest
-from matome.wire import to_json
+from matome.wire import issued_bill, text_digest, to_json
 from tests.conftest import TEST_ITERATIONS
 from tests.integration.logs import Matome
 
@@ -87,11 +86,12 @@ def test_every_event_of_the_0_1_store_loads(old_store: Engine) -> None:
     assert len(events) == EXPECTED["events"]
 
 
-def test_bills_issued_by_0_1_are_upcast_to_typed_bills_with_their_digest_intact(
+def test_bills_issued_by_0_1_are_upcast_to_their_canonical_text_with_their_digest_intact(
     old_store: Engine,
 ) -> None:
-    """``BillIssued`` v1 stored an untyped document; it is read as v2's typed bill, and the
-    digest 0.1 recorded is still the digest of that bill's canonical JSON."""
+    """``BillIssued`` v1 stored an untyped document; it is read as v4's canonical JSON text,
+    the digest 0.1 recorded is the SHA-256 of exactly that text, and the text reads as a
+    typed bill."""
     notifications = old_store.internals.recorder.select_notifications(
         start=1, limit=10_000, topics=[BillIssued.TOPIC]
     )
@@ -100,7 +100,8 @@ def test_bills_issued_by_0_1_are_upcast_to_typed_bills_with_their_digest_intact(
         assert b'"document"' in notification.state  # stored as 0.1 wrote it, not rewritten
         event = old_store.internals.mapper.to_domain_event(notification)
         assert isinstance(event, BillIssued)
-        assert bill_digest(event.bill) == event.digest
+        assert text_digest(event.document) == event.digest
+        assert to_json(issued_bill(event)) == json.loads(event.document)
 
 
 def test_the_0_1_store_answers_the_documents_it_answered(old_store: Engine) -> None:
@@ -372,3 +373,25 @@ def test_the_0_2_1_store_answers_the_same_documents_after_a_rebuild(
     after = documents_0_2_1(store_0_2_1)
     assert after == before
     contains({k: EXPECTED_0_2_1[k] for k in ("bills", "providers", "settlement")}, after)
+
+
+def test_a_store_with_bills_issued_as_v3_and_as_v4_verifies(
+    store_0_2_1: Engine,
+) -> None:
+    """The billing run goes on over the 0.2.1 store: March's bills are recorded as
+    ``BillIssued`` v4 (the canonical JSON text) beside January's and February's v3 (the typed
+    bill), and ``verify`` checks both against their digests — v4 over the stored bytes, v3
+    over its stored bill in canonical form."""
+    store_0_2_1.issue_bills(at="2024-04-01T09:00:00+09:00", month="2024-03")
+    recorder = store_0_2_1.internals.recorder
+    versions = sorted(
+        json.loads(n.state)["class_version"]
+        for n in recorder.select_notifications(start=1, limit=10_000, topics=[BillIssued.TOPIC])
+    )
+    assert versions == [3, 3, 3, 3, 4]
+    report = store_0_2_1.verify()
+    assert report.ok, report.breaks
+    assert report.bills == 5
+    march = to_json(store_0_2_1.bill("CAF0000000001", "2024-03"))
+    assert march["status"] == "issued"
+    assert march["subtotal"] == EXPECTED_0_2_1["bills"]["CAF0000000001 2024-03"]["subtotal"]
