@@ -430,6 +430,7 @@ def test_a_stored_bill_text_reformatted_without_changing_its_meaning_is_a_break(
     report = broken(store.db)
     assert {"bill_changed", "changed"} <= kinds(report)
     assert any("does not match its digest" in b["message"] for b in report["breaks"])
+    assert report["first_break"]["position"] == position
 
 
 def test_an_edited_view_row_of_a_bills_provider_total_is_a_break(store: Store) -> None:
