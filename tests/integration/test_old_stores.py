@@ -26,9 +26,12 @@ from typing import Any
 
 import pytest
 
+from matome.aggregates.passport import Passport, passport_id_stream, project_passport
 from matome.engine import Engine
 from matome.events.bill import BillIssued
+from matome.events.passport import HoldingAdded
 from matome.fees import schedule_with_flat_fee
+from matome.values import PassportId
 from matome.wire import issued_bill, text_digest, to_json
 from tests.conftest import TEST_ITERATIONS
 from tests.integration.logs import Matome
@@ -395,3 +398,29 @@ def test_a_store_with_bills_issued_as_v3_and_as_v4_verifies(
     march = to_json(store_0_2_1.bill("CAF0000000001", "2024-03"))
     assert march["status"] == "issued"
     assert march["subtotal"] == EXPECTED_0_2_1["bills"]["CAF0000000001 2024-03"]["subtotal"]
+
+
+def test_holdings_recorded_before_v4_replay_to_the_state_they_had(store_0_2_1: Engine) -> None:
+    """``HoldingAdded`` v3 did not carry the re-purchase fact (§4 patterns 4–5); read back as
+    v4 without it, the Passport ID's state derives it as the v3 applier did: the
+    subscription f1b8f2c answered ``charged: 0`` (bought again in January after a
+    cancellation) is the one re-purchase on record, and the others were charged."""
+    results = EXPECTED_0_2_1["results"]
+    rebought = {r["receipt"] for r in results if r.get("charged") == 0 and "price" in r}
+    assert len(rebought) == 1
+    stream = passport_id_stream(PassportId("yamada.taro"))
+    internals = store_0_2_1.internals
+    events = [
+        internals.mapper.to_domain_event(n)
+        for n in internals.recorder.select_notifications(start=1, limit=10_000)
+        if n.originator_id == stream
+    ]
+    held = [e for e in events if isinstance(e, HoldingAdded)]
+    assert len(held) == 4
+    assert all(e.rebought is None for e in held), "recorded before the fact was"
+    state = project_passport(None, events)
+    assert isinstance(state, Passport)
+    assert set(state.rebought) == rebought
+    for e in held:
+        charged = state.first_month_charged(e.receipt, once_per_month=True)
+        assert charged is (e.receipt not in rebought)
