@@ -68,6 +68,7 @@ from matome.values import (
     Yen,
     tokyo_date,
 )
+from matome.wire import issued_bill
 
 __all__ = ["LineHistory", "Purchase", "audit_line", "read_line"]
 
@@ -519,10 +520,10 @@ def audit_line(
     history = read_line(store, customer_id, as_of=as_of, recorded_as_of=recorded_as_of)
     recomputed = bill(history, month, policy)
     issued_event = _issued(history, month)
-    issued = None if issued_event is None else issued_event.bill
+    issued = None if issued_event is None else issued_bill(issued_event)
     differences: list[Difference] = []
     later: list[LaterEvent] = []
-    if issued_event is not None:
+    if issued_event is not None and issued is not None:
         issued_at = issued_event.timestamp
         after = [e for p in history.purchases for e in p.events[1:] if e.timestamp > issued_at]
         for p in history.purchases:
@@ -532,7 +533,7 @@ def audit_line(
                     stub += f"was issued: it belongs to {YearMonth.of(e.at)}, the month of its "
                     stub += "business time; issued bills never change (§7)"
                     later.append(LaterEvent(receipt=p.receipt, why=stub, event=_audit_event(e)))
-        differences = _differences(issued_event.bill, recomputed, after)
+        differences = _differences(issued, recomputed, after)
     return Audit(
         customer_id=customer_id,
         month=month,

@@ -29,9 +29,10 @@ from matome.application.eventstore import EventStoreApplication
 from matome.documents import Bill, BillStatus, Charge, entry_in_force
 from matome.events.bill import BillIssued
 from matome.events.ledger import BillingRunCompleted
-from matome.projections.documents import Documents, bill_digest
+from matome.projections.documents import Documents
 from matome.projections.runner import Projection
 from matome.values import CustomerId, YearMonth
+from matome.wire import canonical_text, text_digest
 
 __all__ = ["bill_id", "bill_sources", "chain_hashes", "events_digest", "run_billing"]
 
@@ -140,22 +141,23 @@ def _issue_month(
             provider_names=names,
         )
         account = entry_in_force(histories[customer_id], month)
-        bills.append((bill, bill_sources(bill, account[1])))
-    hashes = chain_hashes(store, {ref for _, sources in bills for ref in sources})
+        # Serialised once: the same text is stored and digested (BillIssued v4).
+        bills.append((bill.customer_id, canonical_text(bill), bill_sources(bill, account[1])))
+    hashes = chain_hashes(store, {ref for _, _, sources in bills for ref in sources})
     events = [
         BillIssued(
-            originator_id=bill_id(bill.customer_id, month),
+            originator_id=bill_id(customer_id, month),
             originator_version=1,
             timestamp=now,
             at=at,
-            customer_id=bill.customer_id,
+            customer_id=customer_id,
             month=month,
-            bill=bill,
-            digest=bill_digest(bill),
+            document=text,
+            digest=text_digest(text),
             sources=sources,
             events_digest=events_digest(sources, hashes),
         )
-        for bill, sources in bills
+        for customer_id, text, sources in bills
     ]
     issued = 0
     for start in range(0, len(events), _CHUNK):

@@ -6,6 +6,7 @@ from bad input raises :class:`~matome.errors.InvalidInput` with a message that n
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
@@ -41,6 +42,7 @@ __all__ = [
     "ServiceCode",
     "YearMonth",
     "Yen",
+    "canonical_json",
     "require_aware",
     "require_in_range",
     "require_month_in_range",
@@ -634,3 +636,13 @@ def _exact_keys(fields: dict[str, Any], expected: set[str], what: str) -> None:
         raise InvalidInput(f"{what} has unknown field(s): {', '.join(extra)}")
     if missing:
         raise InvalidInput(f"{what} is missing field(s): {', '.join(missing)}")
+
+
+def canonical_json(data: Any) -> str:
+    """Canonical JSON text: sorted keys, no insignificant white space, UTF-8 kept readable.
+
+    The one definition of the form: :func:`matome.wire.dumps` is this function, and an issued
+    bill is stored as this text of its document (``BillIssued`` v4) so that its digest is the
+    SHA-256 of the stored bytes.  It lives here, below the events, because an event's upcaster
+    turns an older stored bill into this text and no event may import the documents."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -55,7 +55,6 @@ from matome.application.eventstore import (
     is_reference,
     link,
     personal_fields,
-    upcast,
 )
 from matome.audit import bill as recompute_bill
 from matome.audit import read_line
@@ -65,8 +64,7 @@ from matome.errors import InvalidInput
 from matome.events import EVENT_TOPICS
 from matome.events.bill import BillIssued
 from matome.policy import Policy
-from matome.projections.documents import bill_digest
-from matome.wire import dumps, to_json
+from matome.wire import dumps, issued_bill, loads, text_digest, to_json
 
 __all__ = [
     "SEAL_FORMAT",
@@ -236,15 +234,20 @@ def verify_store(
             if n.topic == BillIssued.TOPIC:
                 try:
                     event = mapper.to_domain_event(n)
-                    current = upcast(BillIssued, dict(state))
                 except Exception:
                     continue
                 if isinstance(event, BillIssued):
                     bills.append((n.id, event))
+                    try:
+                        document = loads(event.document)
+                    except ValueError:
+                        # Not JSON any more: a break of its digest (_check_bills), and the
+                        # views' copy cannot equal it.
+                        document = None
                     issued[str(event.customer_id), str(event.month)] = (
                         n.id,
-                        current["bill"],
-                        current["digest"],
+                        document,
+                        event.digest,
                     )
         read += len(chunk)
         start = chunk[-1].id + 1
@@ -520,7 +523,10 @@ def _check_bills(
     out: list[Break] = []
     for position, event in bills:
         problems = []
-        if bill_digest(event.bill) != event.digest:
+        # The stored bytes themselves (v4; an older bill's stored JSON, upcast to its canonical
+        # text, is the text its digest was computed over): no re-serialisation through today's
+        # document types, so a change of their shape cannot break an old bill.
+        if text_digest(event.document) != event.digest:
             problems.append("its document does not match its digest")
         if event.sources:
             if events_digest(event.sources, folded) != event.events_digest:
@@ -530,8 +536,13 @@ def _check_bills(
             # them when it was issued.
             history = read_line(store, event.customer_id, recorded_as_of=event.timestamp)
             again = recompute_bill(history, event.month, policy)
-            if to_json(again.rows) != to_json(event.bill.rows):
-                problems.append("recomputed from its line's events it comes out different")
+            try:
+                rows = to_json(issued_bill(event).rows)
+            except Exception:
+                problems.append("its document cannot be read as a bill")
+            else:
+                if to_json(again.rows) != rows:
+                    problems.append("recomputed from its line's events it comes out different")
         if problems:
             out.append(
                 Break(
@@ -592,7 +603,7 @@ def _check_views(views: Views, issued: dict[tuple[str, str], tuple[int, Any, str
     for key in sorted(expected.keys() | rows.keys()):
         want = sorted(
             (str(r["provider"]), int(r["amount"]))
-            for r in (expected[key][1]["rows"] if key in expected else ())
+            for r in (expected[key][1]["rows"] if key in expected and expected[key][1] else ())
         )
         for provider, amount in want:
             total = totals[key[1], provider]

@@ -8,17 +8,18 @@ command results are answered through it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import cattrs
 import orjson
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from matome.documents import Charge, Statement, StatementRow
+from matome.documents import Bill, Charge, Statement, StatementRow
 from matome.errors import InvalidInput
 from matome.values import (
     AccessKey,
@@ -35,10 +36,20 @@ from matome.values import (
     Yen,
     billing_from_json,
     billing_to_json,
+    canonical_json,
     require_aware,
 )
 
-__all__ = ["converter", "dumps", "from_json", "loads", "to_json"]
+__all__ = [
+    "canonical_text",
+    "converter",
+    "dumps",
+    "from_json",
+    "issued_bill",
+    "loads",
+    "text_digest",
+    "to_json",
+]
 
 _TEXT_TYPES: tuple[type[Any], ...] = (CustomerId, PassportId, ProviderCode, ServiceCode, Email)
 
@@ -171,8 +182,9 @@ converter = make_converter()
 
 
 def dumps(data: Any) -> str:
-    """Canonical JSON text: sorted keys, no insignificant white space, UTF-8 kept readable."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Canonical JSON text: sorted keys, no insignificant white space, UTF-8 kept readable
+    (:func:`matome.values.canonical_json`)."""
+    return canonical_json(data)
 
 
 def loads(text: str | bytes) -> Any:
@@ -199,3 +211,28 @@ def to_json(value: Any) -> Any:
 def from_json(data: Any, cls: type[T]) -> T:
     """A typed value from its JSON form, validated strictly."""
     return converter.structure(data, cls)
+
+
+def canonical_text(document: Any) -> str:
+    """A document's canonical JSON text: what an issued bill stores, and what its digest is
+    the SHA-256 of (:func:`text_digest`)."""
+    return canonical_json(converter.unstructure(document))
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 (hex) of a stored text's UTF-8 bytes: an issued bill's ``digest``."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class IssuedDocument(Protocol):
+    """What :func:`issued_bill` reads of a ``BillIssued``: its stored canonical JSON text."""
+
+    @property
+    def document(self) -> str: ...
+
+
+def issued_bill(event: IssuedDocument) -> Bill:
+    """The typed bill of an issued bill event (``BillIssued``), read from the canonical JSON
+    text it stores.  The one way to get the document of an issued bill: the event holds the
+    text (the bytes its digest covers), never a typed document."""
+    return from_json(loads(event.document), Bill)

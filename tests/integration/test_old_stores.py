@@ -26,11 +26,13 @@ from typing import Any
 
 import pytest
 
+from matome.aggregates.passport import Passport, passport_id_stream, project_passport
 from matome.engine import Engine
 from matome.events.bill import BillIssued
+from matome.events.passport import HoldingAdded
 from matome.fees import schedule_with_flat_fee
-from matome.projections.documents import bill_digest
-from matome.wire import to_json
+from matome.values import PassportId
+from matome.wire import issued_bill, text_digest, to_json
 from tests.conftest import TEST_ITERATIONS
 from tests.integration.logs import Matome
 
@@ -87,11 +89,12 @@ def test_every_event_of_the_0_1_store_loads(old_store: Engine) -> None:
     assert len(events) == EXPECTED["events"]
 
 
-def test_bills_issued_by_0_1_are_upcast_to_typed_bills_with_their_digest_intact(
+def test_bills_issued_by_0_1_are_upcast_to_their_canonical_text_with_their_digest_intact(
     old_store: Engine,
 ) -> None:
-    """``BillIssued`` v1 stored an untyped document; it is read as v2's typed bill, and the
-    digest 0.1 recorded is still the digest of that bill's canonical JSON."""
+    """``BillIssued`` v1 stored an untyped document; it is read as v4's canonical JSON text,
+    the digest 0.1 recorded is the SHA-256 of exactly that text, and the text reads as a
+    typed bill."""
     notifications = old_store.internals.recorder.select_notifications(
         start=1, limit=10_000, topics=[BillIssued.TOPIC]
     )
@@ -100,7 +103,8 @@ def test_bills_issued_by_0_1_are_upcast_to_typed_bills_with_their_digest_intact(
         assert b'"document"' in notification.state  # stored as 0.1 wrote it, not rewritten
         event = old_store.internals.mapper.to_domain_event(notification)
         assert isinstance(event, BillIssued)
-        assert bill_digest(event.bill) == event.digest
+        assert text_digest(event.document) == event.digest
+        assert to_json(issued_bill(event)) == json.loads(event.document)
 
 
 def test_the_0_1_store_answers_the_documents_it_answered(old_store: Engine) -> None:
@@ -288,3 +292,135 @@ def test_the_0_2_store_verifies_with_the_hashes_0_2_recorded_for_empty_personal_
         assert not engine.verify().ok
     finally:
         engine.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The 0.2.1 store (make_store_v0_2_1.py, commit f1b8f2c): contract 3, issued bills as v3
+
+
+EXPECTED_0_2_1: dict[str, Any] = json.loads((FIXTURES / "store-v0.2.1.expected.json").read_text())
+
+
+@pytest.fixture
+def store_0_2_1(tmp_path: Path) -> Iterator[Engine]:
+    """A copy of the 0.2.1 store and of the master-key file beside it (its default place):
+    without the key its personal data cannot be read."""
+    path = tmp_path / "store-v0.2.1.sqlite"
+    shutil.copy(FIXTURES / "store-v0.2.1.sqlite", path)
+    shutil.copy(FIXTURES / "store-v0.2.1.sqlite.master-key", f"{path}.master-key")
+    engine = Engine.open(str(path), hash_iterations=TEST_ITERATIONS)
+    yield engine
+    engine.close()
+
+
+def documents_0_2_1(engine: Engine) -> dict[str, Any]:
+    out: dict[str, Any] = {"bills": {}, "statements": {}, "audits": {}}
+    for key in EXPECTED_0_2_1["bills"]:
+        customer_id, month = key.split()
+        out["bills"][key] = to_json(engine.bill(customer_id, month))
+        out["statements"][key] = to_json(engine.statement(customer_id, month))
+        out["audits"][key] = to_json(engine.audit(customer_id, month))
+    out["providers"] = {m: to_json(engine.provider_totals(m)) for m in EXPECTED_0_2_1["providers"]}
+    out["settlement"] = {m: to_json(engine.settlement(m)) for m in EXPECTED_0_2_1["settlement"]}
+    out["status"] = {c: to_json(engine.usage_status(c)) for c in EXPECTED_0_2_1["status"]}
+    out["closed_through"] = str(engine.closed_through())
+    return out
+
+
+def test_every_event_of_the_0_2_1_store_loads(store_0_2_1: Engine) -> None:
+    recorder = store_0_2_1.internals.recorder
+    notifications = recorder.select_notifications(start=1, limit=10_000)
+    assert len(notifications) == EXPECTED_0_2_1["events"]
+    events = [store_0_2_1.internals.mapper.to_domain_event(n) for n in notifications]
+    assert len(events) == EXPECTED_0_2_1["events"]
+    issued = [n for n in notifications if n.topic == BillIssued.TOPIC]
+    assert len(issued) == 4, "January and February of the two lines that bought"
+    for n in issued:
+        # Stored as f1b8f2c wrote it (class_version 3, the typed bill), never rewritten.
+        state = json.loads(n.state)
+        assert state["class_version"] == 3
+        assert isinstance(state["bill"], dict)
+
+
+def test_the_0_2_1_store_verifies(store_0_2_1: Engine) -> None:
+    """``matome verify`` is clean on the store: every chain, personal value, issued bill (its
+    digest as recorded by v3) and what the views show of the bills."""
+    report = store_0_2_1.verify()
+    assert report.ok, report.breaks
+    assert report.events == EXPECTED_0_2_1["verify"]["events"]
+
+
+def test_the_0_2_1_store_answers_the_documents_it_answered(store_0_2_1: Engine) -> None:
+    """Bills, statements, audits, provider totals, settlement and usage status: every member
+    f1b8f2c answered is still there with its value (documents may gain members)."""
+    expected = {
+        k: EXPECTED_0_2_1[k]
+        for k in (
+            "bills",
+            "statements",
+            "audits",
+            "providers",
+            "settlement",
+            "status",
+            "closed_through",
+        )
+    }
+    contains(expected, documents_0_2_1(store_0_2_1))
+
+
+def test_the_0_2_1_store_answers_the_same_documents_after_a_rebuild(
+    store_0_2_1: Engine,
+) -> None:
+    before = documents_0_2_1(store_0_2_1)
+    store_0_2_1.rebuild_views()
+    after = documents_0_2_1(store_0_2_1)
+    assert after == before
+    contains({k: EXPECTED_0_2_1[k] for k in ("bills", "providers", "settlement")}, after)
+
+
+def test_a_store_with_bills_issued_as_v3_and_as_v4_verifies(
+    store_0_2_1: Engine,
+) -> None:
+    """The billing run goes on over the 0.2.1 store: March's bills are recorded as
+    ``BillIssued`` v4 (the canonical JSON text) beside January's and February's v3 (the typed
+    bill), and ``verify`` checks both against their digests — v4 over the stored bytes, v3
+    over its stored bill in canonical form."""
+    store_0_2_1.issue_bills(at="2024-04-01T09:00:00+09:00", month="2024-03")
+    recorder = store_0_2_1.internals.recorder
+    versions = sorted(
+        json.loads(n.state)["class_version"]
+        for n in recorder.select_notifications(start=1, limit=10_000, topics=[BillIssued.TOPIC])
+    )
+    assert versions == [3, 3, 3, 3, 4]
+    report = store_0_2_1.verify()
+    assert report.ok, report.breaks
+    assert report.bills == 5
+    march = to_json(store_0_2_1.bill("CAF0000000001", "2024-03"))
+    assert march["status"] == "issued"
+    assert march["subtotal"] == EXPECTED_0_2_1["bills"]["CAF0000000001 2024-03"]["subtotal"]
+
+
+def test_holdings_recorded_before_v4_replay_to_the_state_they_had(store_0_2_1: Engine) -> None:
+    """``HoldingAdded`` v3 did not carry the re-purchase fact (§4 patterns 4–5); read back as
+    v4 without it, the Passport ID's state derives it as the v3 applier did: the
+    subscription f1b8f2c answered ``charged: 0`` (bought again in January after a
+    cancellation) is the one re-purchase on record, and the others were charged."""
+    results = EXPECTED_0_2_1["results"]
+    rebought = {r["receipt"] for r in results if r.get("charged") == 0 and "price" in r}
+    assert len(rebought) == 1
+    stream = passport_id_stream(PassportId("yamada.taro"))
+    internals = store_0_2_1.internals
+    events = [
+        internals.mapper.to_domain_event(n)
+        for n in internals.recorder.select_notifications(start=1, limit=10_000)
+        if n.originator_id == stream
+    ]
+    held = [e for e in events if isinstance(e, HoldingAdded)]
+    assert len(held) == 4
+    assert all(e.rebought is None for e in held), "recorded before the fact was"
+    state = project_passport(None, events)
+    assert isinstance(state, Passport)
+    assert set(state.rebought) == rebought
+    for e in held:
+        charged = state.first_month_charged(e.receipt, once_per_month=True)
+        assert charged is (e.receipt not in rebought)

@@ -30,7 +30,7 @@ from matome.documents import Bill
 from matome.engine import Engine
 from matome.errors import StoreUnavailable
 from matome.projections.documents import bill_digest
-from matome.wire import from_json
+from matome.wire import dumps, from_json, text_digest
 from tests.conftest import TEST_ITERATIONS
 from tests.integration.test_audit import LINE, PW, buy, world
 
@@ -217,8 +217,10 @@ def test_a_rewritten_bill_with_its_digest_recomputed_and_chain_row_dropped_is_a_
     """Issue #15: a ``BillIssued`` rewritten with a consistent digest and its chain row
     dropped passed.  It now lacks its stream-chain entry and breaks the global chain."""
     stream, version, position, state = store.event("matome.bill.BillIssued")
-    state["bill"]["subtotal"] = 1
-    state["digest"] = bill_digest(from_json(state["bill"], Bill))
+    document = json.loads(state["document"])
+    document["subtotal"] = 1
+    state["document"] = dumps(document)
+    state["digest"] = text_digest(state["document"])
     store.set_state(stream, version, state)
     store.sql(
         "DELETE FROM matome_chain WHERE originator_id = %s AND originator_version = %s",
@@ -386,10 +388,48 @@ def test_editing_an_issued_bill_document_is_a_break(store: Store) -> None:
     """The bill inside ``BillIssued`` edited, its digest left: the document no longer matches
     its digest, the event its hashes."""
     stream, version, position, state = store.event("matome.bill.BillIssued")
-    state["bill"]["subtotal"] = 1
+    document = json.loads(state["document"])
+    document["subtotal"] = 1
+    state["document"] = dumps(document)
     store.set_state(stream, version, state)
     report = broken(store.db)
     assert {"bill_changed", "changed"} <= kinds(report)
+    assert report["first_break"]["position"] == position
+
+
+def test_one_byte_changed_in_a_stored_bill_text_is_a_break(store: Store) -> None:
+    """``BillIssued`` v4 stores the bill's canonical JSON text and its digest is the SHA-256
+    of those bytes: one digit changed is a break of the bill and of its event's hash."""
+    stream, version, position, state = store.event("matome.bill.BillIssued")
+    assert state["class_version"] == 4
+    text = state["document"]
+    assert text.endswith('"subtotal":965}')
+    for edited in (text[:-2] + "6}", text[:-4] + "0" + text[-3:]):
+        # A figure changed (still JSON), and one no longer JSON ("065")
+        state["document"] = edited
+        store.set_state(stream, version, state)
+        report = broken(store.db)
+        assert {"bill_changed", "changed"} <= kinds(report)
+        assert any("does not match its digest" in b["message"] for b in report["breaks"])
+        assert report["first_break"]["position"] == position
+
+
+def test_a_stored_bill_text_reformatted_without_changing_its_meaning_is_a_break(
+    store: Store,
+) -> None:
+    """``verify`` hashes the stored bytes, not a re-serialisation: a byte added that leaves the
+    bill's JSON value as it was (the same typed bill, the same re-serialisation) is still
+    found, because the digest covers the text as issued."""
+    stream, version, position, state = store.event("matome.bill.BillIssued")
+    text = state["document"]
+    spaced = text.replace('"subtotal":', '"subtotal": ', 1)
+    assert json.loads(spaced) == json.loads(text)
+    assert bill_digest(from_json(json.loads(spaced), Bill)) == state["digest"]
+    state["document"] = spaced
+    store.set_state(stream, version, state)
+    report = broken(store.db)
+    assert {"bill_changed", "changed"} <= kinds(report)
+    assert any("does not match its digest" in b["message"] for b in report["breaks"])
     assert report["first_break"]["position"] == position
 
 

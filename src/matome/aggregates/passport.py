@@ -233,15 +233,24 @@ def _pruned(holdings: Mapping[str, Holding], month: YearMonth) -> dict[str, Hold
     }
 
 
+def _rebought_before_v4(holdings: Mapping[str, Holding], e: ev.HoldingAdded) -> bool:
+    """Whether a ``HoldingAdded`` recorded before v4 (which did not carry the fact) was a
+    same-month re-purchase: derived from the ID's holdings before it, exactly as the applier
+    did up to v3.  Only old events come here: a v4 event carries what its purchase decided."""
+    return charging.repurchase_is_free(
+        holdings.values(), e.provider, e.service, YearMonth.of(e.at), once_per_month=True
+    )
+
+
 def _added(s: Passport, e: ev.HoldingAdded) -> Passport:
     month = YearMonth.of(e.at)
     # An accepted purchase presented the right password: the count of wrong ones restarts.
     changes: dict[str, Any] = {"purchases": s.purchases + 1, "consecutive_failures": 0}
     if e.pricing is Pricing.MONTHLY:
         holdings = _pruned(s.holdings, month)
-        if charging.repurchase_is_free(
-            holdings.values(), e.provider, e.service, month, once_per_month=True
-        ):
+        # The fact the purchase decided (v4); never decided again here.
+        rebought = _rebought_before_v4(holdings, e) if e.rebought is None else e.rebought
+        if rebought:
             changes["rebought"] = s.rebought | {e.receipt}
         holdings[e.receipt] = Holding(
             receipt=e.receipt,
@@ -667,9 +676,13 @@ def decide_purchase(
         return None
     month = YearMonth.of(c.at)
     once = policy.monthly_once_per_month
-    free = monthly and charging.repurchase_is_free(
-        passport.holdings.values(), c.provider, c.service, month, once_per_month=once
+    # §4 patterns 4–5: bought while the same subscription is charged this month already.  A
+    # fact of the history (recorded on HoldingAdded whatever the policy); the policy says
+    # whether such a re-purchase adds nothing.
+    rebought = monthly and charging.repurchase_is_free(
+        passport.holdings.values(), c.provider, c.service, month, once_per_month=True
     )
+    free = rebought and once
     adds = Yen.ZERO if free else listing.price * c.quantity
     spent = passport.spend(month, once_per_month=once)
     d.require(
@@ -708,6 +721,7 @@ def decide_purchase(
         price=listing.price,
         quantity=c.quantity,
         period_ends_at=ends,
+        rebought=rebought,
     )
     if c.ref is not None:
         d.create(reference_id(c.ref), sub_ev.PurchaseReferenced, ref=c.ref, receipt=receipt)

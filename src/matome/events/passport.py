@@ -142,12 +142,21 @@ class PasswordAccepted(DomainEvent):
 class HoldingAdded(DomainEvent):
     """A purchase by this ID, recorded on the ID so that its spend is checked serially (§3).
 
+    ``rebought`` is a fact the purchase decided, so that replaying the event never decides it
+    again under today's rules: the monthly service was bought while this ID's earlier
+    subscription to it was already charged in the purchase month (§4 patterns 4–5; under the
+    once-per-month policy its first month is not charged, and a refund finds nothing to refund
+    for it).  Always false for a per-purchase item.
+
     Version 2 (contract 2): ``quantity`` of a per-purchase item (``price`` is the unit price).
     Version 3 (contract 3, DOMAIN.md §11): ``period_ends_at`` as on the purchase's
     ``Purchased``: a monthly holding is not charged past it.
+    Version 4: ``rebought``.  Events recorded before it did not carry the fact: they upcast
+    to ``None``, and the Passport's applier derives it for them as it always did (from the
+    holdings before the event), so old stores replay exactly as they did.
     """
 
-    class_version: ClassVar[int] = 3
+    class_version: ClassVar[int] = 4
 
     receipt: str
     provider: ProviderCode
@@ -156,6 +165,7 @@ class HoldingAdded(DomainEvent):
     price: Yen
     quantity: int = 1
     period_ends_at: datetime | None = None
+    rebought: bool | None = None
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -164,6 +174,12 @@ class HoldingAdded(DomainEvent):
     @staticmethod
     def upcast_v2_v3(state: dict[str, Any]) -> None:
         state["period_ends_at"] = None
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, Any]) -> None:
+        # Not recorded then, and not derivable from this event alone (it depends on the ID's
+        # holdings before it): the applier derives it, as the v3 applier did.
+        state["rebought"] = None
 
 
 @topic("matome.passport.HoldingEnded")

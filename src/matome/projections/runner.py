@@ -42,7 +42,7 @@ from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
 from matome.projections.viewstore import SCHEMA_VERSION, Cursor, ViewStore
 from matome.values import Pricing, tokyo_date
-from matome.wire import dumps
+from matome.wire import dumps, loads
 
 __all__ = ["VIEW_NAME", "EventLog", "Progress", "Projection", "utc_text"]
 
@@ -459,10 +459,10 @@ def _passport_deleted(cur: Cursor, e: Raw) -> None:
 
 def _bill_issued(cur: Cursor, e: Raw) -> None:
     s = e.state
-    bill = s["bill"]
+    bill = loads(s["document"])  # BillIssued v4: the bill's canonical JSON text, as issued
     customer_id, month = s["customer_id"], s["month"]
     # The bill document as issued: stored in the contract's JSON form (to_json of the Bill).
-    cur.execute(_INSERT_BILL, (customer_id, month, dumps(bill), s["digest"]))
+    cur.execute(_INSERT_BILL, (customer_id, month, s["document"], s["digest"]))
     # The month's totals per provider, read by provider totals and settlement once the
     # month's billing run completed (instead of recomputing every charge of every line).
     rows = [(r["provider"], int(r["amount"])) for r in bill["rows"]]
