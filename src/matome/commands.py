@@ -49,6 +49,7 @@ from matome.values import (
 from matome.wire import to_json
 
 __all__ = [
+    "BILLING_PROCESS",
     "COMMANDS",
     "CONTRACTS",
     "DEFAULT_CONTRACT",
@@ -485,10 +486,24 @@ class Command(Generic[R]):
     #: The credential the command is authenticated by, if any (rules §2, "Who may do
     #: what"): ``password`` (the Passport ID holder) or ``access_key`` (the line holder).
     CREDENTIAL: ClassVar[str | None] = None
+    #: Never shares a transaction with other commands: a batch records what came before it,
+    #: runs it on its own, and goes on (``issue_bills`` is followed by the billing run, which
+    #: can take minutes; an erasure rewrites stored events).
+    ALONE: ClassVar[bool] = False
+    #: May name a closed month (§7: closing a closed month again changes nothing); every
+    #: other command dated in a closed month is ``month_closed``.
+    MAY_NAME_CLOSED_MONTH: ClassVar[bool] = False
+    #: The processes that follow this command's events (:mod:`matome.billing`): the engine
+    #: runs them to completion before the command returns, also when it is answered again
+    #: for its key, so a process cut short is completed by sending the command again.
+    FOLLOWED_BY: ClassVar[tuple[str, ...]] = ()
 
     at: datetime = attrs.field(converter=_at)
     key: str | None = attrs.field(default=None, converter=_key)
 
+
+#: The process that issues the bills of the months ``MonthsClosed`` closed (:mod:`matome.billing`).
+BILLING_PROCESS = "billing"
 
 #: Every command class, by its contract name (``"purchase"``: :class:`Purchase`).
 COMMANDS: dict[str, type[Command[Any]]] = {}
@@ -825,6 +840,7 @@ class ErasePersonalData(Command[Done]):
     """Erase a Passport ID's applicant name, phone and e-mail — every version of them — on
     request (the operator's command); bills and hash chains stay intact."""
 
+    ALONE = True
     passport_id: PassportId = attrs.field(converter=_to_passport_id)
     reason: str = attrs.field(converter=_to_reason_label)
 
@@ -846,6 +862,9 @@ class IssueBills(Command[IssueResult]):
     """Close a billing month (and every month before it) once it has ended; the billing run
     then issues every bill of the closed months (§7)."""
 
+    ALONE = True
+    MAY_NAME_CLOSED_MONTH = True
+    FOLLOWED_BY = (BILLING_PROCESS,)
     month: YearMonth = attrs.field(converter=_to_month)
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "canonical_form",
     "count_commands",
     "declared_contract",
+    "line_command",
     "log_lines",
     "parse_line",
 ]
@@ -99,6 +100,24 @@ def _command_of(line: LogLine, contract: int) -> Command[Any]:
     return parse_line(line.text, contract)
 
 
+def line_command(line: LogLine, contract: int) -> Command[Any]:
+    """The command on a line of :func:`log_lines`, read under ``contract``; its
+    ``invalid_input`` is raised.  Parsed once per line and contract: ``matome run`` asks the
+    command how it runs (``ALONE``, ``FOLLOWED_BY``) before applying it."""
+    for read_under, outcome in line._parsed:
+        if read_under == contract:
+            if isinstance(outcome, MatomeError):
+                raise outcome
+            return outcome
+    try:
+        command = _command_of(line, contract)
+    except MatomeError as e:
+        line._parsed.append((contract, e))
+        raise
+    line._parsed.append((contract, command))
+    return command
+
+
 def parse_line(text: str | bytes, contract: int = DEFAULT_CONTRACT) -> Command[Any]:
     """The command on one line of a command log, read under ``contract``; anything off is
     ``invalid_input``."""
@@ -128,7 +147,17 @@ def apply_line(
     anything the line contains).  ``position``, if given, is recorded with what the command
     writes (see :func:`log_lines`)."""
     try:
-        result = engine.execute(parse_line(text, engine.contract), position)
+        command = parse_line(text, engine.contract)
+    except MatomeError as e:
+        return {"line": number, "ok": False, "error": e.to_json()}
+    return _execute(engine, number, command, position)
+
+
+def _execute(
+    engine: Engine, number: int, command: Command[Any], position: LogPosition | None
+) -> dict[str, Any]:
+    try:
+        result = engine.execute(command, position)
     except MatomeError as e:
         return {"line": number, "ok": False, "error": e.to_json()}
     except LogPositionTaken as e:
@@ -151,9 +180,11 @@ class AppliedElsewhere(Exception):
 
 def apply_log_line(engine: Engine, line: LogLine) -> dict[str, Any]:
     """:func:`apply_line` for a line of :func:`log_lines` (an over-long one included)."""
-    if line.too_long:
-        return {"line": line.number, "ok": False, "error": _too_long(line.size).to_json()}
-    return apply_line(engine, line.number, line.text, line.position)
+    try:
+        command = line_command(line, engine.contract)
+    except MatomeError as e:
+        return {"line": line.number, "ok": False, "error": e.to_json()}
+    return _execute(engine, line.number, command, line.position)
 
 
 def apply_lines(engine: Engine, lines: Sequence[LogLine]) -> list[dict[str, Any]]:
@@ -166,7 +197,7 @@ def apply_lines(engine: Engine, lines: Sequence[LogLine]) -> list[dict[str, Any]
     slots: list[int] = []
     for line in lines:
         try:
-            command = _command_of(line, engine.contract)
+            command = line_command(line, engine.contract)
         except MatomeError as e:
             results.append({"line": line.number, "ok": False, "error": e.to_json()})
             continue
@@ -214,6 +245,11 @@ class LogLine:
     position: LogPosition
     size: int = 0
     legacy: LogPosition | None = None
+    #: The line's command (or refusal) by the contract it was read under: see
+    #: :func:`line_command`.
+    _parsed: list[tuple[int, Command[Any] | MatomeError]] = attrs.field(
+        factory=list, init=False, eq=False, repr=False
+    )
 
     @property
     def too_long(self) -> bool:
