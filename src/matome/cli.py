@@ -49,6 +49,7 @@ from matome.interchange import (
     declared_contract,
     line_command,
     log_lines,
+    resumes,
 )
 from matome.report import audit_html
 from matome.schema import schema_text
@@ -342,7 +343,7 @@ class _Plan:
         if position.line > self.after:
             return False
         if position.line == self.after and self.expect is not None:
-            if position.digest != self.expect.digest:
+            if not resumes(line, self.expect, legacy=self.legacy):
                 raise InvalidInput(
                     f"{self.name} is not the log this store applied through command "
                     f"{self.after} (its commands differ); it cannot be resumed"

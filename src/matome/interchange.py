@@ -36,6 +36,7 @@ __all__ = [
     "line_command",
     "log_lines",
     "parse_line",
+    "resumes",
 ]
 
 #: The longest command-log line accepted (docs/contract.md, bounds): 64 KiB.
@@ -279,6 +280,25 @@ def _chain(previous: str, form: bytes) -> str:
     return hashlib.sha256(previous.encode() + b":" + form).hexdigest()
 
 
+def _whole_line(line: bytes, legacy_prefix: bytes) -> tuple[bytes, int, str, str]:
+    """A line read whole: itself, its size, its link of the legacy chain and the digest of
+    its bytes (an over-long line's are computed chunk by chunk, the same way)."""
+    return (
+        line,
+        len(line),
+        hashlib.sha256(legacy_prefix + line).hexdigest(),
+        hashlib.sha256(line).hexdigest(),
+    )
+
+
+def resumes(line: LogLine, stored: LogPosition, *, legacy: bool = False) -> bool:
+    """Whether ``line`` is the command a store recorded its log applied through — the check
+    that only the log that was applied is resumed.  ``legacy``: ``stored`` is in the form
+    matome 0.2 recorded (:attr:`LogLine.legacy`)."""
+    position = line.legacy if legacy and line.legacy is not None else line.position
+    return position.line == stored.line and position.digest == stored.digest
+
+
 #: How much of an over-long line is read at a time while it is skipped.
 _CHUNK = 64 * 1024
 
@@ -302,24 +322,12 @@ class _RawLines:
             raw = next(self._iter, None)
             if raw is None:
                 return None
-            line = raw.rstrip(b"\r\n")
-            return (
-                line,
-                len(line),
-                hashlib.sha256(legacy_prefix + line).hexdigest(),
-                hashlib.sha256(line).hexdigest(),
-            )
+            return _whole_line(raw.rstrip(b"\r\n"), legacy_prefix)
         head: bytes = self._readline(MAX_LINE_BYTES + 2)
         if not head:
             return None
         if head.endswith(b"\n") or len(head) < MAX_LINE_BYTES + 2:
-            line = head.rstrip(b"\r\n")
-            return (
-                line,
-                len(line),
-                hashlib.sha256(legacy_prefix + line).hexdigest(),
-                hashlib.sha256(line).hexdigest(),
-            )
+            return _whole_line(head.rstrip(b"\r\n"), legacy_prefix)
         # An over-long line: hash the rest as it comes, never holding more than a chunk.
         # Trailing CR/LF bytes are held back until it is known whether they end the line.
         legacy = hashlib.sha256(legacy_prefix)
