@@ -239,7 +239,7 @@ def test_matome_run_after_a_crash_between_issue_bills_and_its_billing_run_issues
                 "provider": "Z",
                 "name": "Z Co.",
                 "contact": "z@example.jp",
-                "goods": "video",
+                "goods": "information",
             }
         ],
     )
