@@ -466,7 +466,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _fail(args, e)
     try:
         if args.resume:
-            # A billing run cut short with the log is completed before going on.
+            # A billing process cut short with the log (a run killed between an issue_bills
+            # and its last bill) is completed before going on.  (A plain run writes nothing
+            # it was not asked to — an old store's first run included; the next issue_bills
+            # completes the process then, from its tracking position.)
             engine.complete_billing()
         batch = args.batch if args.batch is not None else (1 if path == "-" else DEFAULT_BATCH)
         events_before = _events(engine)

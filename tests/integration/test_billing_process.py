@@ -19,7 +19,7 @@ import pytest
 
 from matome import billing, cli
 from matome.application.eventstore import EventStoreApplication, LogPosition
-from matome.billing import TRACKING_ID
+from matome.billing import TRACKING_ID, BillingProcess
 from matome.commands import parse_command
 from matome.demo import DEMO_LOG
 from matome.engine import Engine
@@ -130,10 +130,11 @@ def _uninterrupted(tmp_path: Path) -> dict[str, Any]:
 def test_a_billing_run_killed_at_any_bill_resumes_from_its_position_to_the_same_bills(
     tmp_path: Path, kill: Kill, bills: int
 ) -> None:
-    """§7: killed after any number of bills, the process is taken up again when the store is
-    next opened to write; it resumes at the ``MonthsClosed`` it had not completed, skips the
-    bills already issued and ends as an uninterrupted run: same bills, same business times,
-    each once, and its position at the last ``MonthsClosed``."""
+    """§7: killed after any number of bills, the process is taken up again by the next
+    ``complete_billing`` (``matome run`` starts with it); it resumes at the ``MonthsClosed``
+    it had not completed, skips the bills already issued and ends as an uninterrupted run:
+    same bills, same business times, each once, and its position at the last
+    ``MonthsClosed``."""
     whole = _uninterrupted(tmp_path)
     db = str(tmp_path / "killed.sqlite")
     engine = _open(db)
@@ -148,7 +149,8 @@ def test_a_billing_run_killed_at_any_bill_resumes_from_its_position_to_the_same_
     done = next(i for i, e in enumerate(DEMO_LOG) if e["command"] == "issue_bills")
     if bills >= 2:  # January's bills were issued and completed: the kill came in February
         done = max(i for i, e in enumerate(DEMO_LOG) if e["command"] == "issue_bills")
-    restarted = _open(db)  # opening the store to write takes the process up again
+    restarted = _open(db)
+    restarted.complete_billing()  # what matome run does first
     _apply(restarted, DEMO_LOG[done + 1 :])
     restarted.close()
     resumed = _billing_of(db)
@@ -185,11 +187,12 @@ def test_the_process_reads_the_log_on_from_its_tracking_position(
     assert after["completed"][-1] == str(YearMonth(2024, 3))
 
 
-def test_an_engine_opened_to_read_leaves_a_cut_short_billing_run_alone(
+def test_opening_a_store_leaves_a_cut_short_billing_run_to_the_next_writer(
     tmp_path: Path, kill: Kill
 ) -> None:
-    """``create=False`` (the CLI's read commands) never writes: the bills a killed run left
-    unissued are issued by the next engine opened to write, not by a reader."""
+    """Opening a store writes nothing (an old store opened keeps its events as they are): the
+    bills a killed run left unissued are issued by the next ``issue_bills``,
+    ``complete_billing`` or ``matome run``."""
     db = str(tmp_path / "killed.sqlite")
     engine = _open(db)
     kill.after(0)
@@ -197,11 +200,13 @@ def test_an_engine_opened_to_read_leaves_a_cut_short_billing_run_alone(
         _apply(engine, DEMO_LOG)
     engine.close()
     kill.off()
-    reader = _open(db, create=False)
-    reader.close()
-    assert _billing_of(db)["bills"] == []
+    _open(db, create=False).close()
     _open(db).close()
-    assert len(_billing_of(db)["bills"]) == 2  # January's, the month closed so far
+    assert _billing_of(db)["bills"] == []
+    writer = _open(db)
+    assert writer.complete_billing() == 2  # January's, the month closed so far
+    writer.close()
+    assert len(_billing_of(db)["bills"]) == 2
 
 
 def _log(path: Path, entries: Sequence[dict[str, Any]]) -> str:
@@ -209,42 +214,32 @@ def _log(path: Path, entries: Sequence[dict[str, Any]]) -> str:
     return str(path)
 
 
-def test_matome_run_after_a_crash_between_issue_bills_and_its_billing_run_issues_the_bills(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cheap_hashing: None
+def test_matome_run_resumed_after_a_crash_between_issue_bills_and_its_billing_run(
+    tmp_path: Path, cheap_hashing: None
 ) -> None:
     """``issue_bills`` recorded, then the run killed before its billing process issued a bill:
-    the next ``matome run`` — of another log, without ``--resume`` — issues the bills first,
-    at the business time of the ``issue_bills`` (the wall clock is never a business time)."""
-    first = DEMO_LOG[: next(i for i, e in enumerate(DEMO_LOG) if e["command"] == "issue_bills")]
-    issue = next(e for e in DEMO_LOG if e["command"] == "issue_bills")
+    ``matome run --resume`` completes the process first — the bills at the business time of
+    the ``issue_bills`` (the wall clock is never a business time), its tracking position where
+    an uninterrupted run leaves it — and applies the rest of the log."""
+    issue = next(i for i, e in enumerate(DEMO_LOG) if e["command"] == "issue_bills")
+    log = _log(tmp_path / "demo.jsonl", DEMO_LOG[: issue + 3])  # on past January's closing
     whole = str(tmp_path / "whole.sqlite")
     crashed = str(tmp_path / "crashed.sqlite")
-    log = _log(tmp_path / "first.jsonl", [*first, issue])
     assert cli.main(["--db", whole, "run", log, "--quiet"]) == 0
 
     def killed(*_: object, **__: object) -> int:
         raise _Killed("the billing run was killed")
 
     with pytest.MonkeyPatch.context() as crash:
-        crash.setattr(Engine, "_run_billing", killed)
+        crash.setattr(BillingProcess, "run", killed)
         with pytest.raises(_Killed):
             cli.main(["--db", crashed, "run", log, "--quiet"])
-    assert _billing_of(crashed)["bills"] == []
-    later = _log(
-        tmp_path / "later.jsonl",
-        [
-            {
-                "command": "register_provider",
-                "at": "2024-02-02T09:00:00+09:00",
-                "provider": "Z",
-                "name": "Z Co.",
-                "contact": "z@example.jp",
-                "goods": "information",
-            }
-        ],
-    )
-    assert cli.main(["--db", crashed, "run", later, "--quiet"]) == 0
+    stopped = _billing_of(crashed)
+    assert (stopped["bills"], stopped["tracking"]) == ([], None)
+    assert stopped["last_closing"] is not None  # the issue_bills itself was recorded
+    assert cli.main(["--db", crashed, "run", log, "--resume", "--quiet"]) == 0
     got, expected = _billing_of(crashed), _billing_of(whole)
-    assert got["bills"] == expected["bills"] != []
-    assert {at for _, at, _ in got["bills"]} == {issue["at"]}
-    assert got["tracking"] == expected["tracking"]
+    assert got == expected
+    assert got["bills"] != []
+    assert {at for _, at, _ in got["bills"]} == {DEMO_LOG[issue]["at"]}
+    assert got["tracking"].line == got["last_closing"]
