@@ -345,8 +345,9 @@ class Engine:
         return how many.
 
         The bills carry the business time ``at`` — by default that of the ``issue_bills``
-        that closed the months, as an uninterrupted run would have (the wall clock is never a
-        business time)."""
+        that closed their month, as an uninterrupted run would have (the wall clock is never a
+        business time).  The billing process resumes from its tracking position (see
+        :class:`matome.billing.BillingProcess`)."""
         if not billing_behind(self._store):
             return 0  # the usual case (two short reads): nothing was cut short
         return self._run_billing(None, at)
