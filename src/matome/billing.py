@@ -1,40 +1,56 @@
 """The billing run: issue every bill of the closed months, once (rules §7).
 
-``issue_bills`` closes a month (a decision of the calendar, :mod:`matome.aggregates.ledger`);
-the billing run then records each line's bill of each closed month as a ``BillIssued`` event
-on its own (line, month) stream, so a bill is issued once however often — or by however many
-workers — the run is repeated, and an interrupted run is completed by running it again.  The
-bills are composed by :mod:`matome.documents` from the charges the views hold.
+``issue_bills`` closes a month (a decision of the calendar, :mod:`matome.aggregates.ledger`:
+a ``MonthsClosed`` event); the billing run is a process that follows those events
+(:class:`BillingProcess`) and records each line's bill of each closed month as a
+``BillIssued`` event on its own (line, month) stream, so a bill is issued once however often
+— or by however many workers — the run is repeated, and an interrupted run is completed by
+running it again from its tracking position.  The bills are composed by
+:mod:`matome.documents` from the charges the views hold.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
+import attrs
 from eventsourcing.persistence import IntegrityError
 
 from matome.aggregates.catalog import provider_id
 from matome.aggregates.ledger import (
     BILLING_RUN_ID,
+    CALENDAR_ID,
     BillingRun,
+    Calendar,
     bill_id,
     project_billing_run,
+    project_calendar,
 )
 from matome.aggregates.line import line_id
 from matome.aggregates.subscription import subscription_id
-from matome.application.eventstore import EventStoreApplication
+from matome.application.eventstore import EventStoreApplication, LogPosition, LogPositionTaken
+from matome.commands import BILLING_PROCESS
 from matome.documents import Bill, BillStatus, Charge, entry_in_force
 from matome.events.bill import BillIssued
-from matome.events.ledger import BillingRunCompleted
+from matome.events.ledger import BillingRunCompleted, MonthsClosed
 from matome.projections.documents import Documents
 from matome.projections.runner import Projection
 from matome.values import CustomerId, YearMonth
 from matome.wire import canonical_text, text_digest
 
-__all__ = ["bill_id", "bill_sources", "chain_hashes", "events_digest", "run_billing"]
+__all__ = [
+    "TRACKING_ID",
+    "BillingProcess",
+    "bill_id",
+    "bill_sources",
+    "billing_behind",
+    "chain_hashes",
+    "events_digest",
+    "run_billing",
+]
 
 
 def bill_sources(bill: Bill, account_version: int) -> tuple[str, ...]:
@@ -75,11 +91,114 @@ def events_digest(sources: Sequence[str], hashes: dict[str, str]) -> str:
 
 #: Bills recorded per transaction.
 _CHUNK = 500
+#: ``MonthsClosed`` notifications read at a time.
+_PAGE = 100
+
+#: The billing process's tracking record, in the store's table of log positions (a command
+#: log's identity is a SHA-256 digest: this name is never one).  Its ``line`` is the
+#: notification id of the last ``MonthsClosed`` every bill of which is issued; it is recorded
+#: in the transaction of the ``BillingRunCompleted`` that says so.
+TRACKING_ID = f"process:{BILLING_PROCESS}"
 
 
 def _completed(store: EventStoreApplication) -> BillingRun | None:
     state: BillingRun | None = project_billing_run(None, store.events.get(BILLING_RUN_ID))
     return state
+
+
+def billing_behind(store: EventStoreApplication) -> bool:
+    """Whether a closed month has bills the billing process has not issued yet — an
+    ``issue_bills`` whose run was cut short (two short stream reads: cheap)."""
+    calendar: Calendar | None = project_calendar(None, store.events.get(CALENDAR_ID))
+    if calendar is None or calendar.closed_through is None:
+        return False
+    completed = _completed(store)
+    return completed is None or completed.completed_through < calendar.closed_through
+
+
+@attrs.frozen
+class _Closing:
+    """One ``MonthsClosed`` of the log: where it is, the month it closed through, and its
+    business time (the bills of the months it closed carry it)."""
+
+    position: int
+    through: YearMonth
+    at: datetime
+
+
+class BillingProcess:
+    """The billing run as a process following ``MonthsClosed`` (eventsourcing's process
+    application: a policy applied to the notifications of the log, from a tracked position).
+
+    For each ``MonthsClosed`` after its tracking position it issues the bills of the months
+    that event closed and records ``BillingRunCompleted`` together with its new position, in
+    one transaction.  A run killed half-way has recorded neither: the next run starts again
+    at that ``MonthsClosed`` and skips the bills already issued (a ``BillIssued`` stream per
+    (line, month) makes issuing one twice impossible anyway).
+    """
+
+    def __init__(
+        self, store: EventStoreApplication, projection: Projection, documents: Documents
+    ) -> None:
+        self._store = store
+        self._projection = projection
+        self._documents = documents
+
+    def position(self) -> int:
+        """The notification id of the last ``MonthsClosed`` the process completed (0: none)."""
+        tracked = self._store.matome_recorder.log_position(TRACKING_ID)
+        return 0 if tracked is None else tracked.line
+
+    def behind(self) -> bool:
+        """Whether a closed month has bills to issue (:func:`billing_behind`)."""
+        return billing_behind(self._store)
+
+    def run(self, *, through: YearMonth | None = None, at: datetime | None = None) -> int:
+        """Issue the bills of every ``MonthsClosed`` not processed yet; return how many.
+
+        ``through`` stops at that month (the months after it stay to a later run); ``at``
+        gives every bill that business time instead of its ``MonthsClosed``'s.
+        """
+        completed = _completed(self._store)
+        if through is not None and completed is not None and completed.completed_through >= through:
+            return 0
+        if not self.behind():
+            return 0
+        self._projection.catch_up()
+        issued = 0
+        now = datetime.now(UTC)
+        for closing in self._closings():
+            done = None if completed is None else completed.completed_through
+            last = closing.through if through is None else min(closing.through, through)
+            if done is None or done < last:
+                month = done.next() if done is not None else self._documents.first_charge_month()
+                while month is not None and month <= last:
+                    issued += _issue_month(
+                        self._store, self._documents, month, at or closing.at, now
+                    )
+                    month = month.next()
+            whole = last == closing.through
+            _complete(self._store, last, at or closing.at, now, closing.position if whole else None)
+            completed = _completed(self._store)
+            if not whole:
+                break
+        self._projection.catch_up()
+        return issued
+
+    def _closings(self) -> Iterator[_Closing]:
+        """The ``MonthsClosed`` notifications after the tracking position, in log order."""
+        start = self.position() + 1
+        while True:
+            page = self._store.recorder.select_notifications(
+                start=start, limit=_PAGE, topics=[MonthsClosed.TOPIC]
+            )
+            for notification in page:
+                event = self._store.mapper.to_domain_event(notification)
+                if isinstance(event, MonthsClosed):
+                    yield _Closing(notification.id, event.through, event.at)
+            if len(page) < _PAGE:
+                return
+            start = page[-1].id + 1
 
 
 def run_billing(
@@ -89,30 +208,9 @@ def run_billing(
     through: YearMonth,
     at: datetime,
 ) -> int:
-    """Issue every bill of a closed month up to ``through`` not issued yet; return how many.
-
-    The run starts after the last month every bill of which was issued (it records that month
-    when it has issued them all: ``BillingRunCompleted``), so it costs the months it issues,
-    not the whole history; a run cut short starts again at its first unfinished month, and
-    skips the bills already issued there.
-    """
-    completed = _completed(store)
-    if completed is not None and completed.completed_through >= through:
-        return 0
-    projection.catch_up()
-    month = (
-        completed.completed_through.next()
-        if completed is not None
-        else documents.first_charge_month()
-    )
-    issued = 0
-    now = datetime.now(UTC)
-    while month is not None and month <= through:
-        issued += _issue_month(store, documents, month, at, now)
-        month = month.next()
-    _complete(store, through, at, now)
-    projection.catch_up()
-    return issued
+    """Issue every bill of a closed month up to ``through`` not issued yet, at business time
+    ``at``; return how many (:class:`BillingProcess` run up to ``through``)."""
+    return BillingProcess(store, projection, documents).run(through=through, at=at)
 
 
 def _issue_month(
@@ -177,9 +275,15 @@ def _issue_month(
 
 
 def _complete(
-    store: EventStoreApplication, through: YearMonth, at: datetime, now: datetime
+    store: EventStoreApplication,
+    through: YearMonth,
+    at: datetime,
+    now: datetime,
+    position: int | None = None,
 ) -> None:
-    """Record that every bill through ``through`` is issued (unless a run got further)."""
+    """Record that every bill through ``through`` is issued (unless a run got further) and,
+    with it, the process's tracking ``position`` (the ``MonthsClosed`` it completed)."""
+    tracking = None if position is None else LogPosition(TRACKING_ID, position, "")
     for _ in range(10):
         completed = _completed(store)
         if completed is not None and completed.completed_through >= through:
@@ -192,7 +296,9 @@ def _complete(
             through=through,
         )
         try:
-            store.record([event])
+            store.record([event], position=tracking)
             return
+        except LogPositionTaken:
+            return  # another run of the process completed this MonthsClosed
         except IntegrityError:
             continue  # another run recorded its completion meanwhile: look again

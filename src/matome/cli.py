@@ -26,8 +26,7 @@ import attrs
 
 from matome import __version__
 from matome.application.eventstore import LogPosition
-from matome.application.service import UNBATCHED
-from matome.commands import DEFAULT_CONTRACT
+from matome.commands import DEFAULT_CONTRACT, Command
 from matome.documents import check_page
 from matome.engine import Engine
 from matome.errors import (
@@ -48,7 +47,9 @@ from matome.interchange import (
     apply_log_line,
     count_commands,
     declared_contract,
+    line_command,
     log_lines,
+    resumes,
 )
 from matome.report import audit_html
 from matome.schema import schema_text
@@ -279,7 +280,8 @@ def run_log(
         counts[2] += 1
         # An issue_bills another run applied: its billing run may be going on, or have been
         # cut short (a kill); what follows is applied once it is complete, as after one run.
-        billing[0] = billing[0] or _runs_alone(line)
+        command = _command(engine, line)
+        billing[0] = billing[0] or (command is not None and bool(command.FOLLOWED_BY))
         return True
 
     def catch_up() -> None:
@@ -292,7 +294,8 @@ def run_log(
             continue
         catch_up()
         line = plan.own(line)
-        if batch > 1 and _runs_alone(line):
+        alone = batch > 1 and (command := _command(engine, line)) is not None and command.ALONE
+        if alone:
             # The engine runs it in a transaction of its own anyway: what came before is
             # recorded and printed first, so that a printed result is always a recorded one
             # (a billing run can take minutes) and a store failure names this line.
@@ -340,7 +343,7 @@ class _Plan:
         if position.line > self.after:
             return False
         if position.line == self.after and self.expect is not None:
-            if position.digest != self.expect.digest:
+            if not resumes(line, self.expect, legacy=self.legacy):
                 raise InvalidInput(
                     f"{self.name} is not the log this store applied through command "
                     f"{self.after} (its commands differ); it cannot be resumed"
@@ -422,14 +425,14 @@ def _plan(engine: Engine, first: LogLine, *, resume: bool, again: bool, name: st
     return plan
 
 
-#: The names of the commands the engine never batches, as they appear in a line's JSON.  A
-#: line that only mentions one (in a name, say) is cut out of its batch for nothing: the
-#: decisions are the same either way.
-_ALONE = tuple(f'"{command.NAME}"'.encode() for command in UNBATCHED)
-
-
-def _runs_alone(line: LogLine) -> bool:
-    return any(marker in line.text for marker in _ALONE)
+def _command(engine: Engine, line: LogLine) -> Command[Any] | None:
+    """The line's command, whose traits (``ALONE``, ``FOLLOWED_BY``: see
+    :class:`matome.commands.Command`) say how it runs; ``None`` for a line that is no command
+    (it is refused in its place).  The line is parsed once: applying it reuses the command."""
+    try:
+        return line_command(line, engine.contract)
+    except MatomeError:
+        return None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -463,7 +466,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _fail(args, e)
     try:
         if args.resume:
-            # A billing run cut short with the log is completed before going on.
+            # A billing process cut short with the log (a run killed between an issue_bills
+            # and its last bill) is completed before going on.  (A plain run writes nothing
+            # it was not asked to — an old store's first run included; the next issue_bills
+            # completes the process then, from its tracking position.)
             engine.complete_billing()
         batch = args.batch if args.batch is not None else (1 if path == "-" else DEFAULT_BATCH)
         events_before = _events(engine)

@@ -10,11 +10,60 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 import attrs
+from attrs.converters import optional
 
+from matome._command_fields import MAX_PERIOD_DAYS as MAX_PERIOD_DAYS
+from matome._command_fields import MAX_PERIOD_MONTHS as MAX_PERIOD_MONTHS
+from matome._command_fields import (
+    _access_key,
+    _applicant,
+    _at,
+    _billing,
+    _change_kind,
+    _change_reason,
+    _customer_id,
+    _email,
+    _field_names,
+    _flag,
+    _goods,
+    _key,
+    _label,
+    _lift_channel,
+    _line_kind,
+    _month,
+    _not_own_representative,
+    _one_purchase,
+    _operator,
+    _passport_id,
+    _password,
+    _period_days,
+    _period_months,
+    _pricing,
+    _provider,
+    _quantity,
+    _receipt,
+    _ref,
+    _reset_channel,
+    _service,
+    _short_label,
+    _yen,
+)
+from matome._command_results import (
+    CancelResult,
+    DeletionResult,
+    Done,
+    IssueResult,
+    LineChangeResult,
+    LineResult,
+    PassportResult,
+    PurchaseResult,
+    RefundResult,
+    RegulationResult,
+    Result,
+)
 from matome.errors import InvalidInput
 from matome.values import (
     AccessKey,
@@ -39,16 +88,10 @@ from matome.values import (
     ServiceCode,
     YearMonth,
     Yen,
-    billing_from_json,
-    parse_enum,
-    require_aware,
-    require_in_range,
-    require_month_in_range,
-    require_text,
 )
-from matome.wire import to_json
 
 __all__ = [
+    "BILLING_PROCESS",
     "COMMANDS",
     "CONTRACTS",
     "DEFAULT_CONTRACT",
@@ -71,391 +114,6 @@ __all__ = [
 ]
 
 V = TypeVar("V")
-
-
-# ---------------------------------------------------------------------------------------------
-# Field converters (they raise InvalidInput, naming the field)
-
-
-def _value(cls: Callable[[Any], V]) -> Callable[[Any], V]:
-    def convert(v: Any) -> V:
-        return v if isinstance(v, cls) else cls(v)  # type: ignore[arg-type]
-
-    return convert
-
-
-def _yen(what: str) -> Callable[[Any], Yen]:
-    return lambda v: Yen.non_negative(v.amount if isinstance(v, Yen) else v, what)
-
-
-def _flag(what: str) -> Callable[[Any], bool]:
-    def convert(v: Any) -> bool:
-        if not isinstance(v, bool):
-            raise InvalidInput(f"{what} must be true or false, got {v!r}")
-        return v
-
-    return convert
-
-
-def _label(what: str, max_len: int = 200) -> Callable[[Any], str]:
-    def convert(v: Any) -> str:
-        if not isinstance(v, str) or not v.strip() or len(v) > max_len:
-            raise InvalidInput(f"{what} must be a non-blank string of at most {max_len} characters")
-        return require_text(v, what)
-
-    return convert
-
-
-E = TypeVar("E", bound=StrEnum)
-
-
-def _enum(enum: type[E], what: str) -> Callable[[Any], E]:
-    return lambda v: parse_enum(enum, v, what)
-
-
-def _at(v: datetime | str) -> datetime:
-    if isinstance(v, str):
-        try:
-            v = datetime.fromisoformat(v)
-        except ValueError:
-            raise InvalidInput(f"at {v!r} is not an ISO-8601 time") from None
-    return require_in_range(require_aware(v, "at"), "at")
-
-
-def _billing(v: BillingAccount | Mapping[str, Any]) -> BillingAccount:
-    if isinstance(v, PhoneBill | CustomerNumber | Consolidated):
-        return v
-    return billing_from_json(v)
-
-
-def _applicant(v: Applicant | Mapping[str, Any]) -> Applicant:
-    if isinstance(v, Applicant):
-        return v
-    if not isinstance(v, dict):
-        raise InvalidInput("applicant must be an object with name, phone, contract_holder")
-    expected = {"name", "phone", "contract_holder"}
-    if set(v) != expected:
-        raise InvalidInput(
-            f"applicant must have exactly the fields name, phone, contract_holder; got {sorted(v)}"
-        )
-    return Applicant(name=v["name"], phone=v["phone"], contract_holder=v["contract_holder"])
-
-
-def _key(v: str | None) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or not 1 <= len(v) <= 200:
-        raise InvalidInput("key must be a string of 1–200 characters")
-    return require_text(v, "key")
-
-
-def _receipt(v: str) -> str:
-    if not isinstance(v, str) or not 1 <= len(v) <= 64:
-        raise InvalidInput("receipt must be a receipt number string")
-    return require_text(v, "receipt")
-
-
-def _to_optional_receipt(v: str | None) -> str | None:
-    return None if v is None else _receipt(v)
-
-
-def _to_optional_ref(v: str | None) -> str | None:
-    # A client's own name for a purchase, so that a log can cancel or refund it without
-    # predicting the receipt number the engine will give it.
-    if v is None:
-        return None
-    if not isinstance(v, str) or not 1 <= len(v) <= 64 or not v.isprintable():
-        raise InvalidInput("a purchase reference must be 1–64 printable characters")
-    return require_text(v, "ref")
-
-
-def _one_purchase(c: Any) -> None:
-    if (c.receipt is None) == (c.purchase_ref is None):
-        raise InvalidInput(f"{c.NAME} names its purchase by receipt or by purchase_ref (one)")
-
-
-# Named converters: the attrs mypy plugin only understands named functions.
-
-
-def _to_access_key(v: AccessKey | str) -> AccessKey:
-    return _value(AccessKey)(v)
-
-
-def _to_amount_yen(v: Yen | int) -> Yen:
-    return _yen("amount")(v)
-
-
-def _to_change_changekind(v: ChangeKind | str) -> ChangeKind:
-    return _enum(ChangeKind, "change")(v)
-
-
-def _to_channel_label(v: str) -> str:
-    return _label("channel", 40)(v)
-
-
-def _to_channel_liftchannel(v: LiftChannel | str) -> LiftChannel:
-    return _enum(LiftChannel, "channel")(v)
-
-
-def _to_consent_flag(v: bool) -> bool:
-    return _flag("consent")(v)
-
-
-def _to_contact_label(v: str) -> str:
-    return _label("contact")(v)
-
-
-def _to_customer_id(v: CustomerId | str) -> CustomerId:
-    return _value(CustomerId)(v)
-
-
-def _to_email(v: Email | str) -> Email:
-    return _value(Email)(v)
-
-
-def _to_goods_goods(v: Goods | str) -> Goods:
-    return _enum(Goods, "goods")(v)
-
-
-def _to_kind_linekind(v: LineKind | str) -> LineKind:
-    return _enum(LineKind, "kind")(v)
-
-
-def _to_limit_yen(v: Yen | int) -> Yen:
-    return _yen("limit")(v)
-
-
-def _to_line_auth_flag(v: bool) -> bool:
-    return _flag("line_auth")(v)
-
-
-def _to_line_limit_yen(v: Yen | int) -> Yen:
-    return _yen("line_limit")(v)
-
-
-def _to_name_label(v: str) -> str:
-    return _label("name")(v)
-
-
-def _to_notify_flag(v: bool) -> bool:
-    return _flag("notify")(v)
-
-
-def _to_operator_operator(v: Operator | str) -> Operator:
-    return _enum(Operator, "operator")(v)
-
-
-def _to_passport_id(v: PassportId | str) -> PassportId:
-    return _value(PassportId)(v)
-
-
-def _to_password(v: Password | str) -> Password:
-    return _value(Password)(v)
-
-
-def _to_price_yen(v: Yen | int) -> Yen:
-    return _yen("price")(v)
-
-
-def _to_pricing_pricing(v: Pricing | str) -> Pricing:
-    return _enum(Pricing, "pricing")(v)
-
-
-def _to_provider(v: ProviderCode | str) -> ProviderCode:
-    return _value(ProviderCode)(v)
-
-
-def _to_reason_billingchangereason(v: BillingChangeReason | str) -> BillingChangeReason:
-    return _enum(BillingChangeReason, "reason")(v)
-
-
-def _to_reason_label(v: str) -> str:
-    return _label("reason")(v)
-
-
-def _to_service(v: ServiceCode | str) -> ServiceCode:
-    return _value(ServiceCode)(v)
-
-
-def _to_optional_customer_id(v: CustomerId | str | None) -> CustomerId | None:
-    return None if v is None else _to_customer_id(v)
-
-
-def _to_optional_new_kind(v: LineKind | str | None) -> LineKind | None:
-    return None if v is None else parse_enum(LineKind, v, "new_kind")
-
-
-def _to_optional_provider(v: ProviderCode | str | None) -> ProviderCode | None:
-    return None if v is None else _to_provider(v)
-
-
-def _to_optional_password(v: Password | str | None) -> Password | None:
-    return None if v is None else _to_password(v)
-
-
-def _to_optional_email(v: Email | str | None) -> Email | None:
-    return None if v is None else _to_email(v)
-
-
-def _to_month(v: YearMonth | str) -> YearMonth:
-    return require_month_in_range(v if isinstance(v, YearMonth) else YearMonth.parse(v))
-
-
-def _to_effective_from(v: YearMonth | str) -> YearMonth:
-    month = v if isinstance(v, YearMonth) else YearMonth.parse(v)
-    return require_month_in_range(month, "effective_from")
-
-
-def _to_optional_access_key(v: AccessKey | str | None) -> AccessKey | None:
-    return None if v is None else _to_access_key(v)
-
-
-def _to_optional_line_auth(v: bool | None) -> bool | None:
-    return None if v is None else _to_line_auth_flag(v)
-
-
-def _to_channel_resetchannel(v: ResetChannel | str) -> ResetChannel:
-    return _enum(ResetChannel, "channel")(v)
-
-
-def _to_optional_terms_consent(v: bool | None) -> bool | None:
-    return None if v is None else _flag("terms_consent")(v)
-
-
-def _to_flat_fee_yen(v: Yen | int) -> Yen:
-    return _yen("flat_fee")(v)
-
-
-#: The longest service period a listing may set (§11): ten years, in months or days.
-MAX_PERIOD_MONTHS = 120
-MAX_PERIOD_DAYS = 3660
-
-
-def _to_optional_period(name: str, most: int) -> Callable[[int | None], int | None]:
-    def convert(v: int | None) -> int | None:
-        if v is None:
-            return None
-        if type(v) is not int or not 1 <= v <= most:
-            raise InvalidInput(f"{name} must be a whole number 1–{most}, got {v!r}")
-        return v
-
-    return convert
-
-
-def _to_optional_period_months(v: int | None) -> int | None:
-    return _to_optional_period("period_months", MAX_PERIOD_MONTHS)(v)
-
-
-def _to_optional_period_days(v: int | None) -> int | None:
-    return _to_optional_period("period_days", MAX_PERIOD_DAYS)(v)
-
-
-def _to_quantity(v: int) -> int:
-    # §4: a per-purchase item may be bought 1–99 at a time (the guide shows 600 yen × 10).
-    if type(v) is not int or not 1 <= v <= 99:
-        raise InvalidInput(f"quantity must be a whole number 1–99, got {v!r}")
-    return v
-
-
-def _not_own_representative(customer_id: CustomerId, billing: BillingAccount) -> None:
-    if isinstance(billing, Consolidated) and billing.representative == customer_id:
-        raise InvalidInput("a line cannot be its own consolidated-billing representative")
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-
-
-@attrs.frozen(kw_only=True)
-class Result:
-    """Base of command results; :meth:`to_json` gives the contract's data fields."""
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_json(self)
-        return data
-
-
-@attrs.frozen(kw_only=True)
-class Done(Result):
-    """An accepted command with nothing more to say."""
-
-
-@attrs.frozen(kw_only=True)
-class LineResult(Result):
-    """An accepted ``open_line``: the customer ID of the line opened."""
-
-    customer_id: CustomerId
-
-
-@attrs.frozen(kw_only=True)
-class PassportResult(Result):
-    """An accepted ``register_passport``: the Passport ID and its usage status."""
-
-    passport_id: PassportId
-    status: str
-
-
-@attrs.frozen(kw_only=True)
-class PurchaseResult(Result):
-    """A purchase's receipt number [申込受付番号] and price; ``charged`` is what it added to
-    the ID's spend this month (0 for a monthly service re-bought in a month already charged)."""
-
-    receipt: str
-    price: Yen
-    charged: Yen
-    #: Items bought (per-purchase items, §4); ``charged`` is ``price`` × ``quantity`` then.
-    quantity: int = 1
-
-
-@attrs.frozen(kw_only=True)
-class CancelResult(Result):
-    """An accepted ``cancel``: the receipt and the last month charged (``None``: none)."""
-
-    receipt: str
-    last_charged_month: YearMonth | None
-
-
-@attrs.frozen(kw_only=True)
-class RefundResult(Result):
-    """An accepted ``refund``: the receipt and everything refunded for it so far."""
-
-    receipt: str
-    refunded_total: Yen
-
-
-@attrs.frozen(kw_only=True)
-class RegulationResult(Result):
-    """``regulate_line`` / ``lift_regulation``: whether the line is now regulated, and the
-    receipts of the subscriptions a regulation cancelled (§5)."""
-
-    regulated: bool
-    cancelled: tuple[str, ...] = ()
-
-
-@attrs.frozen(kw_only=True)
-class LineChangeResult(Result):
-    """An accepted ``change_line``: whether the Passport IDs were kept, the new customer ID
-    (if any), and the subscriptions cancelled and IDs deleted by the change (§6)."""
-
-    kept: bool
-    new_customer_id: CustomerId | None
-    cancelled: tuple[str, ...] = ()
-    deleted: tuple[PassportId, ...] = ()
-
-
-@attrs.frozen(kw_only=True)
-class DeletionResult(Result):
-    """An accepted ``delete_passport``: the receipts of the subscriptions it cancelled."""
-
-    cancelled: tuple[str, ...] = ()
-
-
-@attrs.frozen(kw_only=True)
-class IssueResult(Result):
-    """An accepted ``issue_bills``: the month asked for and every month it closed (§7)."""
-
-    month: YearMonth
-    closed: tuple[YearMonth, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,10 +143,24 @@ class Command(Generic[R]):
     #: The credential the command is authenticated by, if any (rules §2, "Who may do
     #: what"): ``password`` (the Passport ID holder) or ``access_key`` (the line holder).
     CREDENTIAL: ClassVar[str | None] = None
+    #: Never shares a transaction with other commands: a batch records what came before it,
+    #: runs it on its own, and goes on (``issue_bills`` is followed by the billing run, which
+    #: can take minutes; an erasure rewrites stored events).
+    ALONE: ClassVar[bool] = False
+    #: May name a closed month (§7: closing a closed month again changes nothing); every
+    #: other command dated in a closed month is ``month_closed``.
+    MAY_NAME_CLOSED_MONTH: ClassVar[bool] = False
+    #: The processes that follow this command's events (:mod:`matome.billing`): the engine
+    #: runs them to completion before the command returns, also when it is answered again
+    #: for its key, so a process cut short is completed by sending the command again.
+    FOLLOWED_BY: ClassVar[tuple[str, ...]] = ()
 
     at: datetime = attrs.field(converter=_at)
     key: str | None = attrs.field(default=None, converter=_key)
 
+
+#: The process that issues the bills of the months ``MonthsClosed`` closed (:mod:`matome.billing`).
+BILLING_PROCESS = "billing"
 
 #: Every command class, by its contract name (``"purchase"``: :class:`Purchase`).
 COMMANDS: dict[str, type[Command[Any]]] = {}
@@ -536,14 +208,14 @@ def _command(name: str) -> Callable[[C], C]:
 
 
 @_command("open_line")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class OpenLine(Command[LineResult]):
     SECRETS = ("access_key",)
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    operator: Operator = attrs.field(converter=_to_operator_operator)
-    kind: LineKind = attrs.field(converter=_to_kind_linekind)
-    access_key: AccessKey = attrs.field(converter=_to_access_key)
-    line_limit: Yen = attrs.field(converter=_to_line_limit_yen)
+    customer_id: CustomerId = attrs.field(converter=_customer_id)
+    operator: Operator = attrs.field(converter=_operator)
+    kind: LineKind = attrs.field(converter=_line_kind)
+    access_key: AccessKey = attrs.field(converter=_access_key)
+    line_limit: Yen = attrs.field(converter=_yen)
     billing: BillingAccount = attrs.field(converter=_billing)
 
     def __attrs_post_init__(self) -> None:
@@ -555,18 +227,18 @@ class OpenLine(Command[LineResult]):
 
 
 @_command("change_line_limit")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class ChangeLineLimit(Command[Done]):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    line_limit: Yen = attrs.field(converter=_to_line_limit_yen)
+    customer_id: CustomerId = attrs.field(converter=_customer_id)
+    line_limit: Yen = attrs.field(converter=_yen)
 
 
 @_command("change_billing")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class ChangeBilling(Command[Done]):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    customer_id: CustomerId = attrs.field(converter=_customer_id)
     billing: BillingAccount = attrs.field(converter=_billing)
-    reason: BillingChangeReason = attrs.field(converter=_to_reason_billingchangereason)
+    reason: BillingChangeReason = attrs.field(converter=_change_reason)
 
     def __attrs_post_init__(self) -> None:
         _not_own_representative(self.customer_id, self.billing)
@@ -585,14 +257,12 @@ class ChangeBilling(Command[Done]):
 
 
 @_command("change_line")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class ChangeLine(Command[LineChangeResult]):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    change: ChangeKind = attrs.field(converter=_to_change_changekind)
-    new_customer_id: CustomerId | None = attrs.field(
-        default=None, converter=_to_optional_customer_id
-    )
-    new_kind: LineKind | None = attrs.field(default=None, converter=_to_optional_new_kind)
+    customer_id: CustomerId = attrs.field(converter=_customer_id)
+    change: ChangeKind = attrs.field(converter=_change_kind)
+    new_customer_id: CustomerId | None = attrs.field(default=None, converter=optional(_customer_id))
+    new_kind: LineKind | None = attrs.field(default=None, converter=optional(_line_kind))
 
     def __attrs_post_init__(self) -> None:
         # §6's table (ChangeKind), as far as it needs no state.
@@ -605,61 +275,61 @@ class ChangeLine(Command[LineChangeResult]):
 
 
 @_command("regulate_line")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class RegulateLine(Command[RegulationResult]):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
+    customer_id: CustomerId = attrs.field(converter=_customer_id)
 
 
 @_command("lift_regulation")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class LiftRegulation(Command[RegulationResult]):
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    channel: LiftChannel = attrs.field(converter=_to_channel_liftchannel)
+    customer_id: CustomerId = attrs.field(converter=_customer_id)
+    channel: LiftChannel = attrs.field(converter=_lift_channel)
 
 
 @_command("set_notification")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class SetNotification(Command[Done]):
     """Set line-information notification [回線情報通知] for one provider, with the customer's
     consent (§9); the line holder's command, with the line's access key."""
 
     SECRETS = ("access_key",)
     CREDENTIAL = "access_key"
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    access_key: AccessKey = attrs.field(converter=_to_access_key)
-    provider: ProviderCode = attrs.field(converter=_to_provider)
-    notify: bool = attrs.field(converter=_to_notify_flag)
-    consent: bool = attrs.field(converter=_to_consent_flag)
-    channel: str = attrs.field(converter=_to_channel_label)
+    customer_id: CustomerId = attrs.field(converter=_customer_id)
+    access_key: AccessKey = attrs.field(converter=_access_key)
+    provider: ProviderCode = attrs.field(converter=_provider)
+    notify: bool = attrs.field(converter=_flag)
+    consent: bool = attrs.field(converter=_flag)
+    channel: str = attrs.field(converter=_short_label)
 
 
 @_command("register_provider")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class RegisterProvider(Command[Done]):
-    provider: ProviderCode = attrs.field(converter=_to_provider)
-    name: str = attrs.field(converter=_to_name_label)
-    contact: str = attrs.field(converter=_to_contact_label)
-    goods: Goods = attrs.field(converter=_to_goods_goods)
+    provider: ProviderCode = attrs.field(converter=_provider)
+    name: str = attrs.field(converter=_label)
+    contact: str = attrs.field(converter=_label)
+    goods: Goods = attrs.field(converter=_goods)
 
 
 @_command("list_service")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class ListService(Command[Done]):
     """List a service or item with its pricing type and price; from contract 3 it may carry a
     service period [サービス利用期間] (DOMAIN.md §11): ``period_months`` for a monthly-flat
     service (billing months from the purchase month), ``period_days`` for a per-purchase item
     (days of access from the purchase)."""
 
-    provider: ProviderCode = attrs.field(converter=_to_provider)
-    service: ServiceCode = attrs.field(converter=_to_service)
-    name: str = attrs.field(converter=_to_name_label)
-    pricing: Pricing = attrs.field(converter=_to_pricing_pricing)
-    price: Yen = attrs.field(converter=_to_price_yen)
+    provider: ProviderCode = attrs.field(converter=_provider)
+    service: ServiceCode = attrs.field(converter=_service)
+    name: str = attrs.field(converter=_label)
+    pricing: Pricing = attrs.field(converter=_pricing)
+    price: Yen = attrs.field(converter=_yen)
     period_months: int | None = attrs.field(
-        default=None, converter=_to_optional_period_months, metadata=SINCE_3
+        default=None, converter=optional(_period_months), metadata=SINCE_3
     )
     period_days: int | None = attrs.field(
-        default=None, converter=_to_optional_period_days, metadata=SINCE_3
+        default=None, converter=optional(_period_days), metadata=SINCE_3
     )
 
     def __attrs_post_init__(self) -> None:
@@ -670,7 +340,7 @@ class ListService(Command[Done]):
 
 
 @_command("register_passport")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class RegisterPassport(Command[PassportResult]):
     """Register a Passport ID on a line (§2): the line holder's command, with the line's access
     key — or a provider's on the customer's behalf (``via_provider``, no access key needed)."""
@@ -678,19 +348,19 @@ class RegisterPassport(Command[PassportResult]):
     SECRETS = ("password", "access_key")
     PERSONAL = ("email", "applicant")
     CREDENTIAL = "access_key"
-    customer_id: CustomerId = attrs.field(converter=_to_customer_id)
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    password: Password = attrs.field(converter=_to_password)
-    email: Email = attrs.field(converter=_to_email)
+    customer_id: CustomerId = attrs.field(converter=_customer_id)
+    passport_id: PassportId = attrs.field(converter=_passport_id)
+    password: Password = attrs.field(converter=_password)
+    email: Email = attrs.field(converter=_email)
     applicant: Applicant = attrs.field(converter=_applicant)
-    limit: Yen = attrs.field(converter=_to_limit_yen)
-    line_auth: bool = attrs.field(converter=_to_line_auth_flag)
-    via_provider: ProviderCode | None = attrs.field(default=None, converter=_to_optional_provider)
-    access_key: AccessKey | None = attrs.field(default=None, converter=_to_optional_access_key)
+    limit: Yen = attrs.field(converter=_yen)
+    line_auth: bool = attrs.field(converter=_flag)
+    via_provider: ProviderCode | None = attrs.field(default=None, converter=optional(_provider))
+    access_key: AccessKey | None = attrs.field(default=None, converter=optional(_access_key))
     #: Consent to the terms [規約に同意] (contract 3; seed 000): absent or false is
     #: ``consent_required``.
     terms_consent: bool | None = attrs.field(
-        default=None, converter=_to_optional_terms_consent, metadata=SINCE_3
+        default=None, converter=optional(_flag), metadata=SINCE_3
     )
 
     def __attrs_post_init__(self) -> None:
@@ -699,20 +369,20 @@ class RegisterPassport(Command[PassportResult]):
 
 
 @_command("change_passport_limit")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class ChangePassportLimit(Command[Done]):
     """Change a Passport ID's monthly limit (§3): the line holder's command, with the access
     key of the ID's line."""
 
     SECRETS = ("access_key",)
     CREDENTIAL = "access_key"
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    access_key: AccessKey = attrs.field(converter=_to_access_key)
-    limit: Yen = attrs.field(converter=_to_limit_yen)
+    passport_id: PassportId = attrs.field(converter=_passport_id)
+    access_key: AccessKey = attrs.field(converter=_access_key)
+    limit: Yen = attrs.field(converter=_yen)
 
 
 @_command("change_passport_details")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class ChangePassportDetails(Command[Done]):
     """Change a Passport ID's password, e-mail and/or line-authentication setting (§2, §9):
     the line holder's command, with the access key of the ID's line; a new password unlocks
@@ -721,13 +391,11 @@ class ChangePassportDetails(Command[Done]):
     SECRETS = ("password", "access_key")
     PERSONAL = ("email",)
     CREDENTIAL = "access_key"
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    access_key: AccessKey = attrs.field(converter=_to_access_key)
-    password: Password | None = attrs.field(default=None, converter=_to_optional_password)
-    email: Email | None = attrs.field(default=None, converter=_to_optional_email)
-    line_auth: bool | None = attrs.field(
-        default=None, converter=_to_optional_line_auth, metadata=SINCE_2
-    )
+    passport_id: PassportId = attrs.field(converter=_passport_id)
+    access_key: AccessKey = attrs.field(converter=_access_key)
+    password: Password | None = attrs.field(default=None, converter=optional(_password))
+    email: Email | None = attrs.field(default=None, converter=optional(_email))
+    line_auth: bool | None = attrs.field(default=None, converter=optional(_flag), metadata=SINCE_2)
 
     def __attrs_post_init__(self) -> None:
         if self.password is None and self.email is None and self.line_auth is None:
@@ -737,32 +405,32 @@ class ChangePassportDetails(Command[Done]):
 
 
 @_command("delete_passport")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class DeletePassport(Command[DeletionResult]):
     """Delete a Passport ID, cancelling its monthly subscriptions (§2): the line holder's
     command, with the access key of the ID's line."""
 
     SECRETS = ("access_key",)
     CREDENTIAL = "access_key"
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    access_key: AccessKey = attrs.field(converter=_to_access_key)
+    passport_id: PassportId = attrs.field(converter=_passport_id)
+    access_key: AccessKey = attrs.field(converter=_access_key)
 
 
 @_command("reset_password")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class ResetPassword(Command[Done]):
     """The operator sets a new password for a Passport ID on a phone or written request
     [電話・書面]: recovery of a locked or forgotten password, allowed after the cut-off too
     (§10)."""
 
     SECRETS = ("password",)
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    password: Password = attrs.field(converter=_to_password)
-    channel: ResetChannel = attrs.field(converter=_to_channel_resetchannel)
+    passport_id: PassportId = attrs.field(converter=_passport_id)
+    password: Password = attrs.field(converter=_password)
+    channel: ResetChannel = attrs.field(converter=_reset_channel)
 
 
 @_command("purchase")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class Purchase(Command[PurchaseResult]):
     """Buy a service or item with a Passport ID and its password (§3, §4, §9, §10); answers
     the receipt number.  ``presented_line`` is the line the purchase came over, as NTT's
@@ -770,48 +438,42 @@ class Purchase(Command[PurchaseResult]):
 
     SECRETS = ("password",)
     CREDENTIAL = "password"
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    password: Password = attrs.field(converter=_to_password)
-    provider: ProviderCode = attrs.field(converter=_to_provider)
-    service: ServiceCode = attrs.field(converter=_to_service)
-    presented_line: CustomerId | None = attrs.field(
-        default=None, converter=_to_optional_customer_id
-    )
-    quantity: int = attrs.field(default=1, converter=_to_quantity, metadata=SINCE_2)
+    passport_id: PassportId = attrs.field(converter=_passport_id)
+    password: Password = attrs.field(converter=_password)
+    provider: ProviderCode = attrs.field(converter=_provider)
+    service: ServiceCode = attrs.field(converter=_service)
+    presented_line: CustomerId | None = attrs.field(default=None, converter=optional(_customer_id))
+    quantity: int = attrs.field(default=1, converter=_quantity, metadata=SINCE_2)
     #: The client's reference for this purchase (unique), usable by ``cancel``/``refund``.
-    ref: str | None = attrs.field(default=None, converter=_to_optional_ref, metadata=SINCE_2)
+    ref: str | None = attrs.field(default=None, converter=optional(_ref), metadata=SINCE_2)
 
 
 @_command("cancel")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class Cancel(Command[CancelResult]):
     """Cancel an active monthly-flat subscription (§4), with the password of the Passport ID
     that bought it."""
 
     SECRETS = ("password",)
     CREDENTIAL = "password"
-    password: Password = attrs.field(converter=_to_password)
-    receipt: str | None = attrs.field(default=None, converter=_to_optional_receipt)
-    purchase_ref: str | None = attrs.field(
-        default=None, converter=_to_optional_ref, metadata=SINCE_2
-    )
+    password: Password = attrs.field(converter=_password)
+    receipt: str | None = attrs.field(default=None, converter=optional(_receipt))
+    purchase_ref: str | None = attrs.field(default=None, converter=optional(_ref), metadata=SINCE_2)
 
     def __attrs_post_init__(self) -> None:
         _one_purchase(self)
 
 
 @_command("refund")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class Refund(Command[RefundResult]):
     """A provider's refund of a purchase, charged negatively in the month it is recorded;
     refunds of one purchase add up to at most what was charged for it so far (§4)."""
 
-    amount: Yen = attrs.field(converter=_to_amount_yen)
-    reason: str = attrs.field(converter=_to_reason_label)
-    receipt: str | None = attrs.field(default=None, converter=_to_optional_receipt)
-    purchase_ref: str | None = attrs.field(
-        default=None, converter=_to_optional_ref, metadata=SINCE_2
-    )
+    amount: Yen = attrs.field(converter=_yen)
+    reason: str = attrs.field(converter=_label)
+    receipt: str | None = attrs.field(default=None, converter=optional(_receipt))
+    purchase_ref: str | None = attrs.field(default=None, converter=optional(_ref), metadata=SINCE_2)
 
     def __attrs_post_init__(self) -> None:
         _one_purchase(self)
@@ -820,33 +482,37 @@ class Refund(Command[RefundResult]):
 
 
 @_command("erase_personal_data")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class ErasePersonalData(Command[Done]):
     """Erase a Passport ID's applicant name, phone and e-mail — every version of them — on
     request (the operator's command); bills and hash chains stay intact."""
 
-    passport_id: PassportId = attrs.field(converter=_to_passport_id)
-    reason: str = attrs.field(converter=_to_reason_label)
+    ALONE = True
+    passport_id: PassportId = attrs.field(converter=_passport_id)
+    reason: str = attrs.field(converter=_label)
 
 
 @_command("set_fee")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class SetFee(Command[Done]):
     """Set the flat fee per line (before tax) of the 901–1,500-yen tier of the provider fee
     schedule (§8), for an operator's settlements from ``effective_from`` on."""
 
-    operator: Operator = attrs.field(converter=_to_operator_operator)
-    effective_from: YearMonth = attrs.field(converter=_to_effective_from)
-    flat_fee: Yen = attrs.field(converter=_to_flat_fee_yen)
+    operator: Operator = attrs.field(converter=_operator)
+    effective_from: YearMonth = attrs.field(converter=_month)
+    flat_fee: Yen = attrs.field(converter=_yen)
 
 
 @_command("issue_bills")
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_field_names)
 class IssueBills(Command[IssueResult]):
     """Close a billing month (and every month before it) once it has ended; the billing run
     then issues every bill of the closed months (§7)."""
 
-    month: YearMonth = attrs.field(converter=_to_month)
+    ALONE = True
+    MAY_NAME_CLOSED_MONTH = True
+    FOLLOWED_BY = (BILLING_PROCESS,)
+    month: YearMonth = attrs.field(converter=_month)
 
 
 # ---------------------------------------------------------------------------------------------

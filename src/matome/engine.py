@@ -3,8 +3,8 @@
 :class:`Engine` only wires and orchestrates.  Commands are decided by the deciders beside the
 aggregates (:mod:`matome.aggregates`) and recorded by the command service
 (:mod:`matome.application`); documents are composed (:mod:`matome.documents`) from the views
-(:mod:`matome.projections`); ``issue_bills`` is followed by the billing run
-(:mod:`matome.billing`).
+(:mod:`matome.projections`); a command is followed by the processes its class names
+(``FOLLOWED_BY``: ``issue_bills`` by the billing process, :mod:`matome.billing`).
 
 The public surface of :class:`Engine` is what a user of the library needs: :meth:`Engine.open`
 and :meth:`Engine.close`, one typed method per command of the contract, :meth:`Engine.execute`
@@ -49,9 +49,9 @@ from matome.application.eventstore import (
     store_env,
     translate_store_error,
 )
-from matome.application.service import UNBATCHED, CommandService
+from matome.application.service import CommandService
 from matome.audit import audit_line
-from matome.billing import run_billing
+from matome.billing import BillingProcess, billing_behind
 from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf
 from matome.documents import (
     Audit,
@@ -345,12 +345,12 @@ class Engine:
         return how many.
 
         The bills carry the business time ``at`` — by default that of the ``issue_bills``
-        that closed the months, as an uninterrupted run would have (the wall clock is never a
-        business time)."""
-        calendar: Calendar | None = self._commands.cache.get(CALENDAR_ID, project_calendar)
-        if calendar is None or calendar.closed_through is None:
-            return 0
-        return self._run_billing(calendar.closed_through, at or calendar.last_at)
+        that closed their month, as an uninterrupted run would have (the wall clock is never a
+        business time).  The billing process resumes from its tracking position (see
+        :class:`matome.billing.BillingProcess`)."""
+        if not billing_behind(self._store):
+            return 0  # the usual case (two short reads): nothing was cut short
+        return self._run_billing(None, at)
 
     def close(self) -> None:
         """Close the views' and the event store's connections."""
@@ -365,8 +365,10 @@ class Engine:
     def execute(self, command: cmd.Command[R], position: LogPosition | None = None) -> R:
         """Decide and record one command; return its result or raise its refusal.
 
-        ``issue_bills`` is followed by the billing run, also when it is answered again for its
-        key: an interrupted run is completed by issuing the same month again.  ``position``
+        A command is followed by the processes its class names (``FOLLOWED_BY``), run to
+        completion before it returns, also when it is answered again for its key:
+        ``issue_bills`` by the billing process, so the bills are issued when it returns, and
+        an interrupted run is completed by issuing the same month again.  ``position``
         records how far a command log was applied (:mod:`matome.interchange`), and claims it:
         if the store has that log recorded at or past the command already (another run of
         it got there first), nothing is recorded and
@@ -374,8 +376,8 @@ class Engine:
         """
         cmd.admit(command, self.policy.contract)
         result = self._commands.execute(command, position)
-        if isinstance(command, cmd.IssueBills):
-            self._run_billing(command.month, command.at)
+        for process in command.FOLLOWED_BY:
+            self._processes[process]()
         return result
 
     @_guarded
@@ -386,10 +388,10 @@ class Engine:
         refusal, exactly as :meth:`execute` one at a time would (see
         :meth:`matome.application.service.CommandService.execute_batch`).
 
-        Commands that cannot share a transaction (``issue_bills``, ``erase_personal_data``)
-        run alone, in their place.  A batch that waited too long for the store's lock is
-        executed again one command at a time.  A failure of the store raises (nothing of the
-        batch is kept)."""
+        Commands that cannot share a transaction (``ALONE``: ``issue_bills``,
+        ``erase_personal_data``) run alone, in their place.  A batch that waited too long for
+        the store's lock is executed again one command at a time.  A failure of the store
+        raises (nothing of the batch is kept)."""
         out: list[cmd.Result | MatomeError] = []
         run: list[tuple[cmd.Command[Any], LogPosition | None]] = []
 
@@ -424,7 +426,7 @@ class Engine:
                 flush()  # results stay in order: this one is refused in its place
                 out.append(refused)
                 continue
-            if type(command) in UNBATCHED:
+            if command.ALONE:
                 flush()
                 try:
                     out.append(self._one(command, position))
@@ -471,12 +473,20 @@ class Engine:
     # -----------------------------------------------------------------------------------------
     # The billing run and the documents (from the views)
 
+    @property
+    def _processes(self) -> dict[str, Callable[[], int]]:
+        """The processes a command may be followed by (``Command.FOLLOWED_BY``), by name."""
+        return {cmd.BILLING_PROCESS: self._run_billing}
+
     @_guarded
-    def _run_billing(self, through: YearMonth, at: datetime) -> int:
-        """Issue every bill of a closed month up to ``through`` not issued yet; return how many
-        (see :mod:`matome.billing`)."""
+    def _run_billing(self, through: YearMonth | None = None, at: datetime | None = None) -> int:
+        """Run the billing process (:class:`matome.billing.BillingProcess`) to completion, or up
+        to ``through``; with ``at``, every bill it issues carries that business time.  Return
+        how many bills it issued."""
+        if not billing_behind(self._store):
+            return 0  # the usual case, known without opening the views
         projection, documents = self._view_pair()
-        return run_billing(self._store, projection, documents, through, at)
+        return BillingProcess(self._store, projection, documents).run(through=through, at=at)
 
     @_guarded
     def _view_pair(self) -> tuple[Projection, Documents]:

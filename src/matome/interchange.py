@@ -33,8 +33,10 @@ __all__ = [
     "canonical_form",
     "count_commands",
     "declared_contract",
+    "line_command",
     "log_lines",
     "parse_line",
+    "resumes",
 ]
 
 #: The longest command-log line accepted (docs/contract.md, bounds): 64 KiB.
@@ -99,6 +101,24 @@ def _command_of(line: LogLine, contract: int) -> Command[Any]:
     return parse_line(line.text, contract)
 
 
+def line_command(line: LogLine, contract: int) -> Command[Any]:
+    """The command on a line of :func:`log_lines`, read under ``contract``; its
+    ``invalid_input`` is raised.  Parsed once per line and contract: ``matome run`` asks the
+    command how it runs (``ALONE``, ``FOLLOWED_BY``) before applying it."""
+    for read_under, outcome in line._parsed:
+        if read_under == contract:
+            if isinstance(outcome, MatomeError):
+                raise outcome
+            return outcome
+    try:
+        command = _command_of(line, contract)
+    except MatomeError as e:
+        line._parsed.append((contract, e))
+        raise
+    line._parsed.append((contract, command))
+    return command
+
+
 def parse_line(text: str | bytes, contract: int = DEFAULT_CONTRACT) -> Command[Any]:
     """The command on one line of a command log, read under ``contract``; anything off is
     ``invalid_input``."""
@@ -128,7 +148,17 @@ def apply_line(
     anything the line contains).  ``position``, if given, is recorded with what the command
     writes (see :func:`log_lines`)."""
     try:
-        result = engine.execute(parse_line(text, engine.contract), position)
+        command = parse_line(text, engine.contract)
+    except MatomeError as e:
+        return {"line": number, "ok": False, "error": e.to_json()}
+    return _execute(engine, number, command, position)
+
+
+def _execute(
+    engine: Engine, number: int, command: Command[Any], position: LogPosition | None
+) -> dict[str, Any]:
+    try:
+        result = engine.execute(command, position)
     except MatomeError as e:
         return {"line": number, "ok": False, "error": e.to_json()}
     except LogPositionTaken as e:
@@ -151,9 +181,11 @@ class AppliedElsewhere(Exception):
 
 def apply_log_line(engine: Engine, line: LogLine) -> dict[str, Any]:
     """:func:`apply_line` for a line of :func:`log_lines` (an over-long one included)."""
-    if line.too_long:
-        return {"line": line.number, "ok": False, "error": _too_long(line.size).to_json()}
-    return apply_line(engine, line.number, line.text, line.position)
+    try:
+        command = line_command(line, engine.contract)
+    except MatomeError as e:
+        return {"line": line.number, "ok": False, "error": e.to_json()}
+    return _execute(engine, line.number, command, line.position)
 
 
 def apply_lines(engine: Engine, lines: Sequence[LogLine]) -> list[dict[str, Any]]:
@@ -166,7 +198,7 @@ def apply_lines(engine: Engine, lines: Sequence[LogLine]) -> list[dict[str, Any]
     slots: list[int] = []
     for line in lines:
         try:
-            command = _command_of(line, engine.contract)
+            command = line_command(line, engine.contract)
         except MatomeError as e:
             results.append({"line": line.number, "ok": False, "error": e.to_json()})
             continue
@@ -214,6 +246,11 @@ class LogLine:
     position: LogPosition
     size: int = 0
     legacy: LogPosition | None = None
+    #: The line's command (or refusal) by the contract it was read under: see
+    #: :func:`line_command`.
+    _parsed: list[tuple[int, Command[Any] | MatomeError]] = attrs.field(
+        factory=list, init=False, eq=False, repr=False
+    )
 
     @property
     def too_long(self) -> bool:
@@ -243,6 +280,25 @@ def _chain(previous: str, form: bytes) -> str:
     return hashlib.sha256(previous.encode() + b":" + form).hexdigest()
 
 
+def _whole_line(line: bytes, legacy_prefix: bytes) -> tuple[bytes, int, str, str]:
+    """A line read whole: itself, its size, its link of the legacy chain and the digest of
+    its bytes (an over-long line's are computed chunk by chunk, the same way)."""
+    return (
+        line,
+        len(line),
+        hashlib.sha256(legacy_prefix + line).hexdigest(),
+        hashlib.sha256(line).hexdigest(),
+    )
+
+
+def resumes(line: LogLine, stored: LogPosition, *, legacy: bool = False) -> bool:
+    """Whether ``line`` is the command a store recorded its log applied through — the check
+    that only the log that was applied is resumed.  ``legacy``: ``stored`` is in the form
+    matome 0.2 recorded (:attr:`LogLine.legacy`)."""
+    position = line.legacy if legacy and line.legacy is not None else line.position
+    return position.line == stored.line and position.digest == stored.digest
+
+
 #: How much of an over-long line is read at a time while it is skipped.
 _CHUNK = 64 * 1024
 
@@ -266,24 +322,12 @@ class _RawLines:
             raw = next(self._iter, None)
             if raw is None:
                 return None
-            line = raw.rstrip(b"\r\n")
-            return (
-                line,
-                len(line),
-                hashlib.sha256(legacy_prefix + line).hexdigest(),
-                hashlib.sha256(line).hexdigest(),
-            )
+            return _whole_line(raw.rstrip(b"\r\n"), legacy_prefix)
         head: bytes = self._readline(MAX_LINE_BYTES + 2)
         if not head:
             return None
         if head.endswith(b"\n") or len(head) < MAX_LINE_BYTES + 2:
-            line = head.rstrip(b"\r\n")
-            return (
-                line,
-                len(line),
-                hashlib.sha256(legacy_prefix + line).hexdigest(),
-                hashlib.sha256(line).hexdigest(),
-            )
+            return _whole_line(head.rstrip(b"\r\n"), legacy_prefix)
         # An over-long line: hash the rest as it comes, never holding more than a chunk.
         # Trailing CR/LF bytes are held back until it is known whether they end the line.
         legacy = hashlib.sha256(legacy_prefix)

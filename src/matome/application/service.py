@@ -70,9 +70,6 @@ class _VerifiedOnce:
 
 #: Lost races after which a command's next attempt takes the writers' gate exclusive.
 ESCALATE_AFTER = 3
-#: Commands that never share a transaction: ``issue_bills`` is followed by the billing run,
-#: and an erasure rewrites stored events (see the engine).
-UNBATCHED: frozenset[type[cmd.Command[Any]]] = frozenset({cmd.IssueBills, cmd.ErasePersonalData})
 
 
 @attrs.define
@@ -238,8 +235,7 @@ class CommandService:
                 return again
             # Another body with no credential checked: one more refusal, ranked (contract 2).
             d.refuse(idempotency.conflict(command, record))
-        if not isinstance(command, cmd.IssueBills):
-            # §7: issue_bills may name a closed month (closing again changes nothing).
+        if not command.MAY_NAME_CLOSED_MONTH:
             ledger.check_month_open(load_calendar(uow), d)
         result = handler(uow, command, d)
         refusal = d.verdict()
@@ -323,8 +319,9 @@ class CommandService:
         The decisions are those of :meth:`execute` one command at a time: each command sees
         exactly what the commands before it in the batch wrote.  What they read is checked
         when the batch is saved; if another writer changed any of it meanwhile, nothing of
-        the batch is kept and its commands are executed again one at a time.  ``issue_bills``
-        and ``erase_personal_data`` cannot be batched (the engine runs them alone).
+        the batch is kept and its commands are executed again one at a time.  A command that
+        runs ``ALONE`` (``issue_bills``, ``erase_personal_data``) cannot be batched (the
+        engine runs it on its own).
 
         The batch's record claims the log's position from its first command to its last
         (:class:`LogPosition`): if another run of the log recorded any of them first, nothing
@@ -335,7 +332,7 @@ class CommandService:
         outcomes: list[cmd.Result | MatomeError] = []
         decided_units: list[tuple[_Decided, _BatchUnit]] = []
         for command, _ in items:
-            if type(command) in UNBATCHED:
+            if command.ALONE:
                 raise ValueError(f"{command.NAME} cannot be batched")
             uow = _BatchUnit(self.cache, batch)
             decided = self._decide(
