@@ -69,12 +69,12 @@ ENGINE_SURFACE = COMMAND_METHODS | {
     # lifecycle
     "open",
     "close",
-    # the interchange contract it reads (DOMAIN.md §11)
+    # the interchange contract it reads (docs/rules.md §11)
     "contract",
     # commands as objects
     "execute",
     "execute_batch",
-    # documents (INTERCHANGE.md "Documents")
+    # documents (docs/contract.md "Documents out")
     "bill",
     "statement",
     "provider_contacts",

@@ -1,4 +1,4 @@
-"""Closing a billing month (``issue_bills``) and ``month_closed``: DOMAIN.md §7.
+"""Closing a billing month (``issue_bills``) and ``month_closed``: docs/rules.md §7.
 
 A month is closed only after it has ended in Tokyo time; closing it again is accepted and
 changes nothing; closing a month closes every month before it; afterwards any command whose
