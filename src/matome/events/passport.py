@@ -143,7 +143,7 @@ class HoldingAdded(DomainEvent):
     """A purchase by this ID, recorded on the ID so that its spend is checked serially (§3).
 
     Version 2 (contract 2): ``quantity`` of a per-purchase item (``price`` is the unit price).
-    Version 3 (contract 3, DOMAIN.md §11): ``period_ends_at`` as on the purchase's
+    Version 3 (contract 3, docs/rules.md §11): ``period_ends_at`` as on the purchase's
     ``Purchased``: a monthly holding is not charged past it.
     """
 
