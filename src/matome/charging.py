@@ -17,7 +17,7 @@ The rules, as functions of business times (months are Tokyo's):
 * a **per-purchase** item is charged once, in its purchase month: unit price × quantity;
 * a refund is charged negatively in the month it is recorded, and the refunds of one purchase
   add up to at most what was charged for it so far (:func:`charged_so_far`);
-* a service period (DOMAIN.md §11, contract 3) ends a monthly-flat subscription by itself at
+* a service period (docs/rules.md §11, contract 3) ends a monthly-flat subscription by itself at
   00:00 Tokyo on a 1st, fixed at purchase (:func:`period_ends_at`): every consumer gives these
   rules the earlier of its cancellation and that end (:func:`until`) as its ``cancelled_at``.
 """
@@ -53,7 +53,7 @@ __all__ = [
 def period_ends_at(
     purchased_at: datetime, period_months: int | None, period_days: int | None
 ) -> datetime | None:
-    """The instant a purchase's service period ends (DOMAIN.md §11), ``None`` for none.
+    """The instant a purchase's service period ends (docs/rules.md §11), ``None`` for none.
 
     ``period_months: N`` (monthly-flat) is N billing months counted from the purchase month:
     the subscription ends at 00:00 Tokyo on the 1st of the month after the N-th — a
@@ -161,7 +161,7 @@ class Rule(StrEnum):
     PER_PURCHASE_OTHER_MONTH = "per_purchase_other_month"
     #: A provider's refund, charged negatively in the month it is recorded.
     REFUND = "refund"
-    #: The service period the listing set ended before the month (DOMAIN.md §11): the
+    #: The service period the listing set ended before the month (docs/rules.md §11): the
     #: subscription ended by itself at 00:00 Tokyo on the 1st, so the month is not charged.
     PERIOD_ENDED = "period_ended"
 

@@ -317,7 +317,7 @@ def run_log(
 
 class _AppliedBefore(InvalidInput):
     """``matome run`` of a log this store has applied commands of, without ``--resume`` or
-    ``--again`` (INTERCHANGE.md, contract 3): exit 2."""
+    ``--again`` (docs/contract.md, contract 3): exit 2."""
 
 
 class _Plan:

@@ -178,7 +178,7 @@ SINCE_3 = {"since": 3}
 #: The contracts this build reads (docs/contract.md, "Contract versions").
 CONTRACTS = (2, 3)
 #: The contract of a log that declares none, and of an engine opened without one: contract 2,
-#: forever — an old log keeps its meaning (DOMAIN.md §11).
+#: forever — an old log keeps its meaning (docs/rules.md §11).
 DEFAULT_CONTRACT = 2
 #: The newest contract.
 LATEST_CONTRACT = 3
@@ -316,7 +316,7 @@ class RegisterProvider(Command[Done]):
 @attrs.frozen(kw_only=True, field_transformer=_field_names)
 class ListService(Command[Done]):
     """List a service or item with its pricing type and price; from contract 3 it may carry a
-    service period [サービス利用期間] (DOMAIN.md §11): ``period_months`` for a monthly-flat
+    service period [サービス利用期間] (docs/rules.md §11): ``period_months`` for a monthly-flat
     service (billing months from the purchase month), ``period_days`` for a per-purchase item
     (days of access from the purchase)."""
 
@@ -582,7 +582,7 @@ def _naming_the_field(
     return message
 
 
-#: Contract 2's bounds on the values contract 3 widened (rules §1; DOMAIN.md §11).
+#: Contract 2's bounds on the values contract 3 widened (rules §1; docs/rules.md §11).
 _C2_PASSWORD_MAX = 10
 _C2_PHONE_MAX_DIGITS = 11
 

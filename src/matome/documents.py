@@ -116,7 +116,7 @@ class Charge:
     kind: ChargeKind
     sources: tuple[str, ...]
     reason: str | None = None
-    #: The Tokyo day its service period [サービス利用期間] ends (DOMAIN.md §11, contract 3): a
+    #: The Tokyo day its service period [サービス利用期間] ends (docs/rules.md §11, contract 3): a
     #: monthly-flat subscription ends at 00:00 that day, a per-purchase item's access ends
     #: that day.  Shown only for a purchase with a period.
     ends_on: date | None = None

@@ -259,7 +259,7 @@ class LogLine:
 
 
 def canonical_form(text: bytes) -> bytes:
-    """What identifies one command of a log (INTERCHANGE.md, contract 3, "A log is applied
+    """What identifies one command of a log (docs/contract.md, contract 3, "A log is applied
     once"): its JSON parsed and written again with keys sorted and no insignificant
     whitespace, so that re-indenting a line does not make it another command.  A line that is
     not such JSON (it is that line's ``invalid_input``) is identified by its bytes."""
@@ -369,7 +369,7 @@ def log_lines(stream: BinaryIO | Iterable[bytes]) -> Iterator[LogLine]:
     A log is the sequence of its commands in canonical form (:func:`canonical_form`): the
     position after the k-th command is (the log's identity, k, the chained digest of the
     first k forms), so re-indenting lines, adding comments and blank lines, or piping the
-    log on standard input does not change it (INTERCHANGE.md, contract 3, "A log is applied
+    log on standard input does not change it (docs/contract.md, contract 3, "A log is applied
     once").  The identity is the digest of the first command's form.
 
     A ``{"contract": N}`` declaration on the first line is not a command (it is neither

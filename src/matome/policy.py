@@ -36,7 +36,7 @@ class Policy:
     #: §1: NTT East lines may buy physical goods from this instant (NTT West's guide has always
     #: included goods).
     physical_goods_from: datetime = datetime(2012, 6, 5, tzinfo=TOKYO)
-    #: The interchange contract the commands are decided under (DOMAIN.md §11): the rules that
+    #: The interchange contract the commands are decided under (docs/rules.md §11): the rules that
     #: refuse what contract 2 accepted (terms consent, the shape of new passwords) apply from
     #: contract 3 only.  Not a tunable rule but the version a client pinned: set it with
     #: ``Engine.open(..., contract=3)`` or a log's ``{"contract": 3}`` line.

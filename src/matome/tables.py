@@ -234,7 +234,7 @@ def bill_table(bill: Bill) -> str:
 def statement_rows(doc: Statement, reasons: Mapping[str, str] | None = None) -> Rows:
     """The rows of a statement page; ``reasons`` (receipt → a refund's reason, from the bill)
     fills the reason of refund rows.  A page with a purchase that has a service period
-    (DOMAIN.md §11, contract 3) adds the column ``ends_on``; no other page has it, so every
+    (docs/rules.md §11, contract 3) adds the column ``ends_on``; no other page has it, so every
     page of a contract-2 log keeps its exact columns."""
     reasons = reasons or {}
     ends = any(r.ends_on is not None for r in doc.rows)

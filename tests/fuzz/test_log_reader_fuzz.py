@@ -1,4 +1,4 @@
-"""Fuzzing the command-log reader: no line ends a run (INTERCHANGE.md, "Command log").
+"""Fuzzing the command-log reader: no line ends a run (docs/contract.md, "Command log").
 
 ``parse_line`` lets only :class:`~matome.errors.InvalidInput` escape, whatever the line holds
 (bytes, JSON of any shape, numbers a JSON reader chokes on, lone surrogates, duplicate keys,

@@ -1,7 +1,7 @@
 """Contract-2 command-log builders and the in-process ``matome`` CLI driver.
 
 Every integration test that goes through ``matome run`` builds its log with these helpers, so
-that each log speaks contract 2 (INTERCHANGE.md, "Changes in contract 2"): the line holder's
+that each log speaks contract 2 (docs/contract.md, "Changes in contract 2"): the line holder's
 commands carry the line's ``access_key``, ``purchase`` and ``cancel`` carry the Passport ID's
 ``password``.
 

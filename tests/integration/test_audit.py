@@ -120,7 +120,7 @@ def explanation(audit: dict[str, Any], receipt: str) -> dict[str, Any]:
 def test_i_cancelled_on_the_31st_but_was_charged_for_the_next_month(
     db: str, engine: Engine
 ) -> None:
-    """DOMAIN.md §4 (billing months are Tokyo's): the customer sent the cancellation late on
+    """docs/rules.md §4 (billing months are Tokyo's): the customer sent the cancellation late on
     1 February in New York — 2 February in Tokyo — so February is the cancellation month and
     charged in full; the audit says so with the Tokyo date."""
     world(engine)
@@ -140,7 +140,7 @@ def test_i_cancelled_on_the_31st_but_was_charged_for_the_next_month(
 def test_a_cancellation_on_the_31st_in_tokyo_is_not_charged_the_next_month(
     db: str, engine: Engine
 ) -> None:
-    """DOMAIN.md §4: cancelled on 31 January (Tokyo): February is not charged, and the audit of
+    """docs/rules.md §4: cancelled on 31 January (Tokyo): February is not charged, and the audit of
     February says why."""
     world(engine)
     receipt = buy(engine, "2024-01-10T10:00:00+09:00")
@@ -153,7 +153,7 @@ def test_a_cancellation_on_the_31st_in_tokyo_is_not_charged_the_next_month(
 
 
 def test_i_was_charged_twice_for_the_same_service(db: str, engine: Engine) -> None:
-    """DOMAIN.md §4 patterns 4–5: cancelled and bought again in March, charged once; the audit
+    """docs/rules.md §4 patterns 4–5: cancelled and bought again in March, charged once; the audit
     names the once-per-month rule for the second subscription."""
     world(engine)
     first = buy(engine, "2024-03-02T10:00:00+09:00")
@@ -168,7 +168,7 @@ def test_i_was_charged_twice_for_the_same_service(db: str, engine: Engine) -> No
 
 
 def test_my_line_was_regulated_why_was_i_charged_that_month(db: str, engine: Engine) -> None:
-    """DOMAIN.md §5: regulation cancels every subscription at its instant; the month of
+    """docs/rules.md §5: regulation cancels every subscription at its instant; the month of
     cancellation is charged in full.  The audit names the regulation and lists its event."""
     world(engine)
     receipt = buy(engine, "2024-01-10T10:00:00+09:00")
@@ -183,7 +183,7 @@ def test_my_line_was_regulated_why_was_i_charged_that_month(db: str, engine: Eng
 
 
 def test_this_bill_changed_after_it_was_issued(db: str, engine: Engine) -> None:
-    """DOMAIN.md §4, §7: January was issued; a refund recorded in February is charged in
+    """docs/rules.md §4, §7: January was issued; a refund recorded in February is charged in
     February.  The issued January bill and January recomputed now are the same; the audit lists
     the later refund and the month it belongs to."""
     world(engine)

@@ -3,8 +3,8 @@
 Every case writes a short contract-2 command log (JSON Lines, built with
 :mod:`tests.integration.logs`) to ``tmp_path``, applies it with ``matome run LOG --db DB`` and
 reads the documents back with ``matome bill|statement|providers|settle|contacts|continuity|
-status|rebuild --json --db DB``; each runs on an SQLite file and on PostgreSQL (DOMAIN.md
-§4–§8, INTERCHANGE.md "Documents out" and "Command line").
+status|rebuild --json --db DB``; each runs on an SQLite file and on PostgreSQL (docs/rules.md
+§4–§8, docs/contract.md "Documents out" and "Command line").
 
 The CLI runs in-process (``matome.cli.main``) with the tests' cheap PBKDF2 round count, and one
 test runs the real ``matome`` console script in a subprocess with production settings.
@@ -108,7 +108,7 @@ PATTERNS: dict[str, tuple[list[Entry], list[int]]] = {
 
 @pytest.mark.parametrize("pattern", list(PATTERNS))
 def test_monthly_flat_is_charged_per_the_six_patterns(matome: Matome, pattern: str) -> None:
-    """DOMAIN.md §4 (monthly flat, patterns 1–6 and the 1st-day exception): the full price for
+    """docs/rules.md §4 (monthly flat, patterns 1–6 and the 1st-day exception): the full price for
     each charged month, never pro-rated, and at most once per (ID, service, month)."""
     commands, expected = PATTERNS[pattern]
     matome.run(*world(), *commands)
@@ -123,7 +123,7 @@ def test_monthly_flat_is_charged_per_the_six_patterns(matome: Matome, pattern: s
 def test_rebuy_in_same_month_is_charged_once_and_the_earliest_subscription_carries_it(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §4 (Decision, patterns 4 and 5): a month with a cancel and a re-purchase is
+    """docs/rules.md §4 (Decision, patterns 4 and 5): a month with a cancel and a re-purchase is
     charged once; the earlier subscription carries it, the later one from the next month."""
     matome.run(
         *world(),
@@ -151,7 +151,7 @@ def test_rebuy_in_same_month_is_charged_once_and_the_earliest_subscription_carri
 def test_cancellation_given_in_utc_is_judged_on_the_tokyo_date(
     matome: Matome, cancelled_at: str, expected: list[int]
 ) -> None:
-    """DOMAIN.md §4 (billing month in Asia/Tokyo; cancellation on the 1st): 2024-02-29T15:30Z is
+    """docs/rules.md §4 (billing month in Asia/Tokyo; cancellation on the 1st): 2024-02-29T15:30Z is
     2024-03-01 00:30 JST, a cancellation on the 1st, so March is not charged."""
     matome.run(*world(), buy(jst("01-15"), name="s"), cancel(cancelled_at, "s"))
     assert matome.subtotals(months=JAN_TO_APR[:3]) == expected
@@ -161,7 +161,7 @@ def test_cancellation_given_in_utc_is_judged_on_the_tokyo_date(
 def test_purchase_at_tokyo_midnight_given_in_utc_is_charged_in_the_new_month(
     matome: Matome, svc: str
 ) -> None:
-    """DOMAIN.md §4 (billing month in Asia/Tokyo): a purchase at 2024-02-29T15:30Z (2024-03-01
+    """docs/rules.md §4 (billing month in Asia/Tokyo): a purchase at 2024-02-29T15:30Z (2024-03-01
     00:30 JST) is charged in March, not February, and starts on 2024-03-01."""
     matome.run(*world(), buy("2024-02-29T15:30:00+00:00", svc))
     price = 525 if svc == "back" else 440
@@ -176,7 +176,7 @@ def test_purchase_at_tokyo_midnight_given_in_utc_is_charged_in_the_new_month(
 
 
 def test_guide_worked_example_rows_per_provider_sorted_by_code(matome: Matome) -> None:
-    """DOMAIN.md §7 (worked example): A "back service" 525; B "anime 1" 300 + "anime 2" 300 →
+    """docs/rules.md §7 (worked example): A "back service" 525; B "anime 1" 300 + "anime 2" 300 →
     rows A 525, B 600 labelled フレッツ・まとめて支払い料金, subtotal 1,125, sorted by code."""
     matome.run(
         *world(),
@@ -216,8 +216,8 @@ def test_guide_worked_example_rows_per_provider_sorted_by_code(matome: Matome) -
 
 
 def test_month_without_charges_has_no_rows_and_zero_subtotal(matome: Matome) -> None:
-    """INTERCHANGE.md ("Bill"), DOMAIN.md §7: a month with no charges yields a bill with no rows
-    and subtotal 0 (also a month before the line opened)."""
+    """docs/contract.md ("Bill of one line for one month"), docs/rules.md §7: a month with no
+    charges yields a bill with no rows and subtotal 0 (also a month before the line opened)."""
     matome.run(*world())
     for month in ("2023-11", "2024-01"):
         bill = matome.bill(LINE, month)
@@ -227,7 +227,7 @@ def test_month_without_charges_has_no_rows_and_zero_subtotal(matome: Matome) -> 
 
 
 def test_per_purchase_is_charged_once_in_its_month_every_time_bought(matome: Matome) -> None:
-    """DOMAIN.md §4 (per purchase): each purchase is charged once, in the month it was made;
+    """docs/rules.md §4 (per purchase): each purchase is charged once, in the month it was made;
     buying the same item again is charged again."""
     matome.run(
         *world(),
@@ -246,7 +246,7 @@ def test_per_purchase_is_charged_once_in_its_month_every_time_bought(matome: Mat
 
 
 def test_refund_is_charged_negatively_in_the_month_recorded(matome: Matome) -> None:
-    """DOMAIN.md §4 (per purchase): a provider's refund is its own event, charged negatively in
+    """docs/rules.md §4 (per purchase): a provider's refund is its own event, charged negatively in
     the month it is recorded; the purchase month is not rewritten."""
     matome.run(
         *world(),
@@ -267,8 +267,8 @@ def test_refund_is_charged_negatively_in_the_month_recorded(matome: Matome) -> N
 
 
 def test_line_with_ended_service_still_has_its_past_bills(matome: Matome) -> None:
-    """DOMAIN.md §6–§7, INTERCHANGE.md ("Command line"): a line whose service has ended (access
-    line cancelled) still has its past bills; the cancellation month is charged."""
+    """docs/rules.md §6–§7, docs/contract.md ("Command line"): a line whose service has ended
+    (access line cancelled) still has its past bills; the cancellation month is charged."""
     matome.run(
         *world(),
         buy(jst("01-15")),
@@ -297,7 +297,7 @@ def test_line_with_ended_service_still_has_its_past_bills(matome: Matome) -> Non
 def test_regulation_cancels_subscriptions_at_the_regulation_instant(
     matome: Matome, regulated_at: str, expected: list[int]
 ) -> None:
-    """DOMAIN.md §5: regulation cancels every subscription on the line at its instant, so the
+    """docs/rules.md §5: regulation cancels every subscription on the line at its instant, so the
     regulation month is charged — unless it is the 1st; lifting does not revive them."""
     matome.run(
         *world(),
@@ -317,7 +317,7 @@ def test_regulation_cancels_subscriptions_at_the_regulation_instant(
 def test_line_changes_that_end_the_service_stop_charges_and_fill_the_continuity_table(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §6: a menu change and an access-line cancellation end the service — monthly
+    """docs/rules.md §6: a menu change and an access-line cancellation end the service — monthly
     subscriptions cancelled and Passport IDs deleted at that instant — and the continuity table
     lists each change with kept/cancelled/deleted."""
     matome.run(
@@ -357,7 +357,7 @@ def test_line_changes_that_end_the_service_stop_charges_and_fill_the_continuity_
 def test_renumbering_change_ends_the_service_and_names_the_new_customer_id(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §6: a relocation with a changed customer ID does not keep the service; the
+    """docs/rules.md §6: a relocation with a changed customer ID does not keep the service; the
     table records the new customer ID, and the new line starts without charges."""
     matome.run(
         *world(),
@@ -376,7 +376,7 @@ def test_renumbering_change_ends_the_service_and_names_the_new_customer_id(
 
 
 def test_kept_change_keeps_charging(matome: Matome) -> None:
-    """DOMAIN.md §6: a relocation with the customer ID unchanged (and a rename) keeps the
+    """docs/rules.md §6: a relocation with the customer ID unchanged (and a rename) keeps the
     service: the subscription keeps being billed and the ID keeps buying."""
     matome.run(
         *world(),
@@ -409,7 +409,7 @@ def test_kept_change_keeps_charging(matome: Matome) -> None:
 def test_bill_goes_to_the_billing_account_in_force_at_month_end(
     matome: Matome, changed_at: str, february_account: str
 ) -> None:
-    """DOMAIN.md §7 (Decision): month M's charges go to the billing account in force at the end
+    """docs/rules.md §7 (Decision): month M's charges go to the billing account in force at the end
     of month M (Tokyo), and its issue date follows that account's schedule."""
     matome.run(
         *world(BY_NUMBER),
@@ -434,7 +434,7 @@ def test_bill_goes_to_the_billing_account_in_force_at_month_end(
 def test_issue_schedule_follows_the_billing_method(
     matome: Matome, representative_billing: Entry, issue_date: str
 ) -> None:
-    """DOMAIN.md §7 (schedule): a "00" customer number is billed around the 17th of M+1, a
+    """docs/rules.md §7 (schedule): a "00" customer number is billed around the 17th of M+1, a
     phone bill around the 22nd of M+1; a consolidated line follows its representative."""
     consolidated = {"method": "consolidated", "representative": LINE}
     matome.run(
@@ -459,7 +459,7 @@ def test_issue_schedule_follows_the_billing_method(
 
 
 def test_issued_bill_is_immutable_and_its_month_closed(matome: Matome) -> None:
-    """DOMAIN.md §7: ``issue_bills`` only after the month has ended in Tokyo; the bill becomes
+    """docs/rules.md §7: ``issue_bills`` only after the month has ended in Tokyo; the bill becomes
     "issued" and immutable — commands dated in that month are refused (month_closed), closing
     again changes nothing, and later months stay previews."""
     matome.run(
@@ -494,7 +494,7 @@ def test_issued_bill_is_immutable_and_its_month_closed(matome: Matome) -> None:
 
 
 def test_issuing_a_month_closes_the_months_before_it(matome: Matome) -> None:
-    """DOMAIN.md §7: closing March closes every month through March; their bills are issued."""
+    """docs/rules.md §7: closing March closes every month through March; their bills are issued."""
     matome.run(*world(), buy(jst("01-15")), issue(jst("04-01", "09:00:00"), "2024-03"))
     for month in JAN_TO_APR[:3]:
         assert matome.bill(LINE, month)["status"] == "issued"
@@ -518,7 +518,7 @@ def test_issuing_a_month_closes_the_months_before_it(matome: Matome) -> None:
 def test_unknown_customer_id_is_an_unknown_line_error(
     matome: Matome, args: tuple[str, ...]
 ) -> None:
-    """INTERCHANGE.md ("Command line"): a document asked for an unknown customer ID prints
+    """docs/contract.md ("Command line"): a document asked for an unknown customer ID prints
     ``{"error": {"code": "unknown_line", ...}}`` and exits 1."""
     matome.run(*world())
     code, document = matome.call(*args)
@@ -543,7 +543,7 @@ def test_unknown_customer_id_is_an_unknown_line_error(
     ],
 )
 def test_malformed_request_is_invalid_input(matome: Matome, args: tuple[str, ...]) -> None:
-    """INTERCHANGE.md ("Command line"), DOMAIN.md §1 (formats): a malformed month (or customer
+    """docs/contract.md ("Command line"), docs/rules.md §1 (formats): a malformed month (or customer
     ID, or page) prints ``{"error": {"code": "invalid_input", ...}}`` and exits 1."""
     matome.run(*world())
     code, document = matome.call(*args)
@@ -556,7 +556,7 @@ def test_malformed_request_is_invalid_input(matome: Matome, args: tuple[str, ...
 
 
 def test_statement_pages_and_filters_by_passport(matome: Matome) -> None:
-    """DOMAIN.md §7 (usage statement): searched by month, optionally one Passport ID, paged;
+    """docs/rules.md §7 (usage statement): searched by month, optionally one Passport ID, paged;
     columns receipt, Passport ID, provider name, unit price, quantity, amount, start date."""
     matome.run(
         *world(),
@@ -607,7 +607,7 @@ def test_statement_pages_and_filters_by_passport(matome: Matome) -> None:
 
 
 def test_contacts_lists_only_the_providers_the_line_bought_from(matome: Matome) -> None:
-    """DOMAIN.md §7 (provider contacts): name and contact of the providers the line has bought
+    """docs/rules.md §7 (provider contacts): name and contact of the providers the line has bought
     from — not every registered provider, and each once."""
     matome.run(
         *world(),
@@ -633,8 +633,8 @@ def _two_lines_buying() -> list[Entry]:
 
 
 def test_provider_totals_across_lines(matome: Matome) -> None:
-    """DOMAIN.md §8, INTERCHANGE.md ("Other documents"): provider totals for a month across all
-    lines, ``[{"provider", "lines", "amount"}]`` sorted by provider."""
+    """docs/rules.md §8, docs/contract.md ("Other documents"): provider totals for a month across
+    all lines, ``[{"provider", "lines", "amount"}]`` sorted by provider."""
     matome.run(*_two_lines_buying())
     assert matome.doc("providers", "2024-01") == [
         {"provider": "A", "lines": 2, "amount": 1050},
@@ -644,11 +644,11 @@ def test_provider_totals_across_lines(matome: Matome) -> None:
 
 
 def test_settlement_is_per_provider_and_operator_with_the_fee_before_tax(matome: Matome) -> None:
-    """DOMAIN.md §8 (Decisions), INTERCHANGE.md ("settlement"), contract 2: one entry per
-    provider and operator ``{provider, operator, gross, lines, average_per_line, fee, tax, net,
-    status}``.  2024 usage under the 2012 schedule: averages up to 900 pay the existing fee —
-    30 yen per line before tax when the average is under 600 (the source's 31.5 yen is 30 yen +
-    5% tax) — plus 10% consumption tax, each rounded down.  Contract 1 added 10% to 31.5 yen
+    """docs/rules.md §8 (Decisions), docs/contract.md ("Other documents": settlement), contract 2:
+    one entry per provider and operator ``{provider, operator, gross, lines, average_per_line, fee,
+    tax, net, status}``.  2024 usage under the 2012 schedule: averages up to 900 pay the existing
+    fee — 30 yen per line before tax when the average is under 600 (the source's 31.5 yen is 30 yen
+    + 5% tax) — plus 10% consumption tax, each rounded down.  Contract 1 added 10% to 31.5 yen
     (tax counted twice: 69 and 34 below)."""
     matome.run(*_two_lines_buying())
     assert matome.doc("settle", "2024-01") == [
@@ -683,7 +683,7 @@ def test_settlement_is_per_provider_and_operator_with_the_fee_before_tax(matome:
 
 
 def test_east_and_west_lines_settle_apart(matome: Matome) -> None:
-    """DOMAIN.md §8 (Decision): the average per line is computed per provider and per operator;
+    """docs/rules.md §8 (Decision): the average per line is computed per provider and per operator;
     the same provider gets one entry for its East lines and one for its West lines."""
     matome.run(
         *world(),
@@ -725,7 +725,7 @@ def _mid_tier_month() -> list[Entry]:
 def test_unconfigured_flat_fee_is_listed_per_provider_and_the_others_still_settle(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §8, contract 2: a provider whose tier has no amount is listed with status
+    """docs/rules.md §8, contract 2: a provider whose tier has no amount is listed with status
     ``fee_not_configured`` (null fee, tax and net); the other providers still settle, and
     ``matome settle`` exits 0 (contract 1 refused the whole month)."""
     matome.run(*_mid_tier_month())
@@ -763,7 +763,7 @@ def test_unconfigured_flat_fee_is_listed_per_provider_and_the_others_still_settl
 
 
 def test_set_fee_configures_the_flat_fee_from_its_month_on(matome: Matome) -> None:
-    """DOMAIN.md §8, contract 2: ``set_fee`` sets the 2012 flat fee per line (before tax) for an
+    """docs/rules.md §8, contract 2: ``set_fee`` sets the 2012 flat fee per line (before tax) for an
     operator from ``effective_from`` on (an event: settlements replay); West falls back to
     East's; a month before it stays unconfigured; a fee effective from a closed month is
     ``month_closed``."""
@@ -811,7 +811,7 @@ def test_set_fee_configures_the_flat_fee_from_its_month_on(matome: Matome) -> No
 
 
 def test_settlement_of_a_refund_month_formats_a_negative_average(matome: Matome) -> None:
-    """DOMAIN.md §4, §8: refunds recorded in a month with no sales make the provider's gross
+    """docs/rules.md §4, §8: refunds recorded in a month with no sales make the provider's gross
     negative; no fee and no tax are taken, and the average per line is still the true average."""
     matome.run(
         *world(),
@@ -850,7 +850,7 @@ def _goods(at: str) -> list[Entry]:
 
 
 def test_west_lines_buy_physical_goods(matome: Matome) -> None:
-    """DOMAIN.md §1, design "Physical goods", contract 2: NTT West's guide covers goods, so a
+    """docs/rules.md §1, design "Physical goods", contract 2: NTT West's guide covers goods, so a
     West line buys them at any time (contract 1 refused them with goods_not_offered)."""
     matome.run(
         *_goods("2011-01-04T09:00:00+09:00"),
@@ -866,7 +866,7 @@ def test_west_lines_buy_physical_goods(matome: Matome) -> None:
 
 
 def test_east_lines_buy_physical_goods_from_2012_06_05(matome: Matome) -> None:
-    """DOMAIN.md §1, design "Physical goods": NTT East sells physical goods from 2012-06-05;
+    """docs/rules.md §1, design "Physical goods": NTT East sells physical goods from 2012-06-05;
     before that a purchase of goods on an East line is ``goods_not_offered``."""
     matome.run(
         *_goods("2012-01-04T09:00:00+09:00"),
@@ -889,7 +889,7 @@ def test_east_lines_buy_physical_goods_from_2012_06_05(matome: Matome) -> None:
 def test_item_change_never_switches_hikari_next_and_light(
     matome: Matome, kind: str, new_kind: str, refused: str | None
 ) -> None:
-    """DOMAIN.md §6, contract 2: an ``item_change`` that asks for Hikari Next ⇄ Light is
+    """docs/rules.md §6, contract 2: an ``item_change`` that asks for Hikari Next ⇄ Light is
     ``invalid_input`` (that is a menu change, which ends the service); nothing changes, and
     the subscription keeps being charged.  An item change within one kind keeps the service."""
     matome.run(
@@ -919,7 +919,7 @@ def test_item_change_never_switches_hikari_next_and_light(
 
 
 def test_quantity_is_shown_on_the_bill_and_the_statement(matome: Matome) -> None:
-    """DOMAIN.md §4, §7 (the guide's statement shows 600 yen × 10), contract 2: a per-purchase
+    """docs/rules.md §4, §7 (the guide's statement shows 600 yen × 10), contract 2: a per-purchase
     item bought in a quantity is charged unit price × quantity, and the bill and the statement
     show both; the limit is checked against the whole amount."""
     matome.run(
@@ -958,7 +958,7 @@ BAD_QUANTITIES: list[tuple[str, object]] = [
 
 
 def test_quantity_out_of_range_is_invalid_input(matome: Matome) -> None:
-    """DOMAIN.md §4, design "Quantity": 1–99 of a per-purchase item; a monthly-flat service
+    """docs/rules.md §4, design "Quantity": 1–99 of a per-purchase item; a monthly-flat service
     is bought one at a time.  Anything else is ``invalid_input`` and charges nothing; 99 is
     accepted."""
     results = matome.run(
@@ -980,7 +980,7 @@ def test_quantity_out_of_range_is_invalid_input(matome: Matome) -> None:
 def test_refund_of_a_per_purchase_item_is_capped_by_price_times_quantity(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §4, contract 2: refunds of one purchase never add up to more than what was
+    """docs/rules.md §4, contract 2: refunds of one purchase never add up to more than what was
     charged for it (unit price × quantity), minus earlier refunds."""
     matome.run(
         *world(),
@@ -997,7 +997,7 @@ def test_refund_of_a_per_purchase_item_is_capped_by_price_times_quantity(
 def test_refund_of_a_monthly_subscription_is_capped_by_the_months_charged_so_far(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §4, design "Refunds are capped by what was charged so far" (contract 2): a
+    """docs/rules.md §4, design "Refunds are capped by what was charged so far" (contract 2): a
     monthly subscription can be refunded its price for each month charged through the refund's
     month — not for months still to come, and not after its last charged month."""
     matome.run(
@@ -1016,7 +1016,7 @@ def test_refund_of_a_monthly_subscription_is_capped_by_the_months_charged_so_far
 def test_a_same_month_repurchase_has_nothing_to_refund_in_its_first_month(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §4 (patterns 4/5), contract 2: a monthly service cancelled and bought again in
+    """docs/rules.md §4 (patterns 4/5), contract 2: a monthly service cancelled and bought again in
     one month is charged once, to the earlier subscription; the re-purchase was not charged
     that month, so it has nothing to refund until its next month is charged."""
     matome.run(
@@ -1033,10 +1033,10 @@ def test_a_same_month_repurchase_has_nothing_to_refund_in_its_first_month(
 
 
 def test_status_lists_the_line_and_its_passport_ids(matome: Matome) -> None:
-    """INTERCHANGE.md ("usage status"), DOMAIN.md §2, §5, §10, contract 2: ``matome status
-    CUSTOMER_ID --json`` lists each Passport ID with its status (``in_use``, ``locked`` after
-    ten wrong passwords, ``regulated`` while its line is), limit and line-authentication
-    setting; deleted IDs are gone; a line without IDs is ``not_used``."""
+    """docs/contract.md ("Other documents": usage status), docs/rules.md §2, §5, §10, contract 2:
+    ``matome status CUSTOMER_ID --json`` lists each Passport ID with its status (``in_use``,
+    ``locked`` after ten wrong passwords, ``regulated`` while its line is), limit and
+    line-authentication setting; deleted IDs are gone; a line without IDs is ``not_used``."""
     matome.run(
         *world(),
         line(LINE2),
@@ -1076,7 +1076,7 @@ def test_status_lists_the_line_and_its_passport_ids(matome: Matome) -> None:
 
 
 def test_status_of_an_unknown_line_is_an_error_with_exit_1(matome: Matome) -> None:
-    """INTERCHANGE.md ("Command line"): ``matome status`` of an unknown customer ID prints the
+    """docs/contract.md ("Command line"): ``matome status`` of an unknown customer ID prints the
     error (``--json``: ``{"error": {"code": "unknown_line", ...}}``) and exits 1."""
     matome.run(*world())
     code, document = matome.call("status", "CAF9999999999")
@@ -1092,7 +1092,7 @@ def test_status_of_an_unknown_line_is_an_error_with_exit_1(matome: Matome) -> No
 
 
 def test_rebuild_leaves_every_document_unchanged(matome: Matome) -> None:
-    """DOMAIN.md §6–§8 (the projections are derived from the log): ``matome rebuild --json``
+    """docs/rules.md §6–§8 (the projections are derived from the log): ``matome rebuild --json``
     replays the log into fresh views; bills (issued and previews), statement, continuity,
     contacts, provider totals and settlement are unchanged."""
     matome.run(
@@ -1127,8 +1127,8 @@ def test_rebuild_leaves_every_document_unchanged(matome: Matome) -> None:
 
 
 def test_console_script_runs_a_log_and_prints_the_bill(tmp_path: Path) -> None:
-    """INTERCHANGE.md ("Command line"): ``matome run`` then ``matome bill --json`` in separate
-    processes (production hashing), the guide's worked example (DOMAIN.md §7)."""
+    """docs/contract.md ("Command line"): ``matome run`` then ``matome bill --json`` in separate
+    processes (production hashing), the guide's worked example (docs/rules.md §7)."""
     log = tmp_path / "log.jsonl"
     entries = [
         *world(),
@@ -1159,7 +1159,7 @@ def test_console_script_runs_a_log_and_prints_the_bill(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# CSV that cannot hurt its reader (INTERCHANGE.md, contract 3, "Output that cannot hurt its
+# CSV that cannot hurt its reader (docs/contract.md, "CSV output that cannot hurt its
 # reader")
 
 #: Names a provider chooses, and a reason an operator types: each begins as a spreadsheet

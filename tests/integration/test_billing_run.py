@@ -1,4 +1,4 @@
-"""The billing run (DOMAIN.md §7): every bill of the closed months issued once, a run that costs
+"""The billing run (docs/rules.md §7): every bill of the closed months issued once, a run that costs
 the months it issues (not the whole history), and totals read from the issued bills.
 """
 

@@ -1,8 +1,8 @@
 """One command log exercising every command and every error code, through ``matome run``.
 
-The log speaks contract 2 (INTERCHANGE.md, "Changes in contract 2"): the line holder's commands
+The log speaks contract 2 (docs/contract.md, "Changes in contract 2"): the line holder's commands
 carry the line's access key, ``purchase`` and ``cancel`` the Passport ID's password.  Runs on an
-SQLite file and on PostgreSQL (INTERCHANGE.md, "Command log" and "Results").
+SQLite file and on PostgreSQL (docs/contract.md, "Command log" and "Results").
 """
 
 from __future__ import annotations
@@ -608,7 +608,7 @@ def test_a_line_that_is_not_utf8_is_invalid_input_and_the_run_goes_on(
 
 
 # ---------------------------------------------------------------------------------------------
-# A log is applied once (INTERCHANGE.md, contract 3, "A log is applied once")
+# A log is applied once (docs/contract.md, "Contract 3: a log is applied once")
 
 #: A small log whose one purchase bills 300 yen: applied twice, the bill says 600.
 ONCE = [

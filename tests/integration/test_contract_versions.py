@@ -1,5 +1,5 @@
-"""Contract versions (DOMAIN.md §11, docs/contract.md "Contract versions"; issue #16): a log that
-declares no contract is read under contract 2 forever, and keeps its exact results.
+"""Contract versions (docs/rules.md §11, docs/contract.md "Contract versions"; issue #16): a log
+that declares no contract is read under contract 2 forever, and keeps its exact results.
 
 The corpus (tests/fixtures/contract2/corpus.jsonl) was answered by the build before contract
 versions existed: the shipped examples, ``matome generate`` logs, and logs drawn from

@@ -1,7 +1,7 @@
 """Contract 2's credentials, through ``matome run`` on SQLite and PostgreSQL.
 
 Each test is named after an attack that contract 1 let in and contract 2 must keep out
-(DOMAIN.md §2 "Who may do what", §9, §10; INTERCHANGE.md "Command log" and "Results";
+(docs/rules.md §2 "Who may do what", §9, §10; docs/contract.md "Command log" and "Results";
 docs/design.md "Who may do what"):
 
 * the line holder's commands carry the line's access key — a customer ID alone no longer
@@ -64,7 +64,7 @@ def wrong_passwords(n: int, *, day: str = "01-10", key: str | None = None) -> li
 # (a) A customer ID alone no longer acts for the line holder
 
 
-#: The line holder's commands (DOMAIN.md §2), each built with a given access key (None: none).
+#: The line holder's commands (docs/rules.md §2), each built with a given access key (None: none).
 LINE_HOLDER: dict[str, Callable[[str | None], Entry]] = {
     "register_passport": lambda key: {
         **passport("intruder.1", LINE, jst("01-05"), limit=100),
@@ -103,7 +103,7 @@ def _with_key(command: str, key: str | None, at: str) -> Entry:
 def test_a_customer_id_alone_cannot_act_for_the_line_holder(
     matome: Matome, key: str | None, code: str
 ) -> None:
-    """DOMAIN.md §2, contract 2: ``register_passport``, ``change_passport_limit``,
+    """docs/rules.md §2, contract 2: ``register_passport``, ``change_passport_limit``,
     ``change_passport_details`` (password, e-mail, line authentication), ``delete_passport`` and
     ``set_notification`` carry the line's access key.  A wrong one (or another line's) is
     ``wrong_access_key``; none at all is a malformed command (``invalid_input`` naming
@@ -139,7 +139,7 @@ def test_a_customer_id_alone_cannot_act_for_the_line_holder(
 def test_changing_a_password_with_only_a_customer_id_leaves_the_holders_password_working(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §2, §10: an attacker who knows only the customer ID cannot set a password of
+    """docs/rules.md §2, §10: an attacker who knows only the customer ID cannot set a password of
     their own (and so cannot unlock or take over the ID); the holder's password keeps working,
     the attacker's never does."""
     matome.run(
@@ -179,7 +179,7 @@ def test_a_provider_registering_for_a_customer_needs_no_access_key_but_a_wrong_o
 
 
 def test_someone_on_another_line_cannot_lock_out_a_line_authenticated_id(matome: Matome) -> None:
-    """DOMAIN.md §9, §10, contract 2's refusal order: the line check comes before the password.
+    """docs/rules.md §9, §10, contract 2's refusal order: the line check comes before the password.
     Twelve wrong passwords presented over another line are ``line_auth_failed`` and count
     nothing, so the ID is not locked and its holder buys over the own line.  (Contract 1
     checked the password first: ten of them locked the ID.)"""
@@ -220,7 +220,7 @@ def test_someone_on_another_line_cannot_lock_out_a_line_authenticated_id(matome:
     [pytest.param(True, id="same-body-wrong-password"), pytest.param(False, id="other-body")],
 )
 def test_a_bound_key_gives_no_free_password_guesses(matome: Matome, same_body: bool) -> None:
-    """DOMAIN.md §10, INTERCHANGE.md ("Command log"), contract 2: a key bound to another body
+    """docs/rules.md §10, docs/contract.md ("Command log"), contract 2: a key bound to another body
     answers ``idempotency_conflict`` only after the password passes.  A wrong password under a
     bound key is ``wrong_password`` and counted — ten of them lock the ID — where contract 1
     answered ``idempotency_conflict`` without counting (unlimited free guesses).  Once the ID
@@ -252,7 +252,7 @@ def test_a_bound_key_gives_no_free_password_guesses(matome: Matome, same_body: b
 def test_a_bound_key_with_the_right_password_and_another_body_is_a_conflict(
     matome: Matome,
 ) -> None:
-    """INTERCHANGE.md ("Command log"): only a correct credential gets ``idempotency_conflict``
+    """docs/contract.md ("Command log"): only a correct credential gets ``idempotency_conflict``
     (it counts nothing and writes nothing)."""
     matome.run(*world(), buy(jst("01-10"), "item", key="order-1"))
     events = matome.events()
@@ -266,7 +266,7 @@ def test_a_bound_key_with_the_right_password_and_another_body_is_a_conflict(
 
 
 def test_rerunning_a_log_after_a_crash_counts_its_wrong_passwords_once(matome: Matome) -> None:
-    """INTERCHANGE.md ("Command log"), DOMAIN.md §10, contract 2: a refusal that recorded a
+    """docs/contract.md ("Command log"), docs/rules.md §10, contract 2: a refusal that recorded a
     wrong password binds its key, so the same log run again answers the first refusal and
     counts nothing.  The log's nine keyed typos are counted once: the ID is not locked after
     a crash and two re-runs (contract 1 counted them again: 5 before the crash + 9 on the
@@ -292,7 +292,7 @@ def test_rerunning_a_log_after_a_crash_counts_its_wrong_passwords_once(matome: M
 def test_an_unkeyed_wrong_password_is_counted_each_time_it_is_presented(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §10: without a key, each presentation is a new attempt and is counted."""
+    """docs/rules.md §10: without a key, each presentation is a new attempt and is counted."""
     matome.run(*world(), *wrong_passwords(3))
     matome.run(*wrong_passwords(3, day="01-11"))
     assert matome.failures() == 6
@@ -313,7 +313,7 @@ def test_an_unkeyed_wrong_password_is_counted_each_time_it_is_presented(
 def test_line_authentication_works_for_customers_who_keep_notification_off(
     matome: Matome, notify: bool | None
 ) -> None:
-    """DOMAIN.md §9, contract 2: line authentication is NTT's own check of the line the purchase
+    """docs/rules.md §9, contract 2: line authentication is NTT's own check of the line the purchase
     came over (``presented_line``); the notification setting only decides whether the provider
     learns the customer ID.  Whatever it is, an ID with line authentication on buys over its
     own line and is refused over any other (contract 1 needed notification on)."""
@@ -333,7 +333,7 @@ def test_line_authentication_works_for_customers_who_keep_notification_off(
 def test_line_authentication_is_switched_with_the_access_key_on_hikari_lines_only(
     matome: Matome,
 ) -> None:
-    """DOMAIN.md §9, design "Line authentication": the line holder switches it with
+    """docs/rules.md §9, design "Line authentication": the line holder switches it with
     ``change_passport_details`` (access key); it exists on Hikari lines only."""
     matome.run(
         *catalog(),
@@ -360,7 +360,7 @@ def test_line_authentication_is_switched_with_the_access_key_on_hikari_lines_onl
 
 
 def test_cancel_needs_the_password_of_the_id_that_bought_it(matome: Matome) -> None:
-    """DOMAIN.md §2, contract 2: ``cancel`` carries the buyer's password.  A wrong one (or
+    """docs/rules.md §2, contract 2: ``cancel`` carries the buyer's password.  A wrong one (or
     another ID's of the same line) is ``wrong_password``, counted, and the subscription keeps
     being charged; none at all is ``invalid_input``."""
     matome.run(
@@ -382,7 +382,7 @@ def test_cancel_needs_the_password_of_the_id_that_bought_it(matome: Matome) -> N
 
 
 def test_a_wrong_password_on_a_regulated_line_is_counted(matome: Matome) -> None:
-    """INTERCHANGE.md ("Results"): credentials are checked before the state they guard, so a
+    """docs/contract.md ("Results"): credentials are checked before the state they guard, so a
     wrong password on a regulated line is ``wrong_password`` and counted (contract 1:
     ``line_regulated``); the right one is ``line_regulated``."""
     matome.run(
@@ -395,7 +395,7 @@ def test_a_wrong_password_on_a_regulated_line_is_counted(matome: Matome) -> None
 
 
 def test_a_locked_id_is_unlocked_by_the_operator_even_after_the_cut_off(matome: Matome) -> None:
-    """DOMAIN.md §10, contract 2: ten wrong passwords lock the ID (``locked_out`` even for the
+    """docs/rules.md §10, contract 2: ten wrong passwords lock the ID (``locked_out`` even for the
     right password; its monthly subscriptions keep running).  After the 2024-12-01 cut-off the
     line holder's ``change_passport_details`` is closed, but the operator's ``reset_password``
     (phone or written request) sets a new password, unlocks the ID and clears the count."""
@@ -423,7 +423,7 @@ def test_a_locked_id_is_unlocked_by_the_operator_even_after_the_cut_off(matome: 
 
 
 def test_the_line_holder_unlocks_with_a_new_password_before_the_cut_off(matome: Matome) -> None:
-    """DOMAIN.md §10: before the cut-off the line holder's ``change_passport_details`` (with the
+    """docs/rules.md §10: before the cut-off the line holder's ``change_passport_details`` (with the
     access key) sets a new password, which unlocks the ID."""
     matome.run(
         *world(),

@@ -1,5 +1,5 @@
-"""Erasure by crypto-shredding leaves nothing readable anywhere (INTERCHANGE.md, Contract 3,
-"Erasure leaves nothing readable anywhere"; docs/audit.md, "Erasing personal data").
+"""Erasure by crypto-shredding leaves nothing readable anywhere (docs/contract.md, "Changes in
+contract 3", "Erasure leaves nothing readable anywhere"; docs/audit.md, "Erasing personal data").
 
 Personal values are sealed under a data key per subject (the Passport ID), wrapped by a master
 key kept outside the store.  These tests read the store's *files* — SQLite's database, WAL and

@@ -1,6 +1,6 @@
 """The contract's bounds on input, through ``matome run`` on SQLite and PostgreSQL.
 
-INTERCHANGE.md ("Command log", contract 2): yen amounts 0–99,999,999; ``at`` between
+docs/contract.md ("Command log", contract 2): yen amounts 0–99,999,999; ``at`` between
 2000-01-01 and 2099-12-31; a line of at most 64 KiB; strings of valid Unicode; no duplicate
 keys.  Beyond them a line is ``invalid_input`` naming what is wrong, and nothing a line
 contains ends the run: the next line is applied and ``matome run`` exits 0.
@@ -132,7 +132,8 @@ def test_invalid_utf8_in_a_string_is_invalid_input_naming_its_field(matome: Mato
     ],
 )
 def test_the_bounds_of_at_are_inclusive(matome: Matome, at: str) -> None:
-    """INTERCHANGE.md: ``at`` between 2000-01-01 and 2099-12-31 (Tokyo dates), both included."""
+    """docs/contract.md "Command log" bounds: ``at`` between 2000-01-01 and 2099-12-31 (Tokyo
+    dates), both included."""
     [result] = matome.run_raw(
         [
             json.dumps(
@@ -151,7 +152,7 @@ def test_the_bounds_of_at_are_inclusive(matome: Matome, at: str) -> None:
 
 
 def test_the_largest_yen_amount_is_accepted(matome: Matome) -> None:
-    """INTERCHANGE.md: yen amounts 0–99,999,999, both included."""
+    """docs/contract.md "Command log" bounds: yen amounts 0–99,999,999, both included."""
     matome.run(*world())
     for n, price in enumerate((0, 99_999_999)):
         line = _service(str(price)).replace(b'"s1"', f'"s{n + 2}"'.encode())

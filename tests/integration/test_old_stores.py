@@ -5,9 +5,9 @@ at commit 4971a73) with every kind of event, two idempotency keys and three clos
 ``store-v0.1.expected.json`` holds the documents 0.1 answered from it.  Every later version
 must load every event of it (upcasting the shapes that changed, never rewriting them), rebuild
 its views, and answer the same documents — a document may gain members, never lose or change
-one (INTERCHANGE.md).
+one (docs/contract.md, its opening).
 
-One document changed meaning in contract 2: the settlement (DOMAIN.md §8, design "Settlement
+One document changed meaning in contract 2: the settlement (docs/rules.md §8, design "Settlement
 fees").  It is answered in the new shape, per provider and operator with ``tax`` and
 ``status``, and its numbers follow the corrected rule (see
 :func:`test_the_0_1_store_settles_in_the_contract_2_shape_without_counting_tax_twice`).
@@ -174,7 +174,7 @@ SETTLEMENT_2: dict[str, list[tuple[str, str, int, int, str, int, int, int]]] = {
 def test_the_0_1_store_settles_in_the_contract_2_shape_without_counting_tax_twice(
     old_store: Engine,
 ) -> None:
-    """Contract 2 changed what a settlement says (DOMAIN.md §8 Decisions; design "Settlement
+    """Contract 2 changed what a settlement says (docs/rules.md §8 Decisions; design "Settlement
     fees"), so 0.1's numbers are not expected back; its members are, plus ``operator``,
     ``tax`` and ``status``.
 

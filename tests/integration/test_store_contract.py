@@ -52,7 +52,7 @@ PASSWORDS = {
 }
 NEW_PASSWORD = "Cw2Ek9Ru"  # alice.a2 changes to this
 WRONG_PASSWORD = "Zx9Yw8Vu"  # presented once for alice.a3 (refused, counted)
-#: Memory-hard key-derivation schemes a stored credential hash may name (DOMAIN.md §10).
+#: Memory-hard key-derivation schemes a stored credential hash may name (docs/rules.md §10).
 MEMORY_HARD = ("scrypt", "argon2id", "argon2")
 ALL_SECRETS = (*ACCESS_KEYS.values(), *PASSWORDS.values(), NEW_PASSWORD, WRONG_PASSWORD)
 BILLING = {"method": "phone_bill", "number": "06-1234-5678", "cycle_start_day": 1}
@@ -409,7 +409,7 @@ def test_idempotency_keys_survive_a_restart(make_engine: EngineFactory, reopen: 
         second.purchase(at=at, key="order-0002", **(body | {"service": "mon2"}))
     assert refused.value.code == "idempotency_conflict"
     assert max_id(second) == written
-    # A different secret under the same key is no free guess (contract 2, DOMAIN.md §10): it is
+    # A different secret under the same key is no free guess (contract 2, docs/rules.md §10): it is
     # a wrong password, counted — and the key still answers its first result.
     with pytest.raises(WrongPassword):
         second.purchase(at=at, key="order-0002", **(body | {"password": "Other123"}))
@@ -647,7 +647,7 @@ def test_every_stored_topic_is_a_stable_registered_topic(make_engine: EngineFact
 
 
 def test_no_secret_is_stored_in_clear_text(make_engine: EngineFactory) -> None:
-    """DOMAIN.md §10: credentials are never stored in clear text — only salted hashes of a
+    """docs/rules.md §10: credentials are never stored in clear text — only salted hashes of a
     memory-hard KDF (one per access key, password, changed password, idempotency secret)."""
     engine = make_engine()
     build_world(engine)

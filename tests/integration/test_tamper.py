@@ -1,5 +1,5 @@
-"""Tamper evidence that cannot be removed (INTERCHANGE.md, Contract 3; docs/audit.md, "Proving
-the history"), on SQLite and on PostgreSQL.
+"""Tamper evidence that cannot be removed (docs/contract.md, "Seal and verify"; docs/audit.md,
+"Proving the history"), on SQLite and on PostgreSQL.
 
 Each test writes one history with the Python API, tampers with the store the way an insider
 with SQL access would — never through matome — and runs ``matome verify`` (in-process, as the
@@ -534,8 +534,8 @@ def test_a_store_still_extends_its_seal_after_more_events(
 
 
 def test_verify_json_has_the_contract_3_members(store: Store) -> None:
-    """INTERCHANGE.md, Contract 3: ``{"ok", "events", "streams", "bills", "head", "position",
-    "problems"}``, the members of contract 2 kept."""
+    """docs/contract.md "Seal and verify": ``{"ok", "events", "streams", "bills", "head",
+    "position", "problems"}``, the members of contract 2 kept."""
     code, report = matome(store.db, "verify")
     assert code == 0
     assert {"ok", "events", "streams", "bills", "head", "position", "problems"} <= set(report)

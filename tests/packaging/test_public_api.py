@@ -22,6 +22,7 @@ import matome.engine
 import matome.errors
 import matome.fees
 import matome.interchange
+from matome.commands import COMMANDS
 from matome.engine import Engine, EngineInternals
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,39 +43,20 @@ PUBLIC_MODULES = [
     "matome.testing.strategies",
 ]
 
-COMMAND_METHODS = {
-    "open_line",
-    "change_line_limit",
-    "change_billing",
-    "change_line",
-    "regulate_line",
-    "lift_regulation",
-    "set_notification",
-    "register_provider",
-    "list_service",
-    "register_passport",
-    "change_passport_limit",
-    "change_passport_details",
-    "delete_passport",
-    "reset_password",
-    "erase_personal_data",
-    "purchase",
-    "cancel",
-    "refund",
-    "set_fee",
-    "issue_bills",
-}
+#: One method per registered command (``matome.commands.COMMANDS``), derived: a command added
+#: to the registry is part of the surface the day it is added.
+COMMAND_METHODS = frozenset(COMMANDS)
 #: What a user of the library needs, beside one method per command.
 ENGINE_SURFACE = COMMAND_METHODS | {
     # lifecycle
     "open",
     "close",
-    # the interchange contract it reads (DOMAIN.md §11)
+    # the interchange contract it reads (docs/rules.md §11)
     "contract",
     # commands as objects
     "execute",
     "execute_batch",
-    # documents (INTERCHANGE.md "Documents")
+    # documents (docs/contract.md "Documents out")
     "bill",
     "statement",
     "provider_contacts",

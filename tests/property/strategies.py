@@ -1,8 +1,8 @@
 """Hypothesis strategies for matome's value types and events.
 
 Value types get hand-written strategies that produce only *valid* values (the formats of
-DOMAIN.md §1).  Events are built from their attrs fields and type hints by :func:`for_type`, so a
-new event class is covered as soon as it is registered in ``EVENT_TOPICS``; a field type with no
+docs/rules.md §1).  Events are built from their attrs fields and type hints by :func:`for_type`, so
+a new event class is covered as soon as it is registered in ``EVENT_TOPICS``; a field type with no
 strategy fails loudly (``LookupError``) instead of being skipped.
 """
 

@@ -1,4 +1,5 @@
-"""Idempotency keys are no password oracle: INTERCHANGE.md, contract 3 (issue 15, items 1, 5).
+"""Idempotency keys are no password oracle: docs/contract.md "Idempotency keys are no password
+oracle" (issue 15, items 1, 5).
 
 For any history on a Passport ID — keyed purchases with the right or a wrong password, later
 commands, wrong passwords up to and past the lockout, new passwords, resets, erasures — and any

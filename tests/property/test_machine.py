@@ -234,7 +234,7 @@ def refunds_capped_by_the_price() -> Iterator[type[BillingMachine]]:
 
 
 class Contract3Machine(BillingMachine):
-    """The machine writing contract-3 logs (DOMAIN.md §11): consent to the terms, 12-digit
+    """The machine writing contract-3 logs (docs/rules.md §11): consent to the terms, 12-digit
     phones, new passwords of every shape."""
 
     policy = Policy(contract=3)

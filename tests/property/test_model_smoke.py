@@ -7,8 +7,8 @@ on every Passport ID's count of wrong passwords, and on the rows and subtotal of
 bill for every month the model has seen.
 
 Agreement alone would let both sides be wrong together, so a command may also carry
-``"_expect": "<code>"`` (or ``"ok"``): what the contract (DOMAIN.md, INTERCHANGE.md contract 2)
-says it answers, checked against the model — and so, by agreement, against the engine.
+``"_expect": "<code>"`` (or ``"ok"``): what the contract (docs/rules.md, docs/contract.md, contract
+2) says it answers, checked against the model — and so, by agreement, against the engine.
 """
 
 from __future__ import annotations
@@ -534,9 +534,9 @@ def test_idempotency_agrees(engine: Engine) -> None:
 def test_a_retry_after_a_password_reset_answers_what_the_old_password_gets_now(
     engine: Engine,
 ) -> None:
-    """INTERCHANGE.md contract 3: the same body answers its first result only while its
-    secret still opens the ID — after a reset the old password is ``wrong_password``
-    (counted), and the new one is another body (``idempotency_conflict``)."""
+    """docs/contract.md "Idempotency keys are no password oracle": the same body answers its first
+    result only while its secret still opens the ID — after a reset the old password is
+    ``wrong_password`` (counted), and the new one is another body (``idempotency_conflict``)."""
     check(engine, [
         *world(),
         {**buy("taro", at("2024-01-10"), "item"), "key": "k1"},
@@ -550,10 +550,10 @@ def test_a_retry_after_a_password_reset_answers_what_the_old_password_gets_now(
 
 # ---------------------------------------------------------------------------------------------
 # The contract's order of precedence where the engine disagrees.  Each history ends with one
-# command to which invalid_input applies together with a later-ranked refusal; INTERCHANGE.md
-# says "When several refusals apply, the first in this order is reported: invalid_input; ...",
-# and docs/design.md makes a command dated before the latest event of a line, Passport ID or
-# subscription it decides against `invalid_input`.
+# command to which invalid_input applies together with a later-ranked refusal; docs/contract.md
+# "Order of refusals" says "When several refusals apply, the first in this order is reported:
+# invalid_input; ...", and docs/design.md makes a command dated before the latest event of a line,
+# Passport ID or subscription it decides against `invalid_input`.
 
 CLOSE_JAN = {"command": "issue_bills", "at": at("2024-02-01", "00:00"), "month": "2024-01"}
 LIMIT_LATER = {"command": "change_line_limit", "at": at("2024-01-10"), "customer_id": L1,

@@ -1,4 +1,4 @@
-"""Properties of the billing projection over random small histories (DOMAIN.md §4–§8).
+"""Properties of the billing projection over random small histories (docs/rules.md §4–§8).
 
 Hypothesis draws a few lines and Passport IDs and a chronological run of purchases, cancels,
 refunds, regulations and lifts, billing changes, deletions, line changes and month closings
@@ -364,8 +364,9 @@ def check_interrupted_rebuild_resumes(engine: Engine, fail_at: int, batch: int =
 @settings(max_examples=25, deadline=None)
 @given(history=histories())
 def test_bill_rows_subtotal_and_statement_agree(history: History) -> None:
-    """DOMAIN.md §7, INTERCHANGE.md ("Bill"): for every line and month, the rows add up to the
-    subtotal, as do the charges and the usage statement over all its pages."""
+    """docs/rules.md §7, docs/contract.md ("Bill of one line for one month"): for every line and
+    month, the rows add up to the subtotal, as do the charges and the usage statement over all its
+    pages."""
     engine = new_engine()
     try:
         apply(engine, history)
@@ -377,7 +378,7 @@ def test_bill_rows_subtotal_and_statement_agree(history: History) -> None:
 @settings(max_examples=25, deadline=None)
 @given(history=histories())
 def test_incremental_views_equal_rebuilt_views(history: History) -> None:
-    """DOMAIN.md §4–§8 (documents are projections of the log): the views kept up to date
+    """docs/rules.md §4–§8 (documents are projections of the log): the views kept up to date
     command by command equal the views rebuilt from the whole log."""
     engine = new_engine()
     try:
@@ -391,7 +392,7 @@ def test_incremental_views_equal_rebuilt_views(history: History) -> None:
 @settings(max_examples=25, deadline=None)
 @given(history=histories())
 def test_every_event_is_applied_exactly_once(history: History) -> None:
-    """DOMAIN.md §4 (each purchase and refund is its own charge): the views hold one row per
+    """docs/rules.md §4 (each purchase and refund is its own charge): the views hold one row per
     purchase, refund, line, line change, Passport ID and issued bill in the log — none
     skipped, none applied twice — and a further catch-up applies nothing."""
     engine = new_engine()
@@ -407,7 +408,7 @@ def test_every_event_is_applied_exactly_once(history: History) -> None:
 def test_interrupted_rebuild_resumes_to_the_same_views(
     history: History, data: st.DataObject
 ) -> None:
-    """DOMAIN.md §7 (bills must not change by being recomputed): a rebuild that fails mid-way
+    """docs/rules.md §7 (bills must not change by being recomputed): a rebuild that fails mid-way
     keeps its committed batches; once the fault is gone, a catch-up resumes from the tracked
     position and yields exactly the views of a clean rebuild."""
     engine = new_engine()
@@ -427,7 +428,7 @@ def test_interrupted_rebuild_resumes_to_the_same_views(
 
 def test_generated_histories_exercise_the_rules() -> None:
     """A sanity check of the generator itself (not of matome): a fixed busy history gets both
-    accepted and refused commands, including charges and refunds (DOMAIN.md §4–§5)."""
+    accepted and refused commands, including charges and refunds (docs/rules.md §4–§5)."""
     jan = datetime(2024, 1, 1, tzinfo=TOKYO)
     ops = tuple(
         Op(kind, jan + timedelta(days=day, minutes=30), utc, args)
@@ -461,7 +462,7 @@ def test_generated_histories_exercise_the_rules() -> None:
 def test_rebuild_and_interrupted_rebuild_on_every_store(
     make_engine: EngineFactory, store_url: str
 ) -> None:
-    """DOMAIN.md §4–§8 on memory, SQLite and PostgreSQL: after the demo history (§7's worked
+    """docs/rules.md §4–§8 on memory, SQLite and PostgreSQL: after the demo history (§7's worked
     example, a refund, a regulation, a relocation, two closed months) the incremental views equal
     the rebuilt ones, every event is applied once, and an interrupted rebuild resumes."""
     engine = make_engine()

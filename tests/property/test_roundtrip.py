@@ -1,8 +1,8 @@
 """Round trips through the one wire format (``matome.wire``): every value type, every event.
 
 What is written can be read back equal, through the JSON text and through eventsourcing's
-stored-event form (``EventMapper``); and a stored state that breaks a format rule of DOMAIN.md §1
-does not load (``MapperDeserialisationError``), because loading re-runs every validator.
+stored-event form (``EventMapper``); and a stored state that breaks a format rule of docs/rules.md
+§1 does not load (``MapperDeserialisationError``), because loading re-runs every validator.
 """
 
 from __future__ import annotations

@@ -1200,7 +1200,8 @@ class Outcome:
     states: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     #: Results that a restart answered otherwise than the uninterrupted run did (a refusal
-    #: that binds no key is judged afresh: INTERCHANGE.md) — not a difference of the store.
+    #: that binds no key is judged afresh: docs/contract.md "Command log") — not a difference of the
+    #: store.
     answers_differ: int = 0
     #: Restarts that found the store busy (exit 5: a killed writer's lock not yet released)
     #: and were simply started again.

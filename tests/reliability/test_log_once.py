@@ -1,6 +1,6 @@
-"""A log is applied once (INTERCHANGE.md, contract 3; issue #15): N ``matome run`` processes
-of the same log started at once — N = 2, 3 and 5, on SQLite and PostgreSQL, one line per
-transaction or a hundred, with and without ``--resume`` — and the same with one of them
+"""A log is applied once (docs/contract.md, "Contract 3: a log is applied once"; issue #15): N
+``matome run`` processes of the same log started at once — N = 2, 3 and 5, on SQLite and PostgreSQL,
+one line per transaction or a hundred, with and without ``--resume`` — and the same with one of them
 SIGKILLed mid-run and the log then resumed: the store must equal one uninterrupted run's
 (every event, bill, issued-bill digest, wrong-password count, view; ``verify`` green).
 

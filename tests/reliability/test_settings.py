@@ -383,8 +383,8 @@ def test_a_key_that_is_not_a_key_fails_in_one_line(matome: Matome, log: Path) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# A postgresql:// URL says only what matome understands (INTERCHANGE.md, contract 3, "Output and
-# settings that cannot hurt")
+# A postgresql:// URL says only what matome understands (docs/contract.md, "Store URL parameters
+# (contract 3)")
 
 #: A server nobody listens on: a URL that got past the checks would fail with exit 4, not 2.
 NOWHERE = "postgresql://postgres@127.0.0.1:1/test"

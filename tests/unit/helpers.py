@@ -8,7 +8,7 @@ like a few lines of command log (no clock, no hidden dates).  The default world 
 * NTT West line ``CAF0000000001`` (Hikari Next), cap 10,000 yen, billed by customer number;
 * Passport ID ``taro.1`` with password ``Pass1234`` and a 3,000 yen limit, registered 2024-01-05.
 
-Contract 2 (DOMAIN.md §2, "Who may do what"): the line holder's commands carry the line's access
+Contract 2 (docs/rules.md §2, "Who may do what"): the line holder's commands carry the line's access
 key (every line the helpers open has ``KEY``), the Passport ID holder's ``purchase`` and
 ``cancel`` carry the ID's password (``PW`` by default).
 """
@@ -201,7 +201,8 @@ def topics_since(engine: Engine, position: int) -> list[str]:
 
 @contextmanager
 def refused(engine: Engine, error: type[MatomeError]) -> Iterator[pytest.ExceptionInfo[Any]]:
-    """Expect ``error`` and check that the refused command wrote nothing (INTERCHANGE.md)."""
+    """Expect ``error`` and check that the refused command wrote nothing (docs/contract.md
+    "Results")."""
     before = event_count(engine)
     with pytest.raises(error) as info:
         yield info

@@ -1,4 +1,4 @@
-"""The charging rules of DOMAIN.md §4 as pure functions of business times (``matome.charging``).
+"""The charging rules of docs/rules.md §4 as pure functions of business times (``matome.charging``).
 
 Monthly flat: charged every month from the purchase month to the cancellation month, both
 included, with no pro-rating; a cancellation on the 1st (Tokyo) is not charged for that month,

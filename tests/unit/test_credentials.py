@@ -1,4 +1,4 @@
-"""Password hashing (DOMAIN.md §10: never stored in clear, memory-hard KDF, salted) and the
+"""Password hashing (docs/rules.md §10: never stored in clear, memory-hard KDF, salted) and the
 verified-credential cache that keeps repeated purchases cheap without weakening anything."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_a_keyed_refused_purchase_hashes_its_secret_for_the_key_once(engine: Eng
 
 
 def test_a_keys_secret_hashes_go_away_when_the_password_changes(engine: Engine) -> None:
-    """DOMAIN.md §10: the salted hashes an idempotency key keeps of a password are deleted
+    """docs/rules.md §10: the salted hashes an idempotency key keeps of a password are deleted
     with it when the password changes.  The key then recognises no password (contract 3):
     the old one and a guess are judged against the new password — ``wrong_password``,
     counted — and the new one is another body (``idempotency_conflict``)."""

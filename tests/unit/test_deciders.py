@@ -3,7 +3,7 @@
 Each test builds the states a command decides against in memory (by applying events with the
 aggregates' own projectors), calls the decider, and reads what it decided: the events it would
 record, or the refusal the contract reports (the first of all that apply, by the precedence
-table — INTERCHANGE.md "Results").
+table — docs/contract.md "Results").
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ def types(events: list[Any]) -> list[str]:
 
 
 def test_the_refusal_order_is_one_table_and_the_first_by_rank_is_reported() -> None:
-    """INTERCHANGE.md "Results": several refusals → the first in the table's order, whatever
+    """docs/contract.md "Results": several refusals → the first in the table's order, whatever
     order they were found in; contract 2 checks credentials before the state they guard."""
     found: list[MatomeError] = [LineRegulated("r"), WrongPassword("w"), InvalidInput("i")]
     assert type(first_refusal(found)) is InvalidInput
@@ -292,8 +292,8 @@ def test_the_refusal_order_is_one_table_and_the_first_by_rank_is_reported() -> N
 def test_a_purchase_on_a_regulated_line_with_a_wrong_password_is_wrong_password_and_counted() -> (
     None
 ):
-    """INTERCHANGE.md (contract 2): credentials before the state they guard — both refusals
-    apply, ``wrong_password`` is reported and its ``PasswordRejected`` is counted."""
+    """docs/contract.md "Order of refusals" (contract 2): credentials before the state they guard —
+    both refusals apply, ``wrong_password`` is reported and its ``PasswordRejected`` is counted."""
     d = decision("2024-02-01T10:00:00+09:00")
     result = passport.decide_purchase(
         a_passport(),
@@ -421,7 +421,7 @@ def test_cancelling_on_the_first_leaves_that_month_uncharged() -> None:
 def test_the_continuity_table_decides_what_a_line_change_keeps(
     change: ChangeKind, new_id: str | None, kept: bool, ends_record: bool
 ) -> None:
-    """DOMAIN.md §6, the table of line changes, in one function."""
+    """docs/rules.md §6, the table of line changes, in one function."""
     rule = line.line_change_rule(change, CID, None if new_id is None else CustomerId(new_id))
     assert (rule.kept, rule.ends_record) == (kept, ends_record)
 
@@ -597,7 +597,7 @@ LINE_HOLDER_DECISIONS: list[tuple[str, Any]] = [
 def test_a_line_holder_command_with_a_wrong_access_key_is_refused_and_counts_nothing(
     decide: Any,
 ) -> None:
-    """DOMAIN.md §2 "Who may do what" (contract 2): the line holder's commands carry the
+    """docs/rules.md §2 "Who may do what" (contract 2): the line holder's commands carry the
     line's access key; a wrong one is ``wrong_access_key``, emits nothing and counts nothing
     (docs/design.md: only Passport ID passwords lock)."""
     d = decision("2024-02-01T10:00:00+09:00")
@@ -613,8 +613,9 @@ def test_a_line_holder_command_with_a_wrong_access_key_is_refused_and_counts_not
 
 
 def test_the_access_key_is_checked_before_the_state_it_guards() -> None:
-    """INTERCHANGE.md (contract 2): ``wrong_access_key`` ranks before ``duplicate``,
-    ``line_regulated``, ``registration_closed``, ``too_many_passports`` and the limits."""
+    """docs/contract.md "Order of refusals" (contract 2): ``wrong_access_key`` ranks before
+    ``duplicate``, ``line_regulated``, ``registration_closed``, ``too_many_passports`` and the
+    limits."""
     d = decision("2024-12-05T10:00:00+09:00")
     c = register_command(d.at.isoformat(), access_key="Wrong123", passport_id=str(PID), limit=9000)
     assert (
@@ -998,7 +999,8 @@ def test_an_item_change_between_hikari_next_and_light_is_invalid_input(
 
 
 def test_a_command_in_a_closed_month_is_month_closed_before_unknown_passport() -> None:
-    """INTERCHANGE.md (contract 2): ``month_closed`` ranks before the ``unknown_*`` codes."""
+    """docs/contract.md "Order of refusals" (contract 2): ``month_closed`` ranks before the
+    ``unknown_*`` codes."""
     calendar = ledger.project_calendar(
         None, [event(ledger_ev.MonthsClosed, ledger.CALENDAR_ID, 1, through=YearMonth(2024, 2))]
     )

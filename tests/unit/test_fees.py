@@ -1,4 +1,4 @@
-"""Provider fees for settlement (DOMAIN.md §8): ``matome.fees``, ``set_fee`` and
+"""Provider fees for settlement (docs/rules.md §8): ``matome.fees``, ``set_fee`` and
 ``Engine.settlement``.
 
 NTT East's schedule: 2011 — 5% of the price, or 31.5 yen per access line where the provider's
@@ -45,7 +45,7 @@ from tests.unit.helpers import event_count, refused
 
 CONFIGURED = schedule_with_flat_fee(50)
 
-#: The 2011 rule as DOMAIN.md §8 states it: 5%, or 30 yen per line (before tax) where the
+#: The 2011 rule as docs/rules.md §8 states it: 5%, or 30 yen per line (before tax) where the
 #: average per line is under 600 yen.
 RATE_2011 = Fraction(5, 100)
 PER_LINE_2011 = 30
@@ -485,8 +485,8 @@ def test_set_fee_into_a_closed_month_is_month_closed(default_engine: Engine) -> 
     ],
 )
 def test_set_fee_refuses_malformed_input(default_engine: Engine, field: str, value: Any) -> None:
-    """INTERCHANGE.md ``set_fee``: operator east/west, ``YYYY-MM`` within the business-time
-    bounds, and a yen amount 0–99,999,999."""
+    """docs/contract.md "Commands" ``set_fee``: operator east/west, ``YYYY-MM`` within the
+    business-time bounds, and a yen amount 0–99,999,999."""
     fields: dict[str, Any] = {
         "at": "2024-02-20T00:00:00+09:00",
         "operator": "east",
@@ -580,7 +580,7 @@ def test_a_2011_settlement_is_30_yen_per_line_plus_5_percent_tax() -> None:
 
 
 def test_engine_settlement_average_is_a_two_place_decimal_rounded_down() -> None:
-    """DOMAIN.md §1 and §8: money is never a float — the average per line is a decimal string
+    """docs/rules.md §1 and §8: money is never a float — the average per line is a decimal string
     with two places (rounded down), the fee computed from the exact average."""
     engine = _engine()
     try:

@@ -1,4 +1,4 @@
-"""Bounds on input (contract 2): DOMAIN.md §1 "Money" and INTERCHANGE.md "Command log".
+"""Bounds on input (contract 2): docs/rules.md §1 "Money" and docs/contract.md "Command log".
 
 Every amount in a command (price, limit, cap, refund, fee) is 0–99,999,999 yen, so every sum
 fits a 64-bit integer; ``at`` lies between 2000-01-01 and 2099-12-31 (Tokyo dates); beyond
@@ -129,7 +129,8 @@ def test_the_largest_price_times_the_largest_quantity_stays_an_exact_integer(
     ],
 )
 def test_a_business_time_outside_2000_to_2099_is_invalid_input(engine: Engine, at: str) -> None:
-    """INTERCHANGE.md bounds: ``at`` between 2000-01-01 and 2099-12-31 (Tokyo dates)."""
+    """docs/contract.md "Command log" bounds: ``at`` between 2000-01-01 and 2099-12-31 (Tokyo
+    dates)."""
     setup_world(engine)
     with refused(engine, InvalidInput) as info:
         buy(engine, at, ITEM)
@@ -150,7 +151,7 @@ def test_a_month_outside_the_bounds_is_invalid_input(engine: Engine, month: str)
 
 
 def test_a_command_log_line_over_64_kib_is_invalid_input() -> None:
-    """INTERCHANGE.md bounds: a line of at most 64 KiB."""
+    """docs/contract.md "Command log" bounds: a line of at most 64 KiB."""
     padding = " " * (MAX_LINE_BYTES + 1)
     with pytest.raises(InvalidInput, match="at most 65,536"):
         parse_line(
@@ -161,8 +162,8 @@ def test_a_command_log_line_over_64_kib_is_invalid_input() -> None:
 
 
 def test_a_duplicate_key_in_a_command_log_line_is_invalid_input() -> None:
-    """INTERCHANGE.md bounds: no duplicate keys in one object (a wrong and a right password
-    must not pass as either)."""
+    """docs/contract.md "Command log" bounds: no duplicate keys in one object (a wrong and a right
+    password must not pass as either)."""
     with pytest.raises(InvalidInput, match="twice"):
         parse_line(
             '{"command": "cancel", "at": "2024-02-01T00:00:00+09:00", "receipt": "R1", '

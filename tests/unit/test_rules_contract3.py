@@ -1,4 +1,4 @@
-"""The seeds' rules modelled from contract 3 (DOMAIN.md §10, §11; issue #16): consent to the
+"""The seeds' rules modelled from contract 3 (docs/rules.md §10, §11; issue #16): consent to the
 terms on ``register_passport``, phone numbers of 10–12 digits, the shape of new passwords — and
 contract 2, which keeps its meaning (docs/contract.md, "Contract versions")."""
 

@@ -1,4 +1,4 @@
-"""Who may do what: the credentials of contract 2 (DOMAIN.md §2 "Who may do what", §10).
+"""Who may do what: the credentials of contract 2 (docs/rules.md §2 "Who may do what", §10).
 
 * The line holder's commands (``register_passport``, ``change_passport_limit``,
   ``change_passport_details``, ``delete_passport``, ``set_notification``) carry the line's
@@ -319,7 +319,7 @@ def test_a_password_cannot_be_taken_over_by_changing_it_with_only_a_customer_id(
 def test_a_provider_cannot_register_an_id_without_the_access_key_outside_east_after_the_cutoff(
     engine: Engine, operator: str, customer_id: str, kind: str
 ) -> None:
-    """DOMAIN.md §2 "Who may do what": the line holder registers with the line's access key;
+    """docs/rules.md §2 "Who may do what": the line holder registers with the line's access key;
     a provider may register on the customer's behalf (``via_provider``, no key) on NTT East
     after the cut-off only.  Anywhere else a keyless ``via_provider`` registration would be
     the "register IDs with only a customer ID" attack, so it must be refused."""
@@ -362,7 +362,7 @@ def test_cancel_needs_the_password_of_the_id_that_bought_it(engine: Engine) -> N
 def test_a_wrong_cancel_password_is_counted_and_leaves_only_the_security_event(
     engine: Engine,
 ) -> None:
-    """§10, INTERCHANGE.md "Results": the failed authentication leaves a security event behind
+    """§10, docs/contract.md "Results": the failed authentication leaves a security event behind
     and nothing else; the password is never in it."""
     setup_world(engine)
     receipt = buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY).receipt
@@ -580,7 +580,7 @@ def test_a_cancel_of_a_receipt_whose_passport_id_was_deleted_is_unknown_passport
 
 
 def test_a_wrong_password_dated_far_ahead_does_not_freeze_the_id(engine: Engine) -> None:
-    """DOMAIN.md §7 (time order) and §10: a counted wrong password does not move the ID's
+    """docs/rules.md §7 (time order) and §10: a counted wrong password does not move the ID's
     business clock, so someone who knows only the ID cannot freeze it with one wrong password
     dated years ahead (every later command would otherwise be out of time order)."""
     setup_world(engine)

@@ -1,4 +1,4 @@
-"""Idempotency keys: INTERCHANGE.md, "Command log" (contract 2) and DOMAIN.md §10.
+"""Idempotency keys: docs/contract.md, "Command log" (contract 2) and docs/rules.md §10.
 
 The same key with the same body is applied once and answers the first result again; the same
 key with a different body is ``idempotency_conflict`` — but a command carrying a credential has
@@ -125,9 +125,9 @@ def test_a_refused_command_leaves_its_key_free_for_a_different_body(engine: Engi
 
 
 def test_a_counted_wrong_password_binds_the_key(engine: Engine) -> None:
-    """Contract 2 (INTERCHANGE.md, DOMAIN.md §10): a refusal that recorded a wrong password
-    binds its key, so re-running the same log after a crash answers the same refusal and
-    counts nothing twice; a retry of that key with another body (the right password) is a
+    """Contract 2 (docs/contract.md "Command log", docs/rules.md §10): a refusal that recorded a
+    wrong password binds its key, so re-running the same log after a crash answers the same refusal
+    and counts nothing twice; a retry of that key with another body (the right password) is a
     conflict, judged after its credential passes."""
     setup_world(engine)
     with pytest.raises(WrongPassword) as first:
@@ -146,8 +146,8 @@ def test_a_counted_wrong_password_binds_the_key(engine: Engine) -> None:
 
 
 def test_a_wrong_access_key_does_not_bind_the_key(engine: Engine) -> None:
-    """INTERCHANGE.md: only a counted wrong password binds a key among refusals; a wrong
-    access key is not counted (docs/design.md), so its key stays free for the retry."""
+    """docs/contract.md "Command log": only a counted wrong password binds a key among refusals; a
+    wrong access key is not counted (docs/design.md), so its key stays free for the retry."""
     setup_world(engine)
     with refused(engine, WrongAccessKey):
         engine.change_passport_limit(
@@ -168,7 +168,7 @@ def test_a_wrong_access_key_does_not_bind_the_key(engine: Engine) -> None:
 def test_a_key_bound_to_another_body_counts_a_wrong_password_before_the_conflict(
     engine: Engine,
 ) -> None:
-    """DOMAIN.md §10: idempotency never opens a side door — a key bound to a different body
+    """docs/rules.md §10: idempotency never opens a side door — a key bound to a different body
     does not answer before the credential is checked: a wrong secret is counted and refused as
     such, so a bound key gives no free password guesses (ten lock the ID)."""
     setup_world(engine)
@@ -187,8 +187,8 @@ def test_a_key_bound_to_another_body_counts_a_wrong_password_before_the_conflict
 
 
 def test_only_the_right_secret_gets_idempotency_conflict(engine: Engine) -> None:
-    """INTERCHANGE.md contract 3: a different body whose secret is right is
-    ``idempotency_conflict``; the same body with the right secret is the first result."""
+    """docs/contract.md "Idempotency keys are no password oracle": a different body whose secret is
+    right is ``idempotency_conflict``; the same body with the right secret is the first result."""
     setup_world(engine)
     first = buy(engine, "2024-02-01T09:00:00+09:00", ITEM, key="k-1")
     with refused(engine, IdempotencyConflict):
@@ -216,8 +216,8 @@ def test_a_key_bound_to_a_line_holder_command_checks_the_access_key_first(
 
 
 def test_a_replay_is_answered_even_after_the_month_closed(engine: Engine) -> None:
-    """INTERCHANGE.md: a key bound to the same body answers its first result after its
-    credential, before any other check (an identical retry is not a new command); another
+    """docs/contract.md "Command log": a key bound to the same body answers its first result after
+    its credential, before any other check (an identical retry is not a new command); another
     body whose secret is right is ``idempotency_conflict`` — contract 3 stands over contract
     2's ranking (``month_closed`` first), and without a key it is ``month_closed``."""
     setup_world(engine)
@@ -308,7 +308,8 @@ def test_replayed_results_of_every_result_type_equal_the_first(engine: Engine) -
 
 
 def test_a_replayed_issue_bills_answers_the_first_result(engine: Engine) -> None:
-    """INTERCHANGE.md: the same key with the same body answers the first result again."""
+    """docs/contract.md "Command log": the same key with the same body answers the first result
+    again."""
     setup_world(engine)
     buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY)
     first = engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02", key="i")
@@ -318,7 +319,7 @@ def test_a_replayed_issue_bills_answers_the_first_result(engine: Engine) -> None
 
 
 # ---------------------------------------------------------------------------------------------
-# Contract 3, "Idempotency keys are no password oracle" (INTERCHANGE.md; issue 15, items 1, 5)
+# Contract 3, "Idempotency keys are no password oracle" (docs/contract.md; issue 15, items 1, 5)
 
 
 def _failures(engine: Engine) -> int:

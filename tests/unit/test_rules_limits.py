@@ -1,4 +1,4 @@
-"""Usage limits [ご利用限度額]: DOMAIN.md §3.
+"""Usage limits [ご利用限度額]: docs/rules.md §3.
 
 The month's spend of a Passport ID is everything chargeable to it in that Tokyo calendar month:
 monthly-flat subscriptions charged that month (including ones carried over from earlier months)

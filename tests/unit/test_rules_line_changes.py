@@ -1,4 +1,4 @@
-"""Line changes [異動] and the continuity table: DOMAIN.md §6.
+"""Line changes [異動] and the continuity table: docs/rules.md §6.
 
 A change either keeps the collect-on-behalf service (purchases continue, monthly charges keep
 being billed, the regulation setting is carried over) or ends it: every monthly-flat subscription

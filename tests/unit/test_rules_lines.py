@@ -1,4 +1,5 @@
-"""Access lines and billing accounts: DOMAIN.md §1 (formats, line kinds), §6 (billing changes)."""
+"""Access lines and billing accounts: docs/rules.md §1 (formats, line kinds), §6 (billing
+changes)."""
 
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ def test_an_unknown_line_kind_is_invalid_input(engine: Engine) -> None:
     ],
 )
 def test_open_line_refuses_malformed_input(engine: Engine, field: str, value: Any) -> None:
-    """§1: reject anything else with a clear error; INTERCHANGE.md: a naive time is an error."""
+    """§1: reject anything else with a clear error; docs/contract.md "Command log": a naive time is
+    an error."""
     fields: dict[str, Any] = {
         "at": "2024-01-01T00:00:00+09:00",
         "customer_id": CID,
@@ -283,8 +285,8 @@ def test_lowering_the_line_cap_below_the_sum_of_the_id_limits_is_refused(engine:
 
 
 def test_text_that_cannot_be_stored_as_utf8_is_invalid_input(engine: Engine) -> None:
-    """INTERCHANGE.md: anything off in a command is ``invalid_input``; a command log line
-    ``"name": "\\ud800"`` must be refused, not crash the run."""
+    """docs/contract.md "Command log": anything off in a command is ``invalid_input``; a command log
+    line ``"name": "\\ud800"`` must be refused, not crash the run."""
     with refused(engine, InvalidInput):
         engine.register_provider(
             at="2024-01-01T00:00:00+09:00",

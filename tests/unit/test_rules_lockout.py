@@ -1,4 +1,4 @@
-"""Wrong passwords and lockout: DOMAIN.md §10, INTERCHANGE.md "Results".
+"""Wrong passwords and lockout: docs/rules.md §10, docs/contract.md "Results".
 
 A wrong password is the one refusal that leaves something behind: a ``PasswordRejected``
 security event, so that 10 consecutive failures disable the password (``locked_out``).  In
@@ -43,8 +43,8 @@ def _fail(engine: Engine, times: int, *, start_minute: int = 0) -> None:
 def test_a_wrong_password_is_refused_and_leaves_a_password_rejected_event(
     engine: Engine,
 ) -> None:
-    """INTERCHANGE.md: a refused command changes nothing, except that a wrong password is
-    counted (DOMAIN.md §10), leaving a security event behind."""
+    """docs/contract.md "Results": a refused command changes nothing, except that a wrong password
+    is counted (docs/rules.md §10), leaving a security event behind."""
     setup_world(engine)
     before = event_count(engine)
     with pytest.raises(WrongPassword) as info:
@@ -86,7 +86,8 @@ def test_ten_consecutive_wrong_passwords_lock_the_passport_id(engine: Engine) ->
 
 
 def test_a_locked_id_refuses_wrong_passwords_without_counting_further(engine: Engine) -> None:
-    """INTERCHANGE.md precedence: ``locked_out`` before ``wrong_password``; nothing is written."""
+    """docs/contract.md "Order of refusals": ``locked_out`` before ``wrong_password``; nothing is
+    written."""
     setup_world(engine)
     _fail(engine, 10)
     with refused(engine, LockedOut):

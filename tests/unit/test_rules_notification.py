@@ -1,4 +1,5 @@
-"""Line-information notification [回線情報通知] and line authentication [回線認証]: DOMAIN.md §9.
+"""Line-information notification [回線情報通知] and line authentication [回線認証]: docs/rules.md
+§9.
 
 Contract 2: the notification setting is the line holder's command (with the line's access key)
 and only decides whether a provider learns the customer ID; line authentication is NTT's own

@@ -1,4 +1,4 @@
-"""Passport IDs: DOMAIN.md §1 (at most five per line, case-sensitive) and §2 (registration,
+"""Passport IDs: docs/rules.md §1 (at most five per line, case-sensitive) and §2 (registration,
 the 2024-12-01 cut-off, details, deletion)."""
 
 from __future__ import annotations
@@ -452,9 +452,9 @@ def test_deletion_writes_the_cancellations_and_the_deletion_together(engine: Eng
 
 
 def test_usage_status_lists_current_ids_and_shows_not_used_without_ids(engine: Engine) -> None:
-    """DOMAIN.md §2 and INTERCHANGE.md (the status document, contract 2): statuses in use /
-    regulated, each ID with its limit and line-authentication setting; deleted IDs are gone;
-    no IDs → not used."""
+    """docs/rules.md §2 and docs/contract.md "Other documents" (the usage status, contract 2):
+    statuses in use / regulated, each ID with its limit and line-authentication setting; deleted IDs
+    are gone; no IDs → not used."""
     engine.open_line(
         at="2024-01-02T10:00:00+09:00",
         customer_id="CAF0000000009",
@@ -555,8 +555,8 @@ def test_registration_via_a_provider_needs_no_access_key_but_a_given_one_is_chec
 
 
 def test_erasing_personal_data_erases_every_version_and_keeps_the_bills(engine: Engine) -> None:
-    """INTERCHANGE.md ``erase_personal_data``: erases the applicant's name, phone and e-mail —
-    every version — of that ID; bills stay intact and the ID keeps working."""
+    """docs/contract.md "Commands" ``erase_personal_data``: erases the applicant's name, phone and
+    e-mail — every version — of that ID; bills stay intact and the ID keeps working."""
     setup_world(engine)
     buy(engine, "2024-02-01T10:00:00+09:00", MONTHLY)
     engine.change_passport_details(

@@ -1,4 +1,4 @@
-"""Every **Decision** of DOMAIN.md is a policy setting, not a hard-wired constant.
+"""Every **Decision** of docs/rules.md is a policy setting, not a hard-wired constant.
 
 These tests switch one setting at a time and check the engine follows it; the defaults are
 checked by the rule tests of each section.

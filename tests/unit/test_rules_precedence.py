@@ -1,4 +1,4 @@
-"""Order of precedence of error codes: INTERCHANGE.md, "Results" (contract 2).
+"""Order of precedence of error codes: docs/contract.md, "Results" (contract 2).
 
 A key bound to the same body answers its first result before any check.  Otherwise, when
 several refusals apply, the first in this order is reported: invalid_input (a command out of
@@ -65,7 +65,7 @@ from tests.unit.helpers import (
     topics_since,
 )
 
-#: INTERCHANGE.md "Results": the contract's order, one entry per rank (codes of one rank
+#: docs/contract.md "Results": the contract's order, one entry per rank (codes of one rank
 #: share it).
 CONTRACT_ORDER: list[tuple[str, ...]] = [
     ("invalid_input",),
@@ -101,7 +101,7 @@ def _lock(engine: Engine, *, day: str = "2024-02-01") -> None:
 
 
 def test_the_precedence_table_is_the_contract_2_order() -> None:
-    """INTERCHANGE.md "Results" (contract 2): the order of precedence, as the engine
+    """docs/contract.md "Results" (contract 2): the order of precedence, as the engine
     declares it, rank for rank; every refusal code of the engine is in it exactly once."""
     assert [set(rank) for rank in ERROR_PRECEDENCE] == [set(rank) for rank in CONTRACT_ORDER]
     flat = [code for rank in ERROR_PRECEDENCE for code in rank]
@@ -112,7 +112,7 @@ def test_the_precedence_table_is_the_contract_2_order() -> None:
 def test_a_purchase_in_a_closed_month_with_an_unknown_passport_id_is_month_closed(
     engine: Engine,
 ) -> None:
-    """INTERCHANGE.md example: month_closed even if the Passport ID is unknown."""
+    """docs/contract.md "Order of refusals": month_closed even if the Passport ID is unknown."""
     setup_world(engine)
     engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
     with refused(engine, MonthClosed):
@@ -122,8 +122,8 @@ def test_a_purchase_in_a_closed_month_with_an_unknown_passport_id_is_month_close
 def test_month_closed_comes_before_unknown_line_for_a_line_holder_command(
     engine: Engine,
 ) -> None:
-    """INTERCHANGE.md: ``month_closed`` ranks before the ``unknown_*`` codes (and before a
-    wrong access key)."""
+    """docs/contract.md "Order of refusals": ``month_closed`` ranks before the ``unknown_*`` codes
+    (and before a wrong access key)."""
     setup_world(engine)
     engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
     with refused(engine, MonthClosed):
@@ -135,8 +135,8 @@ def test_month_closed_comes_before_unknown_line_for_a_line_holder_command(
 def test_a_wrong_password_on_a_regulated_line_is_wrong_password_and_counted(
     engine: Engine,
 ) -> None:
-    """INTERCHANGE.md example (contract 2): credentials are checked before the state they
-    guard, so a wrong password on a regulated line is ``wrong_password``, and is counted."""
+    """docs/contract.md "Order of refusals" (contract 2): credentials are checked before the state
+    they guard, so a wrong password on a regulated line is ``wrong_password``, and is counted."""
     setup_world(engine)
     engine.regulate_line(at="2024-02-01T00:00:00+09:00", customer_id=CID)
     before = event_count(engine)
@@ -157,8 +157,8 @@ def test_invalid_input_comes_before_everything(engine: Engine) -> None:
 
 
 def test_a_command_out_of_time_order_is_invalid_input_before_month_closed(engine: Engine) -> None:
-    """INTERCHANGE.md: ``invalid_input`` includes a command out of time order, and ranks
-    before ``month_closed`` (and before a wrong password, which is then not counted)."""
+    """docs/contract.md "Order of refusals": ``invalid_input`` includes a command out of time order,
+    and ranks before ``month_closed`` (and before a wrong password, which is then not counted)."""
     setup_world(engine)
     buy(engine, "2024-03-10T10:00:00+09:00", ITEM)
     engine.issue_bills(at="2024-03-01T00:00:00+09:00", month="2024-02")
@@ -170,10 +170,10 @@ def test_a_command_out_of_time_order_is_invalid_input_before_month_closed(engine
 def test_month_closed_comes_before_idempotency_conflict_of_a_command_without_a_secret(
     engine: Engine,
 ) -> None:
-    """INTERCHANGE.md (contract 2): ``month_closed`` ranks before ``idempotency_conflict``;
-    only the same key *and body* is answered again before any check.  Contract 3: a
-    different body whose secret is right is ``idempotency_conflict`` (that section stands
-    where the two disagree)."""
+    """docs/contract.md "Order of refusals" (contract 2): ``month_closed`` ranks before
+    ``idempotency_conflict``; only the same key *and body* is answered again before any check.
+    Contract 3: a different body whose secret is right is ``idempotency_conflict`` (that section
+    stands where the two disagree)."""
     setup_world(engine)
     first = buy(engine, "2024-02-15T10:00:00+09:00", ITEM, key="k")
     engine.set_fee(
@@ -212,7 +212,7 @@ def test_unknown_comes_before_duplicate(engine: Engine) -> None:
 
 
 def test_registration_closed_comes_after_unknown_line(engine: Engine) -> None:
-    """INTERCHANGE.md: after the cut-off, a registration on an unknown line is
+    """docs/contract.md "Order of refusals": after the cut-off, a registration on an unknown line is
     ``unknown_line``, not ``registration_closed``."""
     setup_world(engine)
     with refused(engine, UnknownLine):
@@ -279,7 +279,7 @@ def test_locked_out_comes_before_idempotency_conflict(engine: Engine) -> None:
 
 
 def test_line_auth_failed_comes_before_wrong_password_and_counts_nothing(engine: Engine) -> None:
-    """Contract 2 (DOMAIN.md §9): the line check comes before the password: a purchase from
+    """Contract 2 (docs/rules.md §9): the line check comes before the password: a purchase from
     another line with a wrong password is ``line_auth_failed`` and no wrong password is
     counted."""
     setup_world(engine, line_auth=True, limit=0)
@@ -443,7 +443,7 @@ def test_an_east_provider_registration_after_the_cutoff_still_obeys_the_limits(
 def test_open_line_duplicate_with_an_unknown_representative_is_unknown_line(
     engine: Engine,
 ) -> None:
-    """INTERCHANGE.md: the ``unknown_*`` codes come before ``duplicate``."""
+    """docs/contract.md "Order of refusals": the ``unknown_*`` codes come before ``duplicate``."""
     open_line(engine)
     with refused(engine, UnknownLine):
         open_line(
@@ -454,7 +454,7 @@ def test_open_line_duplicate_with_an_unknown_representative_is_unknown_line(
 
 
 def test_open_line_duplicate_as_its_own_representative_is_invalid_input(engine: Engine) -> None:
-    """INTERCHANGE.md: ``invalid_input`` comes first."""
+    """docs/contract.md "Order of refusals": ``invalid_input`` comes first."""
     open_line(engine)
     with refused(engine, InvalidInput):
         open_line(
@@ -465,7 +465,7 @@ def test_open_line_duplicate_as_its_own_representative_is_invalid_input(engine: 
 
 
 def test_change_billing_of_an_unknown_line_to_itself_is_invalid_input(engine: Engine) -> None:
-    """INTERCHANGE.md: ``invalid_input`` comes first."""
+    """docs/contract.md "Order of refusals": ``invalid_input`` comes first."""
     with refused(engine, InvalidInput):
         engine.change_billing(
             at="2024-02-01T00:00:00+09:00",
@@ -480,7 +480,8 @@ def test_change_billing_of_an_unknown_line_to_itself_is_invalid_input(engine: En
 
 
 def test_a_refused_command_writes_nothing(engine: Engine) -> None:
-    """INTERCHANGE.md: a refused command changes nothing (besides a counted wrong password)."""
+    """docs/contract.md "Results": a refused command changes nothing (besides a counted wrong
+    password)."""
     setup_world(engine, limit=600)
     buy(engine, "2024-02-01T10:00:00+09:00", ITEM)
     receipt = buy(engine, "2024-02-01T10:00:00+09:00", ITEM, key="x").receipt

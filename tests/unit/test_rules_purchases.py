@@ -1,4 +1,5 @@
-"""Purchases, cancellations, refunds and quantities: DOMAIN.md §4 (and §1 for physical goods)."""
+"""Purchases, cancellations, refunds and quantities: docs/rules.md §4 (and §1 for physical
+goods)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Regulation [利用規制]: DOMAIN.md §5."""
+"""Regulation [利用規制]: docs/rules.md §5."""
 
 from __future__ import annotations
 
@@ -198,6 +198,6 @@ def test_regulating_an_unknown_line_is_unknown_line(engine: Engine) -> None:
 
 @pytest.mark.parametrize("channel", ["written", "online"])
 def test_lifting_an_unknown_line_is_unknown_line(engine: Engine, channel: str) -> None:
-    """INTERCHANGE.md precedence: ``unknown_line`` before ``not_allowed_online``."""
+    """docs/contract.md "Order of refusals": ``unknown_line`` before ``not_allowed_online``."""
     with refused(engine, UnknownLine):
         engine.lift_regulation(at="2024-02-10T12:00:00+09:00", customer_id=CID, channel=channel)

@@ -1,4 +1,4 @@
-"""A provider's service period [サービス利用期間] (DOMAIN.md §11, contract 3; rules §11): a
+"""A provider's service period [サービス利用期間] (docs/rules.md §11, contract 3; rules §11): a
 monthly-flat service's ``period_months`` ends the subscription by itself at 00:00 Tokyo on the
 1st of the month after its N-th billing month, a per-purchase item's ``period_days`` ends its
 access — and contract 2 reads ``list_service`` exactly as before."""

@@ -1,8 +1,8 @@
 """Business time: explicit on every command, with an offset, and chronological per line.
 
-INTERCHANGE.md: ``at`` is ISO-8601 *with* an offset (a naive time is an error).  A line's
-history (its IDs, their purchases) is decided in time order: a command dated before the latest
-event it decides against would judge the past by the future, so it is ``invalid_input``.
+docs/contract.md "Command log": ``at`` is ISO-8601 *with* an offset (a naive time is an error).  A
+line's history (its IDs, their purchases) is decided in time order: a command dated before the
+latest event it decides against would judge the past by the future, so it is ``invalid_input``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tests.unit.helpers import (
 
 @pytest.mark.parametrize("at", ["2024-02-01T10:00:00", "2024-02-01", "yesterday", ""])
 def test_a_command_time_must_be_iso_8601_with_an_offset(engine: Engine, at: str) -> None:
-    """INTERCHANGE.md: a naive time is an error."""
+    """docs/contract.md "Command log": a naive time is an error."""
     setup_world(engine)
     with refused(engine, InvalidInput):
         buy(engine, at, ITEM)

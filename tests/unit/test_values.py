@@ -1,4 +1,4 @@
-"""The format rules of DOMAIN.md §1 ("Identifier formats"), money and months (§4).
+"""The format rules of docs/rules.md §1 ("Identifier formats"), money and months (§4).
 
 A value that exists is valid: each rule is checked where the value is built, and a bad input is
 ``InvalidInput`` (code ``invalid_input``) with a message that names the rule.
@@ -244,7 +244,7 @@ def test_billing_number_rejects_anything_else(text: str) -> None:
 
 
 def test_billing_json_rejects_unknown_methods_and_fields() -> None:
-    """INTERCHANGE.md: unknown fields are an error, so typos never pass silently."""
+    """docs/contract.md "Command log": unknown fields are an error, so typos never pass silently."""
     with pytest.raises(InvalidInput, match="billing method"):
         billing_from_json({"method": "cash"})
     with pytest.raises(InvalidInput, match="unknown field"):
@@ -324,7 +324,7 @@ def test_99_999_999_yen_is_the_largest_command_amount() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Business times (INTERCHANGE.md bounds): 2000-01-01 … 2099-12-31, Tokyo dates
+# Business times (docs/contract.md "Command log" bounds): 2000-01-01 … 2099-12-31, Tokyo dates
 
 
 @pytest.mark.parametrize(
@@ -351,7 +351,8 @@ def test_business_times_within_2000_to_2099_are_accepted(at: str) -> None:
     ],
 )
 def test_business_times_outside_2000_to_2099_are_invalid_input(at: str) -> None:
-    """INTERCHANGE.md bounds: ``at`` between 2000-01-01 and 2099-12-31 (Tokyo dates)."""
+    """docs/contract.md "Command log" bounds: ``at`` between 2000-01-01 and 2099-12-31 (Tokyo
+    dates)."""
     with pytest.raises(InvalidInput, match=r"at .* is outside 2000-01-01"):
         require_in_range(datetime.fromisoformat(at))
 
@@ -430,7 +431,7 @@ def test_year_month_of_an_instant_is_its_tokyo_month_whatever_the_offset(
 
 
 def test_tokyo_date_and_naive_times() -> None:
-    """INTERCHANGE.md: a naive time is an error."""
+    """docs/contract.md "Command log": a naive time is an error."""
     assert tokyo_date(datetime(2025, 1, 31, 15, 30, tzinfo=UTC)).isoformat() == "2025-02-01"
     with pytest.raises(InvalidInput, match="UTC offset"):
         tokyo_date(datetime(2025, 1, 31, 15, 30))

@@ -1,6 +1,6 @@
 """The writers' gate: a command that keeps losing races gets the store to itself.
 
-A regulation (DOMAIN.md §5) reads every Passport ID and subscription of its line; without the
+A regulation (docs/rules.md §5) reads every Passport ID and subscription of its line; without the
 gate a steady stream of purchases on the line starves it (each purchase lands between its
 read and its save).  See ``matome.application.eventstore.WriterGate``.
 """

@@ -39,7 +39,7 @@ class Listing:
     pricing: Pricing
     price: Yen
     listed_at: datetime
-    #: The service period it sets (DOMAIN.md §11), in billing months or in days; ``None``: none.
+    #: The service period it sets (docs/rules.md §11), in billing months or in days; ``None``: none.
     period_months: int | None = None
     period_days: int | None = None
 

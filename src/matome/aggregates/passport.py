@@ -104,7 +104,7 @@ class Holding:
     price: Yen
     purchased_at: datetime
     ended_at: datetime | None = None
-    #: When its service period ends (DOMAIN.md §11), ``None`` for none.
+    #: When its service period ends (docs/rules.md §11), ``None`` for none.
     period_ends_at: datetime | None = None
 
     @property
@@ -385,7 +385,7 @@ def _check_line_auth_setting(line: AccessLine, line_auth: bool | None, d: Decisi
 
 
 def check_new_password(password: Password | None, current_hash: str | None, d: Decision) -> None:
-    """The shape of a new password from contract 3 (DOMAIN.md §10, §11; seed 004's settings
+    """The shape of a new password from contract 3 (docs/rules.md §10, §11; seed 004's settings
     site, applied to Passport IDs as our decision): 8–12 ASCII letters and digits, not digits
     only, not the current one — ``invalid_input`` naming the rule.  Contract 2 accepted any
     password of rules §1 (4–10 characters), and a contract-2 log keeps that meaning."""

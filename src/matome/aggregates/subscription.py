@@ -94,7 +94,7 @@ class Subscription:
     cancelled_at: datetime | None = None
     cancel_reason: ev.CancelReason | None = None
     refunded: Yen = Yen.ZERO
-    #: When its service period ends (DOMAIN.md §11), ``None`` for none: a monthly-flat
+    #: When its service period ends (docs/rules.md §11), ``None`` for none: a monthly-flat
     #: subscription ends by itself then, a per-purchase item's access ends then.
     period_ends_at: datetime | None = None
 

@@ -28,7 +28,7 @@ class ProviderRegistered(DomainEvent):
 class ServiceListed(DomainEvent):
     """The provider listed a service or item with its pricing type and price (tax included).
 
-    Version 2 (contract 3, DOMAIN.md §11): the service period [サービス利用期間] it may set,
+    Version 2 (contract 3, docs/rules.md §11): the service period [サービス利用期間] it may set,
     ``period_months`` (monthly-flat) or ``period_days`` (per-purchase); ``None`` for none.
     """
 

@@ -149,7 +149,7 @@ class HoldingAdded(DomainEvent):
     for it).  Always false for a per-purchase item.
 
     Version 2 (contract 2): ``quantity`` of a per-purchase item (``price`` is the unit price).
-    Version 3 (contract 3, DOMAIN.md §11): ``period_ends_at`` as on the purchase's
+    Version 3 (contract 3, docs/rules.md §11): ``period_ends_at`` as on the purchase's
     ``Purchased``: a monthly holding is not charged past it.
     Version 4: ``rebought``.  Events recorded before it did not carry the fact: they upcast
     to ``None``, and the Passport's applier derives it for them as it always did (from the

@@ -21,7 +21,7 @@ class CancelReason(StrEnum):
     REGULATION = "regulation"  # §5: regulation cancels every subscription of the line
     PASSPORT_DELETED = "passport_deleted"  # §2
     LINE_CHANGE = "line_change"  # §6
-    #: DOMAIN.md §11: the service period the listing set ended.  Never stored on a
+    #: docs/rules.md §11: the service period the listing set ended.  Never stored on a
     #: ``Cancelled``: the end is a fact of the purchase (``Purchased.period_ends_at``).
     PERIOD_ENDED = "period_ended"
 
@@ -32,7 +32,7 @@ class Purchased(DomainEvent):
     """One purchase of one service by one Passport ID, with the price in force at that time.
 
     Version 2 (contract 2): ``quantity`` of a per-purchase item (``price`` is the unit price).
-    Version 3 (contract 3, DOMAIN.md §11): ``period_ends_at``, the instant the service period
+    Version 3 (contract 3, docs/rules.md §11): ``period_ends_at``, the instant the service period
     the listing set at purchase time ends — a monthly-flat subscription ends by itself then
     (00:00 Tokyo on a 1st), a per-purchase item's access ends then; ``None``: no period.
     """

@@ -121,7 +121,7 @@ class BillingMachine(RuleBasedStateMachine):
 
     def new_passwords(self, usual: list[str], pid: str | None = None) -> list[str]:
         """New passwords to draw from: under contract 3 also one of 12 characters, a
-        digits-only one and the ID's current one (DOMAIN.md §10: the last two refused)."""
+        digits-only one and the ID's current one (docs/rules.md §10: the last two refused)."""
         if self.contract < 3:
             return usual
         current = [self.passwords[pid]] if pid in self.passwords else []
@@ -129,7 +129,7 @@ class BillingMachine(RuleBasedStateMachine):
 
     @property
     def contract(self) -> int:
-        """The contract the machine's logs are written to (the policy's; DOMAIN.md §11)."""
+        """The contract the machine's logs are written to (the policy's; docs/rules.md §11)."""
         return self.policy.contract
 
     def consent(self, command: dict[str, Any], data: st.DataObject | None = None) -> None:
@@ -142,7 +142,7 @@ class BillingMachine(RuleBasedStateMachine):
             command["terms_consent"] = given
 
     def period(self, listing: dict[str, Any], data: st.DataObject) -> None:
-        """Contract 3: a listing now and then sets a service period (DOMAIN.md §11) — a few
+        """Contract 3: a listing now and then sets a service period (docs/rules.md §11) — a few
         billing months for a monthly-flat service, a few days for an item."""
         if self.contract >= 3:
             listing.update(data.draw(service_periods(listing["pricing"])))

@@ -1,7 +1,7 @@
 """A reference model of matome's business rules (contract 2, and contract 3 when its policy's
 ``contract`` says so), written apart from the engine.
 
-Contract 3 (DOMAIN.md §11) adds consent to the terms on ``register_passport``
+Contract 3 (docs/rules.md §11) adds consent to the terms on ``register_passport``
 (``consent_required``) and the shape of a new password (8–12 letters and digits, not digits
 only, not the current one — compared only for the holder of the right access key):
 ``invalid_input``.
@@ -220,7 +220,7 @@ class Sub:
     last_at: datetime
     cancelled_at: datetime | None = None
     refunds: list[tuple[datetime, int]] = field(default_factory=list)
-    #: DOMAIN.md §11: when the service period the listing set ends (None: no period).
+    #: docs/rules.md §11: when the service period the listing set ends (None: no period).
     period_end: datetime | None = None
 
     def active_at(self, at: datetime) -> bool:
@@ -690,7 +690,7 @@ class ReferenceModel:
             k.wrong_password = p
 
     def _new_password(self, given: Password | None, current: str | None, k: _Checks) -> None:
-        """DOMAIN.md §10/§11, contract 3: a new password is 8–12 letters and digits, not
+        """docs/rules.md §10/§11, contract 3: a new password is 8–12 letters and digits, not
         digits only, not the current one."""
         if given is None or self.policy.contract < 3:
             return
@@ -995,7 +995,7 @@ class ReferenceModel:
             "the limit at registration is at most 5,000 yen",
         )
         if self.policy.contract >= 3:
-            # DOMAIN.md §11: no consent to the terms, no Passport ID (seed 000).
+            # docs/rules.md §11: no consent to the terms, no Passport ID (seed 000).
             k.check(c.terms_consent is True, "consent_required", "no consent to the terms")
         self._new_password(c.password, None, k)
         if line is None:
@@ -1286,7 +1286,7 @@ class ReferenceModel:
 
 
 def _period_end(bought_at: datetime, service: Service) -> datetime | None:
-    """DOMAIN.md §11: ``period_months: N`` ends at 00:00 Tokyo on the 1st of the month after
+    """docs/rules.md §11: ``period_months: N`` ends at 00:00 Tokyo on the 1st of the month after
     the N-th billing month (the purchase month is the first); ``period_days: D``, D days after
     the purchase."""
     if service.period_days is not None:

@@ -235,7 +235,7 @@ def quantities() -> st.SearchStrategy[int]:
 
 
 def service_periods(pricing: str) -> st.SearchStrategy[dict[str, int]]:
-    """The service period a contract-3 ``list_service`` of ``pricing`` may carry (DOMAIN.md
+    """The service period a contract-3 ``list_service`` of ``pricing`` may carry (docs/rules.md
     §11), as the fields to add: none, ``period_months`` (monthly-flat) or ``period_days``
     (per-purchase)."""
     if pricing == "monthly":
