@@ -73,7 +73,7 @@ class LogPosition:
     command of the log the write applies, and the store refuses the write with
     :class:`LogPositionTaken` — in the write's transaction, under the store's write lock —
     if it has already recorded this log at or past ``first``.  So two runs of one log at once
-    cannot both apply a command (INTERCHANGE.md, contract 3, "A log is applied once").
+    cannot both apply a command (docs/reliability.md, "A log is applied once").
     """
 
     log_id: str

@@ -26,7 +26,7 @@ __all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
 #: (per-month totals), how far the billing run completed.  4: per month, provider and operator,
 #: the totals of the issued bills kept as they are issued (provider totals and settlement read
 #: one row per provider, not every bill row of the month).  5: purchases' service period end
-#: (DOMAIN.md §11).
+#: (docs/rules.md §11).
 SCHEMA_VERSION = 5
 #: The SQLite view connection's page cache, in MiB.
 CACHE_MIB = 32
