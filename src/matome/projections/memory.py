@@ -25,8 +25,8 @@ from matome.projections.views import (
     SUBS,
     TABLES,
     WHEN,
-    RefundRow,
     Raw,
+    RefundRow,
     parse_utc,
 )
 from matome.values import CustomerId, ProviderCode, YearMonth
