@@ -20,6 +20,7 @@ event.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -122,7 +123,7 @@ class _Writer:
     def __init__(self, cur: Cursor) -> None:
         self._cur = cur
         #: Buffered parameters by statement; the statement's (rank, table, columns changed).
-        self._pending: dict[str, list[Sequence[Any]]] = {}
+        self._pending: defaultdict[str, list[Sequence[Any]]] = defaultdict(list)
         self._shape: dict[str, tuple[int, str, frozenset[str]]] = {}
         #: Purchases by stream: inserted earlier in this chunk (purchase time as text), or read.
         self._subs: dict[str, tuple[str, str]] = {}
@@ -131,36 +132,39 @@ class _Writer:
         self._operators: dict[str, str] = {}
 
     def apply(self, changes: Sequence[Change]) -> None:
+        # The hot path of a rebuild (every handled event): type() tests and a defaultdict.
+        pending = self._pending
         for change in changes:
-            table = change.table
-            if isinstance(change, Insert):
+            kind = type(change)
+            table = change[0]
+            if kind is Insert:
+                row = change[1]
                 sql = table.insert_sql
-                params: Sequence[Any] = change.row
+                # As a plain tuple: sqlite3 binds a tuple subclass's items more slowly.
+                params: Sequence[Any] = tuple(row)
                 if table is SUBS:
-                    sub: SubRow = change.row  # type: ignore[assignment]
+                    sub: SubRow = row  # type: ignore[assignment]
                     self._subs[sub.stream] = (sub.receipt, sub.purchased_at)
                 elif table is LINES:
-                    line: LineRow = change.row  # type: ignore[assignment]
+                    line: LineRow = row  # type: ignore[assignment]
                     self._lines[line.stream] = line.customer_id
                     self._operators[line.customer_id] = line.operator
-            elif isinstance(change, Update):
-                sql = table.update_sql(change.by, change.columns)
-                params = (*change.values, change.key)
+            elif kind is Update:
+                _, by, key, columns, values = change  # type: ignore[misc]
+                sql = table.update_sql(by, columns)
+                params = (*values, key)
             else:
-                sql = table.upsert_sql(change.columns, change.add)
-                params = change.values
-            pending = self._pending.get(sql)
-            if pending is None:
-                pending = self._pending[sql] = []
-                if sql not in self._shape:
-                    self._shape[sql] = _shape(change)
-            pending.append(params)
+                _, columns, params, add = change  # type: ignore[misc]
+                sql = table.upsert_sql(columns, add)
+            if sql not in self._shape:
+                self._shape[sql] = _shape(change)
+            pending[sql].append(params)
 
     def flush(self) -> None:
         """Run every buffered change (see the class's docstring for the order)."""
         if not self._pending:
             return
-        pending, self._pending = self._pending, {}
+        pending, self._pending = self._pending, defaultdict(list)
         order = sorted(
             pending, key=lambda sql: (self._shape[sql][0], _TABLE_RANK[self._shape[sql][1]])
         )
@@ -174,9 +178,12 @@ class _Writer:
         self._lines.clear()
         self._operators.clear()
 
-    def prefetch(self, streams: Sequence[str], customers: Sequence[str]) -> None:
-        """Read the purchases of ``streams`` and the lines of ``customers`` written before
-        this chunk, with few queries (columns no statement changes: no flush needed)."""
+    def prefetch(self, events: Sequence[tuple[str, Raw]]) -> None:
+        """Read what the view functions of ``events`` (with their topics) will look up —
+        purchases by stream, lines' operators by customer ID — written before this chunk,
+        with few queries (columns no statement changes: no flush needed)."""
+        streams = [e.stream for topic, e in events if topic in _BY_PURCHASE]
+        customers = [e.state["customer_id"] for topic, e in events if topic == _ISSUED]
         for stream, receipt, purchased_at in self._fetch_in(_SUBS_BY_STREAMS, streams, self._subs):
             self._subs[stream] = (receipt, purchased_at)
         for customer_id, operator in self._fetch_in(_LINES_BY_IDS, customers, self._operators):
@@ -280,6 +287,7 @@ _IGNORED_SET = frozenset(IGNORED_TOPICS)
 #: Topics whose view function looks its purchase up by stream (prefetched a chunk at a time).
 _BY_PURCHASE = frozenset((sub_ev.Cancelled.TOPIC, sub_ev.Refunded.TOPIC))
 _ISSUED = bill_ev.BillIssued.TOPIC
+_PREFETCH_TOPICS = _BY_PURCHASE | {_ISSUED}
 
 
 class EventLog(Protocol):
@@ -419,12 +427,11 @@ class Projection:
             chunk = select(last + 1, limit, stop)
             events = [self._raw(row, state_of) for row in chunk]
             writes.prefetch(
-                [e.stream for e, row in zip(events, chunk, strict=True) if row[3] in _BY_PURCHASE],
                 [
-                    e.state["customer_id"]
+                    (row[3], e)
                     for e, row in zip(events, chunk, strict=True)
-                    if row[3] == _ISSUED
-                ],
+                    if row[3] in _PREFETCH_TOPICS
+                ]
             )
             for event, row in zip(events, chunk, strict=True):
                 try:
