@@ -48,8 +48,6 @@ from matome.documents import (
 )
 from matome.errors import UnknownLine
 from matome.events import bill as bill_ev
-from matome.events import catalog as catalog_ev
-from matome.events import ledger as ledger_ev
 from matome.events import line as line_ev
 from matome.events import passport as passport_ev
 from matome.events import subscription as sub_ev
@@ -215,14 +213,8 @@ def read_line(
             if purchase is not None and purchase.customer_id == customer_id:
                 purchases.append(purchase)
                 views.apply(stream)
-    names: dict[ProviderCode, str] = {}
     for code in sorted({p.provider for p in purchases}):
-        events = _read(store, provider_id(code), cutoff)
-        views.apply(events)
-        for e in events:
-            if isinstance(e, catalog_ev.ProviderRegistered):
-                names[code] = e.name
-    closed = [e.through for e in calendar if isinstance(e, ledger_ev.MonthsClosed)]
+        views.apply(_read(store, provider_id(code), cutoff))
     purchases.sort(key=lambda p: (p.purchased_at, p.receipt))
     return LineHistory(
         customer_id=customer_id,
@@ -230,8 +222,8 @@ def read_line(
         line_events=line_events,
         passport_events=passport_events,
         purchases=tuple(purchases),
-        provider_names=names,
-        closed_through=max(closed) if closed else None,
+        provider_names=dict(views.provider_names()),
+        closed_through=views.closed_through(),
         cutoff=cutoff,
         store=store,
         views=views,

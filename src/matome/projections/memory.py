@@ -27,6 +27,7 @@ from matome.projections.views import (
     WHEN,
     Raw,
     RefundRow,
+    SubRow,
     parse_utc,
 )
 from matome.values import CustomerId, ProviderCode, YearMonth
@@ -75,34 +76,30 @@ class MemoryViews:
 
     # BillFacts
 
-    def _purchase(self, receipt: str) -> Purchase | None:
-        row = self.tables.find(SUBS, "receipt", receipt)
-        operator = None if row is None else self.operator(row.customer_id)
-        return None if row is None or operator is None else Purchase.of(row, operator)
-
     def purchases(self, month: YearMonth, customer_id: str | None) -> list[Purchase]:
-        # Every purchase of the line (or lines) held: the charging rules decide.
+        # Every purchase of the line (or lines) held up to the month: the charging rules decide.
         subs = [
             s
             for s in self.tables.rows(SUBS)
             if (customer_id is None or s.customer_id == customer_id)
             and s.purchased_month <= str(month)
         ]
-        out = [
-            self._purchase(s.receipt)
-            for s in sorted(subs, key=lambda s: (s.purchased_at, s.receipt))
-        ]
-        return [p for p in out if p is not None]
+        subs.sort(key=lambda s: (s.purchased_at, s.receipt))
+        return [p for p in map(self._purchase, subs) if p is not None]
+
+    def _purchase(self, row: SubRow | None) -> Purchase | None:
+        operator = None if row is None else self.operator(row.customer_id)
+        return None if row is None or operator is None else Purchase.of(row, operator)
 
     def refunds(
         self, month: YearMonth, customer_id: str | None
     ) -> list[tuple[Purchase, RefundRow]]:
         out = []
         for refund in self.tables.rows(REFUNDS):
-            purchase = self._purchase(refund.receipt)
-            if purchase is None or refund.month != str(month):
+            if refund.month != str(month):
                 continue
-            if customer_id is None or purchase.row.customer_id == customer_id:
+            purchase = self._purchase(self.tables.find(SUBS, "receipt", refund.receipt))
+            if purchase is not None and customer_id in (None, purchase.row.customer_id):
                 out.append((purchase, refund))
         return out
 

@@ -220,8 +220,12 @@ class MemoryTables:
     tables (the audit replays one line's streams through them)."""
 
     def __init__(self, tables: Iterable[Table[Any]]) -> None:
+        tables = tuple(tables)
         self._rows: dict[str, dict[tuple[Any, ...], Any]] = {t.name: {} for t in tables}
-        self._tables = {t.name: t for t in tables}
+        #: The key of each row by the value of each unique column (never updated: ``fixed``).
+        self._unique: dict[tuple[str, str], dict[Any, tuple[Any, ...]]] = {
+            (t.name, u): {} for t in tables for u in t.unique
+        }
 
     def rows(self, table: Table[R]) -> list[R]:
         """The table's rows, in key order."""
@@ -230,11 +234,12 @@ class MemoryTables:
 
     def find(self, table: Table[R], column: str, value: Any) -> R | None:
         """The row whose ``column`` (its key or a unique column) is ``value``."""
-        for row in self._rows[table.name].values():
-            if getattr(row, column) == value:
-                found: R = row
-                return found
-        return None
+        rows = self._rows[table.name]
+        if table.key == (column,):
+            found: R | None = rows.get((value,))
+            return found
+        key = self._unique[table.name, column].get(value)
+        return None if key is None else rows[key]
 
     def apply(self, changes: Iterable[Change]) -> None:
         for change in changes:
@@ -244,17 +249,18 @@ class MemoryTables:
                 row = table.read(change.row)
                 key = tuple(getattr(row, k) for k in table.key)
                 if key in rows or any(
-                    self.find(table, u, getattr(row, u)) is not None for u in table.unique
+                    getattr(row, u) in self._unique[table.name, u] for u in table.unique
                 ):
                     raise ValueError(f"{table.sql_name}: a row with key {key!r} exists")
                 rows[key] = row
+                for u in table.unique:
+                    self._unique[table.name, u][getattr(row, u)] = key
             elif isinstance(change, Update):
                 table.update_sql(change.by, change.columns)  # the same checks as in SQL
-                for key, row in rows.items():
-                    if getattr(row, change.by) == change.key:
-                        rows[key] = row._replace(
-                            **dict(zip(change.columns, change.values, strict=True))
-                        )
+                found = self.find(table, change.by, change.key)
+                if found is not None:
+                    new = dict(zip(change.columns, change.values, strict=True))
+                    rows[tuple(getattr(found, k) for k in table.key)] = found._replace(**new)
             else:
                 table.upsert_sql(change.columns, change.add)
                 values = dict(zip(change.columns, change.values, strict=True))
