@@ -14,6 +14,7 @@ import pytest
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 
 from matome import audit
+from matome.documents import BillStatus, bill_status
 from matome.engine import Engine
 from matome.events import EVENT_TOPICS
 from matome.events import bill as bill_ev
@@ -321,3 +322,26 @@ def test_one_lines_streams_read_the_same_in_memory_as_in_sql(tmp_path: Path) -> 
         assert len(dumped["subs"]) == 2
     finally:
         engine.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# One bill status
+
+
+@pytest.mark.parametrize(
+    ("closed", "issued", "charged", "status"),
+    [
+        (None, False, False, BillStatus.PREVIEW),  # nothing closed: a preview
+        ("2024-01", True, True, BillStatus.ISSUED),  # its BillIssued is recorded
+        ("2024-01", False, True, BillStatus.PREVIEW),  # closed, run cut short: not yet issued
+        ("2024-01", False, False, BillStatus.ISSUED),  # closed and nothing to bill: final
+        ("2023-12", False, False, BillStatus.PREVIEW),  # a later month stays open
+    ],
+)
+def test_a_bills_status_is_issued_once_recorded_or_final_when_empty_and_closed(
+    closed: str | None, issued: bool, charged: bool, status: BillStatus
+) -> None:
+    """§7: a bill is a preview until issued; a closed month's empty bill is final."""
+    through = None if closed is None else YearMonth.parse(closed)
+    got = bill_status(YearMonth(2024, 1), through, issued=issued, charged=charged)
+    assert got is status
