@@ -44,10 +44,12 @@ from matome.projections.views import (
     BILLING,
     CALENDAR,
     CONTINUITY,
+    LINES,
     PROVIDERS,
     REFUNDS,
     SUBS,
     CalendarRow,
+    LineRow,
     RefundRow,
     parse_utc,
 )
@@ -151,15 +153,14 @@ class Documents:
     # -----------------------------------------------------------------------------------------
     # Lines and billing accounts
 
-    def _line(self, customer_id: str) -> Any:
+    def _line(self, customer_id: str) -> LineRow:
         rows = self.projection.query(
-            "SELECT customer_id, operator, kind, opened_at, predecessor, successor, ended_at "
-            "FROM mv_lines WHERE customer_id = ?",
+            f"SELECT {LINES.select_columns()} FROM mv_lines WHERE customer_id = ?",
             (customer_id,),
         )
         if not rows:
             raise UnknownLine(f"no access line {customer_id}")
-        return rows[0]
+        return LINES.read(rows[0])
 
     def billing_history(self, customer_id: CustomerId) -> list[AccountEntry]:
         """The line's billing accounts: (business time, line stream version, account)."""
