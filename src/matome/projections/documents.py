@@ -45,6 +45,7 @@ from matome.projections.views import (
     CALENDAR,
     CONTINUITY,
     LINES,
+    PROVIDER_MONTHS,
     PROVIDERS,
     REFUNDS,
     SUBS,
@@ -212,10 +213,13 @@ class Documents:
     def _issued_totals(self, month: YearMonth) -> list[tuple[ProviderCode, Operator, int, int]]:
         """Per provider and operator: amount and lines, from the month's issued bills."""
         rows = self.projection.query(
-            "SELECT provider, operator, amount, lines FROM mv_provider_months WHERE month = ?",
+            f"SELECT {PROVIDER_MONTHS.select_columns()} FROM mv_provider_months WHERE month = ?",
             (str(month),),
         )
-        return [(ProviderCode(p), Operator(o), int(a), int(n)) for p, o, a, n in rows]
+        return [
+            (ProviderCode(r.provider), Operator(r.operator), int(r.amount), int(r.lines))
+            for r in map(PROVIDER_MONTHS.read, rows)
+        ]
 
     def _settled_from_bills(self, month: YearMonth) -> bool:
         billed = self.billed_through()
