@@ -6,9 +6,14 @@ subscriptions, the providers they bought from, the billing calendar, the issued 
 a consolidated line — the representative's line), never the whole log, so auditing one line
 costs the same however large the store grows.  The history can be cut at a business time
 (``as_of``: what had happened by then) or at a recorded time (``recorded_as_of``: what the
-store knew then).  What was charged and why is decided by :mod:`matome.charging` — the same
-functions the bills and the spend check use — and the documents are composed by
-:mod:`matome.documents`, so the audit cannot tell a different story from the bill.
+store knew then).  The streams are applied in memory by the views' own functions
+(:class:`~matome.projections.memory.MemoryViews`), and the bill is composed from those rows by
+the function the documents use (:func:`~matome.projections.bills.line_bill`), so "recomputed
+equals issued" compares the output of one function; what was charged and why is decided by
+:mod:`matome.charging`, so the audit cannot tell a different story from the bill.
+
+Every event topic is either handled here (:data:`HANDLED`) or ignored (:data:`IGNORED`); an
+event of any other topic in a line's streams fails the audit.
 """
 
 from __future__ import annotations
@@ -27,37 +32,33 @@ from matome.aggregates.passport import passport_id_stream
 from matome.aggregates.subscription import subscription_id
 from matome.application.eventstore import EventStoreApplication
 from matome.documents import (
+    AccountEntry,
     Audit,
     AuditEvent,
     Bill,
-    BillStatus,
     Charge,
     ChargeKind,
     Difference,
     Explanation,
     LaterEvent,
-    LineCharge,
     LineMark,
     MonthMark,
     Timeline,
     TimelineRow,
-    account_in_force,
-    compose_bill,
-    issue_date,
-    sort_charges,
 )
 from matome.errors import UnknownLine
 from matome.events import bill as bill_ev
-from matome.events import catalog as catalog_ev
-from matome.events import ledger as ledger_ev
 from matome.events import line as line_ev
 from matome.events import passport as passport_ev
 from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
 from matome.policy import Policy
+from matome.projections.bills import line_bill, month_charges
+from matome.projections.memory import MemoryViews
+from matome.projections.views import IGNORED as VIEWS_IGNORED
+from matome.projections.views import WHEN
 from matome.values import (
     TOKYO,
-    BillingAccount,
     CustomerId,
     Operator,
     PassportId,
@@ -66,11 +67,9 @@ from matome.values import (
     ServiceCode,
     YearMonth,
     Yen,
-    tokyo_date,
 )
-from matome.wire import issued_bill
 
-__all__ = ["LineHistory", "Purchase", "audit_line", "read_line"]
+__all__ = ["HANDLED", "IGNORED", "LineHistory", "Purchase", "audit_line", "read_line"]
 
 
 @attrs.frozen
@@ -132,29 +131,54 @@ class LineHistory:
     closed_through: YearMonth | None
     cutoff: Cutoff
     store: EventStoreApplication
+    #: The line's streams (and the calendar's, its providers', its bills') applied by the
+    #: views' functions, in memory: what its bills are composed from.
+    views: _LineViews
 
-    def billing_history(self, customer_id: CustomerId) -> list[tuple[datetime, int, Any]]:
-        events = (
-            self.line_events
-            if customer_id == self.customer_id
-            else _read(self.store, line_id(customer_id), self.cutoff)
-        )
-        return [
-            (e.at, e.originator_version, e.billing)
-            for e in events
-            if isinstance(e, line_ev.LineOpened | line_ev.BillingChanged)
-        ]
 
-    def account_of(self, customer_id: CustomerId, month: YearMonth) -> BillingAccount:
-        history = self.billing_history(customer_id)
-        if not history:  # a representative that never existed: bill by the phone schedule
-            return self.account_of(self.customer_id, month)
-        return account_in_force(history, month)
+class _LineViews(MemoryViews):
+    """The views of one line's streams; a representative's line stream is read (and applied)
+    when its billing account is first asked for (§7: the issue date follows it)."""
+
+    def __init__(self, store: EventStoreApplication, cutoff: Cutoff) -> None:
+        super().__init__()
+        self._store = store
+        self._cutoff = cutoff
+        self._lines: set[CustomerId] = set()
+
+    def line(self, customer_id: CustomerId, events: Sequence[DomainEvent]) -> None:
+        self._lines.add(customer_id)
+        self.apply(events)
+
+    def billing_history(self, customer_id: CustomerId) -> list[AccountEntry]:
+        if customer_id not in self._lines:
+            self.line(customer_id, _read(self._store, line_id(customer_id), self._cutoff))
+        return super().billing_history(customer_id)
+
+
+#: The topics the audit reads: what the views' functions read (applied in memory), and the
+#: line and Passport ID events it explains charges with.
+HANDLED: frozenset[type[DomainEvent]] = frozenset(
+    (
+        *WHEN,
+        line_ev.PassportAttached,
+        line_ev.Regulated,
+        line_ev.RegulationLifted,
+        passport_ev.HoldingAdded,
+    )
+)
+#: The topics the audit meets in a line's streams and leaves alone.
+IGNORED: frozenset[type[DomainEvent]] = VIEWS_IGNORED - HANDLED
 
 
 def _read(store: EventStoreApplication, stream: Any, cutoff: Cutoff) -> tuple[DomainEvent, ...]:
-    events = [e for e in store.events.get(stream) if isinstance(e, DomainEvent)]
-    return tuple(e for e in events if cutoff.keeps(e))
+    out = []
+    for e in store.events.get(stream):
+        if not isinstance(e, DomainEvent) or not (type(e) in HANDLED or type(e) in IGNORED):
+            raise LookupError(f"the audit neither handles nor ignores {type(e).__name__}")
+        if cutoff.keeps(e):
+            out.append(e)
+    return tuple(out)
 
 
 def read_line(
@@ -170,27 +194,27 @@ def read_line(
     opened = next((e for e in line_events if isinstance(e, line_ev.LineOpened)), None)
     if opened is None:
         raise UnknownLine(f"no access line {customer_id}" + (" as of then" if line_events else ""))
+    # Applied stream by stream, each after those its view functions look up: the calendar,
+    # the line, its Passport IDs, their purchases, the providers (the bills: by audit_line).
+    views = _LineViews(store, cutoff)
+    calendar = _read(store, CALENDAR_ID, cutoff)
+    views.apply(calendar)
+    views.line(customer_id, line_events)
     passport_ids = [e.passport_id for e in line_events if isinstance(e, line_ev.PassportAttached)]
     passport_events: dict[PassportId, tuple[DomainEvent, ...]] = {}
     purchases: list[Purchase] = []
     for pid in dict.fromkeys(passport_ids):
         events = _read(store, passport_id_stream(pid), cutoff)
         passport_events[pid] = events
+        views.apply(events)
         for held in (e for e in events if isinstance(e, passport_ev.HoldingAdded)):
-            purchase = _purchase(_read(store, subscription_id(held.receipt), cutoff))
+            stream = _read(store, subscription_id(held.receipt), cutoff)
+            purchase = _purchase(stream)
             if purchase is not None and purchase.customer_id == customer_id:
                 purchases.append(purchase)
-    codes = {p.provider for p in purchases}
-    names: dict[ProviderCode, str] = {}
-    for code in codes:
-        for e in _read(store, provider_id(code), cutoff):
-            if isinstance(e, catalog_ev.ProviderRegistered):
-                names[code] = e.name
-    closed = [
-        e.through
-        for e in _read(store, CALENDAR_ID, cutoff)
-        if isinstance(e, ledger_ev.MonthsClosed)
-    ]
+                views.apply(stream)
+    for code in sorted({p.provider for p in purchases}):
+        views.apply(_read(store, provider_id(code), cutoff))
     purchases.sort(key=lambda p: (p.purchased_at, p.receipt))
     return LineHistory(
         customer_id=customer_id,
@@ -198,10 +222,11 @@ def read_line(
         line_events=line_events,
         passport_events=passport_events,
         purchases=tuple(purchases),
-        provider_names=names,
-        closed_through=max(closed) if closed else None,
+        provider_names=dict(views.provider_names()),
+        closed_through=views.closed_through(),
         cutoff=cutoff,
         store=store,
+        views=views,
     )
 
 
@@ -248,77 +273,20 @@ def _audit_event(e: DomainEvent) -> AuditEvent:
     )
 
 
-def _charge(
-    p: Purchase,
-    unit_price: int,
-    quantity: int,
-    kind: ChargeKind,
-    sources: list[str],
-    reason: str | None = None,
-) -> Charge:
-    return Charge(
-        receipt=p.receipt,
-        passport_id=p.passport_id,
-        provider=p.provider,
-        service=p.service,
-        service_name=p.service_name,
-        pricing=p.pricing,
-        unit_price=Yen(unit_price),
-        quantity=quantity,
-        amount=Yen(unit_price * quantity),
-        started_on=tokyo_date(p.purchased_at),
-        kind=kind,
-        sources=tuple(sources),
-        reason=reason,
-        ends_on=None if p.period_ends_at is None else tokyo_date(p.period_ends_at),
-    )
-
-
 def charges(history: LineHistory, month: YearMonth, policy: Policy) -> list[Charge]:
-    """The line's charges of ``month`` as its streams tell them (the same rules as the views)."""
-    out: list[LineCharge] = []
-    once = policy.monthly_once_per_month
-    for p, _, charged in charging.assess_month(history.purchases, month, once_per_month=once):
-        if charged:
-            sources = [f"{p.receipt}@1"]
-            if p.cancelled is not None and YearMonth.of(p.cancelled.at) == month:
-                sources.append(f"{p.receipt}@{p.cancelled.originator_version}")
-            out.append(
-                _line_charge(
-                    history, _charge(p, p.price.amount, p.quantity, ChargeKind.CHARGE, sources)
-                )
-            )
-    for p in history.purchases:
-        for r in p.refunds:
-            if YearMonth.of(r.at) == month:
-                charge = _charge(
-                    p,
-                    -r.amount.amount,
-                    1,
-                    ChargeKind.REFUND,
-                    [f"{p.receipt}@{r.originator_version}"],
-                    r.reason,
-                )
-                out.append(_line_charge(history, charge))
-    return [c.charge for c in sort_charges(out)]
-
-
-def _line_charge(history: LineHistory, charge: Charge) -> LineCharge:
-    return LineCharge(customer_id=history.customer_id, operator=history.operator, charge=charge)
+    """The line's charges of ``month`` as its streams tell them (the function the documents
+    use, over the views of the line's streams)."""
+    return [
+        c.charge for c in month_charges(history.views, month, history.customer_id.value, policy)
+    ]
 
 
 def bill(history: LineHistory, month: YearMonth, policy: Policy) -> Bill:
-    """The line's bill of ``month`` recomputed from its streams."""
-    closed = history.closed_through is not None and month <= history.closed_through
-    return compose_bill(
-        customer_id=history.customer_id,
-        month=month,
-        billing_account=history.account_of(history.customer_id, month),
-        issue_date=issue_date(history.customer_id, month, history.account_of),
-        status=BillStatus.ISSUED if closed else BillStatus.PREVIEW,
-        charges=charges(history, month, policy),
-        provider_names=history.provider_names,
-    )
+    """The line's bill of ``month`` recomputed from its streams: the documents' own
+    composition (:func:`~matome.projections.bills.line_bill`), its status the documents' too
+    (issued once the history holds its ``BillIssued``)."""
+    issued = _issued(history, month) is not None
+    return line_bill(history.views, history.customer_id, month, policy, issued=issued)
 
 
 def _cause(history: LineHistory, p: Purchase) -> list[DomainEvent]:
@@ -464,8 +432,11 @@ def timeline(history: LineHistory, month: YearMonth, policy: Policy) -> Timeline
 
 
 def _issued(history: LineHistory, month: YearMonth) -> bill_ev.BillIssued | None:
+    """The line's ``BillIssued`` of ``month`` in the history (applied to its views)."""
     events = _read(history.store, bill_id(history.customer_id, month), history.cutoff)
     issued = [e for e in events if isinstance(e, bill_ev.BillIssued)]
+    if issued and history.views.issued_bill(history.customer_id, month) is None:
+        history.views.apply(issued[:1])
     return issued[0] if issued else None
 
 
@@ -520,10 +491,11 @@ def audit_line(
     history = read_line(store, customer_id, as_of=as_of, recorded_as_of=recorded_as_of)
     recomputed = bill(history, month, policy)
     issued_event = _issued(history, month)
-    issued = None if issued_event is None else issued_bill(issued_event)
+    # The bill as issued, as the views hold it (its document as stored).
+    issued = history.views.issued_bill(customer_id, month)
     differences: list[Difference] = []
     later: list[LaterEvent] = []
-    if issued_event is not None and issued is not None:
+    if issued_event is not None:
         issued_at = issued_event.timestamp
         after = [e for p in history.purchases for e in p.events[1:] if e.timestamp > issued_at]
         for p in history.purchases:
@@ -533,7 +505,8 @@ def audit_line(
                     stub += f"was issued: it belongs to {YearMonth.of(e.at)}, the month of its "
                     stub += "business time; issued bills never change (§7)"
                     later.append(LaterEvent(receipt=p.receipt, why=stub, event=_audit_event(e)))
-        differences = _differences(issued, recomputed, after)
+        if issued is not None:
+            differences = _differences(issued, recomputed, after)
     return Audit(
         customer_id=customer_id,
         month=month,

@@ -27,7 +27,7 @@ import attrs
 from matome import __version__
 from matome.application.eventstore import LogPosition
 from matome.commands import DEFAULT_CONTRACT, Command
-from matome.documents import check_page
+from matome.documents import BillStatus, bill_status, check_page
 from matome.engine import Engine
 from matome.errors import (
     Busy,
@@ -674,8 +674,7 @@ def _cmd_settle(args: argparse.Namespace) -> int:
     month = YearMonth.parse(args.month)
 
     def preview(shown: Any) -> bool:
-        closed: YearMonth | None = shown[1]
-        return closed is None or month > closed
+        return bill_status(month, shown[1]) is BillStatus.PREVIEW
 
     return _document(
         args,

@@ -65,6 +65,7 @@ __all__ = [
     "UsageStatus",
     "Verification",
     "account_in_force",
+    "bill_status",
     "check_page",
     "compose_bill",
     "compose_provider_totals",
@@ -527,6 +528,27 @@ def issue_date(
     day = 17 if isinstance(account, CustomerNumber) else 22
     following = month.next()
     return date(following.year, following.month, day)
+
+
+def bill_status(
+    month: YearMonth,
+    closed_through: YearMonth | None,
+    *,
+    issued: bool = False,
+    charged: bool = False,
+) -> BillStatus:
+    """A bill's status (§7): ``issued`` once its ``BillIssued`` is recorded; a line with
+    nothing ``charged`` in a closed month gets no ``BillIssued`` (the billing run records
+    none) and can gain no charge there, so its empty bill is final and reads as issued; any
+    other bill is a ``preview``.  A closed month alone is not enough: a billing run cut short
+    has closed the month and issued only some of its bills.
+
+    With neither ``issued`` nor ``charged`` it says whether the month is final at all (a
+    settlement is a preview until its month is closed)."""
+    if issued:
+        return BillStatus.ISSUED
+    closed = closed_through is not None and month <= closed_through
+    return BillStatus.ISSUED if closed and not charged else BillStatus.PREVIEW
 
 
 def compose_bill(

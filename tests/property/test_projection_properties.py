@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +37,8 @@ from matome.events import passport as passport_ev
 from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
 from matome.projections import runner
-from matome.projections.viewstore import Cursor
+from matome.projections.tables import Change
+from matome.projections.views import Lookups, Raw, When
 from matome.values import TOKYO
 from matome.wire import to_json
 from tests.conftest import TEST_ITERATIONS, EngineFactory
@@ -315,18 +316,18 @@ def faulty_handlers(fail_at: int) -> Iterator[list[int]]:
     """Make the ``fail_at``-th event handled (1-based) raise; yields the handled count."""
     handled = [0]
 
-    def wrap(handler: Callable[[Cursor, Any], None]) -> Callable[[Cursor, Any], None]:
-        def faulty(cur: Cursor, event: Any) -> None:
+    def wrap(when: When) -> When:
+        def faulty(event: Raw, lookups: Lookups) -> Sequence[Change]:
             handled[0] += 1
             if handled[0] == fail_at:
                 raise Fault(f"fault at event {fail_at}")
-            handler(cur, event)
+            return when(event, lookups)
 
         return faulty
 
     with pytest.MonkeyPatch.context() as mp:
-        for event_class, handler in list(runner.HANDLERS.items()):
-            mp.setitem(runner.HANDLERS, event_class, wrap(handler))
+        for topic, when in list(runner.HANDLERS.items()):
+            mp.setitem(runner.HANDLERS, topic, wrap(when))
         yield handled
 
 

@@ -12,19 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
-import attrs
-
-from matome import charging
 from matome.documents import (
     AccountEntry,
     Bill,
     BillStatus,
     Charge,
-    ChargeKind,
     Contact,
     ContinuityRow,
     LineCharge,
@@ -39,12 +34,26 @@ from matome.documents import (
     compose_settlement_from_totals,
     compose_statement,
     issue_date,
-    sort_charges,
 )
 from matome.errors import UnknownLine
 from matome.fees import DEFAULT_SCHEDULE, Fee, FeePeriod, fee_for
 from matome.policy import Policy
+from matome.projections.bills import Purchase, account_entry, account_of, line_bill, month_charges
 from matome.projections.runner import Projection
+from matome.projections.views import (
+    BILLING,
+    CALENDAR,
+    CONTINUITY,
+    LINES,
+    PROVIDER_MONTHS,
+    PROVIDERS,
+    REFUNDS,
+    SUBS,
+    CalendarRow,
+    LineRow,
+    RefundRow,
+    parse_utc,
+)
 from matome.values import (
     TOKYO,
     BillingAccount,
@@ -52,106 +61,24 @@ from matome.values import (
     CustomerId,
     Operator,
     PassportId,
-    Pricing,
     ProviderCode,
-    ServiceCode,
     YearMonth,
     Yen,
-    billing_from_json,
-    tokyo_date,
 )
 from matome.wire import dumps, from_json, to_json
 
 __all__ = ["Documents", "bill_digest"]
 
-_SUB_COLUMNS = (
-    "s.receipt, s.customer_id, s.passport_id, s.provider, s.service, s.service_name, "
-    "s.pricing, s.price, s.purchased_at, s.purchased_month, s.cancelled_at, s.cancel_version, "
-    "s.quantity, l.operator, s.period_ends_at"
-)
 #: A purchase with its line's operator (settlement is per operator, §8).
+_SUB_COLUMNS = f"{SUBS.select_columns('s')}, l.operator"
 _SUBS = "mv_subs s JOIN mv_lines l ON l.customer_id = s.customer_id"
-_N_SUB_COLUMNS = 15
+_N_SUB = len(SUBS.columns)
 #: Keys per ``IN (...)`` query (below every SQL engine's limit on parameters).
 _IN_CHUNK = 500
 
 
-def _parse_utc(text: str) -> datetime:
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
-
-
-@attrs.frozen
-class _Sub:
-    """A purchase as the views hold it: what the charging rules read (``Chargeable``)."""
-
-    receipt: str
-    customer_id: str
-    passport_id: str
-    provider: str
-    service: str
-    service_name: str
-    pricing: str
-    price: int
-    purchased_at: datetime
-    purchased_month: str
-    cancelled_at: datetime | None
-    cancel_version: int | None
-    quantity: int
-    operator: str
-    #: When its service period ends (§11): ``cancelled_at`` holds it already for a monthly
-    #: subscription not cancelled earlier; kept apart for the documents to show.
-    period_ends_at: datetime | None = None
-
-    @property
-    def amount(self) -> int:
-        return self.price * self.quantity
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> _Sub:
-        return cls(
-            receipt=row[0],
-            customer_id=row[1],
-            passport_id=row[2],
-            provider=row[3],
-            service=row[4],
-            service_name=row[5],
-            pricing=row[6],
-            price=int(row[7]),
-            purchased_at=_parse_utc(row[8]),
-            purchased_month=row[9],
-            cancelled_at=None if row[10] is None else _parse_utc(row[10]),
-            cancel_version=row[11],
-            quantity=int(row[12]),
-            operator=row[13],
-            period_ends_at=None if row[14] is None else _parse_utc(row[14]),
-        )
-
-    def charge(
-        self, unit_price: int, quantity: int, kind: ChargeKind, sources: list[str]
-    ) -> LineCharge:
-        return LineCharge(
-            customer_id=CustomerId(self.customer_id),
-            operator=Operator(self.operator),
-            charge=Charge(
-                receipt=self.receipt,
-                passport_id=PassportId(self.passport_id),
-                provider=ProviderCode(self.provider),
-                service=ServiceCode(self.service),
-                service_name=self.service_name,
-                pricing=Pricing(self.pricing),
-                unit_price=Yen(unit_price),
-                quantity=quantity,
-                amount=Yen(unit_price * quantity),
-                started_on=tokyo_date(self.purchased_at),
-                kind=kind,
-                sources=tuple(sources),
-                ends_on=None if self.period_ends_at is None else tokyo_date(self.period_ends_at),
-            ),
-        )
-
-
-def _cancelled_in(cancelled_at: datetime | None, month: YearMonth) -> bool:
-    return cancelled_at is not None and YearMonth.of(cancelled_at) == month
+def _purchase(row: Sequence[Any]) -> Purchase:
+    return Purchase.of(SUBS.read(row[:_N_SUB]), row[_N_SUB])
 
 
 def bill_digest(bill: Bill) -> str:
@@ -182,14 +109,15 @@ class Documents:
     # -----------------------------------------------------------------------------------------
     # Charges
 
-    def _subs(self, where: str, params: tuple[Any, ...]) -> list[_Sub]:
+    def _subs(self, where: str, params: tuple[Any, ...]) -> list[Purchase]:
         rows = self.projection.query(
             f"SELECT {_SUB_COLUMNS} FROM {_SUBS} WHERE {where} ORDER BY s.purchased_at, s.receipt",
             params,
         )
-        return [_Sub.from_row(r) for r in rows]
+        return [_purchase(r) for r in rows]
 
-    def _month_subs(self, month: YearMonth, customer_id: str | None) -> list[_Sub]:
+    def purchases(self, month: YearMonth, customer_id: str | None) -> list[Purchase]:
+        """The purchases that may be charged in ``month`` (:class:`BillFacts`)."""
         # Only narrows the rows read (monthly subscriptions not cancelled before the month and
         # the month's purchases); matome.charging decides which of them are charged.
         m = str(month)
@@ -203,9 +131,12 @@ class Documents:
             params = (customer_id, *params)
         return self._subs(where, params)
 
-    def _refunds(self, month: YearMonth, customer_id: str | None) -> list[tuple[_Sub, Any]]:
+    def refunds(
+        self, month: YearMonth, customer_id: str | None
+    ) -> list[tuple[Purchase, RefundRow]]:
+        """The refunds recorded in ``month``, with their purchases (:class:`BillFacts`)."""
         sql = (
-            f"SELECT {_SUB_COLUMNS}, r.version, r.at, r.amount, r.reason FROM mv_refunds r "
+            f"SELECT {_SUB_COLUMNS}, {REFUNDS.select_columns('r')} FROM mv_refunds r "
             "JOIN mv_subs s ON s.receipt = r.receipt "
             "JOIN mv_lines l ON l.customer_id = s.customer_id WHERE r.month = ?"
         )
@@ -214,45 +145,31 @@ class Documents:
             sql += " AND s.customer_id = ?"
             params = (*params, customer_id)
         rows = self.projection.query(sql + " ORDER BY r.at, s.receipt, r.version", params)
-        return [(_Sub.from_row(r[:_N_SUB_COLUMNS]), r[_N_SUB_COLUMNS:]) for r in rows]
+        return [(_purchase(r), REFUNDS.read(r[_N_SUB + 1 :])) for r in rows]
 
     def charges(self, month: YearMonth, customer_id: str | None = None) -> list[LineCharge]:
         """The charges of ``month`` (rules §4), of one line or of every line, sorted."""
-        out: list[LineCharge] = []
-        subs = self._month_subs(month, customer_id)
-        once = self.policy.monthly_once_per_month
-        for sub in charging.charged_purchases(subs, month, once_per_month=once):
-            sources = [f"{sub.receipt}@1"]
-            if sub.cancel_version is not None and _cancelled_in(sub.cancelled_at, month):
-                # The cancellation is a source of the charge of its own month only: earlier
-                # months' charges never change, so issued bills keep their sources.
-                sources.append(f"{sub.receipt}@{sub.cancel_version}")
-            out.append(sub.charge(sub.price, sub.quantity, ChargeKind.CHARGE, sources))
-        for sub, (version, _at, amount, reason) in self._refunds(month, customer_id):
-            refund = sub.charge(-int(amount), 1, ChargeKind.REFUND, [f"{sub.receipt}@{version}"])
-            out.append(attrs.evolve(refund, charge=attrs.evolve(refund.charge, reason=reason)))
-        return sort_charges(out)
+        return month_charges(self, month, customer_id, self.policy)
 
     # -----------------------------------------------------------------------------------------
     # Lines and billing accounts
 
-    def _line(self, customer_id: str) -> Any:
+    def _line(self, customer_id: str) -> LineRow:
         rows = self.projection.query(
-            "SELECT customer_id, operator, kind, opened_at, predecessor, successor, ended_at "
-            "FROM mv_lines WHERE customer_id = ?",
+            f"SELECT {LINES.select_columns()} FROM mv_lines WHERE customer_id = ?",
             (customer_id,),
         )
         if not rows:
             raise UnknownLine(f"no access line {customer_id}")
-        return rows[0]
+        return LINES.read(rows[0])
 
     def billing_history(self, customer_id: CustomerId) -> list[AccountEntry]:
         """The line's billing accounts: (business time, line stream version, account)."""
         rows = self.projection.query(
-            "SELECT at, version, billing FROM mv_billing WHERE customer_id = ?",
+            f"SELECT {BILLING.select_columns()} FROM mv_billing WHERE customer_id = ?",
             (customer_id.value,),
         )
-        return [(_parse_utc(at), int(v), billing_from_json(json.loads(b))) for at, v, b in rows]
+        return [account_entry(BILLING.read(r)) for r in rows]
 
     def billing_histories(
         self, customer_ids: Sequence[CustomerId]
@@ -265,12 +182,13 @@ class Documents:
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = ids[start : start + _IN_CHUNK]
             rows = self.projection.query(
-                "SELECT customer_id, at, version, billing FROM mv_billing "
+                f"SELECT {BILLING.select_columns()} FROM mv_billing "
                 f"WHERE customer_id IN ({', '.join('?' * len(chunk))})",
                 tuple(chunk),
             )
-            for cid, at, v, b in rows:
-                out[by_text[cid]].append((_parse_utc(at), int(v), billing_from_json(json.loads(b))))
+            for values in rows:
+                row = BILLING.read(values)
+                out[by_text[row.customer_id]].append(account_entry(row))
         return out
 
     def billing_account(self, customer_id: CustomerId, month: YearMonth) -> BillingAccount:
@@ -278,21 +196,30 @@ class Documents:
         return account_in_force(self.billing_history(customer_id), month)
 
     def closed_through(self) -> YearMonth | None:
-        rows = self.projection.query("SELECT closed_through FROM mv_calendar WHERE id = 1")
-        return YearMonth.parse(rows[0][0]) if rows and rows[0][0] else None
+        through = self._calendar().closed_through
+        return None if through is None else YearMonth.parse(through)
 
     def billed_through(self) -> YearMonth | None:
         """The last month every bill of which is issued (the billing run completed it)."""
-        rows = self.projection.query("SELECT billed_through FROM mv_calendar WHERE id = 1")
-        return YearMonth.parse(rows[0][0]) if rows and rows[0][0] else None
+        through = self._calendar().billed_through
+        return None if through is None else YearMonth.parse(through)
+
+    def _calendar(self) -> CalendarRow:
+        rows = self.projection.query(
+            f"SELECT {CALENDAR.select_columns()} FROM mv_calendar WHERE id = 1"
+        )
+        return CALENDAR.read(rows[0]) if rows else CalendarRow(1, None, None)
 
     def _issued_totals(self, month: YearMonth) -> list[tuple[ProviderCode, Operator, int, int]]:
         """Per provider and operator: amount and lines, from the month's issued bills."""
         rows = self.projection.query(
-            "SELECT provider, operator, amount, lines FROM mv_provider_months WHERE month = ?",
+            f"SELECT {PROVIDER_MONTHS.select_columns()} FROM mv_provider_months WHERE month = ?",
             (str(month),),
         )
-        return [(ProviderCode(p), Operator(o), int(a), int(n)) for p, o, a, n in rows]
+        return [
+            (ProviderCode(r.provider), Operator(r.operator), int(r.amount), int(r.lines))
+            for r in map(PROVIDER_MONTHS.read, rows)
+        ]
 
     def _settled_from_bills(self, month: YearMonth) -> bool:
         billed = self.billed_through()
@@ -313,11 +240,7 @@ class Documents:
         issued = self.issued_bill(customer_id, month)
         if issued is not None:
             return issued
-        charges = [c.charge for c in self.charges(month, customer_id)]
-        closed = self.closed_through()
-        final = not charges and closed is not None and month <= closed
-        status = BillStatus.ISSUED if final else BillStatus.PREVIEW
-        return self.compose_bill(CustomerId(customer_id), month, charges, status)
+        return line_bill(self, CustomerId(customer_id), month, self.policy, issued=False)
 
     def issued_bill(self, customer_id: str, month: YearMonth) -> Bill | None:
         """The bill as issued by the billing run, if it was."""
@@ -340,16 +263,18 @@ class Documents:
         """The bill of ``charges``; ``histories`` (:meth:`billing_histories`) and
         ``provider_names``, when given, are used instead of reading them (many bills)."""
 
-        def account_of(cid: CustomerId, m: YearMonth) -> BillingAccount:
+        accounts = account_of(self, customer_id)
+
+        def account(cid: CustomerId, m: YearMonth) -> BillingAccount:
             if histories is not None and cid in histories:
                 return account_in_force(histories[cid], m)
-            return self.billing_account(cid, m)
+            return accounts(cid, m)
 
         return compose_bill(
             customer_id=customer_id,
             month=month,
-            billing_account=account_of(customer_id, month),
-            issue_date=issue_date(customer_id, month, account_of),
+            billing_account=account(customer_id, month),
+            issue_date=issue_date(customer_id, month, account),
             status=status,
             charges=charges,
             provider_names=self.provider_names() if provider_names is None else provider_names,
@@ -357,8 +282,11 @@ class Documents:
 
     def provider_names(self) -> dict[ProviderCode, str]:
         return {
-            ProviderCode(r[0]): r[1]
-            for r in self.projection.query("SELECT provider, name FROM mv_providers")
+            ProviderCode(r.provider): r.name
+            for r in map(
+                PROVIDERS.read,
+                self.projection.query(f"SELECT {PROVIDERS.select_columns()} FROM mv_providers"),
+            )
         }
 
     def statement(
@@ -379,11 +307,14 @@ class Documents:
         """Providers the line has bought from, with their contacts [お問合せ先一覧] (§7)."""
         self._line(customer_id)
         rows = self.projection.query(
-            "SELECT p.provider, p.name, p.contact FROM mv_providers p WHERE p.provider IN "
+            f"SELECT {PROVIDERS.select_columns('p')} FROM mv_providers p WHERE p.provider IN "
             "(SELECT DISTINCT provider FROM mv_subs WHERE customer_id = ?) ORDER BY p.provider",
             (customer_id,),
         )
-        return [Contact(provider=ProviderCode(r[0]), name=r[1], contact=r[2]) for r in rows]
+        return [
+            Contact(provider=ProviderCode(r.provider), name=r.name, contact=r.contact)
+            for r in map(PROVIDERS.read, rows)
+        ]
 
     def provider_totals(self, month: YearMonth) -> list[ProviderTotal]:
         """Per provider: lines billed and amount, across every line, for ``month``.
@@ -435,10 +366,7 @@ class Documents:
         """The line-move continuity table (§6): every line change applied (of one line)."""
         if customer_id is not None:
             self._line(customer_id)
-        sql = (
-            "SELECT customer_id, at, change, new_customer_id, kept, cancelled, deleted "
-            "FROM mv_continuity"
-        )
+        sql = f"SELECT {CONTINUITY.select_columns()} FROM mv_continuity"
         params: tuple[Any, ...] = ()
         if customer_id is not None:
             sql += " WHERE customer_id = ?"
@@ -446,15 +374,17 @@ class Documents:
         rows = self.projection.query(sql + " ORDER BY at, customer_id, version", params)
         return [
             ContinuityRow(
-                customer_id=CustomerId(r[0]),
-                at=_parse_utc(r[1]).astimezone(TOKYO),
-                change=ChangeKind(r[2]),
-                new_customer_id=None if r[3] is None else CustomerId(r[3]),
-                kept=bool(r[4]),
-                cancelled=tuple(json.loads(r[5])),
-                deleted=tuple(PassportId(p) for p in json.loads(r[6])),
+                customer_id=CustomerId(r.customer_id),
+                at=parse_utc(r.at).astimezone(TOKYO),
+                change=ChangeKind(r.change),
+                new_customer_id=None
+                if r.new_customer_id is None
+                else CustomerId(r.new_customer_id),
+                kept=bool(r.kept),
+                cancelled=tuple(json.loads(r.cancelled)),
+                deleted=tuple(PassportId(p) for p in json.loads(r.deleted)),
             )
-            for r in rows
+            for r in map(CONTINUITY.read, rows)
         ]
 
     def first_charge_month(self) -> YearMonth | None:

@@ -10,17 +10,19 @@ writing transaction (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on
 
 Speed (a rebuild replays the whole log): a batch is large (one transaction rewrites every
 index page it touched, so fewer transactions write fewer pages) and is applied a chunk at a
-time.  The handlers write through a :class:`_BatchCursor`, which runs the frequent inserts and
-updates of a chunk with ``executemany``, in an order that gives the same rows (see its
-docstring), and answers the handlers' "which purchase (line) is this stream" lookups from the
-chunk itself or from one query per chunk instead of one per event.
+time.  The view functions (:mod:`matome.projections.views`) return their changes as data; a
+:class:`_Writer` runs a chunk's changes with ``executemany`` per statement, in an order that
+gives the same rows (see its docstring), and answers the functions' "which purchase (line) is
+this stream" lookups from the chunk itself or from one query per chunk instead of one per
+event.
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -32,19 +34,35 @@ from eventsourcing.persistence import (
 )
 
 from matome.application.eventstore import event_to_json, upcast
-from matome.charging import last_charged_month
 from matome.events import bill as bill_ev
-from matome.events import catalog as catalog_ev
-from matome.events import ledger as ledger_ev
-from matome.events import line as line_ev
-from matome.events import passport as passport_ev
 from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
+from matome.projections.tables import Change, Insert, Update
+from matome.projections.views import (
+    IGNORED,
+    LINES,
+    SUBS,
+    TABLES,
+    WHEN,
+    LineRow,
+    Raw,
+    SubRow,
+    When,
+    parse_utc,
+    utc_text,
+)
 from matome.projections.viewstore import SCHEMA_VERSION, Cursor, ViewStore
-from matome.values import Pricing, tokyo_date
-from matome.wire import dumps, loads
 
-__all__ = ["VIEW_NAME", "EventLog", "Progress", "Projection", "utc_text"]
+__all__ = [
+    "HANDLERS",
+    "TOPICS",
+    "VIEW_NAME",
+    "EventLog",
+    "Progress",
+    "Projection",
+    "Raw",
+    "utc_text",
+]
 
 VIEW_NAME = "billing"
 #: Events per transaction while catching up.  Large, because each transaction writes every
@@ -58,252 +76,189 @@ Progress = Callable[[int, int], None]
 """Called with (events processed so far, events to process in all) during long catch-ups."""
 
 
-_UTC_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def utc_text(at: datetime) -> str:
-    """A fixed-width UTC text form: sorts as time does, in SQL and in Python."""
-    utc = at.astimezone(UTC)
-    if utc.year < 1000:  # strftime's %Y does not pad these; keep its form
-        return utc.strftime(_UTC_FORMAT)
-    # The same text as strftime(_UTC_FORMAT), several times faster.
-    return utc.isoformat(timespec="microseconds")[:26] + "Z"
-
-
-def _parse_utc(text: str) -> datetime:
-    """The instant of a :func:`utc_text`."""
-    try:
-        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
-    except ValueError:
-        return datetime.strptime(text, _UTC_FORMAT).replace(tzinfo=UTC)
-
-
-def _month_text(at: datetime) -> str:
-    """``str(YearMonth.of(at))`` without building the value."""
-    day = tokyo_date(at)
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-# Statements that a _BatchCursor defers to the end of the batch, in the order it runs them.
-_INSERT_LINE = (
-    "INSERT INTO mv_lines (customer_id, stream, operator, kind, opened_at, predecessor) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_INSERT_BILLING = "INSERT INTO mv_billing (customer_id, version, at, billing) VALUES (?, ?, ?, ?)"
-_INSERT_PASSPORT = (
-    "INSERT INTO mv_passports (passport_id, stream, customer_id, registered_at) VALUES (?, ?, ?, ?)"
-)
-_INSERT_SUB = (
-    "INSERT INTO mv_subs (receipt, stream, customer_id, passport_id, provider, service, "
-    "service_name, pricing, price, purchased_at, purchased_month, quantity, period_ends_at, "
-    "cancelled_at, cancelled_month, cancel_reason) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_CANCEL_SUB = (
-    "UPDATE mv_subs SET cancelled_at = ?, cancelled_month = ?, cancel_reason = ?, "
-    "cancel_version = ? WHERE stream = ?"
-)
-_INSERT_REFUND = (
-    "INSERT INTO mv_refunds (receipt, version, at, month, amount, reason) VALUES (?, ?, ?, ?, ?, ?)"
-)
-_LINE_KIND = "UPDATE mv_lines SET kind = ? WHERE customer_id = ?"
-_LINE_ENDED = "UPDATE mv_lines SET ended_at = ?, successor = ? WHERE customer_id = ?"
-_INSERT_CONTINUITY = (
-    "INSERT INTO mv_continuity (customer_id, version, at, change, new_customer_id, kept, "
-    "cancelled, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_PROVIDER = "INSERT INTO mv_providers (provider, name, contact, goods) VALUES (?, ?, ?, ?)"
-_INSERT_BILL = "INSERT INTO mv_bills (customer_id, month, document, digest) VALUES (?, ?, ?, ?)"
-_INSERT_BILL_ROW = (
-    "INSERT INTO mv_bill_rows (customer_id, month, provider, amount) VALUES (?, ?, ?, ?)"
-)
-#: Adds one issued bill's row to its month's total for the provider and the line's operator.
-_ADD_PROVIDER_MONTH = (
-    "INSERT INTO mv_provider_months (month, provider, operator, amount, lines) "
-    "SELECT ?, ?, operator, ?, 1 FROM mv_lines WHERE customer_id = ? "
-    "ON CONFLICT (month, provider, operator) DO UPDATE SET "
-    "amount = mv_provider_months.amount + excluded.amount, "
-    "lines = mv_provider_months.lines + 1"
-)
-_DEFERRED = {
-    sql: rank
-    for rank, sql in enumerate(
-        (
-            _INSERT_PROVIDER,
-            _INSERT_LINE,
-            _INSERT_BILLING,
-            _INSERT_CONTINUITY,
-            _LINE_KIND,
-            _LINE_ENDED,
-            _INSERT_PASSPORT,
-            _INSERT_SUB,
-            _CANCEL_SUB,
-            _INSERT_REFUND,
-            _INSERT_BILL,
-            _INSERT_BILL_ROW,
-            _ADD_PROVIDER_MONTH,
-        )
-    )
-}
-_SUB_BY_STREAM = "SELECT receipt, purchased_at FROM mv_subs WHERE stream = ?"
-_LINE_BY_STREAM = "SELECT customer_id FROM mv_lines WHERE stream = ?"
-#: Streams per prefetching query (below every SQL engine's limit on parameters).
+# Statements by rank: inserts (in the order of TABLES), then upserts, then updates.
+_INSERT, _UPSERT, _UPDATE = 0, 1, 2
+_TABLE_RANK = {table.name: rank for rank, table in enumerate(TABLES)}
+#: Streams (or customer IDs) per prefetching query (below every SQL engine's limit on
+#: parameters).
 _PREFETCH = 500
+_SUB_BY_STREAM = "SELECT receipt, purchased_at FROM mv_subs WHERE stream = ?"
+_LINE_BY_STREAM = "SELECT customer_id, operator FROM mv_lines WHERE stream = ?"
+_LINE_BY_ID = "SELECT customer_id, operator FROM mv_lines WHERE customer_id = ?"
 _SUBS_BY_STREAMS = (
     "SELECT stream, receipt, purchased_at FROM mv_subs "
     f"WHERE stream IN ({', '.join('?' * _PREFETCH)})"
 )
+_LINES_BY_IDS = (
+    "SELECT customer_id, operator FROM mv_lines "
+    f"WHERE customer_id IN ({', '.join('?' * _PREFETCH)})"
+)
 
 
-class _BatchCursor:
-    """The cursor the handlers of one batch write through.
+class _Writer:
+    """Applies the view functions' changes of one batch, and answers their :class:`Lookups`.
 
-    The statements of :data:`_DEFERRED` are buffered and run with ``executemany`` when a chunk
-    of the batch ends (:meth:`flush`), grouped by statement in the order of ``_DEFERRED``;
-    within a statement, in the order of the log.  That gives the same rows as running every
-    statement at once, in the order of the log, because:
+    Changes are buffered and run with ``executemany`` when a chunk of the batch ends
+    (:meth:`flush`), grouped by statement: every insert (table by table, in the order of
+    :data:`TABLES`), then every upsert, then every update; within a statement, in the order
+    of the log.  That gives the same rows as running every change at once, in the order of
+    the log, because:
 
-    * the deferred statements only insert rows, or update a row whose handler has checked
-      first that it was inserted before (a purchase by its stream, a line by its customer
-      ID; else the handler raises, as it always did), and updates come after inserts; two
-      updates of one column keep their order, updates of different columns commute;
-    * they read nothing: what a handler needs to know about a purchase (its receipt and time)
-      or a line (its customer ID) comes from :meth:`subscription` and :meth:`customer`,
-      which know the rows inserted earlier in the chunk, and otherwise read columns that no
-      statement ever changes (so the buffered writes need not run before those reads);
-    * any other statement — a read, a rare event's write — first runs everything buffered,
-      so it sees, and comes after, every earlier write, exactly as before.
+    * an update changes a row whose view function has checked first that it was inserted
+      before (a purchase by its stream, a line by its customer ID; else it raises), or
+      changes nothing either way (a Passport ID deleted that was never registered); so
+      running it after every insert of the chunk finds the same row;
+    * two changes of one column keep their order (one statement); the statements that update
+      (or upsert) one table change disjoint columns, so they commute — :meth:`flush` checks
+      it — and adding to a column (a month's totals) commutes with adding;
+    * no table is both inserted into and upserted in one chunk (checked too);
+    * the view functions read nothing but their lookups: a purchase's receipt and time, a
+      line's customer ID and operator — columns no update may change (``fixed``, checked
+      by the table's statements) — answered from the rows inserted earlier in the chunk,
+      else from the tables (so the buffered writes need not run before those reads).
 
     A failing statement fails the batch's transaction, as before: nothing of it is kept.
     """
 
     def __init__(self, cur: Cursor) -> None:
         self._cur = cur
-        self._pending: dict[int, list[Sequence[Any]]] = {}
-        #: Purchases by stream: inserted earlier in this chunk, or read for it.
-        self._subs: dict[str, tuple[str, datetime]] = {}
-        self._known: dict[str, tuple[str, datetime]] = {}
-        #: Customer IDs of lines by stream: opened earlier in this chunk, or read for it.
+        #: Buffered parameters by statement; the statement's (rank, table, columns changed).
+        self._pending: defaultdict[str, list[Sequence[Any]]] = defaultdict(list)
+        self._shape: dict[str, tuple[int, str, frozenset[str]]] = {}
+        #: Purchases by stream: inserted earlier in this chunk (purchase time as text), or read.
+        self._subs: dict[str, tuple[str, str]] = {}
+        #: Lines by stream, and operators by customer ID: opened earlier in this chunk, or read.
         self._lines: dict[str, str] = {}
+        self._operators: dict[str, str] = {}
 
-    # The Cursor protocol
+    def apply(self, changes: Sequence[Change]) -> None:
+        # The hot path of a rebuild (every handled event): type() tests and a defaultdict.
+        pending = self._pending
+        for change in changes:
+            kind = type(change)
+            table = change[0]
+            if kind is Insert:
+                row = change[1]
+                sql = table.insert_sql
+                # As a plain tuple: sqlite3 binds a tuple subclass's items more slowly.
+                params: Sequence[Any] = tuple(row)
+                if table is SUBS:
+                    sub: SubRow = row  # type: ignore[assignment]
+                    self._subs[sub.stream] = (sub.receipt, sub.purchased_at)
+                elif table is LINES:
+                    line: LineRow = row  # type: ignore[assignment]
+                    self._lines[line.stream] = line.customer_id
+                    self._operators[line.customer_id] = line.operator
+            elif kind is Update:
+                _, by, key, columns, values = change  # type: ignore[misc]
+                sql = table.update_sql(by, columns)
+                params = (*values, key)
+            else:
+                _, columns, params, add = change  # type: ignore[misc]
+                sql = table.upsert_sql(columns, add)
+            if sql not in self._shape:
+                self._shape[sql] = _shape(change)
+            pending[sql].append(params)
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        rank = _DEFERRED.get(sql)
-        if rank is not None:
-            self._pending.setdefault(rank, []).append(params)
-            return None
-        self.flush()
-        return self._cur.execute(sql, params)
-
-    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any:
-        rank = _DEFERRED.get(sql)
-        if rank is not None:
-            self._pending.setdefault(rank, []).extend(params)
-            return None
-        self.flush()
-        return self._cur.executemany(sql, params)
-
-    def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._cur.fetchall()
+    def flush(self) -> None:
+        """Run every buffered change (see the class's docstring for the order)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, defaultdict(list)
+        order = sorted(
+            pending, key=lambda sql: (self._shape[sql][0], _TABLE_RANK[self._shape[sql][1]])
+        )
+        _check_commute([self._shape[sql] for sql in order])
+        for sql in order:
+            self._cur.executemany(sql, pending[sql])
 
     def forget(self) -> None:
         """Drop what the lookups remember (after a :meth:`flush`, the rows answer them)."""
         self._subs.clear()
-        self._known.clear()
         self._lines.clear()
+        self._operators.clear()
 
-    def flush(self) -> None:
-        """Run every buffered statement."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, {}
-        statements = list(_DEFERRED)
-        for rank in sorted(pending):
-            self._cur.executemany(statements[rank], pending[rank])
+    def prefetch(self, events: Sequence[tuple[str, Raw]]) -> None:
+        """Read what the view functions of ``events`` (with their topics) will look up —
+        purchases by stream, lines' operators by customer ID — written before this chunk,
+        with few queries (columns no statement changes: no flush needed)."""
+        streams = [e.stream for topic, e in events if topic in _BY_PURCHASE]
+        customers = [e.state["customer_id"] for topic, e in events if topic == _ISSUED]
+        for stream, receipt, purchased_at in self._fetch_in(_SUBS_BY_STREAMS, streams, self._subs):
+            self._subs[stream] = (receipt, purchased_at)
+        for customer_id, operator in self._fetch_in(_LINES_BY_IDS, customers, self._operators):
+            self._operators[customer_id] = operator
 
-    # Purchases by stream
-
-    def purchased(self, stream: str, receipt: str, at: datetime) -> None:
-        self._subs[stream] = (receipt, at)
-
-    def prefetch(self, streams: Sequence[str]) -> None:
-        """Read the purchases of ``streams`` made before this chunk, with few queries."""
-        todo = [s for s in dict.fromkeys(streams) if s not in self._known]
+    def _fetch_in(self, sql: str, keys: Sequence[str], known: dict[str, Any]) -> list[Any]:
+        todo = [k for k in dict.fromkeys(keys) if k not in known]
+        out: list[Any] = []
         for start in range(0, len(todo), _PREFETCH):
             chunk = todo[start : start + _PREFETCH]
             # Always _PREFETCH parameters (the last one repeated): one statement to prepare
             # and cache, not one per length.
             chunk += chunk[-1:] * (_PREFETCH - len(chunk))
-            # Reads columns no statement changes: the buffered writes need not run first.
-            self._cur.execute(_SUBS_BY_STREAMS, chunk)
-            for stream, receipt, purchased_at in self._cur.fetchall():
-                self._known[stream] = (receipt, _parse_utc(purchased_at))
+            self._cur.execute(sql, chunk)
+            out += self._cur.fetchall()
+        return out
 
-    def subscription(self, stream: str) -> tuple[str, datetime] | None:
-        """The receipt and purchase time of the purchase on ``stream`` made so far, if any."""
-        found = self._subs.get(stream) or self._known.get(stream)
-        if found is not None:
-            return found
-        self._cur.execute(_SUB_BY_STREAM, (stream,))  # unchanging columns: no flush needed
-        row = self._cur.fetchone()
-        if row is None:
-            return None
-        found = (row[0], _parse_utc(row[1]))
-        self._known[stream] = found
-        return found
+    # Lookups
 
-    # Lines by stream
-
-    def opened(self, stream: str, customer_id: str) -> None:
-        self._lines[stream] = customer_id
+    def purchase(self, stream: str) -> tuple[str, datetime] | None:
+        found = self._subs.get(stream)
+        if found is None:
+            self._cur.execute(_SUB_BY_STREAM, (stream,))
+            row = self._cur.fetchone()
+            if row is None:
+                return None
+            found = self._subs[stream] = (row[0], row[1])
+        return found[0], parse_utc(found[1])
 
     def customer(self, stream: str) -> str | None:
-        """The customer ID of the line on ``stream`` opened so far, if any."""
         found = self._lines.get(stream)
         if found is not None:
             return found
-        self._cur.execute(_LINE_BY_STREAM, (stream,))  # an unchanging column: no flush
+        self._cur.execute(_LINE_BY_STREAM, (stream,))
         row = self._cur.fetchone()
         if row is None:
             return None
         self._lines[stream] = found = str(row[0])
+        self._operators[found] = str(row[1])
+        return found
+
+    def operator(self, customer_id: str) -> str | None:
+        found = self._operators.get(customer_id)
+        if found is not None:
+            return found
+        self._cur.execute(_LINE_BY_ID, (customer_id,))
+        row = self._cur.fetchone()
+        if row is None:
+            return None
+        self._operators[customer_id] = found = str(row[1])
         return found
 
 
-class Raw:
-    """An event as the projection reads it: its stream, version and stored JSON state
-    (brought up to the current class version), without building the typed event.
+def _shape(change: Change) -> tuple[int, str, frozenset[str]]:
+    if isinstance(change, Insert):
+        return _INSERT, change.table.name, frozenset()
+    if isinstance(change, Update):
+        return _UPDATE, change.table.name, frozenset(change.columns)
+    return _UPSERT, change.table.name, frozenset(change.columns) - set(change.table.key)
 
-    Decoding into typed events (cattrs, every value type validated again) was most of a
-    rebuild's time; the handlers need a few fields of each event, as text and numbers.  The
-    typed events are still what the aggregates load, and what :mod:`matome.verify` checks.
-    """
 
-    __slots__ = ("state", "stream", "version")
-
-    def __init__(self, stream: str, version: int, state: dict[str, Any]) -> None:
-        self.stream = stream
-        self.version = version
-        self.state = state
-
-    @property
-    def at(self) -> datetime:
-        at: datetime = datetime.fromisoformat(self.state["at"])
-        if at.utcoffset() is None:
-            raise ValueError(f"stored time {self.state['at']!r} has no offset")
-        return at
-
-    @property
-    def month(self) -> str:
-        """The Tokyo billing month of ``at`` as ``YYYY-MM``."""
-        text: str = self.state["at"]
-        if text.endswith("+09:00") and len(text) >= 19:
-            return text[:7]  # written in Tokyo time (the usual case): its own month
-        return _month_text(self.at)
+def _check_commute(shapes: Sequence[tuple[int, str, frozenset[str]]]) -> None:
+    """The reordering of :class:`_Writer` keeps the rows only if, per table, the statements
+    changing rows change disjoint columns and no table is inserted into and upserted."""
+    seen: dict[str, tuple[int, frozenset[str]]] = {}
+    for rank, table, columns in shapes:
+        before = seen.get(table)
+        if before is not None and (
+            {rank, before[0]} == {_INSERT, _UPSERT} or (rank != _INSERT and before[1] & columns)
+        ):
+            raise RuntimeError(f"view changes of mv_{table} that do not commute")
+        seen[table] = (
+            max(rank, before[0]) if before else rank,
+            (before[1] if before else frozenset()) | columns,
+        )
 
 
 #: A stored event as the runner reads it: notification id, stream (UUID text), version, topic,
@@ -319,212 +274,20 @@ def _stream_text(stored: str) -> str:
     return str(UUID(stored))
 
 
-def _subscription(cur: Cursor, stream: str) -> tuple[str, datetime] | None:
-    if isinstance(cur, _BatchCursor):
-        return cur.subscription(stream)
-    cur.execute(_SUB_BY_STREAM, (stream,))
-    row = cur.fetchone()
-    return None if row is None else (row[0], _parse_utc(row[1]))
-
-
-def _sub_purchased(cur: Cursor, e: Raw) -> None:
-    s = e.state
-    at = e.at
-    # §11: a monthly subscription's period end is its cancellation, fixed at purchase (a
-    # customer's cancellation, always earlier, replaces it); no Cancelled event is dated ahead.
-    ends = s.get("period_ends_at")
-    end = None if ends is None else datetime.fromisoformat(ends)
-    scheduled = end if end is not None and s["pricing"] == Pricing.MONTHLY.value else None
-    cur.execute(
-        _INSERT_SUB,
-        (
-            s["receipt"],
-            e.stream,
-            s["customer_id"],
-            s["passport_id"],
-            s["provider"],
-            s["service"],
-            s["service_name"],
-            s["pricing"],
-            int(s["price"]),
-            utc_text(at),
-            e.month,
-            int(s["quantity"]),
-            None if end is None else utc_text(end),
-            None if scheduled is None else utc_text(scheduled),
-            None if scheduled is None else str(last_charged_month(at, scheduled)),
-            None if scheduled is None else sub_ev.CancelReason.PERIOD_ENDED.value,
-        ),
-    )
-    if isinstance(cur, _BatchCursor):
-        # The instant of ``at`` (utc_text keeps every microsecond a datetime has).
-        cur.purchased(e.stream, s["receipt"], at)
-
-
-def _sub_cancelled(cur: Cursor, e: Raw) -> None:
-    # The view keeps the last charged month beside the cancellation so that month queries can
-    # select by range; the rule itself is matome.charging's.
-    sub = _subscription(cur, e.stream)
-    if sub is None:
-        raise LookupError(f"Cancelled for unknown subscription stream {e.stream}")
-    at = e.at
-    last = last_charged_month(sub[1], at)
-    cur.execute(_CANCEL_SUB, (utc_text(at), str(last), e.state["reason"], e.version, e.stream))
-
-
-def _sub_refunded(cur: Cursor, e: Raw) -> None:
-    sub = _subscription(cur, e.stream)
-    if sub is None:
-        return  # as ever: a refund of an unknown purchase adds no row
-    at = e.at
-    s = e.state
-    cur.execute(
-        _INSERT_REFUND,
-        (sub[0], e.version, utc_text(at), e.month, int(s["amount"]), s["reason"]),
-    )
-
-
-def _line_opened(cur: Cursor, e: Raw) -> None:
-    s = e.state
-    cur.execute(
-        _INSERT_LINE,
-        (s["customer_id"], e.stream, s["operator"], s["kind"], utc_text(e.at), s["predecessor"]),
-    )
-    if isinstance(cur, _BatchCursor):
-        cur.opened(e.stream, s["customer_id"])
-    _billing(cur, s["customer_id"], e)
-
-
-def _billing(cur: Cursor, customer_id: str, e: Raw) -> None:
-    # The billing object is stored in the contract's JSON form (billing_to_json).
-    cur.execute(
-        _INSERT_BILLING, (customer_id, e.version, utc_text(e.at), dumps(e.state["billing"]))
-    )
-
-
-def _customer_of(cur: Cursor, stream: str) -> str:
-    if isinstance(cur, _BatchCursor):
-        found = cur.customer(stream)
-    else:
-        cur.execute(_LINE_BY_STREAM, (stream,))
-        row = cur.fetchone()
-        found = None if row is None else str(row[0])
-    if found is None:
-        raise LookupError(f"event for unknown line stream {stream}")
-    return found
-
-
-def _billing_changed(cur: Cursor, e: Raw) -> None:
-    _billing(cur, _customer_of(cur, e.stream), e)
-
-
-def _line_moved(cur: Cursor, e: Raw) -> None:
-    s = e.state
-    customer_id = _customer_of(cur, e.stream)
-    at = utc_text(e.at)
-    cur.execute(
-        _INSERT_CONTINUITY,
-        (
-            customer_id,
-            e.version,
-            at,
-            s["change"],
-            s["new_customer_id"],
-            int(bool(s["kept"])),
-            dumps(list(s["cancelled"])),
-            dumps(list(s["deleted"])),
-        ),
-    )
-    if s["new_kind"] is not None:
-        cur.execute(_LINE_KIND, (s["new_kind"], customer_id))
-    if s["ended"]:
-        cur.execute(_LINE_ENDED, (at, s["new_customer_id"], customer_id))
-
-
-def _provider_registered(cur: Cursor, e: Raw) -> None:
-    s = e.state
-    cur.execute(_INSERT_PROVIDER, (s["provider"], s["name"], s["contact"], s["goods"]))
-
-
-def _passport_registered(cur: Cursor, e: Raw) -> None:
-    s = e.state
-    cur.execute(_INSERT_PASSPORT, (s["passport_id"], e.stream, s["customer_id"], utc_text(e.at)))
-
-
-def _passport_deleted(cur: Cursor, e: Raw) -> None:
-    cur.execute(
-        "UPDATE mv_passports SET deleted_at = ? WHERE stream = ?", (utc_text(e.at), e.stream)
-    )
-
-
-def _bill_issued(cur: Cursor, e: Raw) -> None:
-    s = e.state
-    bill = loads(s["document"])  # BillIssued v4: the bill's canonical JSON text, as issued
-    customer_id, month = s["customer_id"], s["month"]
-    # The bill document as issued: stored in the contract's JSON form (to_json of the Bill).
-    cur.execute(_INSERT_BILL, (customer_id, month, s["document"], s["digest"]))
-    # The month's totals per provider, read by provider totals and settlement once the
-    # month's billing run completed (instead of recomputing every charge of every line).
-    rows = [(r["provider"], int(r["amount"])) for r in bill["rows"]]
-    cur.executemany(_INSERT_BILL_ROW, [(customer_id, month, p, a) for p, a in rows])
-    # ... and kept summed per month, provider and operator as the bills are issued (a bill has
-    # one row per provider: each row is one more line billed for that provider).
-    cur.executemany(_ADD_PROVIDER_MONTH, [(month, p, a, customer_id) for p, a in rows])
-
-
-def _billing_run_completed(cur: Cursor, e: Raw) -> None:
-    through = e.state["through"]
-    cur.execute("UPDATE mv_calendar SET billed_through = ? WHERE id = 1", (through,))
-    cur.execute(
-        "INSERT INTO mv_calendar (id, billed_through) SELECT 1, ? "
-        "WHERE NOT EXISTS (SELECT 1 FROM mv_calendar WHERE id = 1)",
-        (through,),
-    )
-
-
-def _fee_set(cur: Cursor, e: Raw) -> None:
-    s = e.state
-    cur.execute(
-        "INSERT INTO mv_fees (operator, version, effective_from, flat_fee) VALUES (?, ?, ?, ?)",
-        (s["operator"], e.version, s["effective_from"], int(s["flat_fee"])),
-    )
-
-
-def _months_closed(cur: Cursor, e: Raw) -> None:
-    through = e.state["through"]
-    cur.execute("UPDATE mv_calendar SET closed_through = ? WHERE id = 1", (through,))
-    cur.execute(
-        "INSERT INTO mv_calendar (id, closed_through) SELECT 1, ? "
-        "WHERE NOT EXISTS (SELECT 1 FROM mv_calendar WHERE id = 1)",
-        (through,),
-    )
-
-
-_BY_CLASS: dict[type[DomainEvent], Callable[[Cursor, Raw], None]] = {
-    sub_ev.Purchased: _sub_purchased,
-    sub_ev.Cancelled: _sub_cancelled,
-    sub_ev.Refunded: _sub_refunded,
-    line_ev.LineOpened: _line_opened,
-    line_ev.BillingChanged: _billing_changed,
-    line_ev.LineMoved: _line_moved,
-    catalog_ev.ProviderRegistered: _provider_registered,
-    passport_ev.Registered: _passport_registered,
-    passport_ev.PassportDeleted: _passport_deleted,
-    bill_ev.BillIssued: _bill_issued,
-    ledger_ev.MonthsClosed: _months_closed,
-    ledger_ev.FeeSet: _fee_set,
-    ledger_ev.BillingRunCompleted: _billing_run_completed,
-}
-#: The view handlers by event topic.
-HANDLERS: dict[str, Callable[[Cursor, Raw], None]] = {
-    cls.TOPIC: handler for cls, handler in _BY_CLASS.items()
-}
+#: The view functions by event topic.
+HANDLERS: dict[str, When] = {cls.TOPIC: when for cls, when in WHEN.items()}
 #: The event class of each topic the views read (for upcasting old stored versions).
-_CLASSES: dict[str, type[DomainEvent]] = {cls.TOPIC: cls for cls in _BY_CLASS}
-#: Only these topics are read from the log: the others do not change the views.
+_CLASSES: dict[str, type[DomainEvent]] = {cls.TOPIC: cls for cls in WHEN}
+#: The topics the views handle (the only ones decoded).
 TOPICS = tuple(sorted(HANDLERS))
-#: Topics whose handler looks its purchase up by stream (prefetched a chunk at a time).
-_LOOKUPS = frozenset((sub_ev.Cancelled.TOPIC, sub_ev.Refunded.TOPIC))
+#: The topics the views declare they ignore: every other topic is read, and one that is not
+#: handled fails the catch-up (a new event nobody classified is not silently skipped).
+IGNORED_TOPICS = tuple(sorted(cls.TOPIC for cls in IGNORED))
+_IGNORED_SET = frozenset(IGNORED_TOPICS)
+#: Topics whose view function looks its purchase up by stream (prefetched a chunk at a time).
+_BY_PURCHASE = frozenset((sub_ev.Cancelled.TOPIC, sub_ev.Refunded.TOPIC))
+_ISSUED = bill_ev.BillIssued.TOPIC
+_PREFETCH_TOPICS = _BY_PURCHASE | {_ISSUED}
 
 
 class EventLog(Protocol):
@@ -656,23 +419,29 @@ class Projection:
         """
         select = self._select_through(cur) or self._select_notifications
         state_of = getattr(self.log.mapper, "state_of", None)
-        writes = _BatchCursor(cur)
+        writes = _Writer(cur)
+        handlers = HANDLERS  # looked up once per batch (tests wrap its functions)
         handled, last = 0, position
         while handled < BATCH:
             limit = min(CHUNK, BATCH - handled)
             chunk = select(last + 1, limit, stop)
             events = [self._raw(row, state_of) for row in chunk]
             writes.prefetch(
-                [e.stream for e, row in zip(events, chunk, strict=True) if row[3] in _LOOKUPS]
+                [
+                    (row[3], e)
+                    for e, row in zip(events, chunk, strict=True)
+                    if row[3] in _PREFETCH_TOPICS
+                ]
             )
             for event, row in zip(events, chunk, strict=True):
                 try:
-                    HANDLERS[row[3]](writes, event)
+                    changes = handlers[row[3]](event, writes)
                 except (KeyError, TypeError, ValueError) as e:
                     raise MapperDeserialisationError(
                         f"stored event {row[3]!r} of {event.stream} v{event.version} does not "
                         f"load into the views: {e!r}"
                     ) from e
+                writes.apply(changes)
             writes.flush()
             writes.forget()  # memory stays bounded by the chunk
             handled += len(chunk)
@@ -696,7 +465,12 @@ class Projection:
                 state = event_to_json(event)
             else:
                 state = state_of(data)
-            cls = _CLASSES[topic]
+            cls = _CLASSES.get(topic)
+            if cls is None:
+                raise LookupError(
+                    f"the views neither handle nor ignore the topic {topic!r}"
+                    " (matome.projections.views.WHEN / IGNORED)"
+                )
             if state.get("class_version", 1) != cls.class_version:
                 state = upcast(cls, state)
         except Exception as e:
@@ -706,10 +480,20 @@ class Projection:
         return Raw(stream, version, state)
 
     def _select_notifications(self, start: int, limit: int, stop: int) -> list[_Row]:
-        chunk = self.log.recorder.select_notifications(
-            start=start, limit=limit, stop=stop, topics=TOPICS
-        )
-        return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in chunk]
+        # The recorder selects by topic only positively: read every topic, and leave out the
+        # ignored ones here (an in-memory or separate-pool store: not the rebuild's path).
+        out: list[_Row] = []
+        while len(out) < limit and start <= stop:
+            chunk = self.log.recorder.select_notifications(start=start, limit=limit, stop=stop)
+            if not chunk:
+                break
+            out += [
+                (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+                for n in chunk
+                if n.topic not in _IGNORED_SET
+            ]
+            start = chunk[-1].id + 1
+        return out[:limit]
 
     def _select_through(self, cur: Cursor) -> Callable[[int, int, int], list[_Row]] | None:
         """On a SQLite file, the events read through the views' own connection, inside the
@@ -720,20 +504,30 @@ class Projection:
         table = getattr(self.log.recorder, "events_table_name", None)
         if not getattr(self.store, "beside_events", False) or not table:
             return None
-        marks = ",".join("?" * len(TOPICS))
+        marks = ",".join("?" * len(IGNORED_TOPICS))
         # PostgreSQL (the views sharing the event store's pool, its search path the schema):
         # the same, by notification id; a uuid and a bytea come back as UUID and bytes.
         key = "rowid" if self.store.dialect == "sqlite" else "notification_id"
+        # Every topic but the ignored ones: an unknown topic is met, and fails the catch-up.
         sql = (
             f"SELECT {key}, originator_id, originator_version, topic, state FROM {table} "
-            f"WHERE {key} >= ? AND {key} <= ? AND topic IN ({marks}) ORDER BY {key} LIMIT ?"
+            f"WHERE {key} >= ? AND {key} <= ? AND topic NOT IN ({marks}) ORDER BY {key} LIMIT ?"
         )
 
         def select(start: int, limit: int, stop: int) -> list[_Row]:
-            cur.execute(sql, (start, stop, *TOPICS, limit))
+            cur.execute(sql, (start, stop, *IGNORED_TOPICS, limit))
             return [
                 (r[0], _stream_text(str(r[1])), r[2], r[3], bytes(r[4])) for r in cur.fetchall()
             ]
+
+        def select_sqlite(start: int, limit: int, stop: int) -> list[_Row]:
+            # SQLite gives the ID as text and the state as bytes already: no copies.
+            cur.execute(sql, (start, stop, *IGNORED_TOPICS, limit))
+            text = _stream_text
+            return [(r[0], text(r[1]), r[2], r[3], r[4]) for r in cur.fetchall()]
+
+        if self.store.dialect == "sqlite":
+            return select_sqlite
 
         return select
 
@@ -776,22 +570,10 @@ class Projection:
             return cur.fetchall()
 
     def dump(self) -> dict[str, list[Any]]:
-        """Every view row, sorted: for comparing an incremental view with a rebuilt one."""
-        tables = (
-            "lines",
-            "billing",
-            "providers",
-            "passports",
-            "subs",
-            "refunds",
-            "continuity",
-            "bills",
-            "calendar",
-            "fees",
-            "bill_rows",
-        )
+        """Every row of every view table (:data:`~matome.projections.views.TABLES`), sorted:
+        for comparing an incremental view with a rebuilt one."""
         out: dict[str, list[Any]] = {}
-        for table in tables:
-            rows = self.query(f"SELECT * FROM mv_{table}")
-            out[table] = sorted(tuple(r) for r in rows)
+        for table in TABLES:
+            rows = self.query(f"SELECT {table.select_columns()} FROM {table.sql_name}")
+            out[table.name] = sorted(tuple(r) for r in rows)
         return out

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from matome.projections.views import TABLES
+
 # The key of the advisory lock PostgreSQL start-up holds (matome.application.eventstore).
 CREATE_LOCK = 0x6D61746F6D65
 __all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
@@ -26,79 +28,21 @@ __all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
 #: (per-month totals), how far the billing run completed.  4: per month, provider and operator,
 #: the totals of the issued bills kept as they are issued (provider totals and settlement read
 #: one row per provider, not every bill row of the month).  5: purchases' service period end
-#: (docs/rules.md §11).
-SCHEMA_VERSION = 5
+#: (docs/rules.md §11).  6: the tables' DDL derived from their declarations
+#: (:mod:`matome.projections.views`): every integer column BIGINT on PostgreSQL, keys NOT NULL.
+SCHEMA_VERSION = 6
 #: The SQLite view connection's page cache, in MiB.
 CACHE_MIB = 32
 
-_TABLES = (
-    "lines",
-    "billing",
-    "providers",
-    "passports",
-    "subs",
-    "refunds",
-    "continuity",
-    "bills",
-    "calendar",
-    "fees",
-    "bill_rows",
-    "provider_months",
-)
 
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS mv_lines (
-        customer_id TEXT PRIMARY KEY, stream TEXT NOT NULL UNIQUE, operator TEXT NOT NULL,
-        kind TEXT NOT NULL, opened_at TEXT NOT NULL, predecessor TEXT, successor TEXT,
-        ended_at TEXT)""",
-    """CREATE TABLE IF NOT EXISTS mv_billing (
-        customer_id TEXT NOT NULL, version INTEGER NOT NULL, at TEXT NOT NULL,
-        billing TEXT NOT NULL, PRIMARY KEY (customer_id, version))""",
-    """CREATE TABLE IF NOT EXISTS mv_providers (
-        provider TEXT PRIMARY KEY, name TEXT NOT NULL, contact TEXT NOT NULL,
-        goods TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS mv_passports (
-        passport_id TEXT PRIMARY KEY, stream TEXT NOT NULL UNIQUE, customer_id TEXT NOT NULL,
-        registered_at TEXT NOT NULL, deleted_at TEXT)""",
-    """CREATE TABLE IF NOT EXISTS mv_subs (
-        receipt TEXT PRIMARY KEY, stream TEXT NOT NULL UNIQUE, customer_id TEXT NOT NULL,
-        passport_id TEXT NOT NULL, provider TEXT NOT NULL, service TEXT NOT NULL,
-        service_name TEXT NOT NULL, pricing TEXT NOT NULL, price BIGINT NOT NULL,
-        purchased_at TEXT NOT NULL, purchased_month TEXT NOT NULL, cancelled_at TEXT,
-        cancelled_month TEXT, cancel_reason TEXT, cancel_version INTEGER,
-        quantity INTEGER NOT NULL, period_ends_at TEXT)""",
-    "CREATE INDEX IF NOT EXISTS mv_subs_line ON mv_subs (customer_id, purchased_month)",
-    "CREATE INDEX IF NOT EXISTS mv_subs_month ON mv_subs (purchased_month)",
-    """CREATE TABLE IF NOT EXISTS mv_refunds (
-        receipt TEXT NOT NULL, version INTEGER NOT NULL, at TEXT NOT NULL, month TEXT NOT NULL,
-        amount BIGINT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (receipt, version))""",
-    "CREATE INDEX IF NOT EXISTS mv_refunds_month ON mv_refunds (month)",
-    """CREATE TABLE IF NOT EXISTS mv_continuity (
-        customer_id TEXT NOT NULL, version INTEGER NOT NULL, at TEXT NOT NULL,
-        change TEXT NOT NULL, new_customer_id TEXT, kept INTEGER NOT NULL,
-        cancelled TEXT NOT NULL, deleted TEXT NOT NULL, PRIMARY KEY (customer_id, version))""",
-    """CREATE TABLE IF NOT EXISTS mv_bills (
-        customer_id TEXT NOT NULL, month TEXT NOT NULL, document TEXT NOT NULL,
-        digest TEXT NOT NULL, PRIMARY KEY (customer_id, month))""",
-    """CREATE TABLE IF NOT EXISTS mv_calendar (
-        id INTEGER PRIMARY KEY, closed_through TEXT, billed_through TEXT)""",
-    """CREATE TABLE IF NOT EXISTS mv_bill_rows (
-        customer_id TEXT NOT NULL, month TEXT NOT NULL, provider TEXT NOT NULL,
-        amount BIGINT NOT NULL, PRIMARY KEY (month, provider, customer_id))""",
-    """CREATE TABLE IF NOT EXISTS mv_provider_months (
-        month TEXT NOT NULL, provider TEXT NOT NULL, operator TEXT NOT NULL,
-        amount BIGINT NOT NULL, lines BIGINT NOT NULL, PRIMARY KEY (month, provider, operator))""",
-    """CREATE TABLE IF NOT EXISTS mv_fees (
-        operator TEXT NOT NULL, version INTEGER NOT NULL, effective_from TEXT NOT NULL,
-        flat_fee BIGINT NOT NULL, PRIMARY KEY (operator, version))""",
-)
+def _ddl(dialect: str) -> list[str]:
+    """Every view table's DDL (and the indexes view updates use)."""
+    return [ddl for table in TABLES for ddl in table.ddl(dialect)]
+
 
 #: Indexes that only queries use (no view update reads through them).  A rebuild drops them
 #: and builds each once at the end, which is faster than keeping them up to date row by row.
-_QUERY_INDEXES = {
-    name: next(ddl for ddl in _DDL if f" {name} " in ddl)
-    for name in ("mv_subs_line", "mv_subs_month", "mv_refunds_month")
-}
+_QUERY_INDEXES = {name: ddl for table in TABLES for name, ddl in table.query_index_ddl().items()}
 
 _TRACKING_DDL = """CREATE TABLE IF NOT EXISTS mv_tracking (
     view TEXT PRIMARY KEY, position BIGINT NOT NULL, schema_version INTEGER NOT NULL)"""
@@ -129,21 +73,18 @@ class ViewStore:
     def transaction(self, *, write: bool) -> Iterator[Cursor]:
         raise NotImplementedError
 
-    def sql(self, statement: str) -> str:
-        return statement
-
     def create(self) -> None:
         """Create the tables (idempotent)."""
         with self.transaction(write=True) as cur:
-            cur.execute(self.sql(_TRACKING_DDL))
-            for ddl in _DDL:
-                cur.execute(self.sql(ddl))
+            cur.execute(_TRACKING_DDL)
+            for ddl in (*_ddl(self.dialect), *_QUERY_INDEXES.values()):
+                cur.execute(ddl)
 
     def drop_views(self, cur: Cursor) -> None:
-        for table in _TABLES:
-            cur.execute(f"DROP TABLE IF EXISTS mv_{table}")
-        for ddl in _DDL:
-            cur.execute(self.sql(ddl))
+        for table in TABLES:
+            cur.execute(f"DROP TABLE IF EXISTS {table.sql_name}")
+        for ddl in (*_ddl(self.dialect), *_QUERY_INDEXES.values()):
+            cur.execute(ddl)
 
     def drop_query_indexes(self, cur: Cursor) -> None:
         """Drop the indexes that only queries use (:meth:`create_query_indexes` restores them;
@@ -153,7 +94,7 @@ class ViewStore:
 
     def create_query_indexes(self, cur: Cursor) -> None:
         for ddl in _QUERY_INDEXES.values():
-            cur.execute(self.sql(ddl))
+            cur.execute(ddl)
 
     def close(self) -> None:
         raise NotImplementedError
@@ -273,17 +214,14 @@ class PostgresViewStore(ViewStore):
         # open a second one: wait for the first (one connection for one reader).
         self._pool.wait(timeout=float(env.get("POSTGRES_CONNECT_TIMEOUT", "5")))
 
-    def sql(self, statement: str) -> str:
-        return statement.replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY")
-
     def create(self) -> None:
         # Processes that start together would race on CREATE ... IF NOT EXISTS: serialise
         # them on the advisory lock the event store's creation uses too.
         with self.transaction(write=True) as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK,))
-            cur.execute(self.sql(_TRACKING_DDL))
-            for ddl in _DDL:
-                cur.execute(self.sql(ddl))
+            cur.execute(_TRACKING_DDL)
+            for ddl in (*_ddl(self.dialect), *_QUERY_INDEXES.values()):
+                cur.execute(ddl)
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Cursor]:
