@@ -268,6 +268,44 @@ def test_without_the_master_key_personal_data_is_refused_clearly_but_bills_work(
         e.close()
 
 
+def test_a_master_key_given_that_is_not_the_stores_wraps_no_new_key(
+    db: str, engine: Engine, person: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new Passport ID's key wrapped under a master key given by mistake
+    (``MATOME_MASTER_KEY`` of another store) could never be unwrapped by the store's own: the
+    write is refused with ``store_unavailable`` naming the master key, and records nothing."""
+    world(engine, person)
+    engine.close()
+    other = base64.b64encode(secrets.token_bytes(32)).decode()
+    monkeypatch.setenv("MATOME_MASTER_KEY", other)
+    e = Engine.open(db, hash_iterations=TEST_ITERATIONS, create=False)
+    try:
+        before = e.internals.recorder.max_notification_id()
+        with pytest.raises(PersonalDataLocked, match="not the master key") as refused:
+            e.register_passport(
+                at="2024-03-01T10:00:00+09:00",
+                customer_id=LINE,
+                access_key=KEY,
+                passport_id="taro.3",
+                password=PW,
+                email=f"other.{person.email}",
+                applicant=person.applicant,
+                limit=5000,
+                line_auth=False,
+            )
+        assert refused.value.code == "store_unavailable"
+        assert e.internals.recorder.max_notification_id() == before
+        assert e.passport("taro.3") is None
+    finally:
+        e.close()
+    monkeypatch.delenv("MATOME_MASTER_KEY")
+    again = Engine.open(db, hash_iterations=TEST_ITERATIONS, create=False)
+    try:
+        assert registered(again).email.value == person.email  # the store's own key still reads all
+    finally:
+        again.close()
+
+
 def test_rows_written_before_crypto_shredding_keep_loading_and_are_erased(
     db: str, engine: Engine, person: Person
 ) -> None:

@@ -129,6 +129,9 @@ class Keyring:
         #: Unwrapped keys by their wrapped form (a new key has a new random nonce, so a
         #: wrapped form names one key for good; a destroyed key is never wrapped again).
         self._unwrapped: dict[str, bytes] = {}
+        #: Whether the master key is known to be the one the store's keys are wrapped with
+        #: (checked before the first new key is wrapped).
+        self._matched = False
         if settings.get("MASTER_KEY"):
             self._master = _decode_master(settings["MASTER_KEY"], "the master key")
         elif settings.get("MASTER_KEY_FILE"):
@@ -236,12 +239,16 @@ class Keyring:
         current = dict(keys)
         wanted = {subject for _, subject, _, _ in rows} | set(rotate)
         missing = sorted(s for s in wanted if s not in current or s in rotate)
-        if missing and self._master is None:
+        if missing and not self._matched:
+            # Checked whatever the master key's source: a key given explicitly
+            # (MATOME_MASTER_KEY) that is not the store's would otherwise wrap new keys that
+            # the store's own master key can never unwrap — personal data lost on write.
             check = next(iter(current.items()), any_key)
             if check is None:  # the store holds no key: the default file may be made now
                 self._load(create=True)
             else:
                 self.unwrap(*check)  # the master key is the store's (fails clearly if not)
+            self._matched = True
         old = {s: self.unwrap(s, current[s]) for s in rotate if s in current}
         fresh = {s: secrets.token_bytes(32) for s in missing}
         inserts = tuple((s, self._wrap(s, fresh[s], create=True)) for s in missing)
