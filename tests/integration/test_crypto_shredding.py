@@ -271,7 +271,7 @@ def test_without_the_master_key_personal_data_is_refused_clearly_but_bills_work(
 def test_a_master_key_given_that_is_not_the_stores_wraps_no_new_key(
     db: str, engine: Engine, person: Person, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A new Passport ID's key wrapped under a master key given by mistake
+    """A new line's Passport ID keyed under a master key given by mistake
     (``MATOME_MASTER_KEY`` of another store) could never be unwrapped by the store's own: the
     write is refused with ``store_unavailable`` naming the master key, and records nothing."""
     world(engine, person)
@@ -281,10 +281,19 @@ def test_a_master_key_given_that_is_not_the_stores_wraps_no_new_key(
     e = Engine.open(db, hash_iterations=TEST_ITERATIONS, create=False)
     try:
         before = e.internals.recorder.max_notification_id()
+        e.open_line(
+            at="2024-03-01T09:00:00+09:00",
+            customer_id="CAF0000000002",
+            operator="west",
+            kind="hikari_next",
+            access_key=KEY,
+            line_limit=10_000,
+            billing={"method": "customer_number", "number": "0012345679"},
+        )
         with pytest.raises(PersonalDataLocked, match="not the master key") as refused:
             e.register_passport(
                 at="2024-03-01T10:00:00+09:00",
-                customer_id=LINE,
+                customer_id="CAF0000000002",
                 access_key=KEY,
                 passport_id="taro.3",
                 password=PW,
@@ -294,14 +303,14 @@ def test_a_master_key_given_that_is_not_the_stores_wraps_no_new_key(
                 line_auth=False,
             )
         assert refused.value.code == "store_unavailable"
-        assert e.internals.recorder.max_notification_id() == before
+        assert e.internals.recorder.max_notification_id() == before + 1  # the line only
         assert e.passport("taro.3") is None
     finally:
         e.close()
     monkeypatch.delenv("MATOME_MASTER_KEY")
     again = Engine.open(db, hash_iterations=TEST_ITERATIONS, create=False)
     try:
-        assert registered(again).email.value == person.email  # the store's own key still reads all
+        assert registered(again).email.value == person.email  # the store's own key reads all
     finally:
         again.close()
 
