@@ -17,17 +17,17 @@ mapper, raw event streams, the views, the credential hasher — is reachable onl
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
-from uuid import UUID
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
 
 from matome import commands as cmd
+from matome._engine_internals import _MOVED_TO_INTERNALS, EngineInternals
+from matome._engine_internals import ReadOnlyEvents as ReadOnlyEvents
+from matome._engine_methods import _cid, _command_method, _guarded, _instant, _month
 from matome.aggregates.catalog import Provider, project_provider, provider_id
 from matome.aggregates.ledger import CALENDAR_ID, Calendar, bill_id, project_calendar
 from matome.aggregates.line import AccessLine, line_id, project_line
@@ -52,7 +52,7 @@ from matome.application.eventstore import (
 from matome.application.service import CommandService
 from matome.audit import audit_line
 from matome.billing import BillingProcess, billing_behind
-from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf
+from matome.credentials import DEFAULT_ITERATIONS, Kdf
 from matome.documents import (
     Audit,
     Bill,
@@ -74,7 +74,6 @@ from matome.errors import (
     StoreUnavailable,
     UnknownLine,
 )
-from matome.events.base import DomainEvent
 from matome.fees import DEFAULT_SCHEDULE, FeePeriod
 from matome.policy import DEFAULT_POLICY, Policy
 from matome.projections.documents import Documents
@@ -86,92 +85,13 @@ from matome.values import (
     PassportId,
     ProviderCode,
     YearMonth,
-    require_aware,
     require_text,
 )
 from matome.verify import make_seal, private_key_from_pem, public_key_from_pem, verify_store
 
 __all__ = ["Engine", "EngineBusy", "EngineInternals", "bill_id", "receipt_number"]
 
-#: The engine's earlier attributes for the machinery now under :attr:`Engine.internals`: still
-#: answered at run time (not listed by ``dir``, unknown to type checkers), removed in 0.3.
-_MOVED_TO_INTERNALS = frozenset(
-    {
-        "events",
-        "forget_cached_states",
-        "hasher",
-        "mapper",
-        "recorder",
-        "run_billing",
-        "store_settings",
-        "views",
-    }
-)
-
 R = TypeVar("R", bound=cmd.Result)
-P = ParamSpec("P")
-
-
-T = TypeVar("T")
-M = TypeVar("M", bound=Callable[..., Any])
-
-
-def _guarded(method: M) -> M:
-    """Failures of the store become one matome error naming the store and the cause
-    (``busy``, ``store_unavailable``): no eventsourcing, sqlite3 or psycopg exception escapes."""
-
-    @functools.wraps(method)
-    def guarded(self: Engine, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except MatomeError:
-            raise
-        except Exception as e:
-            translated = translate_store_error(e, self._store.store_settings)
-            if translated is None:
-                raise
-            raise translated from e
-
-    return guarded  # type: ignore[return-value]  # same signature as method
-
-
-def _command_method(cls: Callable[P, cmd.Command[R]]) -> Callable[Concatenate[Engine, P], R]:
-    """A typed method that builds the command from its keyword arguments and executes it."""
-
-    def method(self: Engine, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.execute(cls(*args, **kwargs))
-
-    name = getattr(cls, "NAME", "")
-    method.__name__ = name or getattr(cls, "__name__", "command")
-    method.__qualname__ = f"Engine.{method.__name__}"
-    method.__doc__ = (
-        f"``{name}``: {cls.__doc__ or ''}\n\nThe keyword arguments are the fields of "
-        f":class:`matome.commands.{getattr(cls, '__name__', '')}`; returns its result or raises "
-        "its refusal (a :class:`~matome.errors.MatomeError`)."
-    )
-    return method
-
-
-class ReadOnlyEvents:
-    """Reading a stream's events through eventsourcing's ``EventStore``, without its ``put``:
-    an event written around the commands would have no hash-chain link (``matome verify``
-    would report the store broken) and would keep its personal values inside the event."""
-
-    def __init__(self, store: EventStore[UUID]) -> None:
-        self._store = store
-
-    def get(
-        self,
-        originator_id: UUID,
-        *,
-        gt: int | None = None,
-        lte: int | None = None,
-        desc: bool = False,
-        limit: int | None = None,
-    ) -> Iterator[DomainEvent]:
-        """The stream's events (see ``eventsourcing.persistence.EventStore.get``)."""
-        for event in self._store.get(originator_id, gt=gt, lte=lte, desc=desc, limit=limit):
-            yield cast(DomainEvent, event)
 
 
 class Engine:
@@ -674,75 +594,3 @@ class Engine:
         """The latest closed billing month, if any."""
         calendar: Calendar | None = self._commands.cache.get(CALENDAR_ID, project_calendar)
         return None if calendar is None else calendar.closed_through
-
-
-class EngineInternals:
-    """The machinery under an :class:`Engine` (``engine.internals``), for matome's own tools,
-    tests and benchmarks.
-
-    Not public API: the version policy does not cover it, and any release may change it.
-    Everything here bypasses the contract — read the log with it, never write through it.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    @property
-    def store_settings(self) -> dict[str, str]:
-        """The eventsourcing settings of the store."""
-        return self._engine._store.store_settings
-
-    @property
-    def recorder(self) -> ApplicationRecorder:
-        """The event store's recorder (eventsourcing's notification log lives here)."""
-        return self._engine._store.recorder
-
-    @property
-    def mapper(self) -> Mapper[UUID]:
-        """The mapper that turns stored events into matome's events and back."""
-        return self._engine._store.mapper
-
-    @property
-    def events(self) -> ReadOnlyEvents:
-        """The events of one stream, decoded (read-only: events are written by commands
-        only, with their hash-chain links and personal values kept apart)."""
-        return ReadOnlyEvents(self._engine._store.events)
-
-    @property
-    def hasher(self) -> Hasher:
-        """The credential hasher (salted scrypt; see :mod:`matome.credentials`)."""
-        return self._engine._commands.hasher
-
-    @property
-    def views(self) -> tuple[Projection, Documents]:
-        """The billing projection and its document queries (created on first use)."""
-        return self._engine._view_pair()
-
-    def run_billing(self, through: YearMonth, at: datetime) -> int:
-        """Issue every bill of a closed month up to ``through`` not issued yet; return how many
-        (see :mod:`matome.billing`; :meth:`Engine.complete_billing` is the public way)."""
-        return self._engine._run_billing(through, at)
-
-    def forget_cached_states(self) -> None:
-        """Forget the aggregate states cached in memory; they are read again from the store
-        (what another process on the same store would see)."""
-        self._engine._commands.cache.clear()
-
-
-def _cid(value: CustomerId | str) -> str:
-    return value.value if isinstance(value, CustomerId) else CustomerId(value).value
-
-
-def _month(value: YearMonth | str) -> YearMonth:
-    return value if isinstance(value, YearMonth) else YearMonth.parse(value)
-
-
-def _instant(value: datetime | str | None, what: str) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return None if value is None else require_aware(value, what)
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a time (ISO-8601 text), got {type(value).__name__}")
-    try:
-        return require_aware(datetime.fromisoformat(value), what)
-    except ValueError:
-        raise InvalidInput(f"{what} {value!r} is not an ISO-8601 time with an offset") from None

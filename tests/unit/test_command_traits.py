@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import matome
-from matome import cli, interchange
+from matome import _cli_run, cli, interchange
 from matome import commands as cmd
 from matome.application.eventstore import LogPosition
 from matome.application.service import CommandService
@@ -28,7 +28,16 @@ from matome.interchange import LogLine
 SOURCE = Path(matome.__file__).parent
 #: The modules that run commands.  ``application/handlers.py`` is the table from command
 #: class to decider (dispatch, not a special case) and is left out.
-RUNNERS = ("engine.py", "application/service.py", "cli.py", "interchange.py", "billing.py")
+RUNNERS = (
+    "engine.py",
+    "_engine_methods.py",
+    "application/service.py",
+    "cli.py",
+    "_cli_run.py",
+    "_cli_commands.py",
+    "interchange.py",
+    "billing.py",
+)
 COMMAND_CLASSES = {c.__name__ for c in cmd.COMMANDS.values()}
 
 AT = "2024-01-04T09:00:00+09:00"
@@ -183,7 +192,7 @@ def test_matome_run_batches_a_line_that_only_mentions_a_command_that_runs_alone(
         groups.append([line.number for line in lines])
         return real(engine, lines)
 
-    monkeypatch.setattr(cli, "apply_lines", spy)
+    monkeypatch.setattr(_cli_run, "apply_lines", spy)  # where run_log finds it
     log = [
         {
             "command": "register_provider",

@@ -16,7 +16,7 @@ class _Terminal(io.StringIO):
 
 def test_progress_on_a_terminal_shows_count_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter([0.0, 1.0, 2.0, 2.0])
-    monkeypatch.setattr("matome.cli.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("matome._cli_output.time.monotonic", lambda: next(clock))
     screen = _Terminal()
     progress = cli._Progress(1000, "rebuild", stream=screen)
     progress.step(500)
