@@ -107,6 +107,12 @@ from matome.testing._model_state import (
     _month,
     receipt_number,
 )
+
+# Public records of the model's state, kept importable from here.
+from matome.testing._model_state import RECEIPT_NAMESPACE as RECEIPT_NAMESPACE
+from matome.testing._model_state import Provider as Provider
+from matome.testing._model_state import Service as Service
+from matome.testing._model_state import Sub as Sub
 from matome.values import YearMonth
 
 __all__ = ["ModelResult", "ReferenceModel", "receipt_number"]

@@ -8,6 +8,9 @@ command objects of :mod:`matome.commands`.
 >>> from matome.testing import strategies as mst
 >>> @given(mst.command_logs())
 ... def test_every_log_is_answered(log): ...
+
+The strategies live in private siblings, by what they generate: ``_value_strategies``,
+``_command_strategies`` and ``_log_strategies``; import them from here.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from matome.testing._value_strategies import (
     year_months,
     yen,
 )
+from matome.testing._value_strategies import phones as phones
 
 __all__ = [
     "WRONG_ACCESS_KEY",
