@@ -280,7 +280,7 @@ def test_a_master_key_given_that_is_not_the_stores_wraps_no_new_key(
     monkeypatch.setenv("MATOME_MASTER_KEY", other)
     e = Engine.open(db, hash_iterations=TEST_ITERATIONS, create=False)
     try:
-        before = e.internals.recorder.max_notification_id()
+        before = e.internals.recorder.max_notification_id() or 0
         e.open_line(
             at="2024-03-01T09:00:00+09:00",
             customer_id="CAF0000000002",
