@@ -106,10 +106,11 @@ class Appliers:
 
         def register(applier: A) -> A:
             for event_class in event_classes:
-                if event_class in _PROJECTORS:
+                if event_class in _PROJECTORS or event_classes.count(event_class) > 1:
                     raise RuntimeError(
                         f"{event_class.__name__} has two appliers (or belongs to two aggregates)"
                     )
+            for event_class in event_classes:
                 self.table[event_class] = applier
                 _PROJECTORS[event_class] = self.project
             return applier
