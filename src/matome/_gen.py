@@ -11,7 +11,8 @@ differ.  A test fails when a file is not what the generator writes, so adding a 
 * the table of command methods in ``docs/api.md`` (between the markers :data:`BEGIN` and
   :data:`END`), with each command's result type.
 
-The JSON Schema of a log line is generated too, by ``matome schema`` (:mod:`matome.schema`).
+* ``src/matome/reference/command-log.schema.json``: the JSON Schema of a log line
+  (:mod:`matome.schema`; ``matome schema`` prints the same text).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from matome import schema
 from matome.commands import COMMANDS
 
 __all__ = ["BEGIN", "END", "api_commands_table", "engine_commands_source", "generated", "main"]
@@ -77,6 +79,9 @@ def generated(root: Path = ROOT) -> dict[Path, Callable[[str], str]]:
     return {
         root / "src" / "matome" / "_engine_commands.py": lambda _old: engine_commands_source(),
         root / "docs" / "api.md": lambda old: _replace_between(old, api_commands_table()),
+        root / "src" / "matome" / "reference" / "command-log.schema.json": lambda _old: (
+            schema.schema_text()
+        ),
     }
 
 

@@ -288,14 +288,10 @@ def test_the_generator_writes_a_command_method_for_a_new_command(
     ``--check`` fails until they are written."""
     from matome import commands
 
-    (tmp_path / "src" / "matome").mkdir(parents=True)
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "src" / "matome" / "_engine_commands.py").write_text(
-        (SOURCE / "_engine_commands.py").read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    (tmp_path / "docs" / "api.md").write_text(
-        (ROOT / "docs" / "api.md").read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    for path in _gen.generated(ROOT):
+        copy = tmp_path / path.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     assert _gen.main(["--check", "--root", str(tmp_path)]) == 0
     monkeypatch.setitem(commands.COMMANDS, "rename_provider", commands.RegisterProvider)
     assert _gen.main(["--check", "--root", str(tmp_path)]) == 1
@@ -303,6 +299,8 @@ def test_the_generator_writes_a_command_method_for_a_new_command(
     written = (tmp_path / "src" / "matome" / "_engine_commands.py").read_text(encoding="utf-8")
     assert "    rename_provider = _command_method(cmd.RegisterProvider)\n" in written
     assert "| `rename_provider` |" in (tmp_path / "docs" / "api.md").read_text(encoding="utf-8")
+    shipped = tmp_path / "src" / "matome" / "reference" / "command-log.schema.json"
+    assert '"rename_provider"' in shipped.read_text(encoding="utf-8")
     assert _gen.main(["--check", "--root", str(tmp_path)]) == 0
 
 
