@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from matome import commands as cmd
+from matome._engine_commands import _Commands
 from matome._engine_internals import _MOVED_TO_INTERNALS, EngineInternals
 from matome._engine_internals import ReadOnlyEvents as ReadOnlyEvents
-from matome._engine_methods import _cid, _command_method, _guarded, _instant, _month
+from matome._engine_methods import _cid, _guarded, _instant, _month
 from matome.aggregates.catalog import Provider, project_provider, provider_id
 from matome.aggregates.ledger import CALENDAR_ID, Calendar, bill_id, project_calendar
 from matome.aggregates.line import AccessLine, line_id, project_line
@@ -94,8 +95,9 @@ __all__ = ["Engine", "EngineBusy", "EngineInternals", "bill_id", "receipt_number
 R = TypeVar("R", bound=cmd.Result)
 
 
-class Engine:
-    """matome's billing engine.  Every command of the contract is a typed method here.
+class Engine(_Commands):
+    """matome's billing engine.  Every command of the contract is a typed method here
+    (generated from the registry of commands, :data:`matome.commands.COMMANDS`).
 
     Build one with :meth:`open` (``"matome.sqlite"``, ``":memory:"``, ``"postgresql://..."``).
     Methods raise a :class:`~matome.errors.MatomeError` carrying the contract's error code;
@@ -368,27 +370,6 @@ class Engine:
         except MatomeError as e:
             return e
         return result
-
-    open_line = _command_method(cmd.OpenLine)
-    change_line_limit = _command_method(cmd.ChangeLineLimit)
-    change_billing = _command_method(cmd.ChangeBilling)
-    change_line = _command_method(cmd.ChangeLine)
-    regulate_line = _command_method(cmd.RegulateLine)
-    lift_regulation = _command_method(cmd.LiftRegulation)
-    set_notification = _command_method(cmd.SetNotification)
-    register_provider = _command_method(cmd.RegisterProvider)
-    list_service = _command_method(cmd.ListService)
-    register_passport = _command_method(cmd.RegisterPassport)
-    change_passport_limit = _command_method(cmd.ChangePassportLimit)
-    change_passport_details = _command_method(cmd.ChangePassportDetails)
-    delete_passport = _command_method(cmd.DeletePassport)
-    reset_password = _command_method(cmd.ResetPassword)
-    erase_personal_data = _command_method(cmd.ErasePersonalData)
-    purchase = _command_method(cmd.Purchase)
-    cancel = _command_method(cmd.Cancel)
-    refund = _command_method(cmd.Refund)
-    set_fee = _command_method(cmd.SetFee)
-    issue_bills = _command_method(cmd.IssueBills)
 
     # -----------------------------------------------------------------------------------------
     # The billing run and the documents (from the views)

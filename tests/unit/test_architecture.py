@@ -15,23 +15,31 @@ instead of silently doing nothing (docs/architecture.md, "Targets"):
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import types
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from matome import schema
+from matome import _gen, aggregates, schema
+from matome.aggregates import _line_state as line_state
+from matome.aggregates import _passport_state as passport_state
+from matome.aggregates.base import Appliers, projector_of
+from matome.application import handlers
 from matome.application.handlers import HANDLERS
 from matome.commands import COMMANDS, Command, parse_command
 from matome.engine import Engine
 from matome.events import EVENT_TOPICS
+from matome.events.bill import BillIssued
+from matome.projections import views, viewstore
+from matome.projections.tables import Table
 from matome.testing import strategies as mst
 from matome.testing.model import ReferenceModel
 
@@ -151,3 +159,176 @@ def test_every_allowed_long_module_exists_is_private_and_gives_its_reason() -> N
         assert path.is_file(), relative
         assert path.name.startswith("_"), relative
         assert reason.strip(), relative
+
+
+# ---------------------------------------------------------------------------------------------
+# Registries by decorator: a function and its registry entry are one place
+
+
+def _module_functions(module: types.ModuleType) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if inspect.isfunction(value) and value.__module__ == module.__name__
+    }
+
+
+def _annotations(function: Any) -> list[str]:
+    """The parameter and return annotations of ``function`` as written (text)."""
+    signature = inspect.signature(function)
+    return [str(p.annotation) for p in signature.parameters.values()] + [
+        str(signature.return_annotation)
+    ]
+
+
+def test_every_function_shaped_as_a_handler_is_registered_and_handles_its_own_command() -> None:
+    """``@handles(cmd.X)``: a function ``(uow, c: cmd.X, d) -> cmd.Result | None`` in
+    ``application/handlers.py`` without the decorator would be dead code, and one registered
+    for another command than the one it takes would decide the wrong command."""
+    shaped = {
+        name: function
+        for name, function in _module_functions(handlers).items()
+        if _annotations(function)[0] == "UnitOfWork"
+        and _annotations(function)[-1] == "cmd.Result | None"
+    }
+    assert len(shaped) == len(COMMANDS)
+    registered = {function.__name__: command for command, function in HANDLERS.items()}
+    assert set(shaped) == set(registered)
+    for name, function in shaped.items():
+        assert _annotations(function)[1] == f"cmd.{registered[name].__name__}", name
+
+
+def test_every_command_that_presents_a_credential_has_its_check_alone() -> None:
+    """``@checks_credential``: contract 3 checks the credential of a command under a used
+    idempotency key before answering it; a command with ``CREDENTIAL`` and no check would
+    fail with a ``KeyError``."""
+    with_credential = {cls for cls in COMMANDS.values() if cls.CREDENTIAL is not None}
+    assert set(handlers.CREDENTIALS) == with_credential
+
+
+def test_every_view_function_is_registered_for_one_event() -> None:
+    """``@when(ev.X)``: every function of ``projections/views.py`` shaped
+    ``(e: Raw, look: Lookups) -> Changes`` is in ``WHEN`` (an undecorated one would never run
+    and its event would fail as neither handled nor ignored)."""
+    shaped = {
+        name
+        for name, function in _module_functions(views).items()
+        if _annotations(function) == ["Raw", "Lookups", "Changes"]
+    }
+    assert shaped == {function.__name__ for function in views.WHEN.values()}
+    assert len(set(views.WHEN.values())) == len(views.WHEN)
+
+
+#: Events on no aggregate's stream that is ever loaded as a state, and why.
+NOT_APPLIED = {
+    BillIssued: "an issued bill's stream is read by the views, the audit and verify, never "
+    "loaded as a state to decide on",
+}
+
+
+def test_every_aggregates_event_class_has_exactly_one_applier() -> None:
+    """Each aggregate's ``Appliers`` decorator registers one applier per event class (a second
+    one fails at import); together they cover every registered event but those listed."""
+    registries = [
+        value
+        for module in (
+            line_state,
+            passport_state,
+            aggregates.catalog,
+            aggregates.ledger,
+            aggregates.subscription,
+        )
+        for value in vars(module).values()
+        if isinstance(value, Appliers)
+    ]
+    assert len(registries) == 9
+    applied = [event_class for r in registries for event_class in r.table]
+    assert len(applied) == len(set(applied))
+    assert set(applied) == set(EVENT_TOPICS.values()) - set(NOT_APPLIED)
+    for r in registries:
+        for event_class in r.table:
+            assert projector_of(event_class) is r.project
+
+
+def test_a_second_applier_for_an_event_class_fails_at_registration() -> None:
+    """Each registry refuses a second function for one key before it registers anything."""
+    taken = next(c for c in EVENT_TOPICS.values() if c not in NOT_APPLIED)
+    registry = Appliers("Twice")
+    with pytest.raises(RuntimeError, match="two appliers"):
+        registry(BillIssued, taken)(lambda s, e: s)
+    assert registry.table == {}
+    with pytest.raises(KeyError):
+        projector_of(BillIssued)
+    with pytest.raises(RuntimeError, match="two handlers"):
+        handlers.handles(next(iter(HANDLERS)))(lambda uow, c, d: None)
+    with pytest.raises(RuntimeError, match="two view functions"):
+        views.when(next(iter(views.WHEN)))(lambda e, look: ())
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated files: what the generator writes (python -m matome._gen)
+
+
+def test_the_engines_command_methods_are_what_the_generator_writes() -> None:
+    """``src/matome/_engine_commands.py``: one typed method per registered command."""
+    shipped = (SOURCE / "_engine_commands.py").read_text(encoding="utf-8")
+    assert shipped == _gen.engine_commands_source(), "regenerate: python -m matome._gen"
+
+
+def test_the_api_pages_table_of_command_methods_is_what_the_generator_writes() -> None:
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    table = api.split(_gen.BEGIN + "\n", 1)[1].split(_gen.END, 1)[0]
+    assert table == _gen.api_commands_table(), "regenerate: python -m matome._gen"
+
+
+def test_the_generator_writes_a_command_method_for_a_new_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Registering a command is enough: the generator writes its method and its row, and
+    ``--check`` fails until they are written."""
+    from matome import commands
+
+    for path in _gen.generated(ROOT):
+        copy = tmp_path / path.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert _gen.main(["--check", "--root", str(tmp_path)]) == 0
+    monkeypatch.setitem(commands.COMMANDS, "rename_provider", commands.RegisterProvider)
+    assert _gen.main(["--check", "--root", str(tmp_path)]) == 1
+    assert _gen.main(["--root", str(tmp_path)]) == 0
+    written = (tmp_path / "src" / "matome" / "_engine_commands.py").read_text(encoding="utf-8")
+    assert "    rename_provider = _command_method(cmd.RegisterProvider)\n" in written
+    assert "| `rename_provider` |" in (tmp_path / "docs" / "api.md").read_text(encoding="utf-8")
+    shipped = tmp_path / "src" / "matome" / "reference" / "command-log.schema.json"
+    assert '"rename_provider"' in shipped.read_text(encoding="utf-8")
+    assert _gen.main(["--check", "--root", str(tmp_path)]) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The views' schema version: derived from the tables' declarations
+
+
+def test_the_views_schema_version_is_the_view_logic_and_the_digest_of_the_declared_ddl() -> None:
+    derived = viewstore.schema_version(viewstore.VIEW_LOGIC, viewstore.ddl_digest())
+    assert derived == viewstore.SCHEMA_VERSION
+    assert viewstore.SCHEMA_VERSION // 1_000_000 == viewstore.VIEW_LOGIC
+    # mv_tracking.schema_version is an INTEGER: 32-bit signed on PostgreSQL.
+    assert 0 < viewstore.SCHEMA_VERSION < 2**31
+    with pytest.raises(ValueError, match="32-bit"):
+        viewstore.schema_version(2_200, 0)
+
+
+def test_a_new_column_in_a_tables_declaration_changes_the_views_schema_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A column added to one declaration changes the DDL, so the digest, so the version: a
+    store at the old version is rebuilt, without anyone bumping a number by hand."""
+    before = viewstore.ddl_digest()
+    fields = [(f, views.FeeRow.__annotations__[f]) for f in views.FeeRow._fields]
+    wider = NamedTuple("FeeRow", [*fields, ("note", "str | None")])  # type: ignore[misc]
+    fees = Table("fees", wider, key=("operator", "version"))
+    tables = tuple(fees if t is views.FEES else t for t in views.TABLES)
+    monkeypatch.setattr(viewstore, "TABLES", tables)
+    after = viewstore.ddl_digest()
+    assert after != before
+    assert viewstore.schema_version(viewstore.VIEW_LOGIC, after) != viewstore.SCHEMA_VERSION

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import attrs
 
-from matome.aggregates.base import make_projector, stream_id
+from matome.aggregates.base import Appliers, stream_id
 from matome.events import line as ev
 from matome.events.base import DomainEvent
 from matome.values import (
@@ -70,10 +70,15 @@ class AccessLine:
         return Yen(sum(limit.amount for limit in self.passports.values()))
 
 
+#: The line's appliers, one decorated function per event class.
+line_applies = Appliers("AccessLine")
+
+
 def _step(state: AccessLine, event: DomainEvent, **changes: Any) -> AccessLine:
     return attrs.evolve(state, version=event.originator_version, last_at=event.at, **changes)
 
 
+@line_applies(ev.LineOpened)
 def _opened(_: None, e: ev.LineOpened) -> AccessLine:
     return AccessLine(
         id=e.originator_id,
@@ -89,6 +94,7 @@ def _opened(_: None, e: ev.LineOpened) -> AccessLine:
     )
 
 
+@line_applies(ev.LineMoved)
 def _moved(s: AccessLine, e: ev.LineMoved) -> AccessLine:
     changes: dict[str, Any] = {}
     if e.new_kind is not None:
@@ -121,32 +127,46 @@ def _with_passport(s: AccessLine, pid: PassportId, limit: Yen | None) -> Mapping
     return _frozen(passports)
 
 
+@line_applies(ev.NotificationSet)
 def _notification(s: AccessLine, e: ev.NotificationSet) -> AccessLine:
     notifications = dict(s.notifications)
     notifications[e.provider] = e.notify
     return _step(s, e, notifications=_frozen(notifications))
 
 
-project_line = make_projector(
-    {
-        ev.LineOpened: _opened,
-        ev.LineLimitChanged: lambda s, e: _step(s, e, line_limit=e.line_limit),
-        ev.BillingChanged: lambda s, e: _step(s, e, billing=e.billing),
-        ev.LineMoved: _moved,
-        ev.Regulated: lambda s, e: _step(s, e, regulated=True),
-        ev.RegulationLifted: lambda s, e: _step(s, e, regulated=False),
-        ev.NotificationSet: _notification,
-        ev.PassportAttached: lambda s, e: _step(
-            s, e, passports=_with_passport(s, e.passport_id, e.limit)
-        ),
-        ev.PassportLimitChanged: lambda s, e: _step(
-            s, e, passports=_with_passport(s, e.passport_id, e.limit)
-        ),
-        ev.PassportDetached: lambda s, e: _step(
-            s,
-            e,
-            passports=_with_passport(s, e.passport_id, None),
-            detached=_detached(s, [e.passport_id], e.at),
-        ),
-    }
-)
+@line_applies(ev.LineLimitChanged)
+def _line_limit_changed(s: AccessLine, e: ev.LineLimitChanged) -> AccessLine:
+    return _step(s, e, line_limit=e.line_limit)
+
+
+@line_applies(ev.BillingChanged)
+def _billing_changed(s: AccessLine, e: ev.BillingChanged) -> AccessLine:
+    return _step(s, e, billing=e.billing)
+
+
+@line_applies(ev.Regulated)
+def _regulated(s: AccessLine, e: ev.Regulated) -> AccessLine:
+    return _step(s, e, regulated=True)
+
+
+@line_applies(ev.RegulationLifted)
+def _regulation_lifted(s: AccessLine, e: ev.RegulationLifted) -> AccessLine:
+    return _step(s, e, regulated=False)
+
+
+@line_applies(ev.PassportAttached, ev.PassportLimitChanged)
+def _passport_limit(s: AccessLine, e: ev.PassportAttached | ev.PassportLimitChanged) -> AccessLine:
+    return _step(s, e, passports=_with_passport(s, e.passport_id, e.limit))
+
+
+@line_applies(ev.PassportDetached)
+def _passport_detached(s: AccessLine, e: ev.PassportDetached) -> AccessLine:
+    return _step(
+        s,
+        e,
+        passports=_with_passport(s, e.passport_id, None),
+        detached=_detached(s, [e.passport_id], e.at),
+    )
+
+
+project_line = line_applies.project

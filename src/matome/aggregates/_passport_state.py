@@ -14,7 +14,7 @@ from uuid import UUID
 import attrs
 
 from matome import charging
-from matome.aggregates.base import make_projector, stream_id
+from matome.aggregates.base import Appliers, stream_id
 from matome.events import passport as ev
 from matome.events.base import DomainEvent
 from matome.values import (
@@ -130,10 +130,15 @@ class Passport:
         return Yen(self.one_off_spend.get(month, Yen.ZERO).amount + monthly)
 
 
+#: The Passport ID's appliers, one decorated function per event class.
+passport_applies = Appliers("Passport")
+
+
 def _step(state: Passport, event: DomainEvent, **changes: Any) -> Passport:
     return attrs.evolve(state, version=event.originator_version, last_at=event.at, **changes)
 
 
+@passport_applies(ev.Registered)
 def _registered(_: None, e: ev.Registered) -> Passport:
     return Passport(
         id=e.originator_id,
@@ -150,6 +155,7 @@ def _registered(_: None, e: ev.Registered) -> Passport:
     )
 
 
+@passport_applies(ev.DetailsChanged)
 def _details(s: Passport, e: ev.DetailsChanged) -> Passport:
     changes: dict[str, Any] = {}
     if e.password_hash is not None:
@@ -182,6 +188,7 @@ def _rebought_before_v4(holdings: Mapping[str, Holding], e: ev.HoldingAdded) -> 
     )
 
 
+@passport_applies(ev.HoldingAdded)
 def _added(s: Passport, e: ev.HoldingAdded) -> Passport:
     month = YearMonth.of(e.at)
     # An accepted purchase presented the right password: the count of wrong ones restarts.
@@ -208,6 +215,7 @@ def _added(s: Passport, e: ev.HoldingAdded) -> Passport:
     return _step(s, e, **changes)
 
 
+@passport_applies(ev.HoldingEnded)
 def _ended(s: Passport, e: ev.HoldingEnded) -> Passport:
     holdings = dict(s.holdings)
     held = holdings.get(e.receipt)
@@ -216,24 +224,39 @@ def _ended(s: Passport, e: ev.HoldingEnded) -> Passport:
     return _step(s, e, holdings=MappingProxyType(holdings))
 
 
-project_passport = make_projector(
-    {
-        ev.Registered: _registered,
-        ev.LimitChanged: lambda s, e: _step(s, e, limit=e.limit),
-        ev.DetailsChanged: _details,
-        # A wrong password does not move the ID's business clock: otherwise anyone who knows
-        # an ID could freeze it with one wrong password dated far ahead (every later command
-        # would be out of time order).
-        ev.PasswordRejected: lambda s, e: attrs.evolve(
-            s, version=e.originator_version, consecutive_failures=e.consecutive, locked=e.locked
-        ),
-        ev.PasswordAccepted: lambda s, e: _step(s, e, consecutive_failures=0),
-        ev.PasswordReset: lambda s, e: _step(
-            s, e, password_hash=e.password_hash, consecutive_failures=0, locked=False
-        ),
-        ev.HoldingAdded: _added,
-        ev.HoldingEnded: _ended,
-        ev.PassportDeleted: lambda s, e: _step(s, e, deleted=True, deleted_at=e.at),
-        ev.PersonalDataErased: lambda s, e: _step(s, e, email=Erased()),
-    }
-)
+@passport_applies(ev.LimitChanged)
+def _limit_changed(s: Passport, e: ev.LimitChanged) -> Passport:
+    return _step(s, e, limit=e.limit)
+
+
+@passport_applies(ev.PasswordRejected)
+def _password_rejected(s: Passport, e: ev.PasswordRejected) -> Passport:
+    # A wrong password does not move the ID's business clock: otherwise anyone who knows an ID
+    # could freeze it with one wrong password dated far ahead (every later command would be
+    # out of time order).
+    return attrs.evolve(
+        s, version=e.originator_version, consecutive_failures=e.consecutive, locked=e.locked
+    )
+
+
+@passport_applies(ev.PasswordAccepted)
+def _password_accepted(s: Passport, e: ev.PasswordAccepted) -> Passport:
+    return _step(s, e, consecutive_failures=0)
+
+
+@passport_applies(ev.PasswordReset)
+def _password_reset(s: Passport, e: ev.PasswordReset) -> Passport:
+    return _step(s, e, password_hash=e.password_hash, consecutive_failures=0, locked=False)
+
+
+@passport_applies(ev.PassportDeleted)
+def _deleted(s: Passport, e: ev.PassportDeleted) -> Passport:
+    return _step(s, e, deleted=True, deleted_at=e.at)
+
+
+@passport_applies(ev.PersonalDataErased)
+def _erased(s: Passport, e: ev.PersonalDataErased) -> Passport:
+    return _step(s, e, email=Erased())
+
+
+project_passport = passport_applies.project

@@ -10,7 +10,7 @@ from uuid import UUID
 import attrs
 
 from matome import commands as cmd
-from matome.aggregates.base import make_projector, stream_id
+from matome.aggregates.base import Appliers, stream_id
 from matome.aggregates.decision import Decision
 from matome.errors import DuplicateError, UnknownProvider, UnknownService
 from matome.events import catalog as ev
@@ -57,6 +57,25 @@ class Provider:
     services: Mapping[ServiceCode, Listing] = attrs.field(factory=lambda: MappingProxyType({}))
 
 
+#: The provider's appliers, one decorated function per event class.
+provider_applies = Appliers("Provider")
+
+
+@provider_applies(ev.ProviderRegistered)
+def _registered(_: None, e: ev.ProviderRegistered) -> Provider:
+    return Provider(
+        id=e.originator_id,
+        version=e.originator_version,
+        last_at=e.at,
+        code=e.provider,
+        name=e.name,
+        contact=e.contact,
+        goods=e.goods,
+        registered_at=e.at,
+    )
+
+
+@provider_applies(ev.ServiceListed)
 def _listed(s: Provider, e: ev.ServiceListed) -> Provider:
     services = dict(s.services)
     services[e.service] = Listing(
@@ -73,21 +92,7 @@ def _listed(s: Provider, e: ev.ServiceListed) -> Provider:
     )
 
 
-project_provider = make_projector(
-    {
-        ev.ProviderRegistered: lambda _, e: Provider(
-            id=e.originator_id,
-            version=e.originator_version,
-            last_at=e.at,
-            code=e.provider,
-            name=e.name,
-            contact=e.contact,
-            goods=e.goods,
-            registered_at=e.at,
-        ),
-        ev.ServiceListed: _listed,
-    }
-)
+project_provider = provider_applies.project
 
 
 # ---------------------------------------------------------------------------------------------

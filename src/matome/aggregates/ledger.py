@@ -11,7 +11,7 @@ from uuid import UUID, uuid5
 import attrs
 
 from matome import commands as cmd
-from matome.aggregates.base import NAMESPACE, make_projector, stream_id
+from matome.aggregates.base import NAMESPACE, Appliers, stream_id
 from matome.aggregates.decision import Decision
 from matome.errors import InvalidInput, MonthClosed
 from matome.events import ledger as ev
@@ -70,16 +70,18 @@ class Calendar:
         return self.closed_through is not None and month <= self.closed_through
 
 
-project_calendar = make_projector(
-    {
-        ev.MonthsClosed: lambda s, e: Calendar(
-            id=e.originator_id,
-            version=e.originator_version,
-            last_at=e.at,
-            closed_through=e.through,
-        )
-    }
-)
+#: The calendar's applier.
+calendar_applies = Appliers("Calendar")
+
+
+@calendar_applies(ev.MonthsClosed)
+def _months_closed(_: Calendar | None, e: ev.MonthsClosed) -> Calendar:
+    return Calendar(
+        id=e.originator_id, version=e.originator_version, last_at=e.at, closed_through=e.through
+    )
+
+
+project_calendar = calendar_applies.project
 
 
 @attrs.frozen(kw_only=True)
@@ -105,25 +107,30 @@ class KeyRecord:
     subject: str | None = None
 
 
-project_key = make_projector(
-    {
-        ev.KeyBound: lambda _, e: KeyRecord(
-            id=e.originator_id,
-            version=e.originator_version,
-            last_at=e.at,
-            key=e.key,
-            command=e.command,
-            digest=e.digest,
-            secrets=e.secrets,
-            result=e.result,
-            error=e.error,
-            owner=e.owner,
-            personal_digest=e.personal_digest,
-            personal_in_digest=e.personal_in_digest,
-            subject=e.subject,
-        )
-    }
-)
+#: The idempotency key's applier.
+key_applies = Appliers("KeyRecord")
+
+
+@key_applies(ev.KeyBound)
+def _key_bound(_: None, e: ev.KeyBound) -> KeyRecord:
+    return KeyRecord(
+        id=e.originator_id,
+        version=e.originator_version,
+        last_at=e.at,
+        key=e.key,
+        command=e.command,
+        digest=e.digest,
+        secrets=e.secrets,
+        result=e.result,
+        error=e.error,
+        owner=e.owner,
+        personal_digest=e.personal_digest,
+        personal_in_digest=e.personal_in_digest,
+        subject=e.subject,
+    )
+
+
+project_key = key_applies.project
 
 
 @attrs.frozen(kw_only=True)
@@ -136,18 +143,19 @@ class BillingRun:
     completed_through: YearMonth
 
 
-project_billing_run = make_projector(
-    {
-        ev.BillingRunCompleted: lambda s, e: BillingRun(
-            id=e.originator_id,
-            version=e.originator_version,
-            last_at=e.at,
-            completed_through=e.through
-            if s is None or e.through > s.completed_through
-            else s.completed_through,
-        )
-    }
-)
+#: The billing run's applier.
+billing_run_applies = Appliers("BillingRun")
+
+
+@billing_run_applies(ev.BillingRunCompleted)
+def _run_completed(s: BillingRun | None, e: ev.BillingRunCompleted) -> BillingRun:
+    through = e.through if s is None or e.through > s.completed_through else s.completed_through
+    return BillingRun(
+        id=e.originator_id, version=e.originator_version, last_at=e.at, completed_through=through
+    )
+
+
+project_billing_run = billing_run_applies.project
 
 
 @attrs.frozen(kw_only=True)
@@ -162,6 +170,11 @@ class FeeSchedule:
     flat_fees: Mapping[YearMonth, Yen]
 
 
+#: The fee schedule's applier.
+fees_applies = Appliers("FeeSchedule")
+
+
+@fees_applies(ev.FeeSet)
 def _fee_set(s: FeeSchedule | None, e: ev.FeeSet) -> FeeSchedule:
     fees = dict(s.flat_fees) if s is not None else {}
     fees[e.effective_from] = e.flat_fee
@@ -174,7 +187,7 @@ def _fee_set(s: FeeSchedule | None, e: ev.FeeSet) -> FeeSchedule:
     )
 
 
-project_fees = make_projector({ev.FeeSet: _fee_set})
+project_fees = fees_applies.project
 
 
 # ---------------------------------------------------------------------------------------------

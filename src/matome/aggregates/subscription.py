@@ -10,7 +10,7 @@ from uuid import UUID, uuid5
 import attrs
 
 from matome import charging
-from matome.aggregates.base import NAMESPACE, AggregateState, make_projector, stream_id
+from matome.aggregates.base import NAMESPACE, AggregateState, Appliers, stream_id
 from matome.aggregates.decision import Decision
 from matome.errors import NotCancellable, UnknownReceipt
 from matome.events import passport as passport_ev
@@ -51,17 +51,22 @@ class Reference:
     receipt: str
 
 
-project_reference = make_projector(
-    {
-        ev.PurchaseReferenced: lambda _, e: Reference(
-            id=e.originator_id,
-            version=e.originator_version,
-            last_at=e.at,
-            ref=e.ref,
-            receipt=e.receipt,
-        )
-    }
-)
+#: The reference's applier.
+reference_applies = Appliers("Reference")
+
+
+@reference_applies(ev.PurchaseReferenced)
+def _referenced(_: None, e: ev.PurchaseReferenced) -> Reference:
+    return Reference(
+        id=e.originator_id,
+        version=e.originator_version,
+        last_at=e.at,
+        ref=e.ref,
+        receipt=e.receipt,
+    )
+
+
+project_reference = reference_applies.project
 
 
 def receipt_number(passport_id: PassportId | str, n: int) -> str:
@@ -129,6 +134,11 @@ class Subscription:
         return self.pricing is Pricing.MONTHLY and self.cancelled_at is None
 
 
+#: The subscription's appliers, one decorated function per event class.
+subscription_applies = Appliers("Subscription")
+
+
+@subscription_applies(ev.Purchased)
 def _purchased(_: None, e: ev.Purchased) -> Subscription:
     return Subscription(
         id=e.originator_id,
@@ -148,21 +158,21 @@ def _purchased(_: None, e: ev.Purchased) -> Subscription:
     )
 
 
-project_subscription = make_projector(
-    {
-        ev.Purchased: _purchased,
-        ev.Cancelled: lambda s, e: attrs.evolve(
-            s,
-            version=e.originator_version,
-            last_at=e.at,
-            cancelled_at=e.at,
-            cancel_reason=e.reason,
-        ),
-        ev.Refunded: lambda s, e: attrs.evolve(
-            s, version=e.originator_version, last_at=e.at, refunded=s.refunded + e.amount
-        ),
-    }
-)
+@subscription_applies(ev.Cancelled)
+def _cancelled(s: Subscription, e: ev.Cancelled) -> Subscription:
+    return attrs.evolve(
+        s, version=e.originator_version, last_at=e.at, cancelled_at=e.at, cancel_reason=e.reason
+    )
+
+
+@subscription_applies(ev.Refunded)
+def _refunded(s: Subscription, e: ev.Refunded) -> Subscription:
+    return attrs.evolve(
+        s, version=e.originator_version, last_at=e.at, refunded=s.refunded + e.amount
+    )
+
+
+project_subscription = subscription_applies.project
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,15 +2,15 @@
 
 A handler knows *which* states a command needs and where they live (streams named by natural
 keys); the decider beside the aggregate knows the *rules*.  Handlers are a few lines each and
-hold no rule.  :data:`HANDLERS` is the registry: adding a command means its command class, its
-decider, one entry here, and its tests.
+hold no rule.  :data:`HANDLERS` is the registry, filled by :func:`handles` on each handler:
+adding a command means its command class, its decider, one decorated handler here, and its tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from matome import commands as cmd
 from matome.aggregates import catalog, ledger, line, passport, subscription
@@ -34,6 +34,8 @@ __all__ = [
     "HANDLERS",
     "CredentialCheck",
     "Handler",
+    "checks_credential",
+    "handles",
     "load_calendar",
     "load_key",
     "personal_data_erased",
@@ -44,6 +46,42 @@ Handler = Callable[[UnitOfWork, Any, Decision], cmd.Result | None]
 #: opens), ``False`` (refused in the decision: counted if a wrong password), ``None`` (no
 #: holder to check it against: the ID or line is unknown, deleted or ended).
 CredentialCheck = Callable[[UnitOfWork, Any, Decision], bool | None]
+
+H = TypeVar("H", bound=Handler)
+K = TypeVar("K", bound=CredentialCheck)
+
+#: The registry: every command of the contract and its handler (filled by :func:`handles`).
+HANDLERS: dict[type[cmd.Command[Any]], Handler] = {}
+#: Every command that presents a credential (``Command.CREDENTIAL``) and how it is checked
+#: (filled by :func:`checks_credential`).
+CREDENTIALS: dict[type[cmd.Command[Any]], CredentialCheck] = {}
+
+
+def handles(command: type[cmd.Command[Any]]) -> Callable[[H], H]:
+    """Register the decorated function as the handler of ``command``: the function and its
+    registry entry are one place (a second handler for one command fails at import)."""
+
+    def register(handler: H) -> H:
+        if command in HANDLERS:
+            raise RuntimeError(f"{command.__name__} has two handlers")
+        HANDLERS[command] = handler
+        return handler
+
+    return register
+
+
+def checks_credential(*commands: type[cmd.Command[Any]]) -> Callable[[K], K]:
+    """Register the decorated function as how the credential of each of ``commands`` is
+    checked alone (contract 3), before an idempotency key's answer."""
+
+    def register(check: K) -> K:
+        for command in commands:
+            if command in CREDENTIALS:
+                raise RuntimeError(f"{command.__name__} has two credential checks")
+            CREDENTIALS[command] = check
+        return check
+
+    return register
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,22 +164,26 @@ def _owner(uow: UnitOfWork, p: Passport | None) -> AccessLine | None:
 # Handlers
 
 
+@handles(cmd.OpenLine)
 def _open_line(uow: UnitOfWork, c: cmd.OpenLine, d: Decision) -> cmd.Result | None:
     return line.decide_open_line(
         load_line(uow, c.customer_id), load_representative(uow, c.billing), c, d
     )
 
 
+@handles(cmd.ChangeLineLimit)
 def _change_line_limit(uow: UnitOfWork, c: cmd.ChangeLineLimit, d: Decision) -> cmd.Result | None:
     return line.decide_change_line_limit(load_line(uow, c.customer_id), c, d)
 
 
+@handles(cmd.ChangeBilling)
 def _change_billing(uow: UnitOfWork, c: cmd.ChangeBilling, d: Decision) -> cmd.Result | None:
     return line.decide_change_billing(
         load_line(uow, c.customer_id), load_representative(uow, c.billing), c, d
     )
 
 
+@handles(cmd.ChangeLine)
 def _change_line(uow: UnitOfWork, c: cmd.ChangeLine, d: Decision) -> cmd.Result | None:
     state = load_line(uow, c.customer_id)
     rule = line.line_change_rule(c.change, c.customer_id, c.new_customer_id)
@@ -155,6 +197,7 @@ def _change_line(uow: UnitOfWork, c: cmd.ChangeLine, d: Decision) -> cmd.Result 
     return line.decide_change_line(state, passports, subs, successor, c, d)
 
 
+@handles(cmd.RegulateLine)
 def _regulate_line(uow: UnitOfWork, c: cmd.RegulateLine, d: Decision) -> cmd.Result | None:
     state = load_line(uow, c.customer_id)
     passports = load_line_passports(uow, state) if state is not None and not state.regulated else {}
@@ -162,24 +205,29 @@ def _regulate_line(uow: UnitOfWork, c: cmd.RegulateLine, d: Decision) -> cmd.Res
     return line.decide_regulate_line(state, passports, subs, c, d)
 
 
+@handles(cmd.LiftRegulation)
 def _lift_regulation(uow: UnitOfWork, c: cmd.LiftRegulation, d: Decision) -> cmd.Result | None:
     return line.decide_lift_regulation(load_line(uow, c.customer_id), c, d)
 
 
+@handles(cmd.SetNotification)
 def _set_notification(uow: UnitOfWork, c: cmd.SetNotification, d: Decision) -> cmd.Result | None:
     return line.decide_set_notification(
         load_line(uow, c.customer_id), load_provider(uow, c.provider), c, d
     )
 
 
+@handles(cmd.RegisterProvider)
 def _register_provider(uow: UnitOfWork, c: cmd.RegisterProvider, d: Decision) -> cmd.Result | None:
     return catalog.decide_register_provider(load_provider(uow, c.provider), c, d)
 
 
+@handles(cmd.ListService)
 def _list_service(uow: UnitOfWork, c: cmd.ListService, d: Decision) -> cmd.Result | None:
     return catalog.decide_list_service(load_provider(uow, c.provider), c, d)
 
 
+@handles(cmd.RegisterPassport)
 def _register_passport(uow: UnitOfWork, c: cmd.RegisterPassport, d: Decision) -> cmd.Result | None:
     via = None if c.via_provider is None else load_provider(uow, c.via_provider)
     state = load_line(uow, c.customer_id)
@@ -188,6 +236,7 @@ def _register_passport(uow: UnitOfWork, c: cmd.RegisterPassport, d: Decision) ->
     )
 
 
+@handles(cmd.ChangePassportLimit)
 def _change_passport_limit(
     uow: UnitOfWork, c: cmd.ChangePassportLimit, d: Decision
 ) -> cmd.Result | None:
@@ -196,6 +245,7 @@ def _change_passport_limit(
     return passport.decide_change_passport_limit(p, owner, load_cap_holders(uow, owner, c.at), c, d)
 
 
+@handles(cmd.ChangePassportDetails)
 def _change_passport_details(
     uow: UnitOfWork, c: cmd.ChangePassportDetails, d: Decision
 ) -> cmd.Result | None:
@@ -203,16 +253,19 @@ def _change_passport_details(
     return passport.decide_change_passport_details(p, _owner(uow, p), c, d)
 
 
+@handles(cmd.ErasePersonalData)
 def _erase_personal_data(
     uow: UnitOfWork, c: cmd.ErasePersonalData, d: Decision
 ) -> cmd.Result | None:
     return passport.decide_erase_personal_data(load_passport(uow, c.passport_id), c, d)
 
 
+@handles(cmd.ResetPassword)
 def _reset_password(uow: UnitOfWork, c: cmd.ResetPassword, d: Decision) -> cmd.Result | None:
     return passport.decide_reset_password(load_passport(uow, c.passport_id), c, d)
 
 
+@handles(cmd.DeletePassport)
 def _delete_passport(uow: UnitOfWork, c: cmd.DeletePassport, d: Decision) -> cmd.Result | None:
     p = load_passport(uow, c.passport_id)
     owner = _owner(uow, p)
@@ -235,6 +288,7 @@ def load_named_purchase(uow: UnitOfWork, c: cmd.Cancel | cmd.Refund) -> Subscrip
     return None if receipt is None else load_subscription(uow, receipt)
 
 
+@handles(cmd.Purchase)
 def _purchase(uow: UnitOfWork, c: cmd.Purchase, d: Decision) -> cmd.Result | None:
     p = load_passport(uow, c.passport_id)
     reference = None if c.ref is None else load_reference(uow, c.ref)
@@ -242,50 +296,29 @@ def _purchase(uow: UnitOfWork, c: cmd.Purchase, d: Decision) -> cmd.Result | Non
     return passport.decide_purchase(p, _owner(uow, p), provider, c, d, reference)
 
 
+@handles(cmd.Cancel)
 def _cancel(uow: UnitOfWork, c: cmd.Cancel, d: Decision) -> cmd.Result | None:
     sub = load_named_purchase(uow, c)
     p = None if sub is None else load_passport(uow, sub.passport_id)
     return passport.decide_cancel(sub, p, c, d)
 
 
+@handles(cmd.Refund)
 def _refund(uow: UnitOfWork, c: cmd.Refund, d: Decision) -> cmd.Result | None:
     sub = load_named_purchase(uow, c)
     p = None if sub is None else load_passport(uow, sub.passport_id)
     return passport.decide_refund(sub, p, c, d)
 
 
+@handles(cmd.SetFee)
 def _set_fee(uow: UnitOfWork, c: cmd.SetFee, d: Decision) -> cmd.Result | None:
     schedule: ledger.FeeSchedule | None = uow.load(ledger.fees_id(c.operator), ledger.project_fees)
     return ledger.decide_set_fee(schedule, load_calendar(uow), c, d)
 
 
+@handles(cmd.IssueBills)
 def _issue_bills(uow: UnitOfWork, c: cmd.IssueBills, d: Decision) -> cmd.Result | None:
     return ledger.decide_issue_bills(load_calendar(uow), c, d)
-
-
-#: The registry: every command of the contract and its handler.
-HANDLERS: dict[type[cmd.Command[Any]], Handler] = {
-    cmd.OpenLine: _open_line,
-    cmd.ChangeLineLimit: _change_line_limit,
-    cmd.ChangeBilling: _change_billing,
-    cmd.ChangeLine: _change_line,
-    cmd.RegulateLine: _regulate_line,
-    cmd.LiftRegulation: _lift_regulation,
-    cmd.SetNotification: _set_notification,
-    cmd.RegisterProvider: _register_provider,
-    cmd.ListService: _list_service,
-    cmd.RegisterPassport: _register_passport,
-    cmd.ChangePassportLimit: _change_passport_limit,
-    cmd.ChangePassportDetails: _change_passport_details,
-    cmd.DeletePassport: _delete_passport,
-    cmd.ResetPassword: _reset_password,
-    cmd.ErasePersonalData: _erase_personal_data,
-    cmd.Purchase: _purchase,
-    cmd.Cancel: _cancel,
-    cmd.Refund: _refund,
-    cmd.SetFee: _set_fee,
-    cmd.IssueBills: _issue_bills,
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,34 +336,26 @@ def _known_id(uow: UnitOfWork, passport_id: PassportId) -> tuple[Passport, Acces
     return None if p is None or owner is None else (p, owner)
 
 
+@checks_credential(cmd.Purchase)
 def _purchase_credential(uow: UnitOfWork, c: cmd.Purchase, d: Decision) -> bool | None:
     found = _known_id(uow, c.passport_id)
     return None if found is None else passport.check_purchase_credentials(*found, c, d)
 
 
+@checks_credential(cmd.Cancel)
 def _cancel_credential(uow: UnitOfWork, c: cmd.Cancel, d: Decision) -> bool | None:
     sub = load_named_purchase(uow, c)
     p = None if sub is None else load_passport(uow, sub.passport_id)
     return None if p is None else passport.authenticate(p, c.password, d)
 
 
+@checks_credential(cmd.ChangePassportLimit, cmd.ChangePassportDetails, cmd.DeletePassport)
 def _id_access_key(uow: UnitOfWork, c: Any, d: Decision) -> bool | None:
     found = _known_id(uow, c.passport_id)
     return None if found is None else line.check_access_key(found[1], c.access_key, d)
 
 
+@checks_credential(cmd.RegisterPassport, cmd.SetNotification)
 def _line_access_key(uow: UnitOfWork, c: Any, d: Decision) -> bool | None:
     state = load_line(uow, c.customer_id)
     return None if state is None else line.check_access_key(state, c.access_key, d)
-
-
-#: Every command that presents a credential (``Command.CREDENTIAL``) and how it is checked.
-CREDENTIALS: dict[type[cmd.Command[Any]], CredentialCheck] = {
-    cmd.Purchase: _purchase_credential,
-    cmd.Cancel: _cancel_credential,
-    cmd.ChangePassportLimit: _id_access_key,
-    cmd.ChangePassportDetails: _id_access_key,
-    cmd.DeletePassport: _id_access_key,
-    cmd.RegisterPassport: _line_access_key,
-    cmd.SetNotification: _line_access_key,
-}

@@ -9,14 +9,15 @@ differently.
 
 Every registered event topic is either handled (:data:`WHEN`) or declared ignored
 (:data:`IGNORED`); a test checks that together they are every topic, and a reader meeting a
-topic that is neither fails.
+topic that is neither fails.  A ``when`` function is registered by the :func:`when` decorator
+on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from matome.charging import last_charged_month
 from matome.events import bill as bill_ev
@@ -39,6 +40,7 @@ __all__ = [
     "Raw",
     "parse_utc",
     "utc_text",
+    "when",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -293,12 +295,31 @@ class Lookups(Protocol):
 
 Changes = Sequence[Change]
 When = Callable[[Raw, Lookups], Changes]
+W = TypeVar("W", bound=When)
+
+#: What each event the views read changes in them (filled by :func:`when`).
+WHEN: dict[type[DomainEvent], When] = {}
+
+
+def when(event_class: type[DomainEvent]) -> Callable[[W], W]:
+    """Register the decorated function as what ``event_class`` changes in the views: the
+    function and its registry entry are one place (a second one for an event fails at import).
+    The order of registration does not matter: each event has one function."""
+
+    def register(function: W) -> W:
+        if event_class in WHEN:
+            raise RuntimeError(f"{event_class.__name__} has two view functions")
+        WHEN[event_class] = function
+        return function
+
+    return register
 
 
 # ---------------------------------------------------------------------------------------------
 # What each event changes
 
 
+@when(sub_ev.Purchased)
 def _purchased(e: Raw, _: Lookups) -> Changes:
     s = e.state
     at = e.at
@@ -332,6 +353,7 @@ def _purchased(e: Raw, _: Lookups) -> Changes:
 _CANCEL_COLUMNS = ("cancelled_at", "cancelled_month", "cancel_reason", "cancel_version")
 
 
+@when(sub_ev.Cancelled)
 def _cancelled(e: Raw, look: Lookups) -> Changes:
     # The view keeps the last charged month beside the cancellation so that month queries can
     # select by range; the rule itself is matome.charging's.
@@ -343,6 +365,7 @@ def _cancelled(e: Raw, look: Lookups) -> Changes:
     return (Update(SUBS, "stream", e.stream, _CANCEL_COLUMNS, values),)
 
 
+@when(sub_ev.Refunded)
 def _refunded(e: Raw, look: Lookups) -> Changes:
     sub = look.purchase(e.stream)
     if sub is None:
@@ -358,6 +381,7 @@ def _billing(customer_id: str, e: Raw) -> Insert:
     return Insert(BILLING, row)
 
 
+@when(line_ev.LineOpened)
 def _line_opened(e: Raw, _: Lookups) -> Changes:
     s = e.state
     row = LineRow(
@@ -373,10 +397,12 @@ def _customer_of(look: Lookups, stream: str) -> str:
     return found
 
 
+@when(line_ev.BillingChanged)
 def _billing_changed(e: Raw, look: Lookups) -> Changes:
     return (_billing(_customer_of(look, e.stream), e),)
 
 
+@when(line_ev.LineMoved)
 def _line_moved(e: Raw, look: Lookups) -> Changes:
     s = e.state
     customer_id = _customer_of(look, e.stream)
@@ -411,17 +437,20 @@ def _line_moved(e: Raw, look: Lookups) -> Changes:
     return out
 
 
+@when(catalog_ev.ProviderRegistered)
 def _provider_registered(e: Raw, _: Lookups) -> Changes:
     s = e.state
     return (Insert(PROVIDERS, ProviderRow(s["provider"], s["name"], s["contact"], s["goods"])),)
 
 
+@when(passport_ev.Registered)
 def _passport_registered(e: Raw, _: Lookups) -> Changes:
     s = e.state
     row = PassportRow(s["passport_id"], e.stream, s["customer_id"], utc_text(e.at))
     return (Insert(PASSPORTS, row),)
 
 
+@when(passport_ev.PassportDeleted)
 def _passport_deleted(e: Raw, _: Lookups) -> Changes:
     return (Update(PASSPORTS, "stream", e.stream, ("deleted_at",), (utc_text(e.at),)),)
 
@@ -434,6 +463,7 @@ def _issued_document(state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return text, document
 
 
+@when(bill_ev.BillIssued)
 def _bill_issued(e: Raw, look: Lookups) -> Changes:
     s = e.state
     text, bill = _issued_document(s)
@@ -459,35 +489,26 @@ _PROVIDER_MONTH = PROVIDER_MONTHS.column_names
 _ADDED = ("amount", "lines")
 
 
-def _calendar(column: str) -> When:
-    def when(e: Raw, _: Lookups) -> Changes:
-        return (Upsert(CALENDAR, ("id", column), (1, e.state["through"])),)
-
-    return when
+def _calendar(column: str, e: Raw) -> Changes:
+    return (Upsert(CALENDAR, ("id", column), (1, e.state["through"])),)
 
 
+@when(ledger_ev.MonthsClosed)
+def _months_closed(e: Raw, _: Lookups) -> Changes:
+    return _calendar("closed_through", e)
+
+
+@when(ledger_ev.BillingRunCompleted)
+def _billing_run_completed(e: Raw, _: Lookups) -> Changes:
+    return _calendar("billed_through", e)
+
+
+@when(ledger_ev.FeeSet)
 def _fee_set(e: Raw, _: Lookups) -> Changes:
     s = e.state
     row = FeeRow(s["operator"], e.version, s["effective_from"], int(s["flat_fee"]))
     return (Insert(FEES, row),)
 
-
-#: What each event the views read changes in them.
-WHEN: dict[type[DomainEvent], When] = {
-    sub_ev.Purchased: _purchased,
-    sub_ev.Cancelled: _cancelled,
-    sub_ev.Refunded: _refunded,
-    line_ev.LineOpened: _line_opened,
-    line_ev.BillingChanged: _billing_changed,
-    line_ev.LineMoved: _line_moved,
-    catalog_ev.ProviderRegistered: _provider_registered,
-    passport_ev.Registered: _passport_registered,
-    passport_ev.PassportDeleted: _passport_deleted,
-    bill_ev.BillIssued: _bill_issued,
-    ledger_ev.MonthsClosed: _calendar("closed_through"),
-    ledger_ev.BillingRunCompleted: _calendar("billed_through"),
-    ledger_ev.FeeSet: _fee_set,
-}
 
 #: Events that change nothing the views show (limits, notifications, passwords, personal
 #: data, idempotency keys, services listed, the links between lines and Passport IDs: the

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -21,16 +22,54 @@ from matome.projections.views import TABLES
 
 # The key of the advisory lock PostgreSQL start-up holds (matome.application.eventstore).
 CREATE_LOCK = 0x6D61746F6D65
-__all__ = ["SCHEMA_VERSION", "Cursor", "ViewStore", "open_view_store"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "VIEW_LOGIC",
+    "Cursor",
+    "ViewStore",
+    "ddl_digest",
+    "open_view_store",
+    "schema_version",
+]
 
-#: Bump when the view tables change: a store at another version is rebuilt from the log.
-#: 2: purchases' quantity; the fee settings of ``set_fee``.  3: the rows of issued bills
-#: (per-month totals), how far the billing run completed.  4: per month, provider and operator,
-#: the totals of the issued bills kept as they are issued (provider totals and settlement read
-#: one row per provider, not every bill row of the month).  5: purchases' service period end
-#: (docs/rules.md §11).  6: the tables' DDL derived from their declarations
+#: Bump when a ``when`` function's meaning changes without a change of the tables' declarations
+#: (those change :data:`SCHEMA_VERSION` by themselves).  History of the hand-kept version, which
+#: this continues: 2: purchases' quantity; the fee settings of ``set_fee``.  3: the rows of
+#: issued bills (per-month totals), how far the billing run completed.  4: per month, provider
+#: and operator, the totals of the issued bills kept as they are issued.  5: purchases' service
+#: period end (docs/rules.md §11).  6: the tables' DDL derived from their declarations
 #: (:mod:`matome.projections.views`): every integer column BIGINT on PostgreSQL, keys NOT NULL.
-SCHEMA_VERSION = 6
+VIEW_LOGIC = 6
+
+
+def ddl_digest() -> int:
+    """A stable digest (CRC-32, the same in every process and on every machine) of the DDL
+    every view table's declaration gives, in both dialects, with its indexes."""
+    text = "\n".join(
+        ddl
+        for table in TABLES
+        for ddl in (
+            *table.ddl("sqlite"),
+            *table.ddl("postgres"),
+            *table.query_index_ddl().values(),
+        )
+    )
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def schema_version(view_logic: int, digest: int) -> int:
+    """The views' schema version: ``view_logic`` and the DDL's digest in one number that fits
+    ``mv_tracking.schema_version`` (an ``INTEGER``: 32-bit signed on PostgreSQL)."""
+    version = view_logic * 1_000_000 + digest % 1_000_000
+    if not 0 < version < 2**31:
+        raise ValueError(f"view schema version {version} does not fit a 32-bit INTEGER")
+    return version
+
+
+#: The views' schema version: a store tracked at another version is rebuilt from the log.  It
+#: is derived — :data:`VIEW_LOGIC` and the digest of the tables' declared DDL — so adding,
+#: removing or retyping a column changes it without anyone remembering to.
+SCHEMA_VERSION = schema_version(VIEW_LOGIC, ddl_digest())
 #: The SQLite view connection's page cache, in MiB.
 CACHE_MIB = 32
 
