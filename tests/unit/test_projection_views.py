@@ -232,7 +232,8 @@ def test_an_issued_bill_adds_its_rows_to_the_month_totals_of_its_line_operator()
     assert [c.table for c in unknown] == [v.BILLS, v.BILL_ROWS, v.BILL_ROWS]
     # The view keeps the stored text itself, byte for byte: what verify hashes is what it shows.
     first = unknown[0]
-    assert isinstance(first, Insert) and first.row[2] == text
+    assert isinstance(first, Insert)
+    assert first.row[2] == text
     look.operators["C1"] = "west"
     changes = v.WHEN[bill_ev.BillIssued](issued, look)
     totals = [c for c in changes if isinstance(c, Upsert)]
