@@ -211,6 +211,20 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             c.execute(sql, params)
             return list(c.fetchall())
 
+    def stream_versions(self, streams: Sequence[UUID]) -> dict[UUID, int]:
+        out: dict[UUID, int] = {}
+        for start in range(0, len(streams), LOOKUP):
+            part = streams[start : start + LOOKUP]
+            marks = ",".join("?" for _ in part)
+            for stream, version in self._select(
+                "SELECT originator_id, MAX(originator_version) "
+                f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                "GROUP BY originator_id",
+                [s.hex for s in part],
+            ):
+                out[UUID(stream)] = int(version)
+        return out
+
     def chain_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], str]:
         out: dict[tuple[UUID, int], str] = {}
         for start in range(0, len(keys), LOOKUP):
