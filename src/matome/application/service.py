@@ -21,9 +21,9 @@ from eventsourcing.persistence import IntegrityError
 from matome import commands as cmd
 from matome.aggregates import ledger
 from matome.aggregates.decision import Decision
+from matome.aggregates.ledger import KeyRecord
 from matome.aggregates.line import line_id
 from matome.aggregates.passport import passport_id_stream
-from matome.aggregates.ledger import KeyRecord
 from matome.aggregates.subscription import reference_id
 from matome.application import idempotency
 from matome.application.eventstore import EventStoreApplication, LogPosition, LogPositionTaken
