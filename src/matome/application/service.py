@@ -40,7 +40,6 @@ from matome.errors import Busy, MatomeError, WrongPassword
 from matome.events import passport as passport_ev
 from matome.events.base import DomainEvent
 from matome.policy import DEFAULT_POLICY, Policy
-from matome.values import CustomerId, PassportId
 
 __all__ = ["CommandService"]
 
@@ -149,12 +148,11 @@ def _streams_named(command: cmd.Command[Any]) -> Iterator[UUID]:
         ref = getattr(command, name, None)
         if isinstance(ref, str):
             yield reference_id(ref)
-    passport = getattr(command, "passport_id", None)
-    if isinstance(passport, PassportId):
-        yield passport_id_stream(passport)
-    customer = getattr(command, "customer_id", None)
-    if isinstance(customer, CustomerId):
-        yield line_id(customer)
+    # A new ID's or line's stream (most other commands name ones already cached).
+    if isinstance(command, cmd.RegisterPassport):
+        yield passport_id_stream(command.passport_id)
+    elif isinstance(command, cmd.OpenLine):
+        yield line_id(command.customer_id)
 
 
 def _keys_of(owner: str) -> Callable[[Any], bool]:
