@@ -33,11 +33,11 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def purchase(n: int, *, key: str | None = None, ref: str | None = None) -> cmd.Purchase:
     return cmd.Purchase(
-        at=f"2024-01-{10 + n % 15:02d}T10:00:00+09:00",  # type: ignore[arg-type]  # converted
-        passport_id=PID,  # type: ignore[arg-type]  # converted
-        password=PW,  # type: ignore[arg-type]  # converted
-        provider="A",  # type: ignore[arg-type]  # converted
-        service="item",  # type: ignore[arg-type]  # converted
+        at=f"2024-01-{10 + n % 15:02d}T10:00:00+09:00",
+        passport_id=PID,
+        password=PW,
+        provider="A",
+        service="item",
         key=key if key is not None else f"k{n}",
         ref=ref if ref is not None else f"r{n}",
     )

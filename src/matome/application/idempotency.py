@@ -22,7 +22,6 @@ it carries).  For a command without personal fields the two digests are the same
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets as random_secrets
@@ -52,10 +51,20 @@ __all__ = [
 ]
 
 
-@functools.cache
-def _fields_of(kind: type[Any]) -> tuple[tuple[str, bool, Any, bool, bool], ...]:
+_Field = tuple[str, bool, Any, bool, bool]
+_FIELDS: dict[type[Any], tuple[_Field, ...]] = {}
+
+
+def _fields_of(kind: type[cmd.Command[Any]]) -> tuple[_Field, ...]:
     """Per command class, once: each field but the key, with whether contract 2 added it,
     its default, and whether it is a secret or personal."""
+    found = _FIELDS.get(kind)
+    if found is None:
+        found = _FIELDS[kind] = _fields(kind)
+    return found
+
+
+def _fields(kind: type[cmd.Command[Any]]) -> tuple[_Field, ...]:
     return tuple(
         (
             f.name,
