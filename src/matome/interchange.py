@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
@@ -90,6 +91,25 @@ def _check_text(value: Any, where: str) -> None:
             _check_text(item, where)
 
 
+#: A run of digits as long as an integer may be, sign left out (in a string or not: either
+#: way the walk decides).
+_LONG_DIGITS = re.compile(rf"[0-9]{{{_MAX_DIGITS}}}")
+
+
+def _may_hold_bad_text(text: str) -> bool:
+    """Whether the parsed line may hold what :func:`_check_text` refuses: a lone surrogate
+    (spelled as a ``\\u`` escape, or a byte that is not UTF-8) or an over-long integer.
+    Most lines hold neither, and one C-speed look at the text spares the walk over every
+    value (profiled: 10% of ``matome run``'s time was reading the log)."""
+    if "\\u" in text or _LONG_DIGITS.search(text):
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _too_long(size: int) -> InvalidInput:
     return InvalidInput(f"the line is {size:,} bytes; at most {MAX_LINE_BYTES:,} are read")
 
@@ -137,7 +157,8 @@ def parse_line(text: str | bytes, contract: int = DEFAULT_CONTRACT) -> Command[A
         raise InvalidInput("the JSON is nested too deeply") from None
     except ValueError as e:  # e.g. an integer of more digits than Python converts
         raise InvalidInput(f"not a JSON value matome can read: {e}") from None
-    _check_text(obj, "the command")
+    if _may_hold_bad_text(text):
+        _check_text(obj, "the command")
     return parse_command(obj, contract)
 
 

@@ -110,6 +110,15 @@ class POPORecorder(POPOApplicationRecorder):
                 )
             return ids
 
+    def stream_versions(self, streams: Sequence[UUID]) -> dict[UUID, int]:
+        with self._database_lock:
+            out: dict[UUID, int] = {}
+            for stream in streams:
+                versions = self._stored_events_index.get(str(stream))
+                if versions:
+                    out[stream] = max(versions)
+            return out
+
     def chain_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], str]:
         with self._database_lock:
             return {k: self._chain[k] for k in keys if k in self._chain}

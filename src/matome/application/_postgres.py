@@ -341,6 +341,20 @@ class PostgresRecorder(PostgresApplicationRecorder):
             curs.execute(sql, params)
             return list(curs.fetchall())
 
+    def stream_versions(self, streams: Sequence[UUID]) -> dict[UUID, int]:
+        out: dict[UUID, int] = {}
+        for start in range(0, len(streams), LOOKUP):
+            rows = self._select(
+                SQL(
+                    "SELECT originator_id, MAX(originator_version) AS version FROM {0} "
+                    "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+                ).format(self._table(self.events_table_name)),
+                (list(streams[start : start + LOOKUP]),),
+            )
+            for row in rows:
+                out[UUID(str(row["originator_id"]))] = int(row["version"])
+        return out
+
     def chain_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], str]:
         out: dict[tuple[UUID, int], str] = {}
         for start in range(0, len(keys), LOOKUP):

@@ -105,8 +105,9 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 "GROUP BY originator_id",
                 [s.hex for s in streams],
             )
-            current = {UUID(row[0]): int(row[1]) for row in c.fetchall()}
-            raise_if_stale(read_versions, current)
+            # Compared by their text (as stored): no UUID parsed per row.
+            found = {str(row[0]): int(row[1]) for row in c.fetchall()}
+            raise_if_stale(read_versions, {s: found.get(s.hex, 0) for s in streams})
         if extra.chain:
             c.executemany(
                 f"INSERT INTO {CHAIN_TABLE} (originator_id, originator_version, hash) "
@@ -211,14 +212,32 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             c.execute(sql, params)
             return list(c.fetchall())
 
+    def stream_versions(self, streams: Sequence[UUID]) -> dict[UUID, int]:
+        out: dict[UUID, int] = {}
+        for start in range(0, len(streams), LOOKUP):
+            part = streams[start : start + LOOKUP]
+            marks = ",".join("?" for _ in part)
+            for stream, version in self._select(
+                "SELECT originator_id, MAX(originator_version) "
+                f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                "GROUP BY originator_id",
+                [s.hex for s in part],
+            ):
+                out[UUID(stream)] = int(version)
+        return out
+
     def chain_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], str]:
         out: dict[tuple[UUID, int], str] = {}
         for start in range(0, len(keys), LOOKUP):
             part = keys[start : start + LOOKUP]
-            where = " OR ".join("(originator_id = ? AND originator_version = ?)" for _ in part)
+            # A join on a VALUES list walks the primary key once per pair; a chain of ORs
+            # made SQLite plan (and scan for) each term.
+            values = ",".join("(?, ?)" for _ in part)
             params = [x for s, v in part for x in (s.hex, v)]
             for stream, version, hash_ in self._select(
-                f"SELECT originator_id, originator_version, hash FROM {CHAIN_TABLE} WHERE {where}",
+                f"SELECT c.originator_id, c.originator_version, c.hash FROM (VALUES {values}) "
+                f"AS k CROSS JOIN {CHAIN_TABLE} c ON c.originator_id = k.column1 "
+                "AND c.originator_version = k.column2",
                 params,
             ):
                 out[UUID(stream), int(version)] = hash_

@@ -438,11 +438,9 @@ class EventStoreApplication(Application[UUID]):
     def check_unchanged(self, read_versions: Mapping[UUID, int]) -> None:
         """Fail with ``IntegrityError`` if a stream moved from the version it was read at
         (a check without a write: for decisions that recorded nothing)."""
-        current: dict[UUID, int] = {}
-        for stream in read_versions:
-            last = self.recorder.select_events(stream, desc=True, limit=1)
-            current[stream] = last[0].originator_version if last else 0
-        raise_if_stale(read_versions, current)
+        # One query for them all (a batch whose every command was refused may have read
+        # hundreds of streams), not one stream read each.
+        raise_if_stale(read_versions, self.matome_recorder.stream_versions(list(read_versions)))
 
     def _links(self, encoded: Sequence[Encoded]) -> list[ChainRow]:
         """Each event's hash, chained to the previous event of its stream.

@@ -51,22 +51,47 @@ __all__ = [
 ]
 
 
+_Field = tuple[str, bool, Any, bool, bool]
+_FIELDS: dict[type[Any], tuple[_Field, ...]] = {}
+
+
+def _fields_of(kind: type[cmd.Command[Any]]) -> tuple[_Field, ...]:
+    """Per command class, once: each field but the key, with whether contract 2 added it,
+    its default, and whether it is a secret or personal."""
+    found = _FIELDS.get(kind)
+    if found is None:
+        found = _FIELDS[kind] = _fields(kind)
+    return found
+
+
+def _fields(kind: type[cmd.Command[Any]]) -> tuple[_Field, ...]:
+    return tuple(
+        (
+            f.name,
+            f.metadata.get("since", 1) > 1,
+            f.default,
+            f.name in kind.SECRETS,
+            f.name in kind.PERSONAL,
+        )
+        for f in attrs.fields(kind)
+        if f.name != "key"
+    )
+
+
 def _canonical(command: cmd.Command[Any], *, personal: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"command": command.NAME}
-    for field in attrs.fields(type(command)):
-        value = getattr(command, field.name)
-        if field.name == "key":
-            continue
-        if field.metadata.get("since", 1) > 1 and value == field.default:
+    for name, added, default, secret, is_personal in _fields_of(type(command)):
+        value = getattr(command, name)
+        if added and value == default:
             # A field contract 2 added, at its default: the body a contract-1 key was bound
             # to is the same body.
             continue
-        if field.name in command.SECRETS or (not personal and field.name in command.PERSONAL):
-            body[field.name] = value is not None
+        if secret or (not personal and is_personal):
+            body[name] = value is not None
         elif isinstance(value, datetime):
-            body[field.name] = value.astimezone(UTC).isoformat()
+            body[name] = value.astimezone(UTC).isoformat()
         else:
-            body[field.name] = converter.unstructure(value)
+            body[name] = converter.unstructure(value)
     return body
 
 

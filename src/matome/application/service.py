@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -22,6 +22,9 @@ from matome import commands as cmd
 from matome.aggregates import ledger
 from matome.aggregates.decision import Decision
 from matome.aggregates.ledger import KeyRecord
+from matome.aggregates.line import line_id
+from matome.aggregates.passport import passport_id_stream
+from matome.aggregates.subscription import reference_id
 from matome.application import idempotency
 from matome.application.eventstore import EventStoreApplication, LogPosition, LogPositionTaken
 from matome.application.handlers import (
@@ -134,6 +137,24 @@ def _claim(items: Sequence[tuple[cmd.Command[Any], LogPosition | None]]) -> LogP
     return attrs.evolve(positions[-1], first=positions[0].claims_from)
 
 
+def _streams_named(command: cmd.Command[Any]) -> Iterator[UUID]:
+    """The streams ``command`` names outright and will load: its idempotency key, the
+    purchase reference it creates or cancels by, its Passport ID and line.  In a log most
+    are new (a key per command), so :meth:`StateCache.prime` learns in one query which have
+    no events instead of one stream read each."""
+    if command.key is not None:
+        yield ledger.key_id(command.key)
+    for name in ("ref", "purchase_ref"):
+        ref = getattr(command, name, None)
+        if isinstance(ref, str):
+            yield reference_id(ref)
+    # A new ID's or line's stream (most other commands name ones already cached).
+    if isinstance(command, cmd.RegisterPassport):
+        yield passport_id_stream(command.passport_id)
+    elif isinstance(command, cmd.OpenLine):
+        yield line_id(command.customer_id)
+
+
 def _keys_of(owner: str) -> Callable[[Any], bool]:
     return lambda state: isinstance(state, KeyRecord) and state.owner == owner
 
@@ -174,6 +195,7 @@ class CommandService:
         """
         handler = HANDLERS[type(command)]
         credentials = _VerifiedOnce(self.hasher)
+        self.cache.prime(_streams_named(command))
         fresh = False
         conflicts = 0
         for attempt in range(self.max_attempts):
@@ -331,6 +353,8 @@ class CommandService:
         batch = _Batch()
         outcomes: list[cmd.Result | MatomeError] = []
         decided_units: list[tuple[_Decided, _BatchUnit]] = []
+        # One existence query for the batch's new keys, references, IDs and lines.
+        self.cache.prime(s for command, _ in items for s in _streams_named(command))
         for command, _ in items:
             if command.ALONE:
                 raise ValueError(f"{command.NAME} cannot be batched")

@@ -64,6 +64,24 @@ class StateCache:
             self.put(state)
         return state
 
+    def prime(self, streams: Iterable[UUID]) -> None:
+        """Learn, in one query, which of ``streams`` the cache does not know have no events
+        yet, and remember them as absent: a batch's new idempotency keys and purchase
+        references then cost no stream read each (one ``IN (…)`` on the events' primary key
+        instead).  Streams that exist are left unknown — read when a command loads them.
+
+        Remembering a stream as absent is what :meth:`get` does after reading it empty: a
+        command decided against it is checked when it saves (a key or reference it creates
+        conflicts on its version; one it only read is checked as read at version 0)."""
+        with self._lock:
+            unknown = list(dict.fromkeys(s for s in streams if s not in self._states))
+        if not unknown:
+            return
+        found = self._app.matome_recorder.stream_versions(unknown)
+        for stream in unknown:
+            if stream not in found:
+                self._remember(stream, _ABSENT)
+
     def put(self, state: Any) -> None:
         with self._lock:
             held = self._states.get(state.id)
