@@ -39,6 +39,8 @@ class Credentials(Protocol):
 
     def verify(self, secret: str, stored: str) -> bool: ...
 
+    def needs_rehash(self, stored: str) -> bool: ...
+
 
 S = TypeVar("S", bound=AggregateState)
 
