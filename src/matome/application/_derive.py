@@ -114,9 +114,7 @@ class DerivationPool:
         checks: dict[tuple[str, str], Future[bool]] = {}
         for secret, stored in dry.checks:
             if (secret, stored) not in checks:
-                checks[secret, stored] = self._executor.submit(
-                    self.hasher.verify, secret, stored
-                )
+                checks[secret, stored] = self._executor.submit(self.hasher.verify, secret, stored)
         return Prepared(self.hasher, dict(hashes), checks)
 
     def close(self) -> None:
