@@ -33,7 +33,7 @@ from matome.application.handlers import (
     personal_data_erased,
 )
 from matome.application.uow import StateCache, UnitOfWork
-from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf, Scheme
+from matome.credentials import DEFAULT_ITERATIONS, Hasher, Scheme
 from matome.errors import Busy, MatomeError, WrongPassword
 from matome.events import passport as passport_ev
 from matome.events.base import DomainEvent
