@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from matome.credentials import parse_phc
 from matome.errors import InvalidInput
 from matome.values import (
     AccessKey,
@@ -78,6 +79,17 @@ def _passport_id(v: PassportId | str) -> PassportId:
 
 def _password(v: Password | str) -> Password:
     return _value(Password, v)
+
+
+def _phc(v: str, what: str = "hash") -> str:
+    """A secret's hash brought from another system (contract 3, "Credentials at scale"):
+    a PHC string of argon2id, scrypt or pbkdf2-sha256 at no less than OWASP's minimum."""
+    if not isinstance(v, str):
+        raise InvalidInput(f"{what} must be a PHC string, got {type(v).__name__}")
+    try:
+        return parse_phc(v)
+    except InvalidInput as e:
+        raise InvalidInput(f"{what}: {e.message}") from None
 
 
 def _provider(v: ProviderCode | str) -> ProviderCode:

@@ -42,6 +42,12 @@ class Credentials(Protocol):
     def needs_rehash(self, stored: str) -> bool: ...
 
 
+class _Revealing(Protocol):
+    """A secret value (an access key, a password) that shows its clear text only on demand."""
+
+    def reveal(self) -> str: ...
+
+
 S = TypeVar("S", bound=AggregateState)
 
 
@@ -53,6 +59,15 @@ class Decision:
         stored = self.credentials.hash(secret)
         self.secret_hashes[field] = stored
         return stored
+
+    def new_secret(self, field: str, secret: _Revealing | None, given_hash: str | None) -> str:
+        """The hash to keep of a new secret: the secret hashed, or the hash a migration gave
+        instead (contract 3, "Credentials at scale": kept as given, no key derivation)."""
+        if secret is not None:
+            return self.hash_secret(field, secret.reveal())
+        if given_hash is None:  # the command classes refuse this: a secret or its hash
+            raise InvalidInput(f"missing field(s): {field}")
+        return given_hash
 
     def check_secret(self, field: str, secret: str, stored: str) -> bool:
         """Whether ``secret`` matches ``stored``; a match is kept as the hash of the

@@ -134,7 +134,7 @@ def decide_open_line(
         customer_id=c.customer_id,
         operator=c.operator,
         kind=c.kind,
-        access_key_hash=d.hash_secret("access_key", c.access_key.reveal()),
+        access_key_hash=d.new_secret("access_key", c.access_key, c.access_key_hash),
         line_limit=c.line_limit,
         billing=c.billing,
     )

@@ -266,7 +266,7 @@ def decide_register_passport(
         ev.Registered,
         passport_id=c.passport_id,
         customer_id=c.customer_id,
-        password_hash=d.hash_secret("password", c.password.reveal()),
+        password_hash=d.new_secret("password", c.password, c.password_hash),
         email=c.email,
         applicant=c.applicant,
         limit=c.limit,
