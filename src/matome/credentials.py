@@ -106,6 +106,8 @@ DEFAULT_ITERATIONS = 200_000
 ARGON2ID_MINIMUMS = ((47104, 1, 1), (19456, 2, 1), (12288, 3, 1), (9216, 4, 1), (7168, 5, 1))
 #: scrypt: (log2 N, r, p).
 SCRYPT_MINIMUMS = ((17, 8, 1), (16, 8, 2), (15, 8, 3), (14, 8, 5), (13, 8, 10))
+#: The longest PHC string admitted (the JSON schema says the same).
+MAX_PHC_LENGTH = 400
 #: pbkdf2-sha256: iterations.
 PBKDF2_SHA256_MINIMUM = 600_000
 
@@ -206,6 +208,10 @@ def _strong_enough(phc: _Phc) -> bool:
 def parse_phc(text: str) -> str:
     """``text`` if it is a PHC string of argon2id, scrypt or pbkdf2-sha256 at no less than
     OWASP's minimum parameters (contract 3, "Credentials at scale"); else ``invalid_input``."""
+    if len(text) > MAX_PHC_LENGTH:
+        raise InvalidInput(
+            f"a secret's hash must be a PHC string of at most {MAX_PHC_LENGTH} characters"
+        )
     try:
         phc = _parse(text)
     except (ValueError, binascii.Error) as e:
