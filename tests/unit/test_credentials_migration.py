@@ -13,7 +13,7 @@ from typing import Any
 import argon2
 import pytest
 
-from matome.commands import parse_command
+from matome.commands import OpenLine, RegisterPassport, parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput, WrongAccessKey, WrongPassword
 from tests.conftest import TEST_ITERATIONS
@@ -93,7 +93,7 @@ def test_contract_2_refuses_the_hash_fields_as_unknown_fields() -> None:
 
 def test_contract_2_engine_refuses_the_hash_fields(engine: Engine) -> None:
     add_provider(engine)
-    with pytest.raises(InvalidInput, match="unknown field.*access_key_hash"):
+    with pytest.raises(InvalidInput, match=r"unknown field.*access_key_hash"):
         engine.open_line(
             at=T_LINE,
             customer_id=CID,
@@ -106,16 +106,19 @@ def test_contract_2_engine_refuses_the_hash_fields(engine: Engine) -> None:
 
 
 def test_contract_3_reads_a_secret_or_its_hash_not_both_nor_neither() -> None:
-    assert parse_command(_line(), contract=3).access_key_hash == KEY_HASH
-    assert parse_command(_passport(), contract=3).password_hash == PW_HASH
+    line, passport = parse_command(_line(), contract=3), parse_command(_passport(), contract=3)
+    assert isinstance(line, OpenLine)
+    assert isinstance(passport, RegisterPassport)
+    assert (line.access_key_hash, line.access_key) == (KEY_HASH, None)
+    assert (passport.password_hash, passport.password) == (PW_HASH, None)
     with pytest.raises(InvalidInput, match="not both"):
         parse_command(_line(access_key=KEY), contract=3)
-    with pytest.raises(InvalidInput, match="missing field.*access_key"):
+    with pytest.raises(InvalidInput, match=r"missing field.*access_key"):
         parse_command(_line(access_key_hash=None), contract=3)
-    with pytest.raises(InvalidInput, match="missing field.*password"):
+    with pytest.raises(InvalidInput, match=r"missing field.*password"):
         parse_command(_passport(password_hash=None), contract=3)
     # Contract 2 still calls a missing secret a missing field, in its own words.
-    with pytest.raises(InvalidInput, match="^open_line: missing field\\(s\\): access_key$"):
+    with pytest.raises(InvalidInput, match=r"^open_line: missing field\(s\): access_key$"):
         parse_command(_line(access_key_hash=None), contract=2)
 
 
