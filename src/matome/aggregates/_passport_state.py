@@ -216,6 +216,12 @@ def _ended(s: Passport, e: ev.HoldingEnded) -> Passport:
     return _step(s, e, holdings=MappingProxyType(holdings))
 
 
+def _rehashed(s: Passport, e: ev.PasswordRehashed) -> Passport:
+    # The same password in a newer scheme: the ID's business clock does not move (the
+    # command that presented the password moves it by its own events).
+    return attrs.evolve(s, version=e.originator_version, password_hash=e.password_hash)
+
+
 project_passport = make_projector(
     {
         ev.Registered: _registered,

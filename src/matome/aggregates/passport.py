@@ -123,7 +123,13 @@ def authenticate(passport: Passport, password: Password, d: Decision) -> bool:
             )
         )
         return False
-    if d.check_secret("password", password.reveal(), passport.password_hash):
+    if d.check_secret(
+        "password",
+        password.reveal(),
+        passport.password_hash,
+        on=passport,
+        rehashed=ev.PasswordRehashed,
+    ):
         return True
     failures = passport.consecutive_failures + 1
     locked = failures >= policy.lockout_after

@@ -263,6 +263,8 @@ class CommandService:
             )
         if result is None:
             raise RuntimeError(f"{command.NAME}: the decider neither refused nor decided")
+        # Accepted: a secret it presented against a hash of an older scheme is hashed again.
+        d.emit_rehashes()
         idempotency.bind_key(command, result, d)
         return _Decided(result=result, events=list(d.events), states=dict(d.states))
 
