@@ -12,10 +12,12 @@ from typing import Any
 
 import argon2
 import pytest
+from hypothesis import given, settings
 
 from matome.commands import OpenLine, RegisterPassport, parse_command
 from matome.engine import Engine
 from matome.errors import InvalidInput, WrongAccessKey, WrongPassword
+from matome.testing import strategies as mst
 from tests.conftest import TEST_ITERATIONS
 from tests.unit.helpers import (
     APPLICANT,
@@ -30,6 +32,7 @@ from tests.unit.helpers import (
     add_provider,
     buy,
 )
+from tests.unit.test_cli_schema import _errors as _schema_errors
 
 #: Argon2id at OWASP's minimum (m = 19 MiB, t = 2, p = 1), as another system wrote them.
 _OWASP = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
@@ -172,3 +175,26 @@ def test_migrated_secrets_open_what_they_opened_before_and_nothing_else(engine3:
     engine3.change_passport_limit(
         at="2024-02-01T12:00:00+09:00", passport_id=PID, access_key=KEY, limit=2000
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(body=mst.migrated_commands())
+def test_every_migrated_command_of_the_kit_validates_and_contract_3_reads_it(
+    body: dict[str, Any],
+) -> None:
+    """The schema, contract 3's reader and contract 2's refusal agree on the hash fields."""
+    assert _schema_errors(body) == [], body
+    command = parse_command(body, contract=3)
+    assert getattr(command, "access_key_hash", None) or getattr(command, "password_hash", None)
+    with pytest.raises(InvalidInput, match="unknown field"):
+        parse_command(body, contract=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(body=mst.migrated_commands(), bad=mst.invalid_secret_hashes())
+def test_a_hash_the_kit_calls_invalid_is_invalid_input_naming_its_field(
+    body: dict[str, Any], bad: Any
+) -> None:
+    field = "access_key_hash" if "access_key_hash" in body else "password_hash"
+    with pytest.raises(InvalidInput, match=field):
+        parse_command({**body, field: bad}, contract=3)
