@@ -19,6 +19,10 @@ Rows: ``serial`` (no pool: one derivation at a time, the figure before this issu
 ``pool`` (the batch's derivations on the pool).  The machine is shared: the load average
 before and after is printed with the rows.
 
+Then, whether the derivations leave the GIL free (what lets a thread pool run them side by
+side): the pace a pure-Python thread keeps while Argon2id, scrypt, and a GIL-holding control
+run in another thread.
+
     python bench/kdf.py                 # 30 lines, 2 months
     python bench/kdf.py --lines 40 --json out.json
 """
@@ -26,12 +30,15 @@ before and after is printed with the rows.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +59,37 @@ def one_derivation(samples: int) -> float:
         hasher.hash(f"Sample{i:04d}")
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def gil_kept(work: Callable[[], object], seconds: float = 1.0) -> float:
+    """The share of its own pace a pure-Python thread keeps while ``work`` runs in a loop in
+    another thread: near 1 (or near what the machine's load leaves it) when ``work`` releases
+    the GIL, near 0 when it holds it (a C call that keeps the GIL for ~50 ms blocks every
+    other thread that long)."""
+
+    def spin(stop: threading.Event, out: list[int]) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+        out.append(n)
+
+    def paced(during: Callable[[], None]) -> float:
+        stop, out = threading.Event(), list[int]()
+        spinner = threading.Thread(target=spin, args=(stop, out))
+        start = time.perf_counter()
+        spinner.start()
+        during()
+        stop.set()
+        spinner.join()
+        return out[0] / (time.perf_counter() - start)
+
+    def busy() -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            work()
+
+    alone = paced(lambda: time.sleep(seconds))
+    return paced(busy) / alone
 
 
 def run(log: Path, store: Path, batch: int, workers: int | None) -> tuple[int, float, int]:
@@ -127,8 +165,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['run']:8}{r['commands']:>9}{r['derivations']:>12}{r['t1'] * 1000:>8.1f}"
             f"{r['cores']:>6}{r['expected']:>11.2f}{r['actual']:>10.2f}{r['ratio']:>7.2f}"
         )
+    hasher = Hasher(PRODUCTION)
+    checks = {
+        "argon2id (production)": lambda: hasher.hash("Sample00"),
+        "scrypt N=2^15 r=8 p=3 (before)": lambda: hashlib.scrypt(
+            b"Sample00", salt=bytes(16), n=2**15, r=8, p=3, maxmem=2**26
+        ),
+        "control: sum(range()) holds the GIL": lambda: sum(range(2_000_000)),
+    }
+    gil = {name: gil_kept(work) for name, work in checks.items()}
+    print("pace a pure-Python thread keeps beside each (1.0 = GIL released, load permitting):")
+    for name, kept in gil.items():
+        print(f"  {name:40}{kept:6.2f}")
     if args.json is not None:
-        args.json.write_text(json.dumps({"rows": rows, "load": load}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"rows": rows, "load": load, "gil_kept": gil}, indent=2) + "\n"
+        )
     return 0
 
 
