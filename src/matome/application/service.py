@@ -399,7 +399,13 @@ class CommandService:
         batch = _Batch()
         for command, _ in items:
             uow = _BatchUnit(self.cache, batch)
-            batch.add(self._decide(command, HANDLERS[type(command)], _VerifiedOnce(dry), uow))
+            try:
+                decided = self._decide(command, HANDLERS[type(command)], _VerifiedOnce(dry), uow)
+            except Exception:  # foreseeing is an optimisation only
+                # A dry decision that fails (its guesses led it astray) foresees no further:
+                # the real decisions derive the rest one at a time, or raise the same error.
+                break
+            batch.add(decided)
         return self.pool.prepare(dry)
 
     def _commit(self, batch: _Batch, position: LogPosition | None) -> None:
