@@ -13,7 +13,9 @@ run`` does (``apply_lines`` on batches of ``--batch`` commands), this prints one
 * ``derivations``: the derivations the run did (``Hasher.derivations``);
 * ``t1``: one derivation's time, measured alone just before (median of ``--samples`` hashes);
 * ``cores``: the pool's workers (``os.cpu_count()``, or ``--workers``);
-* ``expected`` = derivations × t1 ÷ cores, ``actual`` the wall time, ``ratio`` their quotient.
+* ``expected`` = derivations × t1 ÷ cores, ``actual`` the wall time, ``ratio`` their quotient;
+* ``cpu``: the CPU time of all the process's threads, and ``cores got`` = cpu ÷ actual — how
+  much of the machine the run had (on a shared machine, less than ``cores``).
 
 Rows: ``serial`` (no pool: one derivation at a time, the figure before this issue's pool) and
 ``pool`` (the batch's derivations on the pool).  The machine is shared: the load average
@@ -92,24 +94,25 @@ def gil_kept(work: Callable[[], object], seconds: float = 1.0) -> float:
     return paced(busy) / alone
 
 
-def run(log: Path, store: Path, batch: int, workers: int | None) -> tuple[int, float, int]:
-    """Apply ``log`` to a fresh store; (derivations, wall seconds, commands)."""
+def run(log: Path, store: Path, batch: int, workers: int | None) -> tuple[int, float, float, int]:
+    """Apply ``log`` to a fresh store; (derivations, wall seconds, CPU seconds of all the
+    process's threads, commands)."""
     engine = Engine.open(str(store), kdf=PRODUCTION)
     try:
         service = engine._commands  # the command service: the pool is its knob
         service.pool = None if workers == 0 else DerivationPool(service.hasher, workers)
         hasher = service.hasher
         before = hasher.derivations
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         commands = 0
         with log.open("rb") as f:
             taken = list(log_lines(f))
         for i in range(0, len(taken), batch):
             commands += len(apply_lines(engine, taken[i : i + batch]))
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         if service.pool is not None:
             service.pool.close()
-        return hasher.derivations - before, wall, commands
+        return hasher.derivations - before, wall, cpu, commands
     finally:
         engine.close()
 
@@ -135,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                 out.write(json.dumps(body, ensure_ascii=False) + "\n")
         t1 = one_derivation(args.samples)
         for name, workers in (("serial", 0), ("pool", args.workers)):
-            derivations, wall, commands = run(log, folder / f"{name}.sqlite", args.batch, workers)
+            derivations, wall, cpu, commands = run(
+                log, folder / f"{name}.sqlite", args.batch, workers
+            )
             cores = max(1, workers)
             expected = derivations * t1 / cores
             rows.append(
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cores": cores,
                     "expected": expected,
                     "actual": wall,
+                    "cpu": cpu,
                     "ratio": wall / expected if expected else float("nan"),
                 }
             )
@@ -158,12 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'run':8}{'commands':>9}{'derivations':>12}{'t1 ms':>8}{'cores':>6}"
-        f"{'expected s':>11}{'actual s':>10}{'ratio':>7}"
+        f"{'expected s':>11}{'actual s':>10}{'ratio':>7}{'cpu s':>7}{'cores got':>10}"
     )
     for r in rows:
         print(
             f"{r['run']:8}{r['commands']:>9}{r['derivations']:>12}{r['t1'] * 1000:>8.1f}"
             f"{r['cores']:>6}{r['expected']:>11.2f}{r['actual']:>10.2f}{r['ratio']:>7.2f}"
+            f"{r['cpu']:>7.2f}{r['cpu'] / r['actual']:>10.2f}"
         )
     hasher = Hasher(PRODUCTION)
     checks = {
