@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 import attrs
 from attrs.converters import optional
 
+from matome import _command_fields as _secret_or_hash
 from matome._command_fields import MAX_PERIOD_DAYS as MAX_PERIOD_DAYS
 from matome._command_fields import MAX_PERIOD_MONTHS as MAX_PERIOD_MONTHS
 from matome._command_fields import (
@@ -40,7 +41,6 @@ from matome._command_fields import (
     _password,
     _period_days,
     _period_months,
-    _phc,
     _pricing,
     _provider,
     _quantity,
@@ -181,20 +181,6 @@ SINCE_2 = {"since": 2}
 #: it always was (:func:`admit`), and an idempotency digest leaves it out at its default.
 SINCE_3 = {"since": 3}
 
-#: Field metadata: a secret a migration may give as its hash instead (contract 3,
-#: "Credentials at scale"): the field is required unless the named hash field is given.
-HASHED_AS_ACCESS_KEY = {"or": "access_key_hash"}
-HASHED_AS_PASSWORD = {"or": "password_hash"}
-
-
-def _one_of_secret_or_hash(secret: object, hashed: object, field: str) -> None:
-    """A secret or its hash, not both (the reader calls a missing one a missing field)."""
-    if secret is None and hashed is None:
-        raise InvalidInput(f"missing field(s): {field}")
-    if secret is not None and hashed is not None:
-        raise InvalidInput(f"give {field} or {field}_hash, not both")
-
-
 #: The contracts this build reads (docs/contract.md, "Contract versions").
 CONTRACTS = (2, 3)
 #: The contract of a log that declares none, and of an engine opened without one: contract 2,
@@ -234,20 +220,18 @@ class OpenLine(Command[LineResult]):
     customer_id: CustomerId = attrs.field(converter=_customer_id)
     operator: Operator = attrs.field(converter=_operator)
     kind: LineKind = attrs.field(converter=_line_kind)
-    #: Required, unless ``access_key_hash`` is given instead (contract 3).
     access_key: AccessKey | None = attrs.field(
-        default=None, converter=optional(_access_key), metadata=HASHED_AS_ACCESS_KEY
+        default=None, converter=optional(_access_key), metadata=_secret_or_hash.HASHED_AS_ACCESS_KEY
     )
     line_limit: Yen = attrs.field(converter=_yen)
     billing: BillingAccount = attrs.field(converter=_billing)
-    #: The access key's hash from a system migrating to matome, instead of the key (contract
-    #: 3, "Credentials at scale"): a PHC string at OWASP's minimum or stronger.
+    #: Instead of ``access_key``, its PHC hash (contract 3, "Credentials at scale").
     access_key_hash: str | None = attrs.field(
-        default=None, converter=optional(_phc), metadata=SINCE_3
+        default=None, converter=optional(_secret_or_hash._phc), metadata=SINCE_3
     )
 
     def __attrs_post_init__(self) -> None:
-        _one_of_secret_or_hash(self.access_key, self.access_key_hash, "access_key")
+        _secret_or_hash.check(self.access_key, self.access_key_hash, "access_key")
         _not_own_representative(self.customer_id, self.billing)
         if not self.operator.accepts(self.customer_id):
             raise InvalidInput(f"NTT West customer IDs start with CAF, not {self.customer_id}")
@@ -379,9 +363,8 @@ class RegisterPassport(Command[PassportResult]):
     CREDENTIAL = "access_key"
     customer_id: CustomerId = attrs.field(converter=_customer_id)
     passport_id: PassportId = attrs.field(converter=_passport_id)
-    #: Required, unless ``password_hash`` is given instead (contract 3).
     password: Password | None = attrs.field(
-        default=None, converter=optional(_password), metadata=HASHED_AS_PASSWORD
+        default=None, converter=optional(_password), metadata=_secret_or_hash.HASHED_AS_PASSWORD
     )
     email: Email = attrs.field(converter=_email)
     applicant: Applicant = attrs.field(converter=_applicant)
@@ -394,14 +377,13 @@ class RegisterPassport(Command[PassportResult]):
     terms_consent: bool | None = attrs.field(
         default=None, converter=optional(_flag), metadata=SINCE_3
     )
-    #: The password's hash from a system migrating to matome, instead of the password
-    #: (contract 3, "Credentials at scale"): a PHC string at OWASP's minimum or stronger.
+    #: Instead of ``password``, its PHC hash (contract 3, "Credentials at scale").
     password_hash: str | None = attrs.field(
-        default=None, converter=optional(_phc), metadata=SINCE_3
+        default=None, converter=optional(_secret_or_hash._phc), metadata=SINCE_3
     )
 
     def __attrs_post_init__(self) -> None:
-        _one_of_secret_or_hash(self.password, self.password_hash, "password")
+        _secret_or_hash.check(self.password, self.password_hash, "password")
         if self.access_key is None and self.via_provider is None:
             raise InvalidInput("register_passport needs the line's access_key (or via_provider)")
 
@@ -576,7 +558,9 @@ def parse_command(obj: Mapping[str, Any], contract: int = DEFAULT_CONTRACT) -> C
     unknown = sorted(set(body) - set(fields))
     if unknown:
         raise InvalidInput(f"{name}: unknown field(s): {', '.join(unknown)}")
-    missing = sorted(n for n, f in fields.items() if _required(f, fields, body) and n not in body)
+    missing = sorted(
+        n for n, f in fields.items() if _secret_or_hash.required(f, fields, body) and n not in body
+    )
     if missing:
         raise InvalidInput(f"{name}: missing field(s): {', '.join(missing)}")
     try:
@@ -593,15 +577,6 @@ def parse_command(obj: Mapping[str, Any], contract: int = DEFAULT_CONTRACT) -> C
             if narrowed is not None:
                 raise InvalidInput(f"{name}: {_named(key, narrowed)}")
     return command
-
-
-def _required(field: Any, fields: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
-    """Whether a line must give ``field``: one without a default, or a secret whose hash
-    (read under this contract) the line does not give instead."""
-    if field.default is attrs.NOTHING:
-        return True
-    instead = field.metadata.get("or")
-    return instead is not None and not (instead in fields and instead in body)
 
 
 def admit(command: Command[Any], contract: int) -> None:
