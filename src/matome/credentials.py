@@ -250,6 +250,9 @@ class Hasher:
         self.kdf: Scheme = kdf
         self._key = os.urandom(32)
         self._verified: OrderedDict[str, bytes] = OrderedDict()
+        #: Keyed digests of the secrets hashed or verified right lately, whatever the stored
+        #: hash: a batch presenting only such secrets likely needs no derivation at all.
+        self._familiar: OrderedDict[bytes, None] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._argon2 = (
@@ -274,12 +277,23 @@ class Hasher:
     def _memo(self, secret: str, stored: str) -> bytes:
         return hmac.new(self._key, stored.encode() + b"\0" + secret.encode(), "sha256").digest()
 
-    def _remember(self, stored: str, memo: bytes) -> None:
+    def _remember(self, stored: str, memo: bytes, secret: str) -> None:
+        familiar = self._memo(secret, "")
         with self._lock:
             self._verified[stored] = memo
             self._verified.move_to_end(stored)
             while len(self._verified) > self._cache_size:
                 self._verified.popitem(last=False)
+            self._familiar[familiar] = None
+            self._familiar.move_to_end(familiar)
+            while len(self._familiar) > self._cache_size:
+                self._familiar.popitem(last=False)
+
+    def familiar(self, secret: str) -> bool:
+        """Whether ``secret`` was hashed or verified right lately (against any stored hash):
+        a hint only — that deciding a command presenting it likely derives nothing."""
+        with self._lock:
+            return self._memo(secret, "") in self._familiar
 
     def hash(self, secret: str) -> str:
         """A salted hash of ``secret`` in the hasher's scheme; the verifier then knows it
@@ -295,7 +309,7 @@ class Hasher:
             digest = _scrypt(secret, salt, k.log2_n, k.r, k.p)
             stored = f"{_SCRYPT}${k.log2_n}${k.r}${k.p}${_b64(salt)}${_b64(digest)}"
         self._count()
-        self._remember(stored, self._memo(secret, stored))
+        self._remember(stored, self._memo(secret, stored), secret)
         return stored
 
     def knows(self, secret: str, stored: str) -> bool:
@@ -316,7 +330,7 @@ class Hasher:
             return True
         ok = self._derive_and_compare(secret, stored)
         if ok:
-            self._remember(stored, memo)
+            self._remember(stored, memo, secret)
         return ok
 
     def needs_rehash(self, stored: str) -> bool:

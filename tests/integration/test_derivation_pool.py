@@ -13,12 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matome.application import service as service_module
-from matome.application._derive import DerivationPool
+from matome.application._derive import DerivationPool, Prepared
+from matome.commands import Purchase
 from matome.credentials import TESTING, Argon2id
 from matome.engine import Engine
 from matome.generate import generate_log
 from matome.interchange import apply_line, apply_lines, log_lines
 from tests.integration.test_batch_ingestion import _check_same, _history
+from tests.unit.helpers import ITEM, PID, PROVIDER, PW, WRONG, buy, setup_world
 
 #: Argon2id made cheap for tests (far below OWASP's minimum: never for a store).
 CHEAP_ARGON2 = Argon2id(memory_kib=8, time_cost=1, parallelism=1)
@@ -99,3 +101,28 @@ def test_the_cheap_testing_kdf_runs_without_a_pool_and_production_with_one() -> 
     finally:
         cheap.close()
         costly.close()
+
+
+def test_a_warm_batch_is_decided_once_and_a_cold_one_dry_first() -> None:
+    """Deciding dry costs a second decision per command: a batch whose every secret was
+    verified lately is decided once; a new or wrong secret makes the batch foresee."""
+    engine = Engine.open(None, kdf=CHEAP_ARGON2)
+    try:
+        service = engine._commands
+        service.pool = DerivationPool(service.hasher, 2)
+        setup_world(engine)
+        buy(engine, "2024-02-01T10:00:00+09:00")  # the password is now verified
+
+        def purchase(password: str) -> Purchase:
+            return Purchase(
+                at="2024-02-02T10:00:00+09:00",
+                passport_id=PID,
+                password=password,
+                provider=PROVIDER,
+                service=ITEM,
+            )
+
+        assert service._derive_ahead([(purchase(PW), None)]) is service.hasher
+        assert isinstance(service._derive_ahead([(purchase(WRONG), None)]), Prepared)
+    finally:
+        engine.close()

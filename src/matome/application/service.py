@@ -143,6 +143,14 @@ def _claim(items: Sequence[tuple[cmd.Command[Any], LogPosition | None]]) -> LogP
     return attrs.evolve(positions[-1], first=positions[0].claims_from)
 
 
+def _secrets(command: cmd.Command[Any]) -> Iterable[str]:
+    """The secrets a command presents, in clear (to ask the verifier about, never to keep)."""
+    for name in command.SECRETS:
+        value = getattr(command, name)
+        if value is not None:
+            yield value.reveal()
+
+
 def _keys_of(owner: str) -> Callable[[Any], bool]:
     return lambda state: isinstance(state, KeyRecord) and state.owner == owner
 
@@ -393,7 +401,10 @@ class CommandService:
         """The credentials to decide ``items`` with: with a pool, the batch is first decided
         dry to learn the key derivations it needs, which start on the pool at once (see
         :mod:`matome.application._derive`); the decisions are the same either way."""
-        if self.pool is None:
+        if self.pool is None or all(
+            self.hasher.familiar(secret) for command, _ in items for secret in _secrets(command)
+        ):
+            # A warm batch (every secret it presents was verified lately) is decided once.
             return self.hasher
         dry = DryRun(self.hasher)
         batch = _Batch()
