@@ -94,7 +94,7 @@ def test_pooled_results_equal_serial_ones_for_any_batch_size(
 
 def test_the_cheap_testing_kdf_runs_without_a_pool_and_production_with_one() -> None:
     """The pool pays only for a costly KDF: deciding a batch dry is not free."""
-    cheap, costly = Engine.open(None, kdf=TESTING), Engine.open(None)
+    cheap, costly = Engine.open(":memory:", kdf=TESTING), Engine.open(":memory:")
     try:
         assert cheap._commands.pool is None
         assert costly._commands.pool is not None
@@ -106,7 +106,7 @@ def test_the_cheap_testing_kdf_runs_without_a_pool_and_production_with_one() -> 
 def test_a_warm_batch_is_decided_once_and_a_cold_one_dry_first() -> None:
     """Deciding dry costs a second decision per command: a batch whose every secret was
     verified lately is decided once; a new or wrong secret makes the batch foresee."""
-    engine = Engine.open(None, kdf=CHEAP_ARGON2)
+    engine = Engine.open(":memory:", kdf=CHEAP_ARGON2)
     try:
         service = engine._commands
         service.pool = DerivationPool(service.hasher, 2)
