@@ -67,13 +67,13 @@ from _common import (
 )
 
 from matome.cli import DEFAULT_BATCH
-from matome.credentials import PRODUCTION, TESTING, Kdf
+from matome.credentials import PRODUCTION, TESTING, Scheme
 from matome.engine import Engine
 from matome.generate import generate_log
 from matome.interchange import LogLine, apply_line, apply_lines, log_lines
 from matome.values import YearMonth
 
-KDFS: dict[str, Kdf] = {"production": PRODUCTION, "testing": TESTING}
+KDFS: dict[str, Scheme] = {"production": PRODUCTION, "testing": TESTING}
 #: The first month of generate_log's logs (its default ``start``).
 START = YearMonth(2024, 1)
 
@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results: dict[str, Any] = {
             "store": args.store,
             "kdf": args.kdf,
-            "kdf_params": {"log2_n": KDFS[args.kdf].log2_n, "r": KDFS[args.kdf].r},
+            "kdf_params": repr(KDFS[args.kdf]),
             "lines": args.lines,
             "months": args.months,
             "seed": args.seed,

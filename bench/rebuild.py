@@ -168,6 +168,9 @@ class _Credentials:
     def verify(self, secret: str, stored: str) -> bool:
         return self.hasher.verify(secret, stored)
 
+    def needs_rehash(self, stored: str) -> bool:
+        return self.hasher.needs_rehash(stored)
+
 
 class LogGenerator:
     """Seeded groups of events, each decided by the engine's own deciders.

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from matome.errors import (
@@ -23,10 +24,21 @@ from matome.errors import (
 class _Progress:
     """Events/s and ETA on a terminal's stderr; silent when stderr is not a terminal."""
 
-    def __init__(self, total: int | None, what: str, stream: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        what: str,
+        stream: TextIO = sys.stderr,
+        *,
+        beside: tuple[str, Callable[[], int]] | None = None,
+    ) -> None:
         self.total = total
         self.what = what
         self.stream = stream
+        #: A second rate drawn beside the first: its name and a counter to read (``matome
+        #: run``: the key derivations, which set a cold log's pace).
+        self.beside = beside
+        self.beside_start = beside[1]() if beside is not None else 0
         self.enabled = stream.isatty()
         self.start = time.monotonic()
         self.last = 0.0
@@ -46,7 +58,11 @@ class _Progress:
         if self.total:
             eta = (self.total - self.done) / rate if rate else 0.0
             text += f"/{self.total:,} ({100 * self.done / self.total:.0f}%)  ETA {eta:,.0f}s"
-        text += f"  {rate:,.0f}/s "
+        text += f"  {rate:,.0f}/s"
+        if self.beside is not None:
+            name, counter = self.beside
+            text += f"  {(counter() - self.beside_start) / elapsed:,.1f} {name}/s"
+        text += " "
         self.stream.write(text)
         self.stream.flush()
 

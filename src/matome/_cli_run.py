@@ -90,7 +90,8 @@ def run_log(
     (it is not a refusal of the line): :class:`_StoreFailed`.
     """
     counts = [0, 0, 0]
-    progress = _Progress(total, "commands")
+    hasher = engine.internals.hasher
+    progress = _Progress(total, "commands", beside=("derivations", lambda: hasher.derivations))
     pending: list[LogLine] = []
     lines = log_lines(stream)
     first = next(lines, None)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from matome.credentials import parse_phc
 from matome.errors import InvalidInput
 from matome.values import (
     AccessKey,
@@ -78,6 +79,17 @@ def _passport_id(v: PassportId | str) -> PassportId:
 
 def _password(v: Password | str) -> Password:
     return _value(Password, v)
+
+
+def _phc(v: str, what: str = "hash") -> str:
+    """A secret's hash brought from another system (contract 3, "Credentials at scale"):
+    a PHC string of argon2id, scrypt or pbkdf2-sha256 at no less than OWASP's minimum."""
+    if not isinstance(v, str):
+        raise InvalidInput(f"{what} must be a PHC string, got {type(v).__name__}")
+    try:
+        return parse_phc(v)
+    except InvalidInput as e:
+        raise InvalidInput(f"{what}: {e.message}") from None
 
 
 def _provider(v: ProviderCode | str) -> ProviderCode:
@@ -254,3 +266,29 @@ def _naming(field: attrs.Attribute[Any]) -> attrs.Attribute[Any]:
 def _not_own_representative(customer_id: CustomerId, billing: BillingAccount) -> None:
     if isinstance(billing, Consolidated) and billing.representative == customer_id:
         raise InvalidInput("a line cannot be its own consolidated-billing representative")
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets a migration may give as their hashes (contract 3, "Credentials at scale")
+
+#: Field metadata: a secret a migration may give as its hash instead (contract 3,
+#: "Credentials at scale"): the field is required unless the named hash field is given.
+HASHED_AS_ACCESS_KEY = {"or": "access_key_hash"}
+HASHED_AS_PASSWORD = {"or": "password_hash"}
+
+
+def check(secret: object, hashed: object, field: str) -> None:
+    """A secret or its hash, not both (the reader calls a missing one a missing field)."""
+    if secret is None and hashed is None:
+        raise InvalidInput(f"missing field(s): {field}")
+    if secret is not None and hashed is not None:
+        raise InvalidInput(f"give {field} or {field}_hash, not both")
+
+
+def required(field: Any, fields: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """Whether a line must give ``field``: one without a default, or a secret whose hash
+    (read under this contract) the line does not give instead."""
+    if field.default is attrs.NOTHING:
+        return True
+    instead = field.metadata.get("or")
+    return instead is not None and not (instead in fields and instead in body)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 import attrs
 from attrs.converters import optional
 
+from matome import _command_fields as _secret_or_hash
 from matome._command_fields import MAX_PERIOD_DAYS as MAX_PERIOD_DAYS
 from matome._command_fields import MAX_PERIOD_MONTHS as MAX_PERIOD_MONTHS
 from matome._command_fields import (
@@ -219,11 +220,18 @@ class OpenLine(Command[LineResult]):
     customer_id: CustomerId = attrs.field(converter=_customer_id)
     operator: Operator = attrs.field(converter=_operator)
     kind: LineKind = attrs.field(converter=_line_kind)
-    access_key: AccessKey = attrs.field(converter=_access_key)
+    access_key: AccessKey | None = attrs.field(
+        default=None, converter=optional(_access_key), metadata=_secret_or_hash.HASHED_AS_ACCESS_KEY
+    )
     line_limit: Yen = attrs.field(converter=_yen)
     billing: BillingAccount = attrs.field(converter=_billing)
+    #: Instead of ``access_key``, its PHC hash (contract 3, "Credentials at scale").
+    access_key_hash: str | None = attrs.field(
+        default=None, converter=optional(_secret_or_hash._phc), metadata=SINCE_3
+    )
 
     def __attrs_post_init__(self) -> None:
+        _secret_or_hash.check(self.access_key, self.access_key_hash, "access_key")
         _not_own_representative(self.customer_id, self.billing)
         if not self.operator.accepts(self.customer_id):
             raise InvalidInput(f"NTT West customer IDs start with CAF, not {self.customer_id}")
@@ -355,7 +363,9 @@ class RegisterPassport(Command[PassportResult]):
     CREDENTIAL = "access_key"
     customer_id: CustomerId = attrs.field(converter=_customer_id)
     passport_id: PassportId = attrs.field(converter=_passport_id)
-    password: Password = attrs.field(converter=_password)
+    password: Password | None = attrs.field(
+        default=None, converter=optional(_password), metadata=_secret_or_hash.HASHED_AS_PASSWORD
+    )
     email: Email = attrs.field(converter=_email)
     applicant: Applicant = attrs.field(converter=_applicant)
     limit: Yen = attrs.field(converter=_yen)
@@ -367,8 +377,13 @@ class RegisterPassport(Command[PassportResult]):
     terms_consent: bool | None = attrs.field(
         default=None, converter=optional(_flag), metadata=SINCE_3
     )
+    #: Instead of ``password``, its PHC hash (contract 3, "Credentials at scale").
+    password_hash: str | None = attrs.field(
+        default=None, converter=optional(_secret_or_hash._phc), metadata=SINCE_3
+    )
 
     def __attrs_post_init__(self) -> None:
+        _secret_or_hash.check(self.password, self.password_hash, "password")
         if self.access_key is None and self.via_provider is None:
             raise InvalidInput("register_passport needs the line's access_key (or via_provider)")
 
@@ -543,7 +558,9 @@ def parse_command(obj: Mapping[str, Any], contract: int = DEFAULT_CONTRACT) -> C
     unknown = sorted(set(body) - set(fields))
     if unknown:
         raise InvalidInput(f"{name}: unknown field(s): {', '.join(unknown)}")
-    missing = sorted(n for n, f in fields.items() if f.default is attrs.NOTHING and n not in body)
+    missing = sorted(
+        n for n, f in fields.items() if _secret_or_hash.required(f, fields, body) and n not in body
+    )
     if missing:
         raise InvalidInput(f"{name}: missing field(s): {', '.join(missing)}")
     try:

@@ -53,7 +53,7 @@ from matome.application.eventstore import (
 from matome.application.service import CommandService
 from matome.audit import audit_line
 from matome.billing import BillingProcess, billing_behind
-from matome.credentials import DEFAULT_ITERATIONS, Kdf
+from matome.credentials import DEFAULT_ITERATIONS, Scheme
 from matome.documents import (
     Audit,
     Bill,
@@ -113,7 +113,7 @@ class Engine(_Commands):
         *,
         policy: Policy = DEFAULT_POLICY,
         hash_iterations: int = DEFAULT_ITERATIONS,
-        kdf: Kdf | None = None,
+        kdf: Scheme | None = None,
         cache_size: int = 200_000,
         max_attempts: int = 200,
         fee_schedule: Sequence[FeePeriod] | Mapping[Operator, Sequence[FeePeriod]] = (
@@ -195,7 +195,7 @@ class Engine(_Commands):
         *,
         policy: Policy = DEFAULT_POLICY,
         hash_iterations: int = DEFAULT_ITERATIONS,
-        kdf: Kdf | None = None,
+        kdf: Scheme | None = None,
         fee_schedule: Sequence[FeePeriod] | Mapping[Operator, Sequence[FeePeriod]] = (
             DEFAULT_SCHEDULE
         ),

@@ -19,6 +19,7 @@ import attrs
 
 from matome import commands, values
 from matome.commands import COMMANDS
+from matome.credentials import MAX_PHC_LENGTH
 
 __all__ = ["SCHEMA_ID", "command_log_schema", "schema_text"]
 
@@ -99,7 +100,13 @@ _TEXT_BOUNDS = {"key": 200, "receipt": 64, "ref": 64, "purchase_ref": 64, "chann
 _CROSS_FIELD: dict[str, dict[str, Any]] = {
     "cancel": {"oneOf": [{"required": ["receipt"]}, {"required": ["purchase_ref"]}]},
     "refund": {"oneOf": [{"required": ["receipt"]}, {"required": ["purchase_ref"]}]},
-    "register_passport": {"anyOf": [{"required": ["access_key"]}, {"required": ["via_provider"]}]},
+    "open_line": {"oneOf": [{"required": ["access_key"]}, {"required": ["access_key_hash"]}]},
+    "register_passport": {
+        "allOf": [
+            {"anyOf": [{"required": ["access_key"]}, {"required": ["via_provider"]}]},
+            {"oneOf": [{"required": ["password"]}, {"required": ["password_hash"]}]},
+        ]
+    },
     "change_passport_details": {
         "anyOf": [{"required": ["password"]}, {"required": ["email"]}, {"required": ["line_auth"]}]
     },
@@ -118,6 +125,17 @@ _CROSS_FIELD: dict[str, dict[str, Any]] = {
     },
 }
 
+#: A secret's hash brought by a migration (contract 3, "Credentials at scale"): a PHC string
+#: of argon2id, scrypt or pbkdf2-sha256; the minimum parameters are checked by the reader.
+_PHC = {
+    "type": "string",
+    "pattern": r"^\$(?:argon2id|scrypt|pbkdf2-sha256)\$[^$]+(?:\$[^$]+){2,3}$",
+    "maxLength": MAX_PHC_LENGTH,
+    "description": "PHC string of argon2id, scrypt or pbkdf2-sha256 at no less than OWASP's "
+    "minimum parameters (contract 3)",
+}
+_PHC_FIELDS = ("access_key_hash", "password_hash")
+
 #: Whole-number fields: their bounds, as the command converters check them (quantity §4,
 #: service periods §11).
 _INT_BOUNDS = {
@@ -128,6 +146,8 @@ _INT_BOUNDS = {
 
 
 def _field_schema(name: str, hint: Any, known: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    if name in _PHC_FIELDS:
+        return dict(_PHC)
     options = [a for a in get_args(hint) if a is not type(None)] or [hint]
     if len(options) > 1:  # the billing account: one object per method
         return _billing_schema(known[values.CustomerId])
@@ -162,6 +182,8 @@ def command_log_schema() -> dict[str, Any]:
             properties[field.name] = _field_schema(field.name, hints[field.name], known)
             if field.default is attrs.NOTHING:
                 required.append(field.name)
+            # A secret a migration may give as its hash instead ("or"): required by the
+            # command's cross-field rule (_CROSS_FIELD), one or the other.
         doc = " ".join((cls.__doc__ or "").split("\n\n")[0].split())
         definition: dict[str, Any] = {
             "type": "object",

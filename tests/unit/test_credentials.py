@@ -8,9 +8,17 @@ import hashlib
 
 import pytest
 
-from matome.credentials import PRODUCTION, TESTING, Hasher, Kdf
+from matome.credentials import (
+    PRODUCTION,
+    SCRYPT_PRODUCTION,
+    TESTING,
+    Argon2id,
+    Hasher,
+    Kdf,
+    parse_phc,
+)
 from matome.engine import Engine
-from matome.errors import IdempotencyConflict, WrongPassword
+from matome.errors import IdempotencyConflict, InvalidInput, WrongPassword
 from tests.unit.helpers import KEY, PID, PW, WRONG, buy, setup_world
 
 
@@ -24,10 +32,24 @@ def test_hashes_are_salted_scrypt_and_never_the_secret() -> None:
     assert not hasher.verify("Pass1235", first)
 
 
-def test_the_production_setting_is_memory_hard() -> None:
-    """OWASP's minimum for scrypt: N = 2^15 with r = 8 and p = 3 (32 MiB per derivation)."""
-    assert (PRODUCTION.log2_n, PRODUCTION.r, PRODUCTION.p) == (15, 8, 3)
-    assert PRODUCTION.memory == 32 * 2**20
+def test_the_production_setting_is_argon2id_at_owasps_parameters() -> None:
+    """Rules §10 (memory-hard KDF): Argon2id at OWASP's m = 19 MiB, t = 2, p = 1; the scrypt
+    setting before it stays N = 2^15, r = 8, p = 3 (32 MiB) for the hashes it wrote."""
+    assert (PRODUCTION.memory_kib, PRODUCTION.time_cost, PRODUCTION.parallelism) == (19456, 2, 1)
+    assert PRODUCTION.memory == 19 * 2**20
+    assert (SCRYPT_PRODUCTION.log2_n, SCRYPT_PRODUCTION.r, SCRYPT_PRODUCTION.p) == (15, 8, 3)
+
+
+def test_a_production_hash_is_an_argon2id_phc_string_that_verifies() -> None:
+    hasher = Hasher(PRODUCTION)
+    stored = hasher.hash("Pass1234")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert "Pass1234" not in stored
+    assert parse_phc(stored) == stored  # at OWASP's minimum: admitted for migration too
+    hasher.forget(stored)
+    assert hasher.verify("Pass1234", stored)
+    assert not hasher.verify("Pass1235", stored)
+    assert not hasher.needs_rehash(stored)
 
 
 def test_hashes_written_by_matome_0_1_still_verify() -> None:
@@ -127,3 +149,72 @@ def test_a_keys_secret_hashes_go_away_when_the_password_changes(engine: Engine) 
         assert after.consecutive_failures == n
     with pytest.raises(IdempotencyConflict):
         buy(engine, "2024-02-01T10:00:00+09:00", key="k-1", password="NewPass1")
+
+
+#: Argon2id made cheap for tests (far below OWASP's minimum: never for a store).
+CHEAP_ARGON2 = Argon2id(memory_kib=8, time_cost=1, parallelism=1)
+
+
+def _phc_b64(data: bytes) -> str:
+    return base64.b64encode(data).rstrip(b"=").decode()
+
+
+def test_an_older_scrypt_hash_verifies_and_asks_to_be_rehashed() -> None:
+    old = Hasher(Kdf(log2_n=4, r=1, p=1)).hash("Pass1234")
+    hasher = Hasher(CHEAP_ARGON2)
+    assert hasher.verify("Pass1234", old)
+    assert hasher.needs_rehash(old)
+    assert not hasher.needs_rehash(hasher.hash("Pass1234"))
+    # A store run with the cheap testing scheme re-hashes nothing (no downgrade either way).
+    assert not Hasher(TESTING).needs_rehash(old)
+    assert not Hasher(TESTING).needs_rehash(hasher.hash("Pass1234"))
+
+
+def test_migrated_phc_hashes_of_scrypt_and_pbkdf2_verify() -> None:
+    """Contract 3, "Credentials at scale": PHC strings of scrypt and pbkdf2-sha256 (as passlib
+    and others write them) verify with hashlib."""
+    salt = b"0123456789abcdef"
+    digest = hashlib.scrypt(b"Secret77", salt=salt, n=2**4, r=8, p=1, dklen=32)
+    scrypt = f"$scrypt$ln=4,r=8,p=1${_phc_b64(salt)}${_phc_b64(digest)}"
+    digest = hashlib.pbkdf2_hmac("sha256", b"Secret77", salt, 1000)
+    pbkdf2 = f"$pbkdf2-sha256$i=1000${_phc_b64(salt)}${_phc_b64(digest)}"
+    passlib = f"$pbkdf2-sha256$1000${_phc_b64(salt).replace('+', '.')}${_phc_b64(digest)}"
+    hasher = Hasher(TESTING)
+    for stored in (scrypt, pbkdf2, passlib):
+        assert hasher.verify("Secret77", stored)
+        assert not hasher.verify("Secret78", stored)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        "$argon2id$v=19$m=19456,t=2,p=1",
+        "$argon2id$v=19$m=47104,t=1,p=1",
+        "$argon2id$v=19$m=7168,t=5,p=1",
+        "$scrypt$ln=17,r=8,p=1",
+        "$scrypt$ln=15,r=8,p=3",
+        "$pbkdf2-sha256$i=600000",
+    ],
+)
+def test_phc_strings_at_owasps_minimum_are_admitted(params: str) -> None:
+    stored = f"{params}${_phc_b64(b'0123456789abcdef')}${_phc_b64(bytes(32))}"
+    assert parse_phc(stored) == stored
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        "$argon2id$v=19$m=19455,t=2,p=1",
+        "$argon2id$v=19$m=47104,t=0,p=1",
+        "$argon2i$v=19$m=65536,t=3,p=1",
+        "$scrypt$ln=16,r=8,p=1",
+        "$scrypt$ln=17,r=4,p=1",
+        "$pbkdf2-sha256$i=599999",
+        "$pbkdf2-sha1$i=900000",
+        "$argon2id$v=19$m=65536,t=3",
+        "argon2id$v=19$m=65536,t=3,p=1",
+    ],
+)
+def test_phc_strings_below_owasps_minimum_or_malformed_are_invalid_input(params: str) -> None:
+    with pytest.raises(InvalidInput):
+        parse_phc(f"{params}${_phc_b64(b'0123456789abcdef')}${_phc_b64(bytes(32))}")

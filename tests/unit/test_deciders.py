@@ -77,6 +77,9 @@ class PlainCredentials:
     def verify(self, secret: str, stored: str) -> bool:
         return stored == f"plain${secret}"
 
+    def needs_rehash(self, stored: str) -> bool:
+        return False  # one scheme only
+
 
 def decision(at: str) -> Decision:
     return Decision(

@@ -34,3 +34,22 @@ def test_progress_is_silent_when_not_on_a_terminal() -> None:
     progress.step(10)
     progress.close()
     assert stream.getvalue() == ""
+
+
+def test_run_progress_shows_key_derivations_per_second_beside_commands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 18: a cold log's pace is its key derivations', so ``matome run`` shows them."""
+    clock = iter([0.0, 2.0, 2.0])
+    monkeypatch.setattr("matome._cli_output.time.monotonic", lambda: next(clock))
+    derived = [7]
+    screen = _Terminal()
+    progress = cli._Progress(
+        100, "commands", stream=screen, beside=("derivations", lambda: derived[0])
+    )
+    derived[0] += 9  # counted from when the run started
+    progress.step(40)
+    progress.close()
+    text = screen.getvalue()
+    assert "20/s" in text
+    assert "4.5 derivations/s" in text

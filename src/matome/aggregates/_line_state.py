@@ -134,6 +134,13 @@ def _notification(s: AccessLine, e: ev.NotificationSet) -> AccessLine:
     return _step(s, e, notifications=_frozen(notifications))
 
 
+@line_applies(ev.AccessKeyRehashed)
+def _rehashed(s: AccessLine, e: ev.AccessKeyRehashed) -> AccessLine:
+    # The same key in a newer scheme: the line's business clock does not move (the command
+    # that presented the key moves it by its own events, if it has any).
+    return attrs.evolve(s, version=e.originator_version, access_key_hash=e.access_key_hash)
+
+
 @line_applies(ev.LineLimitChanged)
 def _line_limit_changed(s: AccessLine, e: ev.LineLimitChanged) -> AccessLine:
     return _step(s, e, line_limit=e.line_limit)

@@ -224,6 +224,13 @@ def _ended(s: Passport, e: ev.HoldingEnded) -> Passport:
     return _step(s, e, holdings=MappingProxyType(holdings))
 
 
+@passport_applies(ev.PasswordRehashed)
+def _rehashed(s: Passport, e: ev.PasswordRehashed) -> Passport:
+    # The same password in a newer scheme: the ID's business clock does not move (the
+    # command that presented the password moves it by its own events).
+    return attrs.evolve(s, version=e.originator_version, password_hash=e.password_hash)
+
+
 @passport_applies(ev.LimitChanged)
 def _limit_changed(s: Passport, e: ev.LimitChanged) -> Passport:
     return _step(s, e, limit=e.limit)

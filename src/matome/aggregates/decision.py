@@ -39,6 +39,14 @@ class Credentials(Protocol):
 
     def verify(self, secret: str, stored: str) -> bool: ...
 
+    def needs_rehash(self, stored: str) -> bool: ...
+
+
+class _Revealing(Protocol):
+    """A secret value (an access key, a password) that shows its clear text only on demand."""
+
+    def reveal(self) -> str: ...
+
 
 S = TypeVar("S", bound=AggregateState)
 
@@ -52,13 +60,54 @@ class Decision:
         self.secret_hashes[field] = stored
         return stored
 
-    def check_secret(self, field: str, secret: str, stored: str) -> bool:
+    def new_secret(self, field: str, secret: _Revealing | None, given_hash: str | None) -> str:
+        """The hash to keep of a new secret: the secret hashed, or the hash a migration gave
+        instead (contract 3, "Credentials at scale": kept as given, no key derivation)."""
+        if secret is not None:
+            return self.hash_secret(field, secret.reveal())
+        if given_hash is None:  # the command classes refuse this: a secret or its hash
+            raise InvalidInput(f"missing field(s): {field}")
+        return given_hash
+
+    def check_secret(
+        self,
+        field: str,
+        secret: str,
+        stored: str,
+        *,
+        on: AggregateState | None = None,
+        rehashed: type[DomainEvent] | None = None,
+    ) -> bool:
         """Whether ``secret`` matches ``stored``; a match is kept as the hash of the
-        command's ``field`` (a mismatch is hashed only if a key must remember it)."""
+        command's ``field`` (a mismatch is hashed only if a key must remember it).
+
+        A match against a hash of an older scheme (``Credentials.needs_rehash``) is hashed
+        again if the command is accepted: ``rehashed`` — an event with one field, the new
+        hash, named ``<field>_hash`` — is then emitted on ``on``'s stream
+        (:meth:`emit_rehashes`, rules §10)."""
         ok = self.credentials.verify(secret, stored)
         if ok:
             self.secret_hashes[field] = stored
+            if (
+                on is not None
+                and rehashed is not None
+                and on.id not in {r[0].id for r in self._rehashes}
+                and self.credentials.needs_rehash(stored)
+            ):
+                self._rehashes.append((on, rehashed, field, secret))
         return ok
+
+    def emit_rehashes(self) -> None:
+        """The command is accepted: hash again, in the current scheme, the secrets it
+        presented whose stored hashes are of an older one (see :meth:`check_secret`) — each
+        event on the state the decider left its stream in.  The command's keys then keep the
+        new hash."""
+        for state, event_class, field, secret in self._rehashes:
+            latest = self.states.get(state.id, state)
+            new_hash = self.credentials.hash(secret)
+            self.emit(latest, event_class, **{f"{field}_hash": new_hash})
+            self.secret_hashes[field] = new_hash
+        self._rehashes.clear()
 
     def __init__(
         self,
@@ -81,6 +130,9 @@ class Decision:
         #: The stored hash of each secret the command presented or set, as the decision
         #: computed or checked it (an idempotency key keeps these: no second derivation).
         self.secret_hashes: dict[str, str] = {}
+        #: Secrets accepted against a hash of an older scheme: (state, event, field, secret),
+        #: hashed again only if the command is accepted (:meth:`emit_rehashes`).
+        self._rehashes: list[tuple[AggregateState, type[DomainEvent], str, str]] = []
         #: The latest state of every stream emitted on, after its events.
         self.states: dict[UUID, Any] = {}
         self.security_states: dict[UUID, Any] = {}

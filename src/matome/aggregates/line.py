@@ -90,7 +90,13 @@ def check_access_key(line: AccessLine, access_key: AccessKey, d: Decision) -> bo
     what"); a wrong one is ``wrong_access_key`` (not counted: only passwords lock, §10).
     Whether it was right."""
     d.authenticated = line.id
-    if not d.check_secret("access_key", access_key.reveal(), line.access_key_hash):
+    if not d.check_secret(
+        "access_key",
+        access_key.reveal(),
+        line.access_key_hash,
+        on=line,
+        rehashed=ev.AccessKeyRehashed,
+    ):
         d.refuse(WrongAccessKey(f"wrong access key for line {line.customer_id}"))
         return False
     return True
@@ -134,7 +140,7 @@ def decide_open_line(
         customer_id=c.customer_id,
         operator=c.operator,
         kind=c.kind,
-        access_key_hash=d.hash_secret("access_key", c.access_key.reveal()),
+        access_key_hash=d.new_secret("access_key", c.access_key, c.access_key_hash),
         line_limit=c.line_limit,
         billing=c.billing,
     )

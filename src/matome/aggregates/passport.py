@@ -123,7 +123,13 @@ def authenticate(passport: Passport, password: Password, d: Decision) -> bool:
             )
         )
         return False
-    if d.check_secret("password", password.reveal(), passport.password_hash):
+    if d.check_secret(
+        "password",
+        password.reveal(),
+        passport.password_hash,
+        on=passport,
+        rehashed=ev.PasswordRehashed,
+    ):
         return True
     failures = passport.consecutive_failures + 1
     locked = failures >= policy.lockout_after
@@ -266,7 +272,7 @@ def decide_register_passport(
         ev.Registered,
         passport_id=c.passport_id,
         customer_id=c.customer_id,
-        password_hash=d.hash_secret("password", c.password.reveal()),
+        password_hash=d.new_secret("password", c.password, c.password_hash),
         email=c.email,
         applicant=c.applicant,
         limit=c.limit,

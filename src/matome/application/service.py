@@ -26,6 +26,7 @@ from matome.aggregates.line import line_id
 from matome.aggregates.passport import passport_id_stream
 from matome.aggregates.subscription import reference_id
 from matome.application import idempotency
+from matome.application._derive import DerivationPool, DryRun, Prepared
 from matome.application.eventstore import EventStoreApplication, LogPosition, LogPositionTaken
 from matome.application.handlers import (
     CREDENTIALS,
@@ -35,7 +36,7 @@ from matome.application.handlers import (
     personal_data_erased,
 )
 from matome.application.uow import StateCache, UnitOfWork
-from matome.credentials import DEFAULT_ITERATIONS, Hasher, Kdf
+from matome.credentials import DEFAULT_ITERATIONS, Hasher, Scheme
 from matome.errors import Busy, MatomeError, WrongPassword
 from matome.events import passport as passport_ev
 from matome.events.base import DomainEvent
@@ -52,7 +53,7 @@ class _VerifiedOnce:
     after a conflict, costs no second key derivation (nor counts a wrong password twice: only
     the saved attempt's events are recorded)."""
 
-    def __init__(self, hasher: Hasher) -> None:
+    def __init__(self, hasher: Hasher | Prepared | DryRun) -> None:
         self._hasher = hasher
         self._seen: dict[tuple[str, str], bool] = {}
         self._hashed: dict[str, str] = {}
@@ -69,6 +70,14 @@ class _VerifiedOnce:
         if key not in self._seen:
             self._seen[key] = self._hasher.verify(secret, stored)
         return self._seen[key]
+
+    def needs_rehash(self, stored: str) -> bool:
+        return self._hasher.needs_rehash(stored)
+
+
+def _costly(kdf: Scheme) -> bool:
+    """Whether a scheme's derivations are worth a pool (not the cheap testing scrypt)."""
+    return kdf.memory >= 2**20
 
 
 #: Lost races after which a command's next attempt takes the writers' gate exclusive.
@@ -155,6 +164,14 @@ def _streams_named(command: cmd.Command[Any]) -> Iterator[UUID]:
         yield line_id(command.customer_id)
 
 
+def _secrets(command: cmd.Command[Any]) -> Iterable[str]:
+    """The secrets a command presents, in clear (to ask the verifier about, never to keep)."""
+    for name in command.SECRETS:
+        value = getattr(command, name)
+        if value is not None:
+            yield value.reveal()
+
+
 def _keys_of(owner: str) -> Callable[[Any], bool]:
     return lambda state: isinstance(state, KeyRecord) and state.owner == owner
 
@@ -172,13 +189,18 @@ class CommandService:
         *,
         policy: Policy = DEFAULT_POLICY,
         hash_iterations: int = DEFAULT_ITERATIONS,
-        kdf: Kdf | None = None,
+        kdf: Scheme | None = None,
         cache_size: int = 200_000,
         max_attempts: int = 200,
     ) -> None:
         self.app = app
         self.policy = policy
         self.hasher = Hasher(kdf if kdf is not None else hash_iterations)
+        #: Runs a batch's key derivations side by side (``None``: one at a time, as the cheap
+        #: testing KDF is best run; tests may set a pool on it).
+        self.pool: DerivationPool | None = (
+            DerivationPool(self.hasher) if _costly(self.hasher.kdf) else None
+        )
         self.max_attempts = max_attempts
         self.cache = StateCache(app, cache_size)
 
@@ -271,6 +293,8 @@ class CommandService:
             )
         if result is None:
             raise RuntimeError(f"{command.NAME}: the decider neither refused nor decided")
+        # Accepted: a secret it presented against a hash of an older scheme is hashed again.
+        d.emit_rehashes()
         idempotency.bind_key(command, result, d)
         return _Decided(result=result, events=list(d.events), states=dict(d.states))
 
@@ -350,17 +374,19 @@ class CommandService:
         of the batch is kept and :class:`LogPositionTaken` is raised — with, in ``done``, the
         outcomes of the commands recorded one at a time before it after a conflict.
         """
+        for command, _ in items:
+            if command.ALONE:
+                raise ValueError(f"{command.NAME} cannot be batched")
+        credentials = self._derive_ahead(items)
         batch = _Batch()
         outcomes: list[cmd.Result | MatomeError] = []
         decided_units: list[tuple[_Decided, _BatchUnit]] = []
         # One existence query for the batch's new keys, references, IDs and lines.
         self.cache.prime(s for command, _ in items for s in _streams_named(command))
         for command, _ in items:
-            if command.ALONE:
-                raise ValueError(f"{command.NAME} cannot be batched")
             uow = _BatchUnit(self.cache, batch)
             decided = self._decide(
-                command, HANDLERS[type(command)], _VerifiedOnce(self.hasher), uow
+                command, HANDLERS[type(command)], _VerifiedOnce(credentials), uow
             )
             batch.add(decided)
             decided_units.append((decided, uow))
@@ -368,6 +394,8 @@ class CommandService:
             if outcome is None:  # _decide answers one or the other
                 raise RuntimeError(f"{command.NAME}: decided neither a result nor a refusal")
             outcomes.append(outcome)
+        if isinstance(credentials, Prepared):
+            credentials.close()
         try:
             self._commit(batch, _claim(items))
         except IntegrityError:
@@ -390,6 +418,30 @@ class CommandService:
         for decided, uow in decided_units:
             self._forget_replaced_secrets(decided.events, uow)
         return outcomes
+
+    def _derive_ahead(
+        self, items: Sequence[tuple[cmd.Command[Any], LogPosition | None]]
+    ) -> Hasher | Prepared:
+        """The credentials to decide ``items`` with: with a pool, the batch is first decided
+        dry to learn the key derivations it needs, which start on the pool at once (see
+        :mod:`matome.application._derive`); the decisions are the same either way."""
+        if self.pool is None or all(
+            self.hasher.familiar(secret) for command, _ in items for secret in _secrets(command)
+        ):
+            # A warm batch (every secret it presents was verified lately) is decided once.
+            return self.hasher
+        dry = DryRun(self.hasher)
+        batch = _Batch()
+        for command, _ in items:
+            uow = _BatchUnit(self.cache, batch)
+            try:
+                decided = self._decide(command, HANDLERS[type(command)], _VerifiedOnce(dry), uow)
+            except Exception:  # foreseeing is an optimisation only
+                # A dry decision that fails (its guesses led it astray) foresees no further:
+                # the real decisions derive the rest one at a time, or raise the same error.
+                break
+            batch.add(decided)
+        return self.pool.prepare(dry)
 
     def _commit(self, batch: _Batch, position: LogPosition | None) -> None:
         written = {e.originator_id for e in batch.events}

@@ -19,6 +19,7 @@ from matome.values import (
 )
 
 __all__ = [
+    "AccessKeyRehashed",
     "BillingChanged",
     "LineLimitChanged",
     "LineMoved",
@@ -44,6 +45,15 @@ class LineOpened(DomainEvent):
     line_limit: Yen
     billing: BillingAccount
     predecessor: CustomerId | None = None
+
+
+@topic("matome.line.AccessKeyRehashed")
+@attrs.frozen(kw_only=True)
+class AccessKeyRehashed(DomainEvent):
+    """The access key, accepted by a command, was hashed again in the current scheme: its
+    stored hash was of an older one (rules §10).  The same key: nothing else changes."""
+
+    access_key_hash: str
 
 
 @topic("matome.line.LineLimitChanged")

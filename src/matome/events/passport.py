@@ -30,6 +30,7 @@ __all__ = [
     "LimitChanged",
     "PassportDeleted",
     "PasswordAccepted",
+    "PasswordRehashed",
     "PasswordRejected",
     "PasswordReset",
     "PersonalDataErased",
@@ -135,6 +136,17 @@ class PasswordRejected(DomainEvent):
 class PasswordAccepted(DomainEvent):
     """A correct password ended a run of wrong ones (a cancellation; a purchase says so by its
     ``HoldingAdded``): the count starts again from zero (§10)."""
+
+
+@topic("matome.passport.PasswordRehashed")
+@attrs.frozen(kw_only=True)
+class PasswordRehashed(DomainEvent):
+    """The password, accepted by a command, was hashed again in the current scheme: its
+    stored hash was of an older one (an scrypt hash of matome before Argon2id, a migrated
+    hash below the current parameters; rules §10).  The same password: nothing else changes,
+    not even the ID's business clock."""
+
+    password_hash: str
 
 
 @topic("matome.passport.HoldingAdded")

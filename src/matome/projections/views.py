@@ -528,6 +528,8 @@ IGNORED: frozenset[type[DomainEvent]] = frozenset(
         passport_ev.HoldingAdded,
         passport_ev.HoldingEnded,
         passport_ev.LimitChanged,
+        passport_ev.PasswordRehashed,
+        line_ev.AccessKeyRehashed,
         passport_ev.PasswordAccepted,
         passport_ev.PasswordRejected,
         passport_ev.PasswordReset,

@@ -32,6 +32,7 @@ from matome.testing._value_strategies import (
     passwords,
     provider_codes,
     quantities,
+    secret_hashes,
     service_codes,
     tokyo_times,
     year_months,
@@ -275,4 +276,21 @@ def _command_json(name: str) -> st.SearchStrategy[dict[str, Any]]:
             st.fixed_dictionaries({**head, **required}, optional={**optional, **more})
             for required, more in shapes
         ]
+    )
+
+
+def migrated_commands() -> st.SearchStrategy[dict[str, Any]]:
+    """Contract 3's "Credentials at scale": an ``open_line`` with ``access_key_hash`` instead
+    of ``access_key``, or a ``register_passport`` with ``password_hash`` instead of
+    ``password`` (JSON form; contract 2 reads neither field)."""
+
+    def swapped(body: dict[str, Any], secret: str, hashed: str) -> dict[str, Any]:
+        out = {k: v for k, v in body.items() if k != secret}
+        return {**out, f"{secret}_hash": hashed}
+
+    return st.one_of(
+        st.builds(swapped, _command_json("open_line"), st.just("access_key"), secret_hashes()),
+        st.builds(
+            swapped, _command_json("register_passport"), st.just("password"), secret_hashes()
+        ),
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from matome import commands as cmd
 from matome.policy import DEFAULT_POLICY, Policy
+from matome.testing._model_secrets import HashedSecret
 from matome.testing._model_state import (
     _LINE_AUTH_KINDS,
     Line,
@@ -179,7 +180,9 @@ class _ModelBase:
             k.add("wrong_password", f"wrong password for {p.passport_id}")
             k.wrong_password = p
 
-    def _new_password(self, given: Password | None, current: str | None, k: _Checks) -> None:
+    def _new_password(
+        self, given: Password | None, current: str | HashedSecret | None, k: _Checks
+    ) -> None:
         """docs/rules.md §10/§11, contract 3: a new password is 8–12 letters and digits, not
         digits only, not the current one."""
         if given is None or self.policy.contract < 3:

@@ -8,6 +8,7 @@ from typing import Any
 
 from matome import commands as cmd
 from matome.testing._model_base import _ModelBase
+from matome.testing._model_secrets import kept
 from matome.testing._model_state import (
     _LINE_AUTH_KINDS,
     Commit,
@@ -77,7 +78,12 @@ class _HolderRules(_ModelBase):
 
         def commit() -> dict[str, Any]:
             self._passports[pid] = Passport(
-                pid, line.customer_id, c.password.reveal(), limit, c.line_auth, c.at
+                pid,
+                line.customer_id,
+                kept(None if c.password is None else c.password.reveal(), c.password_hash),
+                limit,
+                c.line_auth,
+                c.at,
             )
             line.passports.append(pid)
             line.last_at = c.at

@@ -7,6 +7,7 @@ from typing import Any
 
 from matome import commands as cmd
 from matome.testing._model_base import _ModelBase
+from matome.testing._model_secrets import kept
 from matome.testing._model_state import (
     _MENU_KINDS,
     _TERMINAL,
@@ -49,7 +50,7 @@ class _LineRules(_ModelBase):
                 cid,
                 c.operator,
                 c.kind,
-                c.access_key.reveal(),
+                kept(None if c.access_key is None else c.access_key.reveal(), c.access_key_hash),
                 c.line_limit.amount,
                 c.billing,
                 c.at,

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from matome.errors import ERROR_PRECEDENCE
+from matome.testing._model_secrets import HashedSecret
 from matome.values import (
     BillingAccount,
     ChangeKind,
@@ -80,7 +81,7 @@ class Line:
     customer_id: str
     operator: Operator
     kind: LineKind
-    access_key: str
+    access_key: str | HashedSecret  # a migration's hash (contract 3)
     cap: int
     billing: BillingAccount
     last_at: datetime
@@ -95,7 +96,7 @@ class Passport:
 
     passport_id: str
     customer_id: str
-    password: str
+    password: str | HashedSecret  # a migration's hash (contract 3)
     limit: int
     line_auth: bool
     last_at: datetime

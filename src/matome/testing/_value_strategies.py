@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import string
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -277,3 +278,55 @@ def tokyo_times(
 
 def _iso(at: datetime, utc: bool) -> str:
     return (at.astimezone(UTC) if utc else at.astimezone(TOKYO)).isoformat()
+
+
+def _phc_b64(data: bytes) -> str:
+    return base64.b64encode(data).rstrip(b"=").decode()
+
+
+def _phc(params: str, salt: bytes, digest: bytes) -> str:
+    return f"{params}${_phc_b64(salt)}${_phc_b64(digest)}"
+
+
+def secret_hashes() -> st.SearchStrategy[str]:
+    """Hashes a migration may bring instead of a secret (contract 3, "Credentials at scale"):
+    PHC strings of argon2id, scrypt or pbkdf2-sha256 at or above OWASP's minimum parameters,
+    with random salts and digests (they match no secret a test would guess)."""
+    argon2id = st.sampled_from([(47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5)]).flatmap(
+        lambda mt: st.tuples(
+            st.integers(mt[0], mt[0] + 65536), st.integers(mt[1], mt[1] + 3), st.integers(1, 4)
+        ).map(lambda m: f"$argon2id$v=19$m={m[0]},t={m[1]},p={m[2]}")
+    )
+    scrypt = (
+        st.sampled_from([(17, 1), (16, 2), (15, 3), (14, 5), (13, 10)])
+        .flatmap(
+            lambda lp: st.tuples(st.integers(lp[0], 20), st.integers(8, 16), st.integers(lp[1], 16))
+        )
+        .map(lambda x: f"$scrypt$ln={x[0]},r={x[1]},p={x[2]}")
+    )
+    pbkdf2 = st.integers(600_000, 2_000_000).map(lambda i: f"$pbkdf2-sha256$i={i}")
+    return st.builds(
+        _phc,
+        st.one_of(argon2id, scrypt, pbkdf2),
+        st.binary(min_size=8, max_size=32),
+        st.binary(min_size=16, max_size=64),
+    )
+
+
+def invalid_secret_hashes() -> st.SearchStrategy[Any]:
+    """What is not such a hash: weaker parameters, another scheme, a clear secret, junk."""
+    weak = st.one_of(
+        st.integers(1024, 7167).map(lambda m: f"$argon2id$v=19$m={m},t=5,p=1"),
+        st.integers(1, 16).map(lambda ln: f"$scrypt$ln={ln},r=1,p=1"),
+        st.integers(1, 599_999).map(lambda i: f"$pbkdf2-sha256$i={i}"),
+        st.sampled_from(["$argon2i$v=19$m=65536,t=3,p=1", "$pbkdf2-sha1$i=900000"]),
+    )
+    return st.one_of(
+        st.builds(
+            _phc, weak, st.binary(min_size=8, max_size=16), st.binary(min_size=16, max_size=32)
+        ),
+        access_keys(),
+        st.text(max_size=20),
+        st.integers(),
+        st.none().map(lambda _: ["$argon2id$"]),
+    )

@@ -36,9 +36,11 @@ replay keyed commands).
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
+import argon2
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
@@ -53,6 +55,14 @@ from matome.testing._machine_base import WRONG_ACCESS_KEY as WRONG_ACCESS_KEY
 from matome.testing._machine_changes import _ChangeRules
 from matome.testing.strategies import billing_accounts
 from matome.values import YearMonth
+
+
+@functools.cache
+def migrated_hash(secret: str) -> str:
+    """Another system's hash of ``secret``, as a migration brings it (contract 3,
+    "Credentials at scale"): Argon2id at OWASP's minimum, made with argon2-cffi directly."""
+    return argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1).hash(secret)
+
 
 __all__ = ["BillingMachine", "Disagreement"]
 
@@ -150,20 +160,20 @@ class BillingMachine(_ChangeRules):
         cid = f"CAF{self.opened:010d}"
         operator = data.draw(st.sampled_from(["west", "east"]))
         key = f"Key{self.opened:05d}"
-        result = self.apply(
-            self.stamp(
-                {
-                    "command": "open_line",
-                    "customer_id": cid,
-                    "operator": operator,
-                    "kind": data.draw(st.sampled_from(_KINDS[operator])),
-                    "access_key": key,
-                    "line_limit": data.draw(st.sampled_from([2000, 5000, 10000])),
-                    "billing": data.draw(billing_accounts(self.lines)),
-                },
-                data,
-            )
-        )
+        command: dict[str, Any] = {
+            "command": "open_line",
+            "customer_id": cid,
+            "operator": operator,
+            "kind": data.draw(st.sampled_from(_KINDS[operator])),
+            "access_key": key,
+            "line_limit": data.draw(st.sampled_from([2000, 5000, 10000])),
+            "billing": data.draw(billing_accounts(self.lines)),
+        }
+        if self.contract >= 3 and data.draw(st.integers(0, 3), label="migrated key") == 0:
+            # The key's hash from the system migrated from: the key still opens the line.
+            del command["access_key"]
+            command["access_key_hash"] = migrated_hash(key)
+        result = self.apply(self.stamp(command, data))
         if result is not None:
             self.lines.append(cid)
             self.operators[cid] = operator
@@ -193,6 +203,10 @@ class BillingMachine(_ChangeRules):
             # On a line of another kind than Hikari, line authentication is invalid_input.
             "line_auth": data.draw(st.sampled_from([False, True])),
         }
+        if self.contract >= 3 and data.draw(st.integers(0, 3), label="migrated password") == 0:
+            # The password's hash from the system migrated from: it still opens the ID.
+            del command["password"]
+            command["password_hash"] = migrated_hash(password)
         if data.draw(st.integers(0, 5), label="via provider") == 0:
             command["via_provider"] = data.draw(
                 st.sampled_from(sorted({s[0] for s in self.services}))
