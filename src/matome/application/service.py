@@ -157,11 +157,14 @@ def _streams_named(command: cmd.Command[Any]) -> Iterator[UUID]:
         ref = getattr(command, name, None)
         if isinstance(ref, str):
             yield reference_id(ref)
-    # A new ID's or line's stream (most other commands name ones already cached).
-    if isinstance(command, cmd.RegisterPassport):
-        yield passport_id_stream(command.passport_id)
-    elif isinstance(command, cmd.OpenLine):
-        yield line_id(command.customer_id)
+    # The ID's and the line's streams: new ones for a registration or a new line; the others
+    # are usually cached already, and a cached stream costs nothing here.
+    passport = getattr(command, "passport_id", None)
+    if passport is not None:
+        yield passport_id_stream(passport)
+    customer = getattr(command, "customer_id", None)
+    if customer is not None:
+        yield line_id(customer)
 
 
 def _secrets(command: cmd.Command[Any]) -> Iterable[str]:
