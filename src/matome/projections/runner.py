@@ -308,6 +308,8 @@ class Projection:
         self.log = log
         self.store = store
         self._checked = False
+        #: Whether this projection made sure the tracking row exists (PostgreSQL's lock).
+        self._tracking_row = False
 
     # Tracking
 
@@ -382,6 +384,44 @@ class Projection:
             if progress is not None and total:
                 progress(done, total)
         return done
+
+    def apply_recorded(self, ids: Sequence[int], events: Sequence[DomainEvent]) -> bool:
+        """Apply ``events``, which this process has just recorded at the notification ids
+        ``ids`` (one insert: no other event lies between them), from memory — without reading
+        them back — exactly once: in one transaction with the tracking position, after the
+        events before them (usually none: the views were caught up before they were recorded).
+
+        Return ``False``, having changed nothing, if the views include them already (another
+        catch-up got there first) or the ids are not known; a later :meth:`catch_up` then
+        applies whatever is missing, as ever.
+        """
+        if not ids or len(ids) != len(events):
+            return False
+        first, last = min(ids), max(ids)
+        if not self._checked:
+            self._check_schema()
+        if self.store.dialect == "postgres" and not self._tracking_row:
+            self._ensure_tracking_row()
+            self._tracking_row = True
+        with self.store.transaction(write=True) as cur:
+            tracked = self._position(cur, lock=True)
+            position = 0 if tracked is None else tracked[0]
+            if position >= first:
+                return False
+            while position < first - 1:
+                handled, seen = self._apply_batch(cur, position, first - 1)
+                position = seen if handled == BATCH else first - 1
+            raws = [
+                (type(e).TOPIC, Raw(str(e.originator_id), e.originator_version, event_to_json(e)))
+                for e in events
+            ]
+            writes = _Writer(cur)
+            writes.prefetch([(topic, raw) for topic, raw in raws if topic in _PREFETCH_TOPICS])
+            for topic, raw in raws:
+                writes.apply(HANDLERS[topic](raw, writes))
+            writes.flush()
+            self._set_position(cur, last)
+        return True
 
     def follow(
         self,
