@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -71,6 +71,26 @@ VIEW_NAME = "billing"
 BATCH = 50_000
 #: Events read, decoded and applied at a time within a transaction (bounds memory).
 CHUNK = 5_000
+
+#: Bytes of stored events decoded and applied at a time (a part of a chunk), and read at a
+#: time (the next chunk's rows, from the last one's size): memory stays flat in the log's
+#: size whatever its events are.
+CHUNK_BYTES = 2 * 2**20
+#: The fewest events read at a time.
+_MIN_ROWS = 100
+
+
+def _parts(chunk: Sequence[_Row]) -> Iterator[Sequence[_Row]]:
+    """``chunk`` in consecutive parts of about :data:`CHUNK_BYTES` of stored state."""
+    start, size = 0, 0
+    for i, row in enumerate(chunk):
+        size += len(row[4])
+        if size >= CHUNK_BYTES:
+            yield chunk[start : i + 1]
+            start, size = i + 1, 0
+    if start < len(chunk):
+        yield chunk[start:]
+
 
 Progress = Callable[[int, int], None]
 """Called with (events processed so far, events to process in all) during long catch-ups."""
@@ -454,42 +474,57 @@ class Projection:
         """Apply the next (up to) ``BATCH`` events of interest after ``position`` in one
         transaction; return how many there were and the notification id of the last.
 
-        They are read, decoded and applied ``CHUNK`` at a time, so memory stays bounded
-        however large the batch is.
+        They are read up to ``CHUNK`` at a time and decoded and applied a part of about
+        :data:`CHUNK_BYTES` at a time, so memory stays bounded however large the batch is
+        and however large its events are.
         """
         select = self._select_through(cur) or self._select_notifications
         state_of = getattr(self.log.mapper, "state_of", None)
         writes = _Writer(cur)
         handlers = HANDLERS  # looked up once per batch (tests wrap its functions)
         handled, last = 0, position
+        rows = CHUNK
         while handled < BATCH:
-            limit = min(CHUNK, BATCH - handled)
+            limit = min(rows, BATCH - handled)
             chunk = select(last + 1, limit, stop)
-            events = [self._raw(row, state_of) for row in chunk]
-            writes.prefetch(
-                [
-                    (row[3], e)
-                    for e, row in zip(events, chunk, strict=True)
-                    if row[3] in _PREFETCH_TOPICS
-                ]
-            )
-            for event, row in zip(events, chunk, strict=True):
-                try:
-                    changes = handlers[row[3]](event, writes)
-                except (KeyError, TypeError, ValueError) as e:
-                    raise MapperDeserialisationError(
-                        f"stored event {row[3]!r} of {event.stream} v{event.version} does not "
-                        f"load into the views: {e!r}"
-                    ) from e
-                writes.apply(changes)
-            writes.flush()
-            writes.forget()  # memory stays bounded by the chunk
+            size = 0
+            for part in _parts(chunk):
+                size += sum(len(row[4]) for row in part)
+                self._apply_part(part, state_of, writes, handlers)
             handled += len(chunk)
             if chunk:
                 last = chunk[-1][0]
             if len(chunk) < limit:
                 break
+            # Events differ a hundredfold in size (an issued bill carries its document): the
+            # next read is sized by this one's bytes, so memory is bounded by CHUNK_BYTES
+            # however many bills in a row the log holds — not by the number of lines.
+            rows = max(_MIN_ROWS, min(CHUNK, CHUNK_BYTES * len(chunk) // max(size, 1)))
         return handled, last
+
+    def _apply_part(
+        self,
+        part: Sequence[_Row],
+        state_of: Callable[[bytes], dict[str, Any]] | None,
+        writes: _Writer,
+        handlers: dict[str, When],
+    ) -> None:
+        """Decode and apply ``part`` of a chunk, and write its changes."""
+        events = [self._raw(row, state_of) for row in part]
+        writes.prefetch(
+            [(row[3], e) for e, row in zip(events, part, strict=True) if row[3] in _PREFETCH_TOPICS]
+        )
+        for event, row in zip(events, part, strict=True):
+            try:
+                changes = handlers[row[3]](event, writes)
+            except (KeyError, TypeError, ValueError) as e:
+                raise MapperDeserialisationError(
+                    f"stored event {row[3]!r} of {event.stream} v{event.version} does not "
+                    f"load into the views: {e!r}"
+                ) from e
+            writes.apply(changes)
+        writes.flush()
+        writes.forget()  # memory stays bounded by the part
 
     def _raw(self, row: _Row, state_of: Callable[[bytes], dict[str, Any]] | None) -> Raw:
         """The row's event as a :class:`Raw` (its state upcast to the current class
