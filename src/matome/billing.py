@@ -68,8 +68,19 @@ def bill_sources(bill: Bill, account_version: int) -> tuple[str, ...]:
         for source in charge.sources:
             receipt, _, version = source.rpartition("@")
             refs.add(f"{subscription_id(receipt)}@{version}")
-    refs |= {f"{provider_id(row.provider)}@1" for row in bill.rows}
+    refs |= {f"{_provider_stream(row.provider)}@1" for row in bill.rows}
     return tuple(sorted(refs))
+
+
+#: Providers' stream ids by code (a uuid5 each: derived once per process, not once per bill).
+_PROVIDER_STREAMS: dict[ProviderCode, str] = {}
+
+
+def _provider_stream(code: ProviderCode) -> str:
+    found = _PROVIDER_STREAMS.get(code)
+    if found is None:
+        found = _PROVIDER_STREAMS[code] = str(provider_id(code))
+    return found
 
 
 def _parse(ref: str) -> tuple[UUID, int]:
@@ -255,7 +266,8 @@ def _issue_month(
         done = documents.issued_bills(month, line_ids)
         todo = [c for c in line_ids if c not in done]
         if todo:
-            facts = documents.lines_facts(month, todo, chain_table=chain_table)
+            span = (line_ids[0], line_ids[-1])
+            facts = documents.lines_facts(month, todo, chain_table=chain_table, span=span)
             events = _bills(store, documents, facts, todo, month, at, now, names, looked_up)
             issued += _record(store, projection, events)
         if len(line_ids) < _CHUNK:

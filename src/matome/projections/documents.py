@@ -421,17 +421,44 @@ class Documents:
             "SELECT customer_id FROM mv_lines WHERE customer_id > ? ORDER BY customer_id LIMIT ?",
             (after, limit),
         )
-        return sorted(str(r[0]) for r in rows)
+        return [str(r[0]) for r in rows]
 
     def lines_facts(
-        self, month: YearMonth, customer_ids: Sequence[str], *, chain_table: str | None
+        self,
+        month: YearMonth,
+        customer_ids: Sequence[str],
+        *,
+        chain_table: str | None,
+        span: tuple[str, str] | None = None,
     ) -> LinesFacts:
         """The facts of the bills of ``customer_ids`` for ``month`` (:class:`LinesFacts`):
         their purchases that may be charged, their refunds of the month and their billing
         accounts, each with the chain hash of its event when ``chain_table`` (the store's
-        table of chain hashes, in the views' database) is given."""
+        table of chain hashes, in the views' database) is given.
+
+        ``span``: the first and last customer ID (in the views' order, :meth:`line_ids`) of a
+        run of lines that holds ``customer_ids``: the rows are then read by that range of the
+        indexes — a range scan whatever the store's size, where a long ``IN (...)`` list may
+        be planned as a scan of the whole table (PostgreSQL does) — and those of other lines
+        left out."""
         out = LinesFacts()
         ids = list(dict.fromkeys(customer_ids))
+        wanted = set(ids)
+        if span is not None:
+            return self._lines_facts(out, month, [span], wanted, chain_table, ranged=True)
+        parts = [tuple(ids[i : i + _IN_CHUNK]) for i in range(0, len(ids), _IN_CHUNK)]
+        return self._lines_facts(out, month, parts, wanted, chain_table, ranged=False)
+
+    def _lines_facts(
+        self,
+        out: LinesFacts,
+        month: YearMonth,
+        parts: Sequence[Sequence[str]],
+        wanted: set[str],
+        chain_table: str | None,
+        *,
+        ranged: bool,
+    ) -> LinesFacts:
         chained = chain_table is not None
         key = (
             "CAST({} AS uuid)"
@@ -452,20 +479,30 @@ class Documents:
         billing_hash = ", l.stream, c1.hash" if chained else ""
         m = str(month)
         n_refund = len(REFUNDS.columns)
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk in parts:
+            # By range, the joined lines by the same range too: otherwise PostgreSQL hashes
+            # every line of the store for each chunk.
+            lines_too = " AND l.customer_id BETWEEN ? AND ?" if ranged else ""
+            twice = (*chunk, *chunk) if ranged else tuple(chunk)
+
+            def among(column: str) -> str:
+                if ranged:
+                    return f"{column} BETWEEN ? AND ?"
+                return f"{column} IN ({', '.join('?' * len(chunk))})"  # noqa: B023
+
             rows = self.projection.query(
                 f"SELECT {_SUB_COLUMNS}{hashes} FROM {_SUBS}"
                 f"{join('c1', 's.stream', '1')}{join('c2', 's.stream', 's.cancel_version')} "
-                f"WHERE s.customer_id IN ({marks}) AND s.purchased_month <= ? AND "
+                f"WHERE {among('s.customer_id')}{lines_too} AND s.purchased_month <= ? AND "
                 "((s.pricing = 'monthly' AND (s.cancelled_month IS NULL OR "
                 "s.cancelled_month >= ?)) OR s.purchased_month = ?) "
                 "ORDER BY s.purchased_at, s.receipt",
-                (*chunk, m, m, m),
+                (*twice, m, m, m),
             )
             for r in rows:
                 p = _purchase(r)
+                if p.row.customer_id not in wanted:
+                    continue
                 out.purchases_by_line.setdefault(p.row.customer_id, []).append(p)
                 if chained:
                     stream = p.row.stream
@@ -478,26 +515,34 @@ class Documents:
                 "FROM mv_refunds r JOIN mv_subs s ON s.receipt = r.receipt "
                 f"JOIN mv_lines l ON l.customer_id = s.customer_id"
                 f"{join('c1', 's.stream', 'r.version')} "
-                f"WHERE r.month = ? AND s.customer_id IN ({marks}) "
+                f"WHERE r.month = ? AND {among('s.customer_id')}{lines_too} "
                 "ORDER BY r.at, s.receipt, r.version",
-                (m, *chunk),
+                (m, *twice),
             )
             for r in rows:
                 p = _purchase(r)
+                if p.row.customer_id not in wanted:
+                    continue
                 refund = REFUNDS.read(r[_N_SUB + 1 : _N_SUB + 1 + n_refund])
                 out.refunds_by_line.setdefault(p.row.customer_id, []).append((p, refund))
                 found = r[_N_SUB + 1 + n_refund] if chained else None
                 if found is not None:
                     out.hashes[f"{p.row.stream}@{refund.version}"] = found
             lines = " LEFT JOIN mv_lines l ON l.customer_id = b.customer_id" if chained else ""
+            params = tuple(chunk)
+            if chained and ranged:
+                lines += " AND l.customer_id BETWEEN ? AND ?"
+                params = twice
             rows = self.projection.query(
                 f"SELECT {BILLING.select_columns('b')}{billing_hash} FROM mv_billing b{lines}"
-                f"{join('c1', 'l.stream', 'b.version')} WHERE b.customer_id IN ({marks})",
-                tuple(chunk),
+                f"{join('c1', 'l.stream', 'b.version')} WHERE {among('b.customer_id')}",
+                params,
             )
             n_billing = len(BILLING.columns)
             for r in rows:
                 row = BILLING.read(r[:n_billing])
+                if row.customer_id not in wanted:
+                    continue
                 out.histories.setdefault(CustomerId(row.customer_id), []).append(account_entry(row))
                 if chained and r[n_billing + 1] is not None:
                     out.hashes[f"{r[n_billing]}@{row.version}"] = r[n_billing + 1]
