@@ -21,12 +21,16 @@ months, seed, snapshot, and a digest of the log's first commands) matches.
 **measure** copies the store to a scratch file next to it, opens an engine on the copy,
 catches the views up (not timed), and times ``engine.issue_bills(at=<1st of the next month,
 00:30>, month=<the last month>)``: closing the month and the billing run, which issues one
-``BillIssued`` per line with charges (``matome.billing.run_billing``: the month's charges from
-the views, one bill per line composed and digested, its sources' chain hashes read, recorded
-500 per transaction, the views caught up after).  Then, in the same process on a file in the
-same directory, the **baseline**: bare eventsourcing saving the same number of events, each
-on a new aggregate, 500 per ``app.save`` — the floor cost of recording that many new streams
-with the library, in the same batches.  ``--rounds`` fresh copies are measured (median).
+``BillIssued`` per line with charges (``matome.billing.BillingProcess``: 500 lines at a time,
+their charges and accounts read from the views with their events' chain hashes joined in the
+same queries, one bill per line composed and digested, recorded in one transaction and written
+to the bill views from memory at their positions — nothing read back).  ``--pg [URL]``
+measures on PostgreSQL instead: each round copies the built store, row for row, into a new
+schema (``copy_to_postgres``: its events at the same notification ids, chains, keys and
+caught-up views) and the baseline runs on PostgreSQL too.  Then, in the same process on a
+file in the same directory, the **baseline**: bare eventsourcing saving the same number of
+events, each on a new aggregate, 500 per ``app.save`` — the floor cost of recording that many
+new streams with the library, in the same batches.  ``--rounds`` fresh copies are measured (median).
 
 **ratio = matome bills/s ÷ baseline events/s** (CPU-time ratio too).  ``run.py`` adds the
 growth of the billing run's time from the small to the large store (10× the lines should take

@@ -7,6 +7,14 @@ a ``MonthsClosed`` event); the billing run is a process that follows those event
 — or by however many workers — the run is repeated, and an interrupted run is completed by
 running it again from its tracking position.  The bills are composed by
 :mod:`matome.documents` from the charges the views hold.
+
+A month is billed a chunk of lines at a time (:data:`_CHUNK`): the chunk's facts are read by
+its range of customer IDs, with the chain hash of every event a charge or an account came
+from joined in the same queries (where the store's chain table is beside the views); its
+bills are composed, serialised once (the stored text is the digested text), recorded in one
+transaction and applied to the bill views from memory at the positions they were recorded at
+(:meth:`~matome.projections.runner.Projection.apply_recorded`, exactly once with the views'
+tracking position).  Memory is bounded by a chunk, and nothing just written is read back.
 """
 
 from __future__ import annotations
