@@ -20,7 +20,7 @@ from matome.events import EVENT_TOPICS
 from matome.events import bill as bill_ev
 from matome.events import ledger as ledger_ev
 from matome.events import subscription as sub_ev
-from matome.projections import runner
+from matome.projections import _writer
 from matome.projections import views as v
 from matome.projections.memory import MemoryViews
 from matome.projections.tables import Index, Insert, MemoryTables, Table, Update, Upsert
@@ -137,9 +137,9 @@ def test_the_runner_refuses_to_reorder_changes_that_do_not_commute() -> None:
     kind = Update(v.LINES, "customer_id", "C1", ("kind",), ("x",))
     kind_and_end = Update(v.LINES, "customer_id", "C1", ("kind", "ended_at"), ("y", "z"))
     with pytest.raises(RuntimeError, match="mv_lines"):
-        runner._check_commute([runner._shape(kind), runner._shape(kind_and_end)])
+        _writer._check_commute([_writer._shape(kind), _writer._shape(kind_and_end)])
     ended = Update(v.LINES, "customer_id", "C1", ("ended_at", "successor"), ("z", None))
-    runner._check_commute([runner._shape(kind), runner._shape(ended)])  # disjoint: fine
+    _writer._check_commute([_writer._shape(kind), _writer._shape(ended)])  # disjoint: fine
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +232,8 @@ def test_an_issued_bill_adds_its_rows_to_the_month_totals_of_its_line_operator()
     assert [c.table for c in unknown] == [v.BILLS, v.BILL_ROWS, v.BILL_ROWS]
     # The view keeps the stored text itself, byte for byte: what verify hashes is what it shows.
     first = unknown[0]
-    assert isinstance(first, Insert) and first.row[2] == text
+    assert isinstance(first, Insert)
+    assert first.row[2] == text
     look.operators["C1"] = "west"
     changes = v.WHEN[bill_ev.BillIssued](issued, look)
     totals = [c for c in changes if isinstance(c, Upsert)]
