@@ -271,10 +271,10 @@ def _issue_month(
         if not line_ids:
             return issued
         after = line_ids[-1]
-        done = documents.issued_bills(month, line_ids)
+        span = (line_ids[0], line_ids[-1])
+        done = documents.issued_bills(month, line_ids, span=span)
         todo = [c for c in line_ids if c not in done]
         if todo:
-            span = (line_ids[0], line_ids[-1])
             facts = documents.lines_facts(month, todo, chain_table=chain_table, span=span)
             events = _bills(store, documents, facts, todo, month, at, now, names, looked_up)
             issued += _record(store, projection, events)

@@ -552,8 +552,22 @@ class Documents:
         rows = self.projection.query("SELECT MIN(purchased_month) FROM mv_subs")
         return YearMonth.parse(rows[0][0]) if rows and rows[0][0] else None
 
-    def issued_bills(self, month: YearMonth, customer_ids: Sequence[str] | None = None) -> set[str]:
-        """The lines whose bill of ``month`` is issued (of ``customer_ids`` only, if given)."""
+    def issued_bills(
+        self,
+        month: YearMonth,
+        customer_ids: Sequence[str] | None = None,
+        *,
+        span: tuple[str, str] | None = None,
+    ) -> set[str]:
+        """The lines whose bill of ``month`` is issued (of ``customer_ids`` only, if given;
+        ``span``: their first and last, read by that range as :meth:`lines_facts` does)."""
+        if span is not None:
+            rows = self.projection.query(
+                "SELECT customer_id FROM mv_bills WHERE customer_id BETWEEN ? AND ? AND month = ?",
+                (*span, str(month)),
+            )
+            wanted = None if customer_ids is None else set(customer_ids)
+            return {r[0] for r in rows if wanted is None or r[0] in wanted}
         if customer_ids is None:
             rows = self.projection.query(
                 "SELECT customer_id FROM mv_bills WHERE month = ?", (str(month),)
