@@ -72,6 +72,10 @@ class _Writer:
         #: Buffered parameters by statement; the statement's (rank, table, columns changed).
         self._pending: defaultdict[str, list[Sequence[Any]]] = defaultdict(list)
         self._shape: dict[str, tuple[int, str, frozenset[str]]] = {}
+        #: Upserts that add, merged by statement and key (see :meth:`apply`), and each such
+        #: statement's positions of the key and of the columns added.
+        self._merged: defaultdict[str, dict[tuple[Any, ...], list[Any]]] = defaultdict(dict)
+        self._positions: dict[str, tuple[tuple[int, ...], frozenset[int]]] = {}
         #: Purchases by stream: inserted earlier in this chunk (purchase time as text), or read.
         self._subs: dict[str, tuple[str, str]] = {}
         #: Lines by stream, and operators by customer ID: opened earlier in this chunk, or read.
@@ -103,12 +107,36 @@ class _Writer:
             else:
                 _, columns, params, add = change  # type: ignore[misc]
                 sql = table.upsert_sql(columns, add)
+                if add:
+                    # Upserts of one key that add (a month's totals: one per bill row) are
+                    # merged into one — added columns summed, the others the last value —,
+                    # which gives the same row as running them in turn, with one statement
+                    # per key instead of one per bill row updating the same few rows.
+                    if sql not in self._shape:
+                        self._shape[sql] = _shape(change)
+                        self._positions[sql] = (
+                            tuple(columns.index(k) for k in table.key),
+                            frozenset(columns.index(a) for a in add),
+                        )
+                    keys, added = self._positions[sql]
+                    merged = self._merged[sql]
+                    key = tuple(params[i] for i in keys)
+                    found = merged.get(key)
+                    if found is None:
+                        merged[key] = list(params)
+                    else:
+                        for i, value in enumerate(params):
+                            found[i] = found[i] + value if i in added else value
+                    continue
             if sql not in self._shape:
                 self._shape[sql] = _shape(change)
             pending[sql].append(params)
 
     def flush(self) -> None:
         """Run every buffered change (see the class's docstring for the order)."""
+        for sql, merged in self._merged.items():
+            self._pending[sql] += [tuple(values) for values in merged.values()]
+        self._merged.clear()
         if not self._pending:
             return
         pending, self._pending = self._pending, defaultdict(list)
