@@ -21,12 +21,16 @@ months, seed, snapshot, and a digest of the log's first commands) matches.
 **measure** copies the store to a scratch file next to it, opens an engine on the copy,
 catches the views up (not timed), and times ``engine.issue_bills(at=<1st of the next month,
 00:30>, month=<the last month>)``: closing the month and the billing run, which issues one
-``BillIssued`` per line with charges (``matome.billing.run_billing``: the month's charges from
-the views, one bill per line composed and digested, its sources' chain hashes read, recorded
-500 per transaction, the views caught up after).  Then, in the same process on a file in the
-same directory, the **baseline**: bare eventsourcing saving the same number of events, each
-on a new aggregate, 500 per ``app.save`` — the floor cost of recording that many new streams
-with the library, in the same batches.  ``--rounds`` fresh copies are measured (median).
+``BillIssued`` per line with charges (``matome.billing.BillingProcess``: 500 lines at a time,
+their charges and accounts read from the views with their events' chain hashes joined in the
+same queries, one bill per line composed and digested, recorded in one transaction and written
+to the bill views from memory at their positions — nothing read back).  ``--pg [URL]``
+measures on PostgreSQL instead: each round copies the built store, row for row, into a new
+schema (``copy_to_postgres``: its events at the same notification ids, chains, keys and
+caught-up views) and the baseline runs on PostgreSQL too.  Then, in the same process on a
+file in the same directory, the **baseline**: bare eventsourcing saving the same number of
+events, each on a new aggregate, 500 per ``app.save`` — the floor cost of recording that many
+new streams with the library, in the same batches.  ``--rounds`` fresh copies are measured (median).
 
 **ratio = matome bills/s ÷ baseline events/s** (CPU-time ratio too).  ``run.py`` adds the
 growth of the billing run's time from the small to the large store (10× the lines should take
@@ -54,14 +58,18 @@ from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from _common import (
+    DEFAULT_PG,
     Baseline,
     Clock,
     copy_sqlite,
+    fresh_schema,
     load_average,
     log,
     peak_rss_mb,
+    pg_dsn,
     remove_sqlite,
     write_json,
 )
@@ -258,64 +266,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     base_path = store.with_name(f"{store.stem}.scratch-baseline.sqlite")
     load_before = load_average()
     for r in range(args.rounds):
-        copy_sqlite(store, scratch)
-        engine = Engine.open(str(scratch), kdf=TESTING)
-        try:
-            projection, documents = engine.internals.views
-            projection.catch_up()
-            before = engine.internals.recorder.max_notification_id() or 0
-            if documents.issued_bills(month):
-                raise SystemExit(f"{store}: bills of {month} are issued already")
-            matome = Clock()
-            log(f"  billing {store.name}: issue_bills {month} (round {r + 1}/{args.rounds})")
-            with matome.timing():
-                if profiler is not None:
-                    profiler.enable()
-                engine.issue_bills(at=at, month=str(month))
-                if profiler is not None:
-                    profiler.disable()
-            bills = len(documents.issued_bills(month))
-            events_after = engine.internals.recorder.max_notification_id() or 0
-            rows = projection.query(
-                "SELECT count(*) FROM mv_bill_rows WHERE month = ?", (str(month),)
-            )[0][0]
-        finally:
-            engine.close()
-        baseline = Baseline(path=base_path)
-        base = Clock()
-        try:
-            with base.timing():
-                baseline.batch_of_new(bills, BILLS_PER_SAVE)
-        finally:
-            baseline.close()
-            remove_sqlite(base_path)
-        one = {
-            "bills": bills,
-            "bill_rows": int(rows),
-            "events_before": before,
-            "events_written": events_after - before,
-            "seconds": matome.wall,
-            "cpu_seconds": matome.cpu,
-            "baseline_seconds": base.wall,
-            "baseline_cpu_seconds": base.cpu,
-        }
-        one["bills_per_s"] = bills / matome.wall
-        one["baseline_eps"] = bills / base.wall if base.wall else 0.0
-        one["ratio"] = one["bills_per_s"] / one["baseline_eps"] if one["baseline_eps"] else 0.0
-        one["ratio_cpu"] = base.cpu / matome.cpu if matome.cpu else 0.0
+        with ExitStack() as stack:
+            one = _round(args, stack, store, scratch, base_path, month, at, r, profiler)
         log(
-            f"  billing {store.name}: {bills:,} bills in {matome.wall:.2f}s (CPU "
-            f"{matome.cpu:.2f}s) = {one['bills_per_s']:,.0f} bills/s; baseline "
+            f"  billing {store.name}: {one['bills']:,} bills in {one['seconds']:.2f}s (CPU "
+            f"{one['cpu_seconds']:.2f}s) = {one['bills_per_s']:,.0f} bills/s; baseline "
             f"{one['baseline_eps']:,.0f} ev/s; ratio {one['ratio']:.2f}"
         )
         rounds.append(one)
-        if r == args.rounds - 1 and args.keep_billed is not None:
-            remove_sqlite(args.keep_billed)
-            shutil.move(scratch, args.keep_billed)
-            key = Path(f"{scratch}.master-key")
-            if key.exists():  # the copy's personal data are read with it
-                shutil.move(key, f"{args.keep_billed}.master-key")
-        remove_sqlite(scratch)
 
     def median(key: str) -> float:
         return statistics.median(float(x[key]) for x in rounds)
@@ -353,6 +311,157 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+#: The tables of a matome store copied to PostgreSQL (events by notification id), and the
+#: views with them (caught up when the store was saved).
+_PG_TABLES = (
+    "matome_chain",
+    "matome_personal",
+    "matome_log_positions",
+    "matome_meta",
+    "matome_keys",
+    "matome_global_chain",
+    "matome_chain_adoption",
+)
+
+
+def copy_to_postgres(store: Path, url: str) -> None:
+    """Copy a built SQLite store, row for row, into the empty PostgreSQL schema of ``url``
+    (the tables made by ``Engine.open``): its events at the same notification ids, its chains,
+    personal values, keys, positions and caught-up views — the same store on PostgreSQL,
+    without replaying 150,000 commands through the engine."""
+    import sqlite3
+
+    import psycopg
+
+    from matome.application.eventstore import store_env
+
+    env = store_env(url)
+    schema = env["POSTGRES_SCHEMA"]
+    made = Engine.open(url, kdf=TESTING, master_key=_master_key(store))
+    made.internals.views  # noqa: B018  (creates the view tables)
+    made.close()
+    source = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    names = [r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    with psycopg.connect(pg_dsn(url), autocommit=False) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        views = [n for n in names if n.startswith("mv_")]
+        for name in views:
+            conn.execute(f"DELETE FROM {name}")
+        copies = [
+            (
+                "stored_events",
+                "matome_events",
+                "rowid, originator_id, originator_version, topic, state",
+                "notification_id, originator_id, originator_version, topic, state",
+            ),
+        ]
+        for name in (*_PG_TABLES, *views):
+            if name in names:
+                columns = ", ".join(r[1] for r in source.execute(f"PRAGMA table_info({name})"))
+                copies.append((name, name, columns, columns))
+        for src, dst, src_columns, dst_columns in copies:
+            if dst != "matome_events":
+                conn.execute(f"DELETE FROM {dst}")
+            uuid_at = [i for i, c in enumerate(src_columns.split(", ")) if c == "originator_id"]
+            with conn.cursor().copy(f"COPY {dst} ({dst_columns}) FROM STDIN") as copy:
+                for row in source.execute(f"SELECT {src_columns} FROM {src}"):
+                    if uuid_at:
+                        row = list(row)
+                        for i in uuid_at:
+                            row[i] = str(UUID(row[i]))
+                    copy.write_row(row)
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('matome_events', 'notification_id'), "
+            "(SELECT max(notification_id) FROM matome_events))"
+        )
+        conn.commit()
+    source.close()
+
+
+def _master_key(store: Path) -> str | None:
+    key = Path(f"{store}.master-key")
+    return key.read_text().strip() if key.exists() else None
+
+
+def _round(
+    args: argparse.Namespace,
+    stack: ExitStack,
+    store: Path,
+    scratch: Path,
+    base_path: Path,
+    month: YearMonth,
+    at: Any,
+    r: int,
+    profiler: cProfile.Profile | None,
+) -> dict[str, Any]:
+    """One measured round on a fresh copy of ``store`` (an SQLite file, or with ``--pg`` a
+    new PostgreSQL schema), then the baseline on the same kind of store."""
+    if args.pg is not None:
+        url = stack.enter_context(fresh_schema(args.pg, "billing"))
+        log(f"  billing {store.name}: copying the store to PostgreSQL")
+        copy_to_postgres(store, url)
+        engine = Engine.open(url, kdf=TESTING, master_key=_master_key(store))
+    else:
+        copy_sqlite(store, scratch)
+        engine = Engine.open(str(scratch), kdf=TESTING)
+    try:
+        projection, documents = engine.internals.views
+        projection.catch_up()
+        before = engine.internals.recorder.max_notification_id() or 0
+        if documents.issued_bills(month):
+            raise SystemExit(f"{store}: bills of {month} are issued already")
+        matome = Clock()
+        log(f"  billing {store.name}: issue_bills {month} (round {r + 1}/{args.rounds})")
+        with matome.timing():
+            if profiler is not None:
+                profiler.enable()
+            engine.issue_bills(at=at, month=str(month))
+            if profiler is not None:
+                profiler.disable()
+        bills = len(documents.issued_bills(month))
+        events_after = engine.internals.recorder.max_notification_id() or 0
+        rows = projection.query("SELECT count(*) FROM mv_bill_rows WHERE month = ?", (str(month),))[
+            0
+        ][0]
+    finally:
+        engine.close()
+    if args.pg is not None:
+        baseline = Baseline(pg_url=stack.enter_context(fresh_schema(args.pg, "billing_base")))
+    else:
+        baseline = Baseline(path=base_path)
+    base = Clock()
+    try:
+        with base.timing():
+            baseline.batch_of_new(bills, BILLS_PER_SAVE)
+    finally:
+        baseline.close()
+        if args.pg is None:
+            remove_sqlite(base_path)
+    one: dict[str, Any] = {
+        "bills": bills,
+        "bill_rows": int(rows),
+        "events_before": before,
+        "events_written": events_after - before,
+        "seconds": matome.wall,
+        "cpu_seconds": matome.cpu,
+        "baseline_seconds": base.wall,
+        "baseline_cpu_seconds": base.cpu,
+    }
+    one["bills_per_s"] = bills / matome.wall
+    one["baseline_eps"] = bills / base.wall if base.wall else 0.0
+    one["ratio"] = one["bills_per_s"] / one["baseline_eps"] if one["baseline_eps"] else 0.0
+    one["ratio_cpu"] = base.cpu / matome.cpu if matome.cpu else 0.0
+    if args.pg is None:
+        if r == args.rounds - 1 and args.keep_billed is not None:
+            remove_sqlite(args.keep_billed)
+            shutil.move(scratch, args.keep_billed)
+            key = Path(f"{scratch}.master-key")
+            if key.exists():  # the copy's personal data are read with it
+                shutil.move(key, f"{args.keep_billed}.master-key")
+        remove_sqlite(scratch)
+    return one
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -371,6 +480,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--rounds", type=int, default=1)
     m.add_argument("--keep-billed", type=Path, default=None, help="keep the billed copy here")
     m.add_argument("--profile", type=Path, default=None, help="cProfile the billing run")
+    m.add_argument(
+        "--pg",
+        nargs="?",
+        const=DEFAULT_PG,
+        default=None,
+        help="measure on PostgreSQL: the store copied into a new schema at this URL",
+    )
     m.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.mode == "build":

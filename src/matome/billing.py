@@ -7,12 +7,20 @@ a ``MonthsClosed`` event); the billing run is a process that follows those event
 — or by however many workers — the run is repeated, and an interrupted run is completed by
 running it again from its tracking position.  The bills are composed by
 :mod:`matome.documents` from the charges the views hold.
+
+A month is billed a chunk of lines at a time (:data:`_CHUNK`): the chunk's facts are read by
+its range of customer IDs, with the chain hash of every event a charge or an account came
+from joined in the same queries (where the store's chain table is beside the views); its
+bills are composed, serialised once (the stored text is the digested text), recorded in one
+transaction and applied to the bill views from memory at the positions they were recorded at
+(:meth:`~matome.projections.runner.Projection.apply_recorded`, exactly once with the views'
+tracking position).  Memory is bounded by a chunk, and nothing just written is read back.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -31,14 +39,20 @@ from matome.aggregates.ledger import (
 )
 from matome.aggregates.line import line_id
 from matome.aggregates.subscription import subscription_id
-from matome.application.eventstore import EventStoreApplication, LogPosition, LogPositionTaken
+from matome.application.eventstore import (
+    CHAIN_TABLE,
+    EventStoreApplication,
+    LogPosition,
+    LogPositionTaken,
+)
 from matome.commands import BILLING_PROCESS
-from matome.documents import Bill, BillStatus, Charge, entry_in_force
+from matome.documents import Bill, BillStatus, entry_in_force
 from matome.events.bill import BillIssued
 from matome.events.ledger import BillingRunCompleted, MonthsClosed
-from matome.projections.documents import Documents
+from matome.projections.bills import month_charges
+from matome.projections.documents import Documents, LinesFacts
 from matome.projections.runner import Projection
-from matome.values import CustomerId, YearMonth
+from matome.values import CustomerId, ProviderCode, YearMonth
 from matome.wire import canonical_text, text_digest
 
 __all__ = [
@@ -62,8 +76,19 @@ def bill_sources(bill: Bill, account_version: int) -> tuple[str, ...]:
         for source in charge.sources:
             receipt, _, version = source.rpartition("@")
             refs.add(f"{subscription_id(receipt)}@{version}")
-    refs |= {f"{provider_id(row.provider)}@1" for row in bill.rows}
+    refs |= {f"{_provider_stream(row.provider)}@1" for row in bill.rows}
     return tuple(sorted(refs))
+
+
+#: Providers' stream ids by code (a uuid5 each: derived once per process, not once per bill).
+_PROVIDER_STREAMS: dict[ProviderCode, str] = {}
+
+
+def _provider_stream(code: ProviderCode) -> str:
+    found = _PROVIDER_STREAMS.get(code)
+    if found is None:
+        found = _PROVIDER_STREAMS[code] = str(provider_id(code))
+    return found
 
 
 def _parse(ref: str) -> tuple[UUID, int]:
@@ -89,8 +114,11 @@ def events_digest(sources: Sequence[str], hashes: dict[str, str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-#: Bills recorded per transaction.
+#: Lines whose bills are composed, recorded and applied to the views at a time (so bills
+#: per transaction, at most).
 _CHUNK = 500
+#: Chain hashes kept from one chunk to the next (the providers' registrations, mostly).
+_LOOKED_UP = 10_000
 #: ``MonthsClosed`` notifications read at a time.
 _PAGE = 100
 
@@ -174,7 +202,12 @@ class BillingProcess:
                 month = done.next() if done is not None else self._documents.first_charge_month()
                 while month is not None and month <= last:
                     issued += _issue_month(
-                        self._store, self._documents, month, at or closing.at, now
+                        self._store,
+                        self._projection,
+                        self._documents,
+                        month,
+                        at or closing.at,
+                        now,
                     )
                     month = month.next()
             whole = last == closing.through
@@ -215,34 +248,78 @@ def run_billing(
 
 def _issue_month(
     store: EventStoreApplication,
+    projection: Projection,
     documents: Documents,
     month: YearMonth,
     at: datetime,
     now: datetime,
 ) -> int:
-    done = documents.issued_bills(month)
-    by_line: dict[CustomerId, list[Charge]] = {}
-    for c in documents.charges(month):
-        by_line.setdefault(c.customer_id, []).append(c.charge)
-    lines = [c for c in sorted(by_line, key=lambda c: c.value) if c.value not in done]
-    # Read once for the whole run, not once per bill (a round trip each on PostgreSQL).
-    histories = documents.billing_histories(lines)
+    """Issue the bills of ``month`` not issued yet, a chunk of lines at a time: each chunk's
+    facts read (with the chain hashes of the events they came from, where the store's chain
+    table is beside the views), its bills composed, recorded in one transaction and applied
+    to the views from memory (:meth:`Projection.apply_recorded`), so memory is bounded by a
+    chunk and nothing just written is read back."""
+    beside = getattr(projection.store, "beside_events", False)
+    chain_table = CHAIN_TABLE if beside else None
     names = documents.provider_names()
+    #: Chain hashes found by lookup (the providers' registrations: the same in every chunk).
+    looked_up: dict[str, str] = {}
+    issued = 0
+    after = ""
+    while True:
+        line_ids = documents.line_ids(after, _CHUNK)
+        if not line_ids:
+            return issued
+        after = line_ids[-1]
+        span = (line_ids[0], line_ids[-1])
+        done = documents.issued_bills(month, line_ids, span=span)
+        todo = [c for c in line_ids if c not in done]
+        if todo:
+            facts = documents.lines_facts(month, todo, chain_table=chain_table, span=span)
+            events = _bills(store, documents, facts, todo, month, at, now, names, looked_up)
+            issued += _record(store, projection, events)
+        if len(line_ids) < _CHUNK:
+            return issued
+
+
+def _bills(
+    store: EventStoreApplication,
+    documents: Documents,
+    facts: LinesFacts,
+    lines: Sequence[str],
+    month: YearMonth,
+    at: datetime,
+    now: datetime,
+    names: Mapping[ProviderCode, str],
+    looked_up: dict[str, str],
+) -> list[BillIssued]:
+    """The ``BillIssued`` of each of ``lines`` with a charge in ``month``."""
     bills = []
-    for customer_id in lines:
+    for line in lines:
+        charges = [c.charge for c in month_charges(facts, month, line, documents.policy)]
+        if not charges:
+            continue  # nothing to bill: no bill is issued (as ever)
+        customer_id = CustomerId(line)
         bill = documents.compose_bill(
             customer_id,
             month,
-            by_line[customer_id],
+            charges,
             BillStatus.ISSUED,
-            histories=histories,
+            histories=facts.histories,
             provider_names=names,
         )
-        account = entry_in_force(histories[customer_id], month)
+        account = entry_in_force(facts.histories[customer_id], month)
         # Serialised once: the same text is stored and digested (BillIssued v4).
-        bills.append((bill.customer_id, canonical_text(bill), bill_sources(bill, account[1])))
-    hashes = chain_hashes(store, {ref for _, _, sources in bills for ref in sources})
-    events = [
+        bills.append((customer_id, canonical_text(bill), bill_sources(bill, account[1])))
+    hashes = facts.hashes
+    missing = {ref for _, _, sources in bills for ref in sources} - hashes.keys()
+    missing -= looked_up.keys()
+    # Events written before matome 0.2 (no chain row: folded), the providers' registrations,
+    # and every source when the chain table is not beside the views (an in-memory store).
+    if len(looked_up) > _LOOKED_UP:
+        looked_up.clear()  # bounded (an old store's events are looked up chunk by chunk)
+    looked_up.update(chain_hashes(store, missing))
+    return [
         BillIssued(
             originator_id=bill_id(customer_id, month),
             originator_version=1,
@@ -253,25 +330,37 @@ def _issue_month(
             document=text,
             digest=text_digest(text),
             sources=sources,
-            events_digest=events_digest(sources, hashes),
+            events_digest=events_digest(
+                sources, {ref: hashes.get(ref) or looked_up[ref] for ref in sources}
+            ),
         )
         for customer_id, text, sources in bills
     ]
-    issued = 0
-    for start in range(0, len(events), _CHUNK):
-        chunk = events[start : start + _CHUNK]
-        try:
-            store.record(chunk)
-            issued += len(chunk)
-        except IntegrityError:
-            # Another run issued some of these meanwhile: issue the rest one by one.
-            for event in chunk:
-                try:
-                    store.record([event])
-                    issued += 1
-                except IntegrityError:
-                    pass
-    return issued
+
+
+def _record(
+    store: EventStoreApplication, projection: Projection, events: Sequence[BillIssued]
+) -> int:
+    """Record a chunk's bills in one transaction and apply them to the views from memory;
+    return how many were recorded (a bill another run issued meanwhile is skipped)."""
+    if not events:
+        return 0
+    try:
+        ids = store.record(events)
+    except IntegrityError:
+        # Another run issued some of these meanwhile: issue the rest one by one (the views
+        # catch them up by reading them, as any other events).
+        issued = 0
+        for event in events:
+            try:
+                store.record([event])
+                issued += 1
+            except IntegrityError:
+                pass
+        return issued
+    if ids is not None:
+        projection.apply_recorded(ids, events)
+    return len(events)
 
 
 def _complete(

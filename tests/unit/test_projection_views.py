@@ -20,7 +20,7 @@ from matome.events import EVENT_TOPICS
 from matome.events import bill as bill_ev
 from matome.events import ledger as ledger_ev
 from matome.events import subscription as sub_ev
-from matome.projections import runner
+from matome.projections import _writer
 from matome.projections import views as v
 from matome.projections.memory import MemoryViews
 from matome.projections.tables import Index, Insert, MemoryTables, Table, Update, Upsert
@@ -137,9 +137,9 @@ def test_the_runner_refuses_to_reorder_changes_that_do_not_commute() -> None:
     kind = Update(v.LINES, "customer_id", "C1", ("kind",), ("x",))
     kind_and_end = Update(v.LINES, "customer_id", "C1", ("kind", "ended_at"), ("y", "z"))
     with pytest.raises(RuntimeError, match="mv_lines"):
-        runner._check_commute([runner._shape(kind), runner._shape(kind_and_end)])
+        _writer._check_commute([_writer._shape(kind), _writer._shape(kind_and_end)])
     ended = Update(v.LINES, "customer_id", "C1", ("ended_at", "successor"), ("z", None))
-    runner._check_commute([runner._shape(kind), runner._shape(ended)])  # disjoint: fine
+    _writer._check_commute([_writer._shape(kind), _writer._shape(ended)])  # disjoint: fine
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,3 +350,47 @@ def test_a_bills_status_is_issued_once_recorded_or_final_when_empty_and_closed(
     through = None if closed is None else YearMonth.parse(closed)
     got = bill_status(YearMonth(2024, 1), through, issued=issued, charged=charged)
     assert got is status
+
+
+def test_upserts_that_add_merged_per_key_give_the_rows_of_running_them_in_turn() -> None:
+    """The runner merges a part's upserts of one key that add (a month's totals, one per bill
+    row) into one statement: the rows equal those of the same changes applied one by one."""
+    import sqlite3
+
+    columns = v.PROVIDER_MONTHS.column_names
+    added = ("amount", "lines")
+    changes = [
+        Upsert(v.PROVIDER_MONTHS, columns, ("2024-03", "P1", "east", 100, 1), added),
+        Upsert(v.PROVIDER_MONTHS, columns, ("2024-03", "P2", "east", 50, 1), added),
+        Upsert(v.PROVIDER_MONTHS, columns, ("2024-03", "P1", "east", -30, 1), added),
+        Upsert(v.PROVIDER_MONTHS, columns, ("2024-03", "P1", "west", 7, 1), added),
+        Upsert(v.PROVIDER_MONTHS, columns, ("2024-03", "P1", "east", 5, 1), added),
+    ]
+    conn = sqlite3.connect(":memory:")
+    cur = conn.cursor()
+    for ddl in v.PROVIDER_MONTHS.ddl("sqlite"):
+        cur.execute(ddl)
+    cur.execute(v.PROVIDER_MONTHS.insert_sql, ("2024-03", "P2", "east", 1000, 10))
+    statements: list[tuple[str, int]] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(cur, name)
+
+        def executemany(self, sql: str, params: Any) -> Any:
+            rows = list(params)
+            statements.append((sql, len(rows)))
+            return cur.executemany(sql, rows)
+
+    writer = _writer._Writer(Counting())
+    writer.apply(changes[:3])
+    writer.apply(changes[3:])
+    writer.flush()
+    memory = MemoryTables([v.PROVIDER_MONTHS])
+    memory.apply([Insert(v.PROVIDER_MONTHS, ("2024-03", "P2", "east", 1000, 10)), *changes])
+    got = sorted(
+        cur.execute(f"SELECT {v.PROVIDER_MONTHS.select_columns()} FROM mv_provider_months")
+    )
+    assert got == sorted(tuple(r) for r in memory.rows(v.PROVIDER_MONTHS))
+    assert ("2024-03", "P1", "east", 75, 3) in got
+    assert statements == [(statements[0][0], 3)]  # one row per key, not one per change

@@ -71,6 +71,7 @@ from matome.application._mapper import Encoded, EventMapper, event_from_json, ev
 from matome.application._meta import STORE_FORMAT, matome_version, newer_writer
 from matome.application._popo import POPORecorder
 from matome.application._recorder import (
+    CHAIN_TABLE,
     CREATE_LOCK,
     Extra,
     LogPosition,
@@ -96,6 +97,7 @@ from matome.errors import StoreUnavailable
 from matome.events.base import EVENT_TOPICS, DomainEvent
 
 __all__ = [
+    "CHAIN_TABLE",
     "CREATE_LOCK",
     "DEFAULT_DB",
     "ERASED",
@@ -310,9 +312,11 @@ class EventStoreApplication(Application[UUID]):
         events: Sequence[DomainEvent],
         read_versions: Mapping[UUID, int] | None = None,
         position: LogPosition | None = None,
-    ) -> None:
+    ) -> Sequence[int] | None:
         """Record ``events`` in one transaction; fail with ``IntegrityError`` if a stream they
-        write, or a stream in ``read_versions`` (stream → version read), has moved.
+        write, or a stream in ``read_versions`` (stream → version read), has moved.  Return
+        the events' notification ids, when the recorder reports them (the billing run applies
+        the bills it recorded to the views from memory, at those positions).
 
         With them, in the same transaction: each event's link in its stream's hash chain, the
         personal values kept apart from the events, and — for an erasure — the deletion of a
@@ -320,7 +324,7 @@ class EventStoreApplication(Application[UUID]):
         ``position`` records how far a command log was applied, with the command it applied.
         """
         if not events:
-            return
+            return None
         self.check_writable()
         encoded = [self.event_mapper.encode(e) for e in events]
         chain = self._links(encoded)
@@ -368,7 +372,7 @@ class EventStoreApplication(Application[UUID]):
         shredding = bool(extra.erase or extra.replace)
         legacy = shredding and self.matome_recorder.has_unsealed_personal(list(erased_at))
         with self.gate.shared():
-            self.recorder.insert_events(
+            ids = self.recorder.insert_events(
                 [x.stored for x in encoded],
                 read_versions=dict(read_versions or {}),
                 extra=extra,
@@ -392,6 +396,7 @@ class EventStoreApplication(Application[UUID]):
                 self._heads.move_to_end(stream)
             while len(self._heads) > _HEADS:
                 self._heads.popitem(last=False)
+        return ids
 
     def check_writable(self) -> None:
         """Refuse (``store_unavailable``) to write to a store that a newer matome wrote: one

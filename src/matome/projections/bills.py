@@ -46,7 +46,7 @@ from matome.values import (
     tokyo_date,
 )
 
-__all__ = ["BillFacts", "Purchase", "account_entry", "line_bill", "month_charges"]
+__all__ = ["BillFacts", "ChargeFacts", "Purchase", "account_entry", "line_bill", "month_charges"]
 
 
 @attrs.frozen
@@ -124,7 +124,20 @@ class Purchase:
         )
 
 
-class BillFacts(Protocol):
+class ChargeFacts(Protocol):
+    """What a month's charges are decided from (:func:`month_charges`)."""
+
+    def purchases(self, month: YearMonth, customer_id: str | None) -> list[Purchase]:
+        """The purchases that may be charged in ``month`` (of one line or of all): at least
+        the monthly subscriptions not ended before it and the month's purchases."""
+
+    def refunds(
+        self, month: YearMonth, customer_id: str | None
+    ) -> list[tuple[Purchase, RefundRow]]:
+        """The refunds recorded in ``month``, with their purchases."""
+
+
+class BillFacts(ChargeFacts, Protocol):
     """What a bill is composed from, read from view rows (SQL or in memory)."""
 
     def purchases(self, month: YearMonth, customer_id: str | None) -> list[Purchase]:
@@ -152,7 +165,7 @@ def account_entry(row: BillingRow) -> AccountEntry:
 
 
 def month_charges(
-    facts: BillFacts, month: YearMonth, customer_id: str | None, policy: Policy
+    facts: ChargeFacts, month: YearMonth, customer_id: str | None, policy: Policy
 ) -> list[LineCharge]:
     """The charges of ``month`` (rules §4), of one line or of every line, sorted.
 

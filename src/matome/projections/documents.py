@@ -67,7 +67,7 @@ from matome.values import (
 )
 from matome.wire import dumps, from_json, to_json
 
-__all__ = ["Documents", "bill_digest"]
+__all__ = ["Documents", "LinesFacts", "bill_digest"]
 
 #: A purchase with its line's operator (settlement is per operator, §8).
 _SUB_COLUMNS = f"{SUBS.select_columns('s')}, l.operator"
@@ -79,6 +79,33 @@ _IN_CHUNK = 500
 
 def _purchase(row: Sequence[Any]) -> Purchase:
     return Purchase.of(SUBS.read(row[:_N_SUB]), row[_N_SUB])
+
+
+class LinesFacts:
+    """The facts of a few lines' bills of one month (the billing run reads them a chunk of
+    lines at a time: memory bounded by the chunk, not by the month), with the chain hash of
+    each event a charge or an account came from, read in the same queries (``hashes``:
+    ``<stream>@<version>`` → hash; an event the chain table has no row for is absent)."""
+
+    def __init__(self) -> None:
+        self.purchases_by_line: dict[str, list[Purchase]] = {}
+        self.refunds_by_line: dict[str, list[tuple[Purchase, RefundRow]]] = {}
+        self.histories: dict[CustomerId, list[AccountEntry]] = {}
+        self.hashes: dict[str, str] = {}
+
+    def purchases(self, month: YearMonth, customer_id: str | None) -> list[Purchase]:
+        """One line's purchases that may be charged in ``month`` (:class:`ChargeFacts`)."""
+        if customer_id is None:
+            raise ValueError("the facts of a chunk of lines are read line by line")
+        return self.purchases_by_line.get(customer_id, [])
+
+    def refunds(
+        self, month: YearMonth, customer_id: str | None
+    ) -> list[tuple[Purchase, RefundRow]]:
+        """One line's refunds recorded in ``month`` (:class:`ChargeFacts`)."""
+        if customer_id is None:
+            raise ValueError("the facts of a chunk of lines are read line by line")
+        return self.refunds_by_line.get(customer_id, [])
 
 
 def bill_digest(bill: Bill) -> str:
@@ -387,12 +414,173 @@ class Documents:
             for r in map(CONTINUITY.read, rows)
         ]
 
+    def line_ids(self, after: str, limit: int) -> list[str]:
+        """Up to ``limit`` customer IDs of lines after ``after``, in order (the billing run
+        walks the lines a chunk at a time)."""
+        rows = self.projection.query(
+            "SELECT customer_id FROM mv_lines WHERE customer_id > ? ORDER BY customer_id LIMIT ?",
+            (after, limit),
+        )
+        return [str(r[0]) for r in rows]
+
+    def lines_facts(
+        self,
+        month: YearMonth,
+        customer_ids: Sequence[str],
+        *,
+        chain_table: str | None,
+        span: tuple[str, str] | None = None,
+    ) -> LinesFacts:
+        """The facts of the bills of ``customer_ids`` for ``month`` (:class:`LinesFacts`):
+        their purchases that may be charged, their refunds of the month and their billing
+        accounts, each with the chain hash of its event when ``chain_table`` (the store's
+        table of chain hashes, in the views' database) is given.
+
+        ``span``: the first and last customer ID (in the views' order, :meth:`line_ids`) of a
+        run of lines that holds ``customer_ids``: the rows are then read by that range of the
+        indexes — a range scan whatever the store's size, where a long ``IN (...)`` list may
+        be planned as a scan of the whole table (PostgreSQL does) — and those of other lines
+        left out."""
+        out = LinesFacts()
+        ids = list(dict.fromkeys(customer_ids))
+        wanted = set(ids)
+        if span is not None:
+            return self._lines_facts(out, month, [span], wanted, chain_table, ranged=True)
+        parts = [tuple(ids[i : i + _IN_CHUNK]) for i in range(0, len(ids), _IN_CHUNK)]
+        return self._lines_facts(out, month, parts, wanted, chain_table, ranged=False)
+
+    def _lines_facts(
+        self,
+        out: LinesFacts,
+        month: YearMonth,
+        parts: Sequence[Sequence[str]],
+        wanted: set[str],
+        chain_table: str | None,
+        *,
+        ranged: bool,
+    ) -> LinesFacts:
+        chained = chain_table is not None
+        key = (
+            "CAST({} AS uuid)"
+            if self.projection.store.dialect == "postgres"
+            else ("replace({}, '-', '')")
+        )
+
+        def join(alias: str, stream: str, version: str) -> str:
+            if not chained:
+                return ""
+            return (
+                f" LEFT JOIN {chain_table} {alias} ON {alias}.originator_id = "
+                f"{key.format(stream)} AND {alias}.originator_version = {version}"
+            )
+
+        hashes = ", c1.hash, c2.hash" if chained else ""
+        refund_hash = ", c1.hash" if chained else ""
+        billing_hash = ", l.stream, c1.hash" if chained else ""
+        m = str(month)
+        n_refund = len(REFUNDS.columns)
+        for chunk in parts:
+            # By range, the joined lines by the same range too: otherwise PostgreSQL hashes
+            # every line of the store for each chunk.
+            lines_too = " AND l.customer_id BETWEEN ? AND ?" if ranged else ""
+            twice = (*chunk, *chunk) if ranged else tuple(chunk)
+
+            def among(column: str) -> str:
+                if ranged:
+                    return f"{column} BETWEEN ? AND ?"
+                return f"{column} IN ({', '.join('?' * len(chunk))})"  # noqa: B023
+
+            rows = self.projection.query(
+                f"SELECT {_SUB_COLUMNS}{hashes} FROM {_SUBS}"
+                f"{join('c1', 's.stream', '1')}{join('c2', 's.stream', 's.cancel_version')} "
+                f"WHERE {among('s.customer_id')}{lines_too} AND s.purchased_month <= ? AND "
+                "((s.pricing = 'monthly' AND (s.cancelled_month IS NULL OR "
+                "s.cancelled_month >= ?)) OR s.purchased_month = ?) "
+                "ORDER BY s.purchased_at, s.receipt",
+                (*twice, m, m, m),
+            )
+            for r in rows:
+                p = _purchase(r)
+                if p.row.customer_id not in wanted:
+                    continue
+                out.purchases_by_line.setdefault(p.row.customer_id, []).append(p)
+                if chained:
+                    stream = p.row.stream
+                    if r[_N_SUB + 1] is not None:
+                        out.hashes[f"{stream}@1"] = r[_N_SUB + 1]
+                    if r[_N_SUB + 2] is not None:
+                        out.hashes[f"{stream}@{p.row.cancel_version}"] = r[_N_SUB + 2]
+            rows = self.projection.query(
+                f"SELECT {_SUB_COLUMNS}, {REFUNDS.select_columns('r')}{refund_hash} "
+                "FROM mv_refunds r JOIN mv_subs s ON s.receipt = r.receipt "
+                f"JOIN mv_lines l ON l.customer_id = s.customer_id"
+                f"{join('c1', 's.stream', 'r.version')} "
+                f"WHERE r.month = ? AND {among('s.customer_id')}{lines_too} "
+                "ORDER BY r.at, s.receipt, r.version",
+                (m, *twice),
+            )
+            for r in rows:
+                p = _purchase(r)
+                if p.row.customer_id not in wanted:
+                    continue
+                refund = REFUNDS.read(r[_N_SUB + 1 : _N_SUB + 1 + n_refund])
+                out.refunds_by_line.setdefault(p.row.customer_id, []).append((p, refund))
+                found = r[_N_SUB + 1 + n_refund] if chained else None
+                if found is not None:
+                    out.hashes[f"{p.row.stream}@{refund.version}"] = found
+            lines = " LEFT JOIN mv_lines l ON l.customer_id = b.customer_id" if chained else ""
+            params = tuple(chunk)
+            if chained and ranged:
+                lines += " AND l.customer_id BETWEEN ? AND ?"
+                params = twice
+            rows = self.projection.query(
+                f"SELECT {BILLING.select_columns('b')}{billing_hash} FROM mv_billing b{lines}"
+                f"{join('c1', 'l.stream', 'b.version')} WHERE {among('b.customer_id')}",
+                params,
+            )
+            n_billing = len(BILLING.columns)
+            for r in rows:
+                row = BILLING.read(r[:n_billing])
+                if row.customer_id not in wanted:
+                    continue
+                out.histories.setdefault(CustomerId(row.customer_id), []).append(account_entry(row))
+                if chained and r[n_billing + 1] is not None:
+                    out.hashes[f"{r[n_billing]}@{row.version}"] = r[n_billing + 1]
+        return out
+
     def first_charge_month(self) -> YearMonth | None:
         rows = self.projection.query("SELECT MIN(purchased_month) FROM mv_subs")
         return YearMonth.parse(rows[0][0]) if rows and rows[0][0] else None
 
-    def issued_bills(self, month: YearMonth) -> set[str]:
-        rows = self.projection.query(
-            "SELECT customer_id FROM mv_bills WHERE month = ?", (str(month),)
-        )
-        return {r[0] for r in rows}
+    def issued_bills(
+        self,
+        month: YearMonth,
+        customer_ids: Sequence[str] | None = None,
+        *,
+        span: tuple[str, str] | None = None,
+    ) -> set[str]:
+        """The lines whose bill of ``month`` is issued (of ``customer_ids`` only, if given;
+        ``span``: their first and last, read by that range as :meth:`lines_facts` does)."""
+        if span is not None:
+            rows = self.projection.query(
+                "SELECT customer_id FROM mv_bills WHERE customer_id BETWEEN ? AND ? AND month = ?",
+                (*span, str(month)),
+            )
+            wanted = None if customer_ids is None else set(customer_ids)
+            return {r[0] for r in rows if wanted is None or r[0] in wanted}
+        if customer_ids is None:
+            rows = self.projection.query(
+                "SELECT customer_id FROM mv_bills WHERE month = ?", (str(month),)
+            )
+            return {r[0] for r in rows}
+        out: set[str] = set()
+        ids = list(customer_ids)
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            rows = self.projection.query(
+                "SELECT customer_id FROM mv_bills WHERE month = ? "
+                f"AND customer_id IN ({', '.join('?' * len(chunk))})",
+                (str(month), *chunk),
+            )
+            out |= {r[0] for r in rows}
+        return out

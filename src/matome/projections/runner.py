@@ -20,9 +20,7 @@ event.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -34,23 +32,9 @@ from eventsourcing.persistence import (
 )
 
 from matome.application.eventstore import event_to_json, upcast
-from matome.events import bill as bill_ev
-from matome.events import subscription as sub_ev
 from matome.events.base import DomainEvent
-from matome.projections.tables import Change, Insert, Update
-from matome.projections.views import (
-    IGNORED,
-    LINES,
-    SUBS,
-    TABLES,
-    WHEN,
-    LineRow,
-    Raw,
-    SubRow,
-    When,
-    parse_utc,
-    utc_text,
-)
+from matome.projections._writer import _PREFETCH_TOPICS, _Writer
+from matome.projections.views import IGNORED, TABLES, WHEN, Raw, When, utc_text
 from matome.projections.viewstore import SCHEMA_VERSION, Cursor, ViewStore
 
 __all__ = [
@@ -72,193 +56,28 @@ BATCH = 50_000
 #: Events read, decoded and applied at a time within a transaction (bounds memory).
 CHUNK = 5_000
 
+#: Bytes of stored events decoded and applied at a time (a part of a chunk), and read at a
+#: time (the next chunk's rows, from the last one's size): memory stays flat in the log's
+#: size whatever its events are.
+CHUNK_BYTES = 2 * 2**20
+#: The fewest events read at a time.
+_MIN_ROWS = 100
+
+
+def _parts(chunk: Sequence[_Row]) -> Iterator[Sequence[_Row]]:
+    """``chunk`` in consecutive parts of about :data:`CHUNK_BYTES` of stored state."""
+    start, size = 0, 0
+    for i, row in enumerate(chunk):
+        size += len(row[4])
+        if size >= CHUNK_BYTES:
+            yield chunk[start : i + 1]
+            start, size = i + 1, 0
+    if start < len(chunk):
+        yield chunk[start:]
+
+
 Progress = Callable[[int, int], None]
 """Called with (events processed so far, events to process in all) during long catch-ups."""
-
-
-# Statements by rank: inserts (in the order of TABLES), then upserts, then updates.
-_INSERT, _UPSERT, _UPDATE = 0, 1, 2
-_TABLE_RANK = {table.name: rank for rank, table in enumerate(TABLES)}
-#: Streams (or customer IDs) per prefetching query (below every SQL engine's limit on
-#: parameters).
-_PREFETCH = 500
-_SUB_BY_STREAM = "SELECT receipt, purchased_at FROM mv_subs WHERE stream = ?"
-_LINE_BY_STREAM = "SELECT customer_id, operator FROM mv_lines WHERE stream = ?"
-_LINE_BY_ID = "SELECT customer_id, operator FROM mv_lines WHERE customer_id = ?"
-_SUBS_BY_STREAMS = (
-    "SELECT stream, receipt, purchased_at FROM mv_subs "
-    f"WHERE stream IN ({', '.join('?' * _PREFETCH)})"
-)
-_LINES_BY_IDS = (
-    "SELECT customer_id, operator FROM mv_lines "
-    f"WHERE customer_id IN ({', '.join('?' * _PREFETCH)})"
-)
-
-
-class _Writer:
-    """Applies the view functions' changes of one batch, and answers their :class:`Lookups`.
-
-    Changes are buffered and run with ``executemany`` when a chunk of the batch ends
-    (:meth:`flush`), grouped by statement: every insert (table by table, in the order of
-    :data:`TABLES`), then every upsert, then every update; within a statement, in the order
-    of the log.  That gives the same rows as running every change at once, in the order of
-    the log, because:
-
-    * an update changes a row whose view function has checked first that it was inserted
-      before (a purchase by its stream, a line by its customer ID; else it raises), or
-      changes nothing either way (a Passport ID deleted that was never registered); so
-      running it after every insert of the chunk finds the same row;
-    * two changes of one column keep their order (one statement); the statements that update
-      (or upsert) one table change disjoint columns, so they commute — :meth:`flush` checks
-      it — and adding to a column (a month's totals) commutes with adding;
-    * no table is both inserted into and upserted in one chunk (checked too);
-    * the view functions read nothing but their lookups: a purchase's receipt and time, a
-      line's customer ID and operator — columns no update may change (``fixed``, checked
-      by the table's statements) — answered from the rows inserted earlier in the chunk,
-      else from the tables (so the buffered writes need not run before those reads).
-
-    A failing statement fails the batch's transaction, as before: nothing of it is kept.
-    """
-
-    def __init__(self, cur: Cursor) -> None:
-        self._cur = cur
-        #: Buffered parameters by statement; the statement's (rank, table, columns changed).
-        self._pending: defaultdict[str, list[Sequence[Any]]] = defaultdict(list)
-        self._shape: dict[str, tuple[int, str, frozenset[str]]] = {}
-        #: Purchases by stream: inserted earlier in this chunk (purchase time as text), or read.
-        self._subs: dict[str, tuple[str, str]] = {}
-        #: Lines by stream, and operators by customer ID: opened earlier in this chunk, or read.
-        self._lines: dict[str, str] = {}
-        self._operators: dict[str, str] = {}
-
-    def apply(self, changes: Sequence[Change]) -> None:
-        # The hot path of a rebuild (every handled event): type() tests and a defaultdict.
-        pending = self._pending
-        for change in changes:
-            kind = type(change)
-            table = change[0]
-            if kind is Insert:
-                row = change[1]
-                sql = table.insert_sql
-                # As a plain tuple: sqlite3 binds a tuple subclass's items more slowly.
-                params: Sequence[Any] = tuple(row)
-                if table is SUBS:
-                    sub: SubRow = row  # type: ignore[assignment]
-                    self._subs[sub.stream] = (sub.receipt, sub.purchased_at)
-                elif table is LINES:
-                    line: LineRow = row  # type: ignore[assignment]
-                    self._lines[line.stream] = line.customer_id
-                    self._operators[line.customer_id] = line.operator
-            elif kind is Update:
-                _, by, key, columns, values = change  # type: ignore[misc]
-                sql = table.update_sql(by, columns)
-                params = (*values, key)
-            else:
-                _, columns, params, add = change  # type: ignore[misc]
-                sql = table.upsert_sql(columns, add)
-            if sql not in self._shape:
-                self._shape[sql] = _shape(change)
-            pending[sql].append(params)
-
-    def flush(self) -> None:
-        """Run every buffered change (see the class's docstring for the order)."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, defaultdict(list)
-        order = sorted(
-            pending, key=lambda sql: (self._shape[sql][0], _TABLE_RANK[self._shape[sql][1]])
-        )
-        _check_commute([self._shape[sql] for sql in order])
-        for sql in order:
-            self._cur.executemany(sql, pending[sql])
-
-    def forget(self) -> None:
-        """Drop what the lookups remember (after a :meth:`flush`, the rows answer them)."""
-        self._subs.clear()
-        self._lines.clear()
-        self._operators.clear()
-
-    def prefetch(self, events: Sequence[tuple[str, Raw]]) -> None:
-        """Read what the view functions of ``events`` (with their topics) will look up —
-        purchases by stream, lines' operators by customer ID — written before this chunk,
-        with few queries (columns no statement changes: no flush needed)."""
-        streams = [e.stream for topic, e in events if topic in _BY_PURCHASE]
-        customers = [e.state["customer_id"] for topic, e in events if topic == _ISSUED]
-        for stream, receipt, purchased_at in self._fetch_in(_SUBS_BY_STREAMS, streams, self._subs):
-            self._subs[stream] = (receipt, purchased_at)
-        for customer_id, operator in self._fetch_in(_LINES_BY_IDS, customers, self._operators):
-            self._operators[customer_id] = operator
-
-    def _fetch_in(self, sql: str, keys: Sequence[str], known: dict[str, Any]) -> list[Any]:
-        todo = [k for k in dict.fromkeys(keys) if k not in known]
-        out: list[Any] = []
-        for start in range(0, len(todo), _PREFETCH):
-            chunk = todo[start : start + _PREFETCH]
-            # Always _PREFETCH parameters (the last one repeated): one statement to prepare
-            # and cache, not one per length.
-            chunk += chunk[-1:] * (_PREFETCH - len(chunk))
-            self._cur.execute(sql, chunk)
-            out += self._cur.fetchall()
-        return out
-
-    # Lookups
-
-    def purchase(self, stream: str) -> tuple[str, datetime] | None:
-        found = self._subs.get(stream)
-        if found is None:
-            self._cur.execute(_SUB_BY_STREAM, (stream,))
-            row = self._cur.fetchone()
-            if row is None:
-                return None
-            found = self._subs[stream] = (row[0], row[1])
-        return found[0], parse_utc(found[1])
-
-    def customer(self, stream: str) -> str | None:
-        found = self._lines.get(stream)
-        if found is not None:
-            return found
-        self._cur.execute(_LINE_BY_STREAM, (stream,))
-        row = self._cur.fetchone()
-        if row is None:
-            return None
-        self._lines[stream] = found = str(row[0])
-        self._operators[found] = str(row[1])
-        return found
-
-    def operator(self, customer_id: str) -> str | None:
-        found = self._operators.get(customer_id)
-        if found is not None:
-            return found
-        self._cur.execute(_LINE_BY_ID, (customer_id,))
-        row = self._cur.fetchone()
-        if row is None:
-            return None
-        self._operators[customer_id] = found = str(row[1])
-        return found
-
-
-def _shape(change: Change) -> tuple[int, str, frozenset[str]]:
-    if isinstance(change, Insert):
-        return _INSERT, change.table.name, frozenset()
-    if isinstance(change, Update):
-        return _UPDATE, change.table.name, frozenset(change.columns)
-    return _UPSERT, change.table.name, frozenset(change.columns) - set(change.table.key)
-
-
-def _check_commute(shapes: Sequence[tuple[int, str, frozenset[str]]]) -> None:
-    """The reordering of :class:`_Writer` keeps the rows only if, per table, the statements
-    changing rows change disjoint columns and no table is inserted into and upserted."""
-    seen: dict[str, tuple[int, frozenset[str]]] = {}
-    for rank, table, columns in shapes:
-        before = seen.get(table)
-        if before is not None and (
-            {rank, before[0]} == {_INSERT, _UPSERT} or (rank != _INSERT and before[1] & columns)
-        ):
-            raise RuntimeError(f"view changes of mv_{table} that do not commute")
-        seen[table] = (
-            max(rank, before[0]) if before else rank,
-            (before[1] if before else frozenset()) | columns,
-        )
 
 
 #: A stored event as the runner reads it: notification id, stream (UUID text), version, topic,
@@ -284,10 +103,6 @@ TOPICS = tuple(sorted(HANDLERS))
 #: handled fails the catch-up (a new event nobody classified is not silently skipped).
 IGNORED_TOPICS = tuple(sorted(cls.TOPIC for cls in IGNORED))
 _IGNORED_SET = frozenset(IGNORED_TOPICS)
-#: Topics whose view function looks its purchase up by stream (prefetched a chunk at a time).
-_BY_PURCHASE = frozenset((sub_ev.Cancelled.TOPIC, sub_ev.Refunded.TOPIC))
-_ISSUED = bill_ev.BillIssued.TOPIC
-_PREFETCH_TOPICS = _BY_PURCHASE | {_ISSUED}
 
 
 class EventLog(Protocol):
@@ -308,6 +123,8 @@ class Projection:
         self.log = log
         self.store = store
         self._checked = False
+        #: Whether this projection made sure the tracking row exists (PostgreSQL's lock).
+        self._tracking_row = False
 
     # Tracking
 
@@ -383,6 +200,44 @@ class Projection:
                 progress(done, total)
         return done
 
+    def apply_recorded(self, ids: Sequence[int], events: Sequence[DomainEvent]) -> bool:
+        """Apply ``events``, which this process has just recorded at the notification ids
+        ``ids`` (one insert: no other event lies between them), from memory — without reading
+        them back — exactly once: in one transaction with the tracking position, after the
+        events before them (usually none: the views were caught up before they were recorded).
+
+        Return ``False``, having changed nothing, if the views include them already (another
+        catch-up got there first) or the ids are not known; a later :meth:`catch_up` then
+        applies whatever is missing, as ever.
+        """
+        if not ids or len(ids) != len(events):
+            return False
+        first, last = min(ids), max(ids)
+        if not self._checked:
+            self._check_schema()
+        if self.store.dialect == "postgres" and not self._tracking_row:
+            self._ensure_tracking_row()
+            self._tracking_row = True
+        with self.store.transaction(write=True) as cur:
+            tracked = self._position(cur, lock=True)
+            position = 0 if tracked is None else tracked[0]
+            if position >= first:
+                return False
+            while position < first - 1:
+                handled, seen = self._apply_batch(cur, position, first - 1)
+                position = seen if handled == BATCH else first - 1
+            raws = [
+                (type(e).TOPIC, Raw(str(e.originator_id), e.originator_version, event_to_json(e)))
+                for e in events
+            ]
+            writes = _Writer(cur)
+            writes.prefetch([(topic, raw) for topic, raw in raws if topic in _PREFETCH_TOPICS])
+            for topic, raw in raws:
+                writes.apply(HANDLERS[topic](raw, writes))
+            writes.flush()
+            self._set_position(cur, last)
+        return True
+
     def follow(
         self,
         should_stop: Callable[[], bool],
@@ -414,42 +269,57 @@ class Projection:
         """Apply the next (up to) ``BATCH`` events of interest after ``position`` in one
         transaction; return how many there were and the notification id of the last.
 
-        They are read, decoded and applied ``CHUNK`` at a time, so memory stays bounded
-        however large the batch is.
+        They are read up to ``CHUNK`` at a time and decoded and applied a part of about
+        :data:`CHUNK_BYTES` at a time, so memory stays bounded however large the batch is
+        and however large its events are.
         """
         select = self._select_through(cur) or self._select_notifications
         state_of = getattr(self.log.mapper, "state_of", None)
         writes = _Writer(cur)
         handlers = HANDLERS  # looked up once per batch (tests wrap its functions)
         handled, last = 0, position
+        rows = CHUNK
         while handled < BATCH:
-            limit = min(CHUNK, BATCH - handled)
+            limit = min(rows, BATCH - handled)
             chunk = select(last + 1, limit, stop)
-            events = [self._raw(row, state_of) for row in chunk]
-            writes.prefetch(
-                [
-                    (row[3], e)
-                    for e, row in zip(events, chunk, strict=True)
-                    if row[3] in _PREFETCH_TOPICS
-                ]
-            )
-            for event, row in zip(events, chunk, strict=True):
-                try:
-                    changes = handlers[row[3]](event, writes)
-                except (KeyError, TypeError, ValueError) as e:
-                    raise MapperDeserialisationError(
-                        f"stored event {row[3]!r} of {event.stream} v{event.version} does not "
-                        f"load into the views: {e!r}"
-                    ) from e
-                writes.apply(changes)
-            writes.flush()
-            writes.forget()  # memory stays bounded by the chunk
+            size = 0
+            for part in _parts(chunk):
+                size += sum(len(row[4]) for row in part)
+                self._apply_part(part, state_of, writes, handlers)
             handled += len(chunk)
             if chunk:
                 last = chunk[-1][0]
             if len(chunk) < limit:
                 break
+            # Events differ a hundredfold in size (an issued bill carries its document): the
+            # next read is sized by this one's bytes, so memory is bounded by CHUNK_BYTES
+            # however many bills in a row the log holds — not by the number of lines.
+            rows = max(_MIN_ROWS, min(CHUNK, CHUNK_BYTES * len(chunk) // max(size, 1)))
         return handled, last
+
+    def _apply_part(
+        self,
+        part: Sequence[_Row],
+        state_of: Callable[[bytes], dict[str, Any]] | None,
+        writes: _Writer,
+        handlers: dict[str, When],
+    ) -> None:
+        """Decode and apply ``part`` of a chunk, and write its changes."""
+        events = [self._raw(row, state_of) for row in part]
+        writes.prefetch(
+            [(row[3], e) for e, row in zip(events, part, strict=True) if row[3] in _PREFETCH_TOPICS]
+        )
+        for event, row in zip(events, part, strict=True):
+            try:
+                changes = handlers[row[3]](event, writes)
+            except (KeyError, TypeError, ValueError) as e:
+                raise MapperDeserialisationError(
+                    f"stored event {row[3]!r} of {event.stream} v{event.version} does not "
+                    f"load into the views: {e!r}"
+                ) from e
+            writes.apply(changes)
+        writes.flush()
+        writes.forget()  # memory stays bounded by the part
 
     def _raw(self, row: _Row, state_of: Callable[[bytes], dict[str, Any]] | None) -> Raw:
         """The row's event as a :class:`Raw` (its state upcast to the current class
