@@ -500,9 +500,8 @@ def phase_throughput(args: argparse.Namespace, report: Report, folder: Path, scr
     for label, where in places:
         where.mkdir(parents=True, exist_ok=True)
         db = where / "purchases.sqlite"
-        for stale in (db, db.with_name("purchases.baseline.sqlite")):
-            remove_sqlite(stale)
-        remove_sqlite(db.with_name("purchases.baseline.same.sqlite"))
+        for name in ("purchases", "purchases.baseline", "purchases.baseline.same"):
+            remove_sqlite(where / f"{name}.sqlite")
         child_args = [
             "--n",
             str(args.throughput_n),
@@ -519,8 +518,8 @@ def phase_throughput(args: argparse.Namespace, report: Report, folder: Path, scr
         try:
             r = run_child("command_throughput.py", child_args, scratch / f"throughput-{label}.json")
         finally:
-            for stale in ("purchases", "purchases.baseline", "purchases.baseline.same"):
-                remove_sqlite(where / f"{stale}.sqlite")
+            for name in ("purchases", "purchases.baseline", "purchases.baseline.same"):
+                remove_sqlite(where / f"{name}.sqlite")
             if label == "tmpfs":
                 shutil.rmtree(where, ignore_errors=True)
         report.phases["throughput"][label] = r
