@@ -242,10 +242,14 @@ class Report:
         if r["ratio"] is None:
             return "—"
         spread = r["spread"]
+
+        def f(x: float) -> str:
+            return f"{x:.3f}" if abs(x) < 0.1 else f"{x:.2f}"  # a KDF-bound 0.003 is not 0.00
+
         if spread is None or spread["min"] == spread["max"]:
-            cell = f"{r['ratio']:.2f}"
+            cell = f(r["ratio"])
         else:
-            cell = f"{spread['min']:.2f} / {spread['median']:.2f} / {spread['max']:.2f}"
+            cell = f"{f(spread['min'])} / {f(spread['median'])} / {f(spread['max'])}"
         return cell + (f"; {r['note']}" if r["note"] else "")
 
     def table(self) -> str:
