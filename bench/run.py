@@ -243,9 +243,7 @@ class Report:
             return "—"
         spread = r["spread"]
 
-        def f(x: float) -> str:
-            return f"{x:.3f}" if abs(x) < 0.1 else f"{x:.2f}"  # a KDF-bound 0.003 is not 0.00
-
+        f = _ratio
         if spread is None or spread["min"] == spread["max"]:
             cell = f(r["ratio"])
         else:
@@ -279,6 +277,10 @@ class Report:
         lines = [fmt(headers), "-+-".join("-" * w for w in widths)]
         lines += [fmt(c) for c in cells]
         return "\n".join(lines)
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.3f}" if abs(x) < 0.1 else f"{x:.2f}"  # a KDF-bound 0.003 is not 0.00
 
 
 def _num(value: float, unit: str) -> str:
@@ -484,7 +486,7 @@ def phase_ingest(
                     "— (KDF)" if scrypt else "≥ 0.6",
                     met=None if scrypt else p["ratio"] >= 0.6,
                     spread=p["ratio_spread"],
-                    note=f"raw {p['ratio_raw']:.2f}",
+                    note=f"raw {_ratio(p['ratio_raw'])}",
                     ratio_cpu=p["ratio_cpu"],
                     peak_rss_mb=r["peak_rss_mb"],
                     command=command_line("ingest.py", child_args),
