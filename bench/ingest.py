@@ -16,7 +16,7 @@ What it measures, in one process on one store:
   password costs a derivation: this is the first pass, with those costs in it.
 * **warm** — then, on the same engine, a second log of purchases only, by the same Passport
   IDs with their passwords, in the months after the first log (the verify cache remembers
-  the passwords: no derivation).  A purchase is one command, two events, one transaction.
+  the passwords: no derivation), ``--batch`` commands a transaction as in the cold pass.
 
 **baseline** — bare eventsourcing (``command_throughput.py``'s ``Shop``/``Till``) on the same
 kind of store, saving **the same number of events in the same transactions**: every write
