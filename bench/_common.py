@@ -182,17 +182,62 @@ def fresh_schema(url: str, prefix: str) -> Iterator[str]:
 # The bare eventsourcing baseline
 
 
+class Transactions:
+    """The write transactions of a store, as the store reports them: each call of the
+    recorder's ``insert_events`` is one transaction, and the notification ids it returns are
+    the events the store took in it (``len(stored_events)`` where a recorder returns none).
+
+    ``with Transactions(engine.internals.recorder) as tx: ...`` records the size of every
+    transaction committed inside the block; :meth:`take` hands over (and forgets) the sizes
+    recorded so far, in order.  The baselines then save the same number of events in the same
+    transactions (:meth:`Baseline.save_batches`, :meth:`RawRows.save_batches`): batching is
+    compared with batching, one at a time with one at a time.
+
+    The hook is an attribute on the recorder *instance* (nothing of matome is changed); it
+    costs a list append per transaction.
+    """
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self.sizes: list[int] = []
+        self._original: Any = None
+
+    def __enter__(self) -> Transactions:
+        original = self._original = self.recorder.insert_events
+        sizes = self.sizes
+
+        def insert_events(stored_events: Sequence[Any], **kwargs: Any) -> Any:
+            ids = original(stored_events, **kwargs)
+            sizes.append(len(stored_events) if ids is None else len(ids))
+            return ids
+
+        self.recorder.insert_events = insert_events
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(AttributeError):
+            del self.recorder.insert_events  # the class's method again
+
+    def take(self) -> list[int]:
+        taken = list(self.sizes)
+        self.sizes.clear()
+        return taken
+
+
 class Baseline:
     """Bare eventsourcing on the same kind of store as matome's: ``command_throughput.py``'s
     ``Shop`` application and its minimal ``Till`` aggregate, whose one event carries about
     what a purchase carries (receipt, service, price, time).
 
-    * :meth:`one_per_save` — one event per ``app.save``, i.e. one transaction per event:
-      the floor cost of the library and the store for one small write (what a command costs
-      at the least);
-    * :meth:`batch_of_new` — ``size`` new aggregates (one event each) per ``app.save``: the
-      floor cost of writing new streams in bulk (what the billing run does, 500 bills per
-      transaction).
+    * :meth:`save_batches` — for each size *k* given, one ``app.save`` of *k* events (one
+      transaction of *k* events) spread over the tills: matome's transactions replayed with
+      the same number of events each (:class:`Transactions`).  The baseline of every
+      throughput ratio that compares writes;
+    * :meth:`one_per_save` — one event per ``app.save``: the floor cost of one small write,
+      the reference the warm-purchase target names ("a one-event transaction");
+    * :meth:`batch_of_new` — new aggregates (one event each) per ``app.save``, ``size`` per
+      transaction, or the given ``sizes``: the floor cost of writing new streams in bulk
+      (what the billing run does).
 
     Without a URL the store is an SQLite file ``path`` (``eventsourcing.sqlite``: WAL,
     ``synchronous=FULL``, like matome's SQLite store); with one, ``eventsourcing.postgres``
@@ -220,22 +265,127 @@ class Baseline:
         command_throughput.baseline_loop(self.app, self.tills, n, self.saved)
         self.saved += n
 
-    def batch_of_new(self, n: int, size: int) -> None:
+    def save_batches(self, sizes: Sequence[int]) -> None:
+        """One transaction per size, of that many events, over the tills in turn."""
+        tills, at = self.tills, command_throughput.START
+        for k in sizes:
+            touched: dict[int, Any] = {}
+            for i in range(self.saved, self.saved + k):
+                j = i % len(tills)
+                tills[j].sell(receipt=f"R{i:020d}", service="item1", price=1, at=at)
+                touched[j] = tills[j]
+            if touched:
+                self.app.save(*touched.values())
+            self.saved += k
+
+    def batch_of_new(self, n: int, size: int, sizes: Sequence[int] | None = None) -> None:
         at = command_throughput.START
-        for start in range(0, n, size):
+        if sizes is None:
+            sizes = [min(size, n - start) for start in range(0, n, size)]
+        for k in sizes:
             batch = []
-            for i in range(start, min(n, start + size)):
-                till = command_throughput.Till(name=f"new-{self.saved + i}")
+            for i in range(self.saved, self.saved + k):
+                till = command_throughput.Till(name=f"new-{i}")
                 till.sell(receipt=f"R{i:020d}", service="bill", price=1, at=at)
                 batch.append(till)
-            self.app.save(*batch)
-        self.saved += n
+            if batch:
+                self.app.save(*batch)
+            self.saved += k
 
     def events(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
     def close(self) -> None:
         self.app.close()
+
+
+class RawRows:
+    """The second reference of a write: raw ``sqlite3`` (or ``psycopg``) rows, no library.
+
+    A table shaped like eventsourcing's stored events (stream id, version, topic, state; the
+    primary key on stream and version, an autoincrement/identity position) on the same kind
+    of store — an SQLite file in WAL mode with ``synchronous=FULL``, or a fresh PostgreSQL
+    schema — and, for each size *k* of :meth:`save_batches`, one transaction inserting *k*
+    rows of about a small event's size (``executemany``).  What the disk and the database
+    cost for the same transactions with nothing of Python's above them.
+    """
+
+    STATE = (
+        b'{"receipt":"R00000000000000000000","service":"item1","price":100,'
+        b'"at":"2024-06-03T09:00:00+09:00","timestamp":"2024-06-03T00:00:00.000000+00:00"}'
+    )
+
+    def __init__(self, path: Path | None = None, pg_url: str | None = None) -> None:
+        self.pg = pg_url is not None
+        self.saved = 0
+        self.streams = [uuid.uuid4() for _ in range(command_throughput.BASELINE_AGGREGATES)]
+        if pg_url is not None:
+            import psycopg
+
+            dsn, _, schema = pg_url.partition("?schema=")
+            self.conn: Any = psycopg.connect(dsn, autocommit=False)
+            if schema:
+                self.conn.execute(f'SET search_path TO "{schema}"')
+            self.conn.execute(
+                "CREATE TABLE raw_events (position BIGSERIAL UNIQUE, stream UUID NOT NULL, "
+                "version BIGINT NOT NULL, topic TEXT NOT NULL, state BYTEA NOT NULL, "
+                "PRIMARY KEY (stream, version))"
+            )
+            self.conn.commit()
+        else:
+            assert path is not None
+            remove_sqlite(path)
+            self.conn = sqlite3.connect(path, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute(
+                "CREATE TABLE raw_events (position INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "stream TEXT NOT NULL, version INTEGER NOT NULL, topic TEXT NOT NULL, "
+                "state BLOB NOT NULL, UNIQUE (stream, version))"
+            )
+
+    def save_batches(self, sizes: Sequence[int]) -> None:
+        streams = self.streams
+        mark = "%s" if self.pg else "?"
+        sql = (
+            "INSERT INTO raw_events (stream, version, topic, state) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark})"
+        )
+        for k in sizes:
+            rows = []
+            for i in range(self.saved, self.saved + k):
+                stream = streams[i % len(streams)]
+                rows.append(
+                    (
+                        stream if self.pg else stream.hex,
+                        i // len(streams) + 1,
+                        "bench:Till.Sold",
+                        self.STATE,
+                    )
+                )
+            if self.pg:
+                with self.conn.cursor() as cur:
+                    cur.executemany(sql, rows)
+                self.conn.commit()
+            else:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.executemany(sql, rows)
+                self.conn.execute("COMMIT")
+            self.saved += k
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """min / median / max of per-round figures."""
+    import statistics
+
+    return {
+        "min": min(values),
+        "median": statistics.median(values),
+        "max": max(values),
+    }
 
 
 # ---------------------------------------------------------------------------------------------

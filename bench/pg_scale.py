@@ -11,13 +11,17 @@ On a fresh schema of the server at ``--pg`` (default ``$MATOME_TEST_PG`` or
    on ``Engine.open(url, kdf=matome.credentials.TESTING)`` (the cheap KDF, stated: the
    production one costs ≈ 0.3 s per access key and password, which ``run.py``'s ingest rows
    measure separately, cold and warm).  The log issues the bills of every month but the last.
-   **Baseline**: bare eventsourcing on another fresh schema of the same server saving
-   ``--baseline-events`` events one per transaction (``_common.Baseline.one_per_save``),
-   before and after the build (a sample: saving all of them one by one would take as long as
-   the build); ratio = matome's events/s ÷ the baseline's.
+   **Baseline**: bare eventsourcing on another fresh schema of the same server saving the same
+   number of events **in the same transactions** — after each batch, one ``app.save`` per
+   transaction the batch committed, of as many events (``_common.Transactions`` counts them
+   from the store, ``Baseline.save_batches`` replays them) — and, as a second reference, raw
+   ``psycopg`` rows in the same transactions (``_common.RawRows``); ratio = matome's events/s
+   ÷ the baseline's.  (Before issue 18 the baseline was a sample of one-event transactions:
+   batching against no batching.)
 2. **billing run** — ``engine.issue_bills`` of the last month (one ``BillIssued`` per line with
-   charges, 500 per transaction); baseline: bare eventsourcing writing as many new streams 500
-   per ``app.save`` on its schema; ratio = bills/s ÷ baseline events/s.
+   charges, recorded in chunks); baseline: bare eventsourcing writing as many new streams in
+   the same transactions as the run committed (their sizes counted from the store), on its
+   schema; ratio = matome's events/s ÷ the baseline's (and bills/s is printed).
 3. **queries** — ``queries.measure`` on the billed store: p50 / p99 of bill, statement, audit,
    provider totals and settlement.
 
@@ -43,6 +47,8 @@ from _common import (
     DEFAULT_PG,
     Baseline,
     Clock,
+    RawRows,
+    Transactions,
     fresh_schema,
     load_average,
     log,
@@ -50,7 +56,7 @@ from _common import (
     pg_unreachable,
     write_json,
 )
-from billing import BILLS_PER_SAVE, START, _encoded
+from billing import START, _encoded
 from queries import measure as measure_queries
 
 from matome.cli import DEFAULT_BATCH
@@ -60,13 +66,6 @@ from matome.generate import generate_log
 from matome.interchange import LogLine, apply_lines, log_lines
 
 __all__ = ["main"]
-
-
-def _baseline_eps(baseline: Baseline, n: int) -> tuple[float, float]:
-    clock = Clock()
-    with clock.timing():
-        baseline.one_per_save(n)
-    return n / clock.wall, n / clock.cpu if clock.cpu else 0.0
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,53 +83,71 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base_url = stack.enter_context(fresh_schema(args.pg, "es_scale"))
         baseline = Baseline(pg_url=base_url)
         stack.callback(baseline.close)
+        raw = RawRows(pg_url=stack.enter_context(fresh_schema(args.pg, "raw_scale")))
+        stack.callback(raw.close)
         engine = Engine.open(url, kdf=TESTING)
         stack.callback(engine.close)
 
         # 1. ingest -------------------------------------------------------------------------
-        before_eps, _ = _baseline_eps(baseline, args.baseline_events)
-        log(f"pg_scale: baseline {before_eps:,.0f} one-event transactions/s before the build")
-        clock = Clock()
-        commands = accepted = 0
+        clock, base, bare = Clock(), Clock(), Clock()
+        commands = accepted = events = transactions = 0
         started = last_log = time.perf_counter()
         pending: list[LogLine] = []
-        with clock.timing():
-            for line in log_lines(
-                raw for _, raw in _encoded(generate_log(args.lines, args.months, seed=args.seed))
-            ):
-                pending.append(line)
-                if len(pending) < DEFAULT_BATCH:
-                    continue
+        tx = stack.enter_context(Transactions(engine.internals.recorder))
+
+        def flush() -> None:
+            # One matome batch, then the same transactions by the baseline and the raw rows.
+            nonlocal commands, accepted, events, transactions
+            with clock.timing():
                 accepted += sum(bool(r["ok"]) for r in apply_lines(engine, pending))
-                commands += len(pending)
-                pending.clear()
-                now = time.perf_counter()
-                if now - last_log >= 15:
-                    last_log = now
-                    log(
-                        f"  built {commands:,} commands, {commands / (now - started):,.0f}/s, "
-                        f"{now - started:,.0f}s"
-                    )
-            accepted += sum(bool(r["ok"]) for r in apply_lines(engine, pending))
             commands += len(pending)
-        events = engine.internals.recorder.max_notification_id() or 0
-        after_eps, _ = _baseline_eps(baseline, args.baseline_events)
-        base_eps = (before_eps + after_eps) / 2
+            pending.clear()
+            sizes = tx.take()
+            events += sum(sizes)
+            transactions += len(sizes)
+            with base.timing():
+                baseline.save_batches(sizes)
+            with bare.timing():
+                raw.save_batches(sizes)
+
+        for line in log_lines(
+            raw_line
+            for _, raw_line in _encoded(generate_log(args.lines, args.months, seed=args.seed))
+        ):
+            pending.append(line)
+            if len(pending) < DEFAULT_BATCH:
+                continue
+            flush()
+            now = time.perf_counter()
+            if now - last_log >= 15:
+                last_log = now
+                log(
+                    f"  built {commands:,} commands, {commands / (now - started):,.0f}/s, "
+                    f"{now - started:,.0f}s; matome {events / clock.wall:,.0f} ev/s, baseline "
+                    f"{events / base.wall:,.0f} ev/s"
+                )
+        flush()
         out["ingest"] = {
             "commands": commands,
             "accepted": accepted,
             "events": events,
+            "transactions": transactions,
+            "events_per_transaction": events / transactions if transactions else 0.0,
             "seconds": clock.wall,
             "cpu_seconds": clock.cpu,
             "commands_per_s": commands / clock.wall,
             "events_per_s": events / clock.wall,
-            "baseline_eps": [before_eps, after_eps],
-            "ratio": events / clock.wall / base_eps,
+            "baseline_eps": events / base.wall,
+            "raw_eps": events / bare.wall,
+            "ratio": base.wall / clock.wall,
+            "ratio_raw": bare.wall / clock.wall,
         }
         log(
             f"pg_scale: ingested {commands:,} commands ({commands - accepted:,} refused), "
-            f"{events:,} events in {clock.wall:,.0f}s = {events / clock.wall:,.0f} ev/s; "
-            f"baseline {base_eps:,.0f} ev/s; ratio {out['ingest']['ratio']:.2f}"
+            f"{events:,} events in {transactions:,} transactions, {clock.wall:,.0f}s = "
+            f"{events / clock.wall:,.0f} ev/s; baseline in the same transactions "
+            f"{events / base.wall:,.0f} ev/s, raw rows {events / bare.wall:,.0f} ev/s; ratio "
+            f"{out['ingest']['ratio']:.2f} (raw {out['ingest']['ratio_raw']:.2f})"
         )
 
         # 2. the billing run ----------------------------------------------------------------
@@ -151,22 +168,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
             log(f"profile of the billing run, saved to {args.profile}:\n{text.getvalue()}")
         bills = len(documents.issued_bills(last))
+        sizes = tx.take()
         base = Clock()
         with base.timing():
-            baseline.batch_of_new(bills, BILLS_PER_SAVE)
+            baseline.batch_of_new(sum(sizes), 0, sizes=sizes)
         out["billing"] = {
             "month": str(last),
             "bills": bills,
+            "events": sum(sizes),
+            "transactions": len(sizes),
             "seconds": billing.wall,
             "cpu_seconds": billing.cpu,
             "bills_per_s": bills / billing.wall,
-            "baseline_eps": bills / base.wall,
-            "ratio": (bills / billing.wall) / (bills / base.wall),
+            "events_per_s": sum(sizes) / billing.wall,
+            "baseline_eps": sum(sizes) / base.wall,
+            "ratio": base.wall / billing.wall,
         }
         log(
             f"pg_scale: {bills:,} bills of {last} in {billing.wall:.2f}s = "
-            f"{bills / billing.wall:,.0f} bills/s; baseline {bills / base.wall:,.0f} ev/s; "
-            f"ratio {out['billing']['ratio']:.2f}"
+            f"{bills / billing.wall:,.0f} bills/s ({sum(sizes):,} events in {len(sizes)} "
+            f"transactions); baseline in the same transactions "
+            f"{out['billing']['baseline_eps']:,.0f} ev/s; ratio {out['billing']['ratio']:.2f}"
         )
         engine.close()
 
@@ -187,7 +209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pg", default=os.environ.get("MATOME_TEST_PG", DEFAULT_PG))
-    parser.add_argument("--baseline-events", type=int, default=5_000)
     parser.add_argument("--query-samples", type=int, default=300)
     parser.add_argument("--month-samples", type=int, default=30)
     parser.add_argument("--json", type=Path, default=None)
@@ -204,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     i, b = out["ingest"], out["billing"]
     print(
         f"PostgreSQL, {args.lines:,} lines x {args.months} months: "
-        f"ingest {i['events_per_s']:,.0f} ev/s (ratio {i['ratio']:.2f}), "
+        f"ingest {i['events_per_s']:,.0f} ev/s (ratio {i['ratio']:.2f}, raw {i['ratio_raw']:.2f}), "
         f"billing run {b['bills']:,} bills in {b['seconds']:.1f}s (ratio {b['ratio']:.2f}), "
         f"peak RSS {out['peak_rss_mb']:,.0f} MB"
     )

@@ -65,6 +65,7 @@ def test_quick_benchmark_runs_every_phase(tmp_path: Path) -> None:
     ]
     expected += [
         "purchase (warm) sqlite",
+        "purchase (warm) sqlite tmpfs",
         "rebuild vs read+mapper",
         "rebuild vs ES transcoder",
         "billing run",
@@ -94,7 +95,14 @@ def test_quick_benchmark_runs_every_phase(tmp_path: Path) -> None:
             assert result[when]["events"] > 0
             assert result[when]["commands"] > 0
             assert _finite(result[when]["baseline_eps"])
+            assert _finite(result[when]["raw_eps"])
+            # The baselines replayed matome's transactions: as many, of as many events.
+            assert result[when]["transactions"] > 0
+            assert set(result[when]["ratio_spread"]) == {"min", "median", "max"}
         assert result["peak_rss_mb"] > 0
+    for measured in data["phases"]["throughput"].values():
+        assert _finite(measured["ratio_same"])
+        assert measured["events_per_purchase"] > 0
     for measured in data["phases"]["billing"]["measures"].values():
         assert measured["bills"] > 0
     for sized in data["phases"]["queries"].values():
