@@ -54,6 +54,7 @@ __all__ = [
     "YearMonth",
     "Yen",
     "canonical_json",
+    "canonical_json_bytes",
     "require_aware",
     "require_in_range",
     "require_month_in_range",
@@ -545,6 +546,15 @@ def canonical_json(data: Any) -> str:
     except TypeError:  # orjson.JSONEncodeError: what orjson does not write, json does (or
         # refuses alike): an integer past 64 bits, a key that is not a str, a lone surrogate.
         return _stdlib_canonical_json(data)
+
+
+def canonical_json_bytes(data: Any) -> bytes:
+    """:func:`canonical_json`'s text as UTF-8 bytes, without a round trip through ``str``
+    (what a stored event's bytes and its content hash are made of)."""
+    try:
+        return orjson.dumps(data, option=_ORJSON_OPTIONS)
+    except TypeError:  # as in canonical_json
+        return _stdlib_canonical_json(data).encode()
 
 
 #: Times, dates and dataclasses are refused, as ``json`` refuses them, rather than written

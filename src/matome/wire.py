@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -129,16 +130,18 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _exact(str))
     # Enums are str subclasses: the more specific hook wins for them.
     conv.register_structure_hook(StrEnum, _structure_enum)
-    conv.register_unstructure_hook(datetime, lambda dt: dt.isoformat())
+    # Hooks that are C callables where they can be (the method, an attrgetter), not lambdas:
+    # every event written calls several of them.
+    conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(date, lambda d: d.isoformat())
     conv.register_structure_hook(date, _structure_date)
     conv.register_unstructure_hook(UUID, str)
     conv.register_structure_hook(UUID, _structure_uuid)
     for cls in _TEXT_TYPES:
-        conv.register_unstructure_hook(cls, lambda v: v.value)
+        conv.register_unstructure_hook(cls, operator.attrgetter("value"))
         conv.register_structure_hook(cls, lambda v, t: t(v))
-    conv.register_unstructure_hook(Yen, lambda y: y.amount)
+    conv.register_unstructure_hook(Yen, operator.attrgetter("amount"))
     conv.register_structure_hook(Yen, lambda v, _: Yen(v))
     conv.register_unstructure_hook(YearMonth, str)
     conv.register_structure_hook(YearMonth, lambda v, _: YearMonth.parse(v))

@@ -13,33 +13,103 @@ cipher_env`) still apply to the JSON bytes, in :meth:`EventMapper.seal` and
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
 import attrs
+from cattrs import BaseConverter
+from cattrs.fns import identity
+from cattrs.gen import make_dict_unstructure_fn, override
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 
 from matome.application._keyring import Keyring, PersonalDataLocked
 from matome.application._vault import PersonalRow, Vault, personal_fields, subject_of
 from matome.events.base import EVENT_TOPICS, DomainEvent
+from matome.values import canonical_json_bytes
 from matome.wire import converter, dumps, loads
 
 _ENVELOPE = ("originator_id", "originator_version")
+#: The JSON values a union-typed field's value is most often (see :func:`_union_hook`).
+_PLAIN: tuple[type[Any], ...] = (str, int, bool, type(None))
 
 
 def event_to_json(event: DomainEvent) -> dict[str, Any]:
     """An event's state as the converter writes it (without the stream position, which the
     store keeps); a class at ``class_version`` N > 1 records N, so that a later version knows
     which of its upcasters to apply."""
+    cls = type(event)
+    fn = _STATE_FNS.get(cls)
+    if fn is None:
+        fn = _STATE_FNS[cls] = _state_fn(cls)
+    return fn(event)
+
+
+def converter_state(event: DomainEvent) -> dict[str, Any]:
+    """:func:`event_to_json` the long way: the converter's whole unstructure of the event, the
+    envelope deleted (what the compiled functions must equal, tests/unit/test_canonical_json.py)."""
     state: dict[str, Any] = converter.unstructure(event)
     for name in _ENVELOPE:
         del state[name]
     if type(event).class_version > 1:
         state["class_version"] = type(event).class_version
     return state
+
+
+#: The compiled state function of each event class (:func:`_state_fn`).
+_STATE_FNS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {}
+
+
+def _state_fn(cls: type[DomainEvent]) -> Callable[[Any], dict[str, Any]]:
+    """The state of a ``cls`` event in one call: the converter's own generated function for the
+    class, with the same field hooks, but the envelope left out (not written then deleted,
+    which cost a UUID's text per event) and no dispatch on the class.  A class with a hook of
+    its own in the converter (none so far) keeps the long way."""
+    own = converter.get_unstructure_hook(cls)
+    if getattr(own, "__name__", "") != f"unstructure_{cls.__name__}":
+        return converter_state
+    hints = typing.get_type_hints(cls)
+    overrides: dict[str, Any] = {name: override(omit=True) for name in _ENVELOPE}
+    for a in attrs.fields(cls):
+        hook = _union_hook(hints.get(a.name))
+        if hook is not None:
+            overrides[a.name] = override(unstruct_hook=hook)
+    made = make_dict_unstructure_fn(cls, converter, **overrides)
+    version = cls.class_version
+    if version == 1:
+        return made
+
+    def with_version(event: Any) -> dict[str, Any]:
+        state = made(event)
+        state["class_version"] = version
+        return state
+
+    return with_version
+
+
+def _union_hook(kind: Any) -> Callable[[Any], Any] | None:
+    """For a field of a union type other than ``X | None`` (which the converter already writes
+    through ``X``'s hook): the converter's own union hook dispatches on the value's class at
+    every call; this one answers the plain JSON values (a string, a number, ``None``: the
+    converter's hook for them is the identity) at once and hands the rest to the same
+    dispatch."""
+    if not isinstance(kind, types.UnionType):
+        return None
+    own = converter.get_unstructure_hook(kind)
+    if getattr(own, "__func__", None) is not BaseConverter._unstructure_union:
+        return None  # a hook of its own (a billing account's) or cattrs' optional one
+    plain = frozenset(t for t in _PLAIN if converter.get_unstructure_hook(t) is identity)
+    unstructure = converter.unstructure
+
+    def union(value: Any) -> Any:
+        return value if value.__class__ in plain else unstructure(value)
+
+    return union
 
 
 def upcast(cls: type[DomainEvent], state: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +136,13 @@ def event_from_json(
     state = upcast(cls, dict(state))
     state.update(originator_id=originator_id, originator_version=originator_version)
     return converter.structure(state, cls)
+
+
+@functools.cache
+def _topic_line(topic: str) -> bytes:
+    """The first line of an event's hashed content (:func:`~matome.application._chains.
+    content_hash`): its topic."""
+    return f"{topic}\n".encode()
 
 
 @attrs.frozen
@@ -128,16 +205,16 @@ class EventMapper(Mapper[UUID]):
                 if self._memory is None:
                     self._memory = {}
                 self._memory[ref] = data
-        text = dumps(state)
+        text = canonical_json_bytes(state)
         # The content hash is over the same canonical text (personal values are references by
         # now, which the hash covers), so it costs no second serialisation.
-        content = hashlib.sha256(f"{domain_event.TOPIC}\n{text}".encode()).hexdigest()
+        content = hashlib.sha256(_topic_line(domain_event.TOPIC) + text).hexdigest()
         return Encoded(
             stored=StoredEvent(
                 originator_id=domain_event.originator_id,
                 originator_version=domain_event.originator_version,
                 topic=domain_event.TOPIC,
-                state=self._seal_bytes(text.encode()),
+                state=self._seal_bytes(text),
             ),
             state=state,
             personal=tuple(rows),
