@@ -29,17 +29,18 @@ class _ReadWriteLock:
         self._exclusive = False
         self._waiting = 0
 
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
+    def acquire_shared(self) -> None:
         with self._cond:
             while self._exclusive or self._waiting:
                 self._cond.wait()
             self._shared += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._shared -= 1
+
+    def release_shared(self) -> None:
+        with self._cond:
+            self._shared -= 1
+            # Only an exclusive waiter waits for the shared holders to leave (a shared waiter
+            # waits for the exclusive side, which this does not change): wake nobody else.
+            if not self._shared and self._waiting:
                 self._cond.notify_all()
 
     @contextlib.contextmanager
@@ -94,16 +95,45 @@ class WriterGate:
             finally:
                 self._local.held = False
 
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
+    def shared(self) -> contextlib.AbstractContextManager[None]:
+        """Pass the gate shared (every write does): a plain context manager, not a generator,
+        since each write of a warm purchase pays for it."""
         if self.held():
-            yield
-            return
-        with self._lock.shared(), self._across_processes(exclusive=False):
-            yield
+            return contextlib.nullcontext()
+        return _SharedPass(self)
 
     def _across_processes(self, *, exclusive: bool) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
+
+    def _enter_shared(self) -> None:
+        """Take the shared side across processes (the subclasses), after the thread's."""
+
+    def _exit_shared(self) -> None:
+        """Release what :meth:`_enter_shared` took."""
+
+
+class _SharedPass:
+    """One shared pass of a :class:`WriterGate`: the in-process lock, then the processes' side."""
+
+    __slots__ = ("gate",)
+
+    def __init__(self, gate: WriterGate) -> None:
+        self.gate = gate
+
+    def __enter__(self) -> None:
+        lock = self.gate._lock
+        lock.acquire_shared()
+        try:
+            self.gate._enter_shared()
+        except BaseException:
+            lock.release_shared()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self.gate._exit_shared()
+        finally:
+            self.gate._lock.release_shared()
 
 
 class _OpenFile:
@@ -143,20 +173,22 @@ class FileGate(WriterGate):
 
     @contextlib.contextmanager
     def _across_processes(self, *, exclusive: bool) -> Iterator[None]:
-        if exclusive:
-            fd = self._open()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # releases the lock
+        if not exclusive:  # the shared side: _enter_shared and _exit_shared
+            yield
             return
-        fd = self._shared_file()
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        fd = self._open()
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)  # releases the lock
+
+    def _enter_shared(self) -> None:
+        fcntl.flock(self._shared_file(), fcntl.LOCK_SH)
+
+    def _exit_shared(self) -> None:
+        # The same thread's file as on entering (a thread keeps its own, see _shared_file).
+        fcntl.flock(self._shared_file(), fcntl.LOCK_UN)
 
 
 class PostgresGate(WriterGate):
