@@ -312,13 +312,35 @@ def _check_yen(_: object, __: attrs.Attribute[int], value: int) -> None:
         raise InvalidInput(f"money must be whole yen (an integer), got {value!r}")
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=False)
 class Yen:
     """Whole yen, tax included [税込].  Never a float; may be negative (a refund's charge)."""
 
     amount: int = attrs.field(validator=_check_yen)
 
     ZERO: ClassVar[Yen]
+
+    # Ordered by amount, as attrs' ``order=True`` orders it (another class: NotImplemented),
+    # without building a tuple of the fields per comparison: every purchase compares money.
+    def __lt__(self, other: Yen) -> bool:
+        if other.__class__ is not Yen:
+            return NotImplemented
+        return self.amount < other.amount
+
+    def __le__(self, other: Yen) -> bool:
+        if other.__class__ is not Yen:
+            return NotImplemented
+        return self.amount <= other.amount
+
+    def __gt__(self, other: Yen) -> bool:
+        if other.__class__ is not Yen:
+            return NotImplemented
+        return self.amount > other.amount
+
+    def __ge__(self, other: Yen) -> bool:
+        if other.__class__ is not Yen:
+            return NotImplemented
+        return self.amount >= other.amount
 
     def __add__(self, other: Yen) -> Yen:
         return Yen(self.amount + other.amount)
@@ -379,12 +401,34 @@ def require_month_in_range(month: YearMonth, what: str = "month") -> YearMonth:
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=False)
 class YearMonth:
     """A billing month: a calendar month in Asia/Tokyo (rules §4)."""
 
     year: int
     month: int = attrs.field()
+
+    # Ordered by (year, month), as attrs' ``order=True`` orders it, without its generic
+    # tuple of the fields per comparison (see Yen).
+    def __lt__(self, other: YearMonth) -> bool:
+        if other.__class__ is not YearMonth:
+            return NotImplemented
+        return (self.year, self.month) < (other.year, other.month)
+
+    def __le__(self, other: YearMonth) -> bool:
+        if other.__class__ is not YearMonth:
+            return NotImplemented
+        return (self.year, self.month) <= (other.year, other.month)
+
+    def __gt__(self, other: YearMonth) -> bool:
+        if other.__class__ is not YearMonth:
+            return NotImplemented
+        return (self.year, self.month) > (other.year, other.month)
+
+    def __ge__(self, other: YearMonth) -> bool:
+        if other.__class__ is not YearMonth:
+            return NotImplemented
+        return (self.year, self.month) >= (other.year, other.month)
 
     @month.validator
     def _check(self, _: attrs.Attribute[int], value: int) -> None:

@@ -440,3 +440,24 @@ def test_tokyo_date_and_naive_times() -> None:
     assert TOKYO.utcoffset(None) == timedelta(hours=9)
     minus_five = timezone(timedelta(hours=-5))
     assert require_aware(datetime(2025, 1, 1, tzinfo=minus_five)).tzinfo is minus_five
+
+
+def test_money_and_months_order_as_their_fields_do_and_refuse_other_classes() -> None:
+    """Yen and YearMonth compare by their fields (amount; year then month), as attrs'
+    generated ordering did; against another class the comparison is refused."""
+    import operator
+
+    from matome.values import YearMonth, Yen
+
+    ops = (operator.lt, operator.le, operator.gt, operator.ge)
+    for a, b in [(-5, 3), (3, 3), (7, 2)]:
+        for op in ops:
+            assert op(Yen(a), Yen(b)) == op(a, b)
+    for x, y in [((2024, 12), (2025, 1)), ((2025, 2), (2025, 2)), ((2025, 3), (2025, 1))]:
+        for op in ops:
+            assert op(YearMonth(*x), YearMonth(*y)) == op(x, y)
+    for bad in (Yen(1), YearMonth(2025, 1)):
+        with pytest.raises(TypeError):
+            _ = bad < 1  # type: ignore[operator]
+    months = [YearMonth(2025, 1), YearMonth(2024, 12)]
+    assert sorted(months) == [YearMonth(2024, 12), YearMonth(2025, 1)]
