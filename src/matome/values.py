@@ -323,24 +323,16 @@ class Yen:
     # Ordered by amount, as attrs' ``order=True`` orders it (another class: NotImplemented),
     # without building a tuple of the fields per comparison: every purchase compares money.
     def __lt__(self, other: Yen) -> bool:
-        if other.__class__ is not Yen:
-            return NotImplemented
-        return self.amount < other.amount
+        return self.amount < other.amount if other.__class__ is Yen else NotImplemented
 
     def __le__(self, other: Yen) -> bool:
-        if other.__class__ is not Yen:
-            return NotImplemented
-        return self.amount <= other.amount
+        return self.amount <= other.amount if other.__class__ is Yen else NotImplemented
 
     def __gt__(self, other: Yen) -> bool:
-        if other.__class__ is not Yen:
-            return NotImplemented
-        return self.amount > other.amount
+        return self.amount > other.amount if other.__class__ is Yen else NotImplemented
 
     def __ge__(self, other: Yen) -> bool:
-        if other.__class__ is not Yen:
-            return NotImplemented
-        return self.amount >= other.amount
+        return self.amount >= other.amount if other.__class__ is Yen else NotImplemented
 
     def __add__(self, other: Yen) -> Yen:
         return Yen(self.amount + other.amount)
@@ -408,8 +400,8 @@ class YearMonth:
     year: int
     month: int = attrs.field()
 
-    # Ordered by (year, month), as attrs' ``order=True`` orders it, without its generic
-    # tuple of the fields per comparison (see Yen).
+    # Ordered by (year, month), as attrs' ``order=True`` orders it, without its generic tuple
+    # of the fields per comparison (see Yen); ``>`` and ``>=`` are these two, reflected.
     def __lt__(self, other: YearMonth) -> bool:
         if other.__class__ is not YearMonth:
             return NotImplemented
@@ -419,16 +411,6 @@ class YearMonth:
         if other.__class__ is not YearMonth:
             return NotImplemented
         return (self.year, self.month) <= (other.year, other.month)
-
-    def __gt__(self, other: YearMonth) -> bool:
-        if other.__class__ is not YearMonth:
-            return NotImplemented
-        return (self.year, self.month) > (other.year, other.month)
-
-    def __ge__(self, other: YearMonth) -> bool:
-        if other.__class__ is not YearMonth:
-            return NotImplemented
-        return (self.year, self.month) >= (other.year, other.month)
 
     @month.validator
     def _check(self, _: attrs.Attribute[int], value: int) -> None:
