@@ -96,6 +96,9 @@ class LinesFacts:
         self.refunds_by_line: dict[str, list[tuple[Purchase, RefundRow]]] = {}
         self.histories: dict[CustomerId, list[AccountEntry]] = {}
         self.hashes: dict[str, str] = {}
+        #: Each purchase's stream id by receipt, as the views hold it (the billing run names
+        #: a charge's source events by stream without deriving each uuid5 again).
+        self.streams: dict[str, str] = {}
 
     def purchases(self, month: YearMonth, customer_id: str | None) -> list[Purchase]:
         """One line's purchases that may be charged in ``month`` (:class:`ChargeFacts`)."""
@@ -516,6 +519,7 @@ class Documents:
                 if p.row.customer_id not in wanted:
                     continue
                 out.purchases_by_line.setdefault(p.row.customer_id, []).append(p)
+                out.streams[p.row.receipt] = p.row.stream
                 if chained:
                     stream = p.row.stream
                     if r[_N_SUB + 1] is not None:
@@ -537,6 +541,7 @@ class Documents:
                     continue
                 refund = REFUNDS.read(r[_N_SUB + 1 : _N_SUB + 1 + n_refund])
                 out.refunds_by_line.setdefault(p.row.customer_id, []).append((p, refund))
+                out.streams[p.row.receipt] = p.row.stream
                 found = r[_N_SUB + 1 + n_refund] if chained else None
                 if found is not None:
                     out.hashes[f"{p.row.stream}@{refund.version}"] = found
