@@ -19,7 +19,10 @@ directory in ``/dev/shm``, tmpfs: building is 3× faster without fsyncs) and the
 months, seed, snapshot, and a digest of the log's first commands) matches.
 
 **measure** copies the store to a scratch file next to it, opens an engine on the copy,
-catches the views up (not timed), and times ``engine.issue_bills(at=<1st of the next month,
+catches the views up and makes the process's first-write check of the store (``check_writable``:
+the kinds of every event recorded since the last process's check — on a built store, a scan of
+the whole log; reported apart as ``first_write_check_seconds``, not timed with the run), and
+times ``engine.issue_bills(at=<1st of the next month,
 00:30>, month=<the last month>)``: closing the month and the billing run, which issues one
 ``BillIssued`` per line with charges (``matome.billing.BillingProcess``: 500 lines at a time,
 their charges and accounts read from the views with their events' chain hashes joined in the
