@@ -67,15 +67,20 @@ __all__ = [
 ]
 
 
-def bill_sources(bill: Bill, account_version: int) -> tuple[str, ...]:
+def bill_sources(
+    bill: Bill, account_version: int, streams: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
     """The events a bill is computed from, as ``<stream>@<version>``: its charges' purchases,
     cancellations and refunds, the line event that set the billing account in force, and the
-    registration of each provider it names."""
+    registration of each provider it names.  ``streams``: purchases' stream ids by receipt,
+    where known (each is ``subscription_id(receipt)``, derived when not given)."""
     refs = {f"{line_id(bill.customer_id)}@{account_version}"}
+    known = streams or {}
     for charge in bill.charges:
         for source in charge.sources:
             receipt, _, version = source.rpartition("@")
-            refs.add(f"{subscription_id(receipt)}@{version}")
+            stream = known.get(receipt) or str(subscription_id(receipt))
+            refs.add(f"{stream}@{version}")
     refs |= {f"{_provider_stream(row.provider)}@1" for row in bill.rows}
     return tuple(sorted(refs))
 
@@ -310,7 +315,9 @@ def _bills(
         )
         account = entry_in_force(facts.histories[customer_id], month)
         # Serialised once: the same text is stored and digested (BillIssued v4).
-        bills.append((customer_id, canonical_text(bill), bill_sources(bill, account[1])))
+        bills.append(
+            (customer_id, canonical_text(bill), bill_sources(bill, account[1], facts.streams))
+        )
     hashes = facts.hashes
     missing = {ref for _, _, sources in bills for ref in sources} - hashes.keys()
     missing -= looked_up.keys()

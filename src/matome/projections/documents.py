@@ -73,6 +73,10 @@ __all__ = ["Documents", "LinesFacts", "bill_digest"]
 _SUB_COLUMNS = f"{SUBS.select_columns('s')}, l.operator"
 _SUBS = "mv_subs s JOIN mv_lines l ON l.customer_id = s.customer_id"
 _N_SUB = len(SUBS.columns)
+#: ``s.purchased_at`` and ``s.receipt`` by position in a select of :data:`_SUB_COLUMNS` (a
+#: compound select is ordered by its result columns).
+_ORDER_AT = SUBS.column_names.index("purchased_at") + 1
+_ORDER_RECEIPT = SUBS.column_names.index("receipt") + 1
 #: Keys per ``IN (...)`` query (below every SQL engine's limit on parameters).
 _IN_CHUNK = 500
 
@@ -92,6 +96,9 @@ class LinesFacts:
         self.refunds_by_line: dict[str, list[tuple[Purchase, RefundRow]]] = {}
         self.histories: dict[CustomerId, list[AccountEntry]] = {}
         self.hashes: dict[str, str] = {}
+        #: Each purchase's stream id by receipt, as the views hold it (the billing run names
+        #: a charge's source events by stream without deriving each uuid5 again).
+        self.streams: dict[str, str] = {}
 
     def purchases(self, month: YearMonth, customer_id: str | None) -> list[Purchase]:
         """One line's purchases that may be charged in ``month`` (:class:`ChargeFacts`)."""
@@ -490,20 +497,29 @@ class Documents:
                     return f"{column} BETWEEN ? AND ?"
                 return f"{column} IN ({', '.join('?' * len(chunk))})"  # noqa: B023
 
-            rows = self.projection.query(
+            # Two selects, each a seek of its own index (mv_subs_month, mv_subs_open), so that
+            # only the purchases that may be charged are read — not every purchase of the
+            # lines' history, which grew the cost of a bill with the months of history: the
+            # month's purchases, and the monthly subscriptions bought before it and not
+            # cancelled before it.  Sorted as one.
+            select = (
                 f"SELECT {_SUB_COLUMNS}{hashes} FROM {_SUBS}"
                 f"{join('c1', 's.stream', '1')}{join('c2', 's.stream', 's.cancel_version')} "
-                f"WHERE {among('s.customer_id')}{lines_too} AND s.purchased_month <= ? AND "
-                "((s.pricing = 'monthly' AND (s.cancelled_month IS NULL OR "
-                "s.cancelled_month >= ?)) OR s.purchased_month = ?) "
-                "ORDER BY s.purchased_at, s.receipt",
-                (*twice, m, m, m),
+            )
+            rows = self.projection.query(
+                f"{select}WHERE s.purchased_month = ? AND {among('s.customer_id')}{lines_too} "
+                f"UNION ALL {select}WHERE s.pricing = 'monthly' AND "
+                f"{among('s.customer_id')}{lines_too} AND (s.cancelled_month IS NULL OR "
+                "s.cancelled_month >= ?) AND s.purchased_month < ? "
+                f"ORDER BY {_ORDER_AT}, {_ORDER_RECEIPT}",
+                (m, *twice, *twice, m, m),
             )
             for r in rows:
                 p = _purchase(r)
                 if p.row.customer_id not in wanted:
                     continue
                 out.purchases_by_line.setdefault(p.row.customer_id, []).append(p)
+                out.streams[p.row.receipt] = p.row.stream
                 if chained:
                     stream = p.row.stream
                     if r[_N_SUB + 1] is not None:
@@ -525,6 +541,7 @@ class Documents:
                     continue
                 refund = REFUNDS.read(r[_N_SUB + 1 : _N_SUB + 1 + n_refund])
                 out.refunds_by_line.setdefault(p.row.customer_id, []).append((p, refund))
+                out.streams[p.row.receipt] = p.row.stream
                 found = r[_N_SUB + 1 + n_refund] if chained else None
                 if found is not None:
                     out.hashes[f"{p.row.stream}@{refund.version}"] = found

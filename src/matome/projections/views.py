@@ -213,7 +213,13 @@ SUBS = Table(
     fixed=("purchased_at",),
     indexes=(
         Index("mv_subs_line", ("customer_id", "purchased_month")),
-        Index("mv_subs_month", ("purchased_month",)),
+        # A month's purchases of a range of lines (the billing run's chunk) are found by a
+        # seek, not by reading every purchase of the month or every purchase of the lines.
+        Index("mv_subs_month", ("purchased_month", "customer_id")),
+        # The monthly subscriptions of a range of lines, with what says whether one is still
+        # charged, in the index: the billing run fetches only those still charged, not every
+        # purchase of the lines' history (a bill's cost flat in the months of history).
+        Index("mv_subs_open", ("pricing", "customer_id", "cancelled_month", "purchased_month")),
     ),
 )
 REFUNDS = Table(
