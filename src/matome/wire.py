@@ -42,6 +42,7 @@ from matome.values import (
 )
 
 __all__ = [
+    "bill_digest",
     "canonical_text",
     "converter",
     "dumps",
@@ -225,6 +226,12 @@ def canonical_text(document: Any) -> str:
 def text_digest(text: str) -> str:
     """SHA-256 (hex) of a stored text's UTF-8 bytes: an issued bill's ``digest``."""
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def bill_digest(bill: Bill) -> str:
+    """SHA-256 of a bill's canonical JSON (sorted keys, no insignificant white space): the
+    ``digest`` of the bill issued with that content."""
+    return text_digest(canonical_text(bill))
 
 
 class IssuedDocument(Protocol):

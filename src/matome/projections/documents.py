@@ -9,7 +9,6 @@ in that purchase's own stream — stable on every store).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
@@ -65,7 +64,7 @@ from matome.values import (
     YearMonth,
     Yen,
 )
-from matome.wire import dumps, from_json, to_json
+from matome.wire import bill_digest, from_json
 
 __all__ = ["Documents", "LinesFacts", "bill_digest"]
 
@@ -113,11 +112,6 @@ class LinesFacts:
         if customer_id is None:
             raise ValueError("the facts of a chunk of lines are read line by line")
         return self.refunds_by_line.get(customer_id, [])
-
-
-def bill_digest(bill: Bill) -> str:
-    """SHA-256 of a bill's canonical JSON (sorted keys, no insignificant white space)."""
-    return hashlib.sha256(dumps(to_json(bill)).encode()).hexdigest()
 
 
 class Documents:
