@@ -275,7 +275,11 @@ class Engine(_Commands):
         return self._run_billing(None, at)
 
     def close(self) -> None:
-        """Close the views' and the event store's connections."""
+        """Close the views' and the event store's connections, and stop the key-derivation
+        threads (a service that opens an engine per tenant or per request must not keep
+        them)."""
+        if self._commands.pool is not None:
+            self._commands.pool.close()
         if self._views is not None:
             self._views[0].store.close()
         self._store.close()

@@ -6,6 +6,7 @@ one command at a time, whatever the batch size."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,25 @@ def test_the_cheap_testing_kdf_runs_without_a_pool_and_production_with_one() -> 
     finally:
         cheap.close()
         costly.close()
+
+
+def test_closing_an_engine_stops_its_key_derivation_threads(pooled: None) -> None:
+    """A service that opens an engine per tenant or per request must not keep a pool of
+    threads for each engine it closed."""
+
+    def kdf_threads() -> int:
+        return sum(t.name.startswith("matome-kdf") for t in threading.enumerate())
+
+    text = "".join(json.dumps(c) + "\n" for c in generate_log(3, 1, seed=5)).encode()
+    before = kdf_threads()
+    for _ in range(3):
+        engine = Engine.open(":memory:", kdf=CHEAP_ARGON2)
+        assert engine._commands.pool is not None
+        lines = list(log_lines([*text.splitlines(keepends=True)]))
+        apply_lines(engine, lines)  # a cold batch: its derivations start the pool's threads
+        assert kdf_threads() > before
+        engine.close()
+    assert kdf_threads() == before
 
 
 def test_a_warm_batch_is_decided_once_and_a_cold_one_dry_first() -> None:
