@@ -19,7 +19,7 @@ from matome.projections.runner import Projection
 from matome.values import YearMonth
 
 if TYPE_CHECKING:
-    from matome.engine import Engine
+    from matome._engine_methods import Engine
 
 #: The engine's earlier attributes for the machinery now under :attr:`Engine.internals`: still
 #: answered at run time (not listed by ``dir``, unknown to type checkers), removed in 0.3.

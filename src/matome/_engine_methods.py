@@ -8,15 +8,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from matome import commands as cmd
-from matome.application.eventstore import translate_store_error
+from matome.application.eventstore import LogPosition, translate_store_error
 from matome.errors import InvalidInput, MatomeError
 from matome.values import CustomerId, YearMonth, require_aware
 
 if TYPE_CHECKING:
-    from matome.engine import Engine
+    from matome.application.eventstore import EventStoreApplication
+    from matome.application.service import CommandService
+    from matome.projections.documents import Documents
+    from matome.projections.runner import Projection
 
 R = TypeVar("R", bound=cmd.Result)
 P = ParamSpec("P")
@@ -24,6 +27,20 @@ P = ParamSpec("P")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Callable[..., Any])
+
+
+class Engine(Protocol):
+    """What the engine's private modules use of a :class:`matome.engine.Engine`, named by its
+    shape: ``matome.engine`` imports them, so they do not import it back."""
+
+    _store: EventStoreApplication
+    _commands: CommandService
+
+    def execute(self, command: cmd.Command[R], position: LogPosition | None = None) -> R: ...
+
+    def _run_billing(self, through: YearMonth | None = None, at: datetime | None = None) -> int: ...
+
+    def _view_pair(self) -> tuple[Projection, Documents]: ...
 
 
 def _guarded(method: M) -> M:

@@ -7,10 +7,15 @@ Re-exported by :mod:`matome.values`, whose :func:`~matome.values.parse_enum` rea
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # an annotation only: matome.values imports this module
-    from matome.values import CustomerId
+
+class _Identified(Protocol):
+    """What :meth:`Operator.accepts` reads of a ``matome.values.CustomerId`` (named by its
+    shape: matome.values imports this module, so this module does not import it back)."""
+
+    @property
+    def value(self) -> str: ...
 
 
 class Operator(StrEnum):
@@ -19,7 +24,7 @@ class Operator(StrEnum):
     WEST = "west"
     EAST = "east"
 
-    def accepts(self, customer_id: CustomerId) -> bool:
+    def accepts(self, customer_id: _Identified) -> bool:
         """West uses ``CAF`` IDs only; East uses ``CAF`` and ``COP`` (rules §1)."""
         return self is Operator.EAST or customer_id.value.startswith("CAF")
 

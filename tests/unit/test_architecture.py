@@ -332,3 +332,18 @@ def test_a_new_column_in_a_tables_declaration_changes_the_views_schema_version(
     after = viewstore.ddl_digest()
     assert after != before
     assert viewstore.schema_version(viewstore.VIEW_LOGIC, after) != viewstore.SCHEMA_VERSION
+
+
+def test_no_module_of_matome_imports_itself_back_even_for_type_checking() -> None:
+    """Layers say which way imports run; this says no two modules import each other round a
+    loop, ``TYPE_CHECKING`` imports included (a private module split from a public one names
+    what it uses of it by shape, a ``Protocol``, instead of importing it back)."""
+    grimp = pytest.importorskip("grimp")  # import-linter's graph: a test dependency
+    graph = grimp.build_graph("matome")
+    loops = [
+        (module, imported)
+        for module in sorted(graph.modules)
+        for imported in sorted(graph.find_modules_directly_imported_by(module))
+        if graph.find_shortest_chain(importer=imported, imported=module) is not None
+    ]
+    assert loops == []
