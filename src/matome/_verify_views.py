@@ -12,6 +12,16 @@ from matome.documents import Break, BreakKind
 from matome.events.bill import BillIssued
 
 
+def log_break(
+    kind: BreakKind, message: str, *, position: int | None = None, topic: str | None = None
+) -> Break:
+    """A break of the log or the views as a whole, not of one stored event's stream (those are
+    ``verify._break_at``)."""
+    return Break(
+        kind=kind, stream="", version=None, position=position, topic=topic, message=message
+    )
+
+
 class Views(Protocol):
     """The read models as ``verify`` reads them (:class:`matome.projections.runner.Projection`)."""
 
@@ -30,13 +40,11 @@ def _check_views(views: Views, issued: dict[tuple[str, str], tuple[int, Any, str
     def broken(key: tuple[str, str], what: str) -> None:
         position = expected[key][0] if key in expected else None
         out.append(
-            Break(
-                kind=BreakKind.VIEW_CHANGED,
-                stream="",
-                version=None,
+            log_break(
+                BreakKind.VIEW_CHANGED,
+                f"the views' bill of {key[0]} for {key[1]}: {what}",
                 position=position,
                 topic=BillIssued.TOPIC if position is not None else None,
-                message=f"the views' bill of {key[0]} for {key[1]}: {what}",
             )
         )
 
@@ -83,13 +91,9 @@ def _check_views(views: Views, issued: dict[tuple[str, str], tuple[int, Any, str
     for month, provider in sorted(totals.keys() | shown_totals.keys()):
         if totals.get((month, provider), [0, 0]) != shown_totals.get((month, provider), [0, 0]):
             out.append(
-                Break(
-                    kind=BreakKind.VIEW_CHANGED,
-                    stream="",
-                    version=None,
-                    position=None,
-                    topic=None,
-                    message=f"the views' total of provider {provider} for {month} differs "
+                log_break(
+                    BreakKind.VIEW_CHANGED,
+                    f"the views' total of provider {provider} for {month} differs "
                     "from the issued bills (edited?)",
                 )
             )

@@ -54,6 +54,7 @@ from matome._verify_seals import (
 from matome._verify_views import (
     Views,
     _check_views,
+    log_break,
 )
 from matome.application.eventstore import (
     GENESIS,
@@ -125,13 +126,9 @@ def verify_store(
     adoption = matome_recorder.adoption()
     if adoption is None:
         breaks.append(
-            Break(
-                kind=BreakKind.UNCHAINED,
-                stream="",
-                version=None,
-                position=None,
-                topic=None,
-                message="the store has no global chain: no writer of contract 3 has opened it "
+            log_break(
+                BreakKind.UNCHAINED,
+                "the store has no global chain: no writer of contract 3 has opened it "
                 "yet (matome seal, or any writing command, adopts its events once)",
             )
         )
@@ -295,13 +292,10 @@ def verify_store(
         sealed = _check_against(against, public_key, position, sealed_head, sealed_events)
         if not sealed.ok:
             breaks.append(
-                Break(
-                    kind=BreakKind.SEAL,
-                    stream="",
-                    version=None,
+                log_break(
+                    BreakKind.SEAL,
+                    sealed.message,
                     position=_first_bad(sealed_at or 0, position, breaks),
-                    topic=None,
-                    message=sealed.message,
                 )
             )
     breaks.sort(key=lambda b: (b.position is None, b.position or 0))
@@ -332,13 +326,10 @@ def _problem(b: Break) -> str:
 
 
 def _orphan(position: int) -> Break:
-    return Break(
-        kind=BreakKind.MISSING,
-        stream="",
-        version=None,
+    return log_break(
+        BreakKind.MISSING,
+        f"log position {position} has a global-chain entry but no event (deleted?)",
         position=position,
-        topic=None,
-        message=f"log position {position} has a global-chain entry but no event (deleted?)",
     )
 
 
