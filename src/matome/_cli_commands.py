@@ -220,10 +220,6 @@ def _read_file(path: str, what: str) -> bytes:
 def _cmd_verify(args: argparse.Namespace) -> int:
     progress = _Progress(None, "verify (log positions)")
 
-    def report(done: int, total: int) -> None:
-        progress.total = total
-        progress.step(done - progress.done)
-
     try:
         against = None
         public_key = None
@@ -238,7 +234,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             public_key = _read_file(path, "seal public key")
         engine = _engine(args)
         try:
-            result = engine.verify(report, against=against, public_key=public_key)
+            result = engine.verify(progress.report, against=against, public_key=public_key)
             progress.close()
         finally:
             engine.close()
@@ -255,10 +251,6 @@ def _cmd_seal(args: argparse.Namespace) -> int:
     """Verify the store and write a signed checkpoint of its global chain."""
     progress = _Progress(None, "seal (log positions)")
 
-    def report(done: int, total: int) -> None:
-        progress.total = total
-        progress.step(done - progress.done)
-
     try:
         path = args.key or os.environ.get("MATOME_SEAL_KEY")
         if not path:
@@ -272,7 +264,7 @@ def _cmd_seal(args: argparse.Namespace) -> int:
         _engine(args).close()
         engine = _engine(args, create=True)
         try:
-            result, seal = engine.seal(private_key, report)
+            result, seal = engine.seal(private_key, progress.report)
             progress.close()
         finally:
             engine.close()
@@ -373,14 +365,10 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
     progress = _Progress(None, "rebuild (log positions)")
     start = time.monotonic()
 
-    def report(done: int, total: int) -> None:
-        progress.total = total
-        progress.step(done - progress.done)
-
     try:
         engine = _engine(args)
         try:
-            processed = engine.rebuild_views(report)
+            processed = engine.rebuild_views(progress.report)
             progress.close()
         finally:
             engine.close()

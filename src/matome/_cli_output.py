@@ -44,6 +44,11 @@ class _Progress:
         self.last = 0.0
         self.done = 0
 
+    def report(self, done: int, total: int) -> None:
+        """A long operation's progress callback (``Progress``: done so far, in all)."""
+        self.total = total
+        self.step(done - self.done)
+
     def step(self, n: int = 1) -> None:
         self.done += n
         now = time.monotonic()
